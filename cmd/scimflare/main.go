@@ -1,0 +1,180 @@
+// Command scimflare keeps Cloudflare account access in line with the
+// identity provider. This file is wiring only: flags, config, construct, run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/admin"
+	"github.com/scimflare/scimflare/internal/cli"
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/daemon"
+	"github.com/scimflare/scimflare/store"
+)
+
+// Set with -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 1
+		}
+		return 0
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintf(stdout, "scimflare %s (commit %s, %s)\n", version, commitID(), runtime.Version())
+		return 0
+	case "serve":
+		return serve(args[1:], stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	}
+	if !cli.Has(args[0]) {
+		fmt.Fprintf(stderr, "scimflare: unknown command %q; run `scimflare help` for the list\n", args[0])
+		return 1
+	}
+	cfg, code := loadConfig(args[1:], stderr)
+	if cfg == nil {
+		return code
+	}
+	ctx := context.Background()
+	resp, err := admin.Call(ctx, cfg.Admin.Socket, args)
+	if err == nil {
+		fmt.Fprint(stdout, resp.Stdout)
+		fmt.Fprint(stderr, resp.Stderr)
+		return resp.Exit
+	}
+	if !errors.Is(err, admin.ErrNoDaemon) {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1
+	}
+	st, err := store.Open(cfg.State.Path)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	return cli.Run(ctx, &cli.Env{Config: cfg, Store: st, Now: time.Now}, args, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: scimflare COMMAND --config FILE [flags]")
+	fmt.Fprintln(w, "commands:")
+	fmt.Fprintln(w, "  serve --config FILE")
+	fmt.Fprintln(w, "  validate --config FILE [--online]")
+	for _, u := range cli.Usage() {
+		fmt.Fprintln(w, "  "+u)
+	}
+	fmt.Fprintln(w, "  version")
+}
+
+// configFlag finds --config in args without consuming the command's flags.
+func configFlag(args []string) string {
+	for i, a := range args {
+		switch {
+		case a == "--config" || a == "-config":
+			if i+1 < len(args) {
+				return args[i+1]
+			}
+		case strings.HasPrefix(a, "--config="):
+			return strings.TrimPrefix(a, "--config=")
+		case strings.HasPrefix(a, "-config="):
+			return strings.TrimPrefix(a, "-config=")
+		}
+	}
+	return ""
+}
+
+func loadConfig(args []string, stderr io.Writer) (*config.Config, int) {
+	path := configFlag(args)
+	if path == "" {
+		fmt.Fprintln(stderr, "scimflare: --config FILE is required")
+		return nil, 1
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "scimflare: "+err.Error())
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	cfg, code := loadConfig(args, stderr)
+	if cfg == nil {
+		return code
+	}
+	if err := daemon.Run(context.Background(), cfg, daemon.Options{Logger: newLogger(stderr)}); err != nil {
+		fmt.Fprintln(stderr, "scimflare: "+err.Error())
+		return 1
+	}
+	return 0
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	cfg, code := loadConfig(args, stderr)
+	if cfg == nil {
+		return code
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning: "+w.String())
+	}
+	fmt.Fprintf(stdout, "%s is valid (%d accounts, %d mappings, %d warnings)\n", cfg.Path, len(cfg.Accounts), len(cfg.Mappings), len(cfg.Warnings))
+	return 0
+}
+
+// newLogger logs JSON unless stderr is a terminal.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func commitID() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}

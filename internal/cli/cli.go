@@ -1,0 +1,110 @@
+// Package cli implements the scimflare commands that read or change state.
+// Each runs the same way inside the daemon (reached over the admin socket)
+// and directly on the state file when no daemon runs. It prints user
+// mistakes as one sentence and never prints a stored secret.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/store"
+)
+
+// Env is what commands run against.
+type Env struct {
+	Config *config.Config
+	Store  *store.BoltStore
+	Now    func() time.Time
+	// Daemon is true inside `serve`.
+	Daemon bool
+}
+
+type command struct {
+	usage string
+	run   func(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error
+}
+
+var commands = map[string]command{}
+
+func register(name, usage string, run func(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error) {
+	commands[name] = command{usage: usage, run: run}
+}
+
+// Has reports whether name is a state command handled here.
+func Has(name string) bool {
+	_, ok := commands[name]
+	return ok
+}
+
+// Usage lists the state commands.
+func Usage() []string {
+	var out []string
+	for _, c := range commands {
+		out = append(out, c.usage)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// UsageError is a mistake in the command line.
+type UsageError struct{ msg string }
+
+func (e UsageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
+
+// ExitError carries a specific exit status (plan --detailed-exitcode).
+type ExitError struct{ Code int }
+
+func (e ExitError) Error() string { return fmt.Sprintf("exit %d", e.Code) }
+
+// Run executes args (command name first) and returns the exit status.
+func Run(ctx context.Context, env *Env, args []string, out, errOut io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(errOut, "scimflare: no command given")
+		return 1
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(errOut, "scimflare: unknown command %q\n", args[0])
+		return 1
+	}
+	err := c.run(ctx, env, args[1:], out, errOut)
+	var ee ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	default:
+		fmt.Fprintln(errOut, "scimflare: "+strings.TrimSuffix(err.Error(), "."))
+		return 1
+	}
+}
+
+// newFlags makes a flag set that reports errors instead of exiting, and
+// accepts --config (already consumed by the caller) silently.
+func newFlags(name string, errOut io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("config", "", "config file")
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}

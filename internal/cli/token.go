@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/scim"
+	"github.com/scimflare/scimflare/store"
+)
+
+func init() {
+	register("token", "token create --name N [--ttl 90d] | token list | token revoke N", runToken)
+}
+
+func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
+	if len(args) == 0 {
+		return usagef("token: say create, list or revoke")
+	}
+	switch args[0] {
+	case "create":
+		fs := newFlags("token create", errOut)
+		name := fs.String("name", "", "token name")
+		ttl := fs.String("ttl", "90d", "lifetime, e.g. 90d; 0 for none")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if *name == "" {
+			return usagef("token create: --name is required")
+		}
+		var life time.Duration
+		if *ttl != "0" {
+			d, err := config.ParseDuration(*ttl)
+			if err != nil || d <= 0 {
+				return usagef("token create: --ttl %q is not a duration such as 90d", *ttl)
+			}
+			life = d
+		}
+		secret, hash, err := scim.NewToken()
+		if err != nil {
+			return err
+		}
+		now := env.Now()
+		t := store.Token{Name: *name, Hash: hash, CreatedAt: now}
+		if life > 0 {
+			t.ExpiresAt = now.Add(life)
+		}
+		if err := env.Store.PutToken(t); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return usagef("token create: a token named %q exists already; revoke it first or pick another name", *name)
+			}
+			return err
+		}
+		fmt.Fprintf(out, "created SCIM token %q", *name)
+		if life > 0 {
+			fmt.Fprintf(out, ", expires %s", t.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(out, "\n%s\nThis secret is shown once and stored only as a hash. Paste it into your IdP's SCIM connector now.\n", secret)
+		return nil
+	case "list":
+		fs := newFlags("token list", errOut)
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		toks, err := env.Store.Tokens()
+		if err != nil {
+			return err
+		}
+		now := env.Now()
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCREATED\tAGE\tEXPIRES\tSTATE")
+		for _, t := range toks {
+			exp, state := "never", "active"
+			if !t.ExpiresAt.IsZero() {
+				exp = t.ExpiresAt.UTC().Format(time.RFC3339)
+				if !now.Before(t.ExpiresAt) {
+					state = "expired"
+				}
+			}
+			age := now.Sub(t.CreatedAt).Truncate(time.Hour)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), formatAge(age), exp, state)
+		}
+		return tw.Flush()
+	case "revoke":
+		if len(args) != 2 {
+			return usagef("token revoke: give exactly one token name")
+		}
+		if err := env.Store.DeleteToken(args[1]); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return usagef("token revoke: there is no token named %q", args[1])
+			}
+			return err
+		}
+		fmt.Fprintf(out, "revoked SCIM token %q\n", args[1])
+		return nil
+	}
+	return usagef("token: unknown subcommand %q (create, list or revoke)", args[0])
+}
+
+func formatAge(d time.Duration) string {
+	days := int(d.Hours()) / 24
+	if days > 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dh", int(d.Hours()))
+}

@@ -1,0 +1,201 @@
+// Package daemon wires scimflare's parts into the running service: the SCIM
+// endpoint, health and metrics, the admin socket, and (when configured) the
+// reconciler. It owns start-up and orderly shutdown; it holds no business
+// logic of its own.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/admin"
+	"github.com/scimflare/scimflare/internal/cli"
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/scim"
+	"github.com/scimflare/scimflare/store"
+)
+
+// Options are the parts a caller (main, or a test) may set.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Ready, when set, receives the HTTP address once the daemon serves.
+	Ready chan<- string
+}
+
+// Daemon is a running scimflare.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	st      *store.BoltStore
+	metrics *metrics.Metrics
+	scim    *scim.Server
+}
+
+// Run serves until ctx ends or SIGINT/SIGTERM arrives, then shuts down:
+// in-flight requests finish, the store is closed.
+func Run(ctx context.Context, cfg *config.Config, opt Options) error {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	log := opt.Logger
+	st, err := store.Open(cfg.State.Path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
+
+	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now)
+	d.scim, err = scim.New(st, scim.Options{
+		BasePath:     cfg.Server.SCIMBasePath,
+		MaxBodyBytes: cfg.SCIM.MaxBodyBytes,
+		EmailFrom:    cfg.Identity.EmailFrom,
+		Auth:         auth,
+		Metrics:      d.metrics,
+		Logger:       log.With("component", "scim"),
+		Now:          opt.Now,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "problem", w.String())
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on server.listen %s: %w", cfg.Server.Listen, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	adminLn, err := admin.Listen(cfg.Admin.Socket)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer os.Remove(cfg.Admin.Socket)
+	adminSrv := &http.Server{Handler: admin.Handler(d.runCommand), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		if cfg.Server.TLSCertFile != "" {
+			err = httpSrv.ServeTLS(ln, cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
+		} else {
+			err = httpSrv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	go func() {
+		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin socket: %w", err)
+		}
+	}()
+	log.Info("scimflare serving", "listen", ln.Addr().String(), "scim", cfg.Server.SCIMBasePath,
+		"state", cfg.State.Path, "admin_socket", cfg.Admin.Socket, "tls", cfg.Server.TLSCertFile != "")
+	if opt.Ready != nil {
+		opt.Ready <- ln.Addr().String()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("server failed", "err", runErr)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutdownCtx)
+	_ = adminSrv.Shutdown(shutdownCtx)
+	log.Info("stopped")
+	return runErr
+}
+
+func (d *Daemon) runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	env := &cli.Env{Config: d.cfg, Store: d.st, Now: d.now, Daemon: true}
+	return cli.Run(ctx, env, args, stdout, stderr)
+}
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
+	mux.Handle(base+"/", d.scim.Handler())
+	mux.Handle(base, d.scim.Handler())
+	mux.HandleFunc("GET /healthz", d.healthz)
+	mux.HandleFunc("GET /readyz", d.readyz)
+	mux.Handle("GET /metrics", d.metrics.Handler())
+	return securityHeaders(mux)
+}
+
+// securityHeaders marks every response as not cacheable and not sniffable:
+// SCIM answers carry personal data.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Referrer-Policy", "no-referrer")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
+	if _, err := d.st.CountUsers(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "reason": "the state file does not answer"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+}
+
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	var reasons []string
+	if _, err := d.st.CountUsers(); err != nil {
+		reasons = append(reasons, "the state file does not answer")
+	}
+	if len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

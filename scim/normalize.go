@@ -1,0 +1,148 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	filterparser "github.com/scim2/filter-parser/v2"
+)
+
+const (
+	userSchemaURN       = "urn:ietf:params:scim:schemas:core:2.0:User"
+	groupSchemaURN      = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	enterpriseSchemaURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	legacyCoreURN       = "urn:scim:schemas:core:1.0"
+	legacyEnterpriseURN = "urn:scim:schemas:extension:enterprise:1.0"
+)
+
+// normalizeResourceBody rewrites the POST/PUT shapes real IdPs send into the
+// RFC 7643 form the library validates:
+//   - OneLogin's SCIM 1.0 schema URIs become the 2.0 ones;
+//   - a missing "schemas" gets the resource's core schema;
+//   - "active": "True"/"False" strings (Entra, Microsoft's conformance
+//     collection) become booleans;
+//   - the enterprise "manager" given as a bare id string (Entra) becomes
+//     {"value": id}.
+//
+// A body that is not a JSON object is returned as is, for the library to
+// reject with invalidSyntax.
+func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil || doc == nil {
+		return body, nil
+	}
+	core := userSchemaURN
+	if resource == "Groups" {
+		core = groupSchemaURN
+	}
+	for k, v := range doc {
+		switch {
+		case strings.EqualFold(k, legacyEnterpriseURN):
+			delete(doc, k)
+			doc[enterpriseSchemaURN] = v
+		case strings.EqualFold(k, legacyCoreURN):
+			delete(doc, k)
+			if m, ok := v.(map[string]any); ok {
+				for kk, vv := range m {
+					doc[kk] = vv
+				}
+			}
+		}
+	}
+	schemas, _ := doc["schemas"].([]any)
+	var out []any
+	hasCore := false
+	for _, sv := range schemas {
+		str, _ := sv.(string)
+		switch strings.ToLower(str) {
+		case legacyCoreURN:
+			str = core
+		case legacyEnterpriseURN:
+			str = enterpriseSchemaURN
+		}
+		if strings.EqualFold(str, core) {
+			hasCore = true
+		}
+		out = append(out, str)
+	}
+	if !hasCore {
+		out = append([]any{core}, out...)
+	}
+	if _, ok := doc[enterpriseSchemaURN]; ok && resource == "Users" && !containsFold(out, enterpriseSchemaURN) {
+		out = append(out, enterpriseSchemaURN)
+	}
+	doc["schemas"] = out
+	for k, v := range doc {
+		if strings.EqualFold(k, "active") {
+			if str, ok := v.(string); ok {
+				if b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(str))); err == nil {
+					doc[k] = b
+				}
+			}
+		}
+	}
+	if ext, ok := doc[enterpriseSchemaURN].(map[string]any); ok {
+		for k, v := range ext {
+			if strings.EqualFold(k, "manager") {
+				if str, ok := v.(string); ok {
+					if str == "" {
+						delete(ext, k)
+					} else {
+						ext[k] = map[string]any{"value": str}
+					}
+				}
+			}
+		}
+	}
+	return json.Marshal(doc)
+}
+
+func containsFold(list []any, s string) bool {
+	for _, v := range list {
+		if str, ok := v.(string); ok && strings.EqualFold(str, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// bareValue finds a comparison whose value is an unquoted word, as in
+// Microsoft's conformance collection (`userName sw O`,
+// `meta.created gt 2015-10-10T14:38:21-07:00`).
+var bareValue = regexp.MustCompile(`(?i)(\s(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)([^\s()"\[\]]+)`)
+
+// lenientFilterQuery quotes bare string values in a filter that does not
+// parse as written. A filter that parses is never touched, and one that
+// still fails after quoting is left for the library to reject.
+func lenientFilterQuery(q url.Values, resource string) (url.Values, bool) {
+	f := q.Get("filter")
+	if f == "" || (resource != "Users" && resource != "Groups") {
+		return q, false
+	}
+	if _, err := filterparser.ParseFilter([]byte(f)); err == nil {
+		return q, false
+	}
+	fixed := bareValue.ReplaceAllStringFunc(f, func(m string) string {
+		parts := bareValue.FindStringSubmatch(m)
+		v := parts[2]
+		switch strings.ToLower(v) {
+		case "true", "false", "null":
+			return m
+		}
+		if _, err := strconv.ParseFloat(v, 64); err == nil {
+			return m
+		}
+		return parts[1] + strconv.Quote(v)
+	})
+	if _, err := filterparser.ParseFilter([]byte(fixed)); err != nil {
+		return q, false
+	}
+	q.Set("filter", fixed)
+	return q, true
+}

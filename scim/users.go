@@ -1,0 +1,357 @@
+package scim
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	elimity "github.com/elimity-com/scim"
+	scimerr "github.com/elimity-com/scim/errors"
+	"github.com/elimity-com/scim/optional"
+	"github.com/elimity-com/scim/schema"
+
+	"github.com/scimflare/scimflare/scim/patch"
+	"github.com/scimflare/scimflare/scim/query"
+	"github.com/scimflare/scimflare/store"
+)
+
+var userResource = patch.Resource{Schema: schema.CoreUserSchema(), Extensions: []schema.Schema{schema.ExtensionEnterpriseUser()}}
+
+// Attributes the store keeps as fields, or that are never stored at all.
+var userFieldAttrs = []string{"id", "meta", "schemas", "externalId", "userName", "active", "password"}
+
+// userFromAttrs builds the store form of validated user attributes. The
+// password is dropped here: it is accepted and never kept.
+func (s *Server) userFromAttrs(attrs map[string]any, u *store.User) error {
+	name, _ := attrs["userName"].(string)
+	if strings.TrimSpace(name) == "" {
+		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "userName is required and must be a non-empty string")
+	}
+	u.UserName = name
+	u.ExternalID, _ = attrs["externalId"].(string)
+	u.Active = true
+	if a, ok := attrs["active"].(bool); ok {
+		u.Active = a
+	}
+	doc := make(map[string]any, len(attrs))
+	for k, v := range attrs {
+		doc[k] = v
+	}
+	for _, k := range userFieldAttrs {
+		deleteFold(doc, k)
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the user attributes cannot be stored: %v", err)
+	}
+	u.Doc = raw
+	u.Email = s.identityEmail(u.UserName, doc)
+	return nil
+}
+
+func deleteFold(m map[string]any, key string) {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			delete(m, k)
+		}
+	}
+}
+
+// identityEmail is the address Cloudflare will know the user by
+// (identity.email_from): the userName, or the primary email (else the work
+// email, else the first one).
+func (s *Server) identityEmail(userName string, doc map[string]any) string {
+	if s.opt.EmailFrom != "primaryEmail" {
+		return userName
+	}
+	emails, _ := doc["emails"].([]any)
+	var first, work string
+	for _, e := range emails {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if v == "" {
+			continue
+		}
+		if p, _ := m["primary"].(bool); p {
+			return v
+		}
+		if t, _ := m["type"].(string); strings.EqualFold(t, "work") && work == "" {
+			work = v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	if work != "" {
+		return work
+	}
+	return first
+}
+
+// userAttrs is the client view of a stored user, without id and meta.
+func userAttrs(u store.User) map[string]any {
+	doc := map[string]any{}
+	if len(u.Doc) > 0 {
+		_ = json.Unmarshal(u.Doc, &doc)
+	}
+	doc["userName"] = u.UserName
+	doc["active"] = u.Active
+	return doc
+}
+
+// userDoc is the full document filters are evaluated against.
+func userDoc(u store.User) map[string]any {
+	doc := userAttrs(u)
+	doc["id"] = u.ID
+	if u.ExternalID != "" {
+		doc["externalId"] = u.ExternalID
+	}
+	doc["schemas"] = []any{userSchemaURN, enterpriseSchemaURN}
+	doc["meta"] = map[string]any{
+		"resourceType": "User",
+		"created":      u.Meta.Created.Format(time.RFC3339Nano),
+		"lastModified": u.Meta.LastModified.Format(time.RFC3339Nano),
+		"version":      versionTag(u.Meta.Version),
+	}
+	return doc
+}
+
+func userResourceOf(u store.User, attrs, excluded []string) elimity.Resource {
+	a := userAttrs(u)
+	if len(attrs) > 0 || len(excluded) > 0 {
+		a = query.Project(a, attrs, excluded)
+	}
+	res := elimity.Resource{ID: u.ID, Attributes: a, Meta: meta(u.Meta)}
+	if u.ExternalID != "" {
+		res.ExternalID = optional.NewString(u.ExternalID)
+	}
+	return res
+}
+
+type userHandler struct{ s *Server }
+
+func (h userHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
+	s := h.s
+	var u store.User
+	if err := s.userFromAttrs(attrs, &u); err != nil {
+		return elimity.Resource{}, err
+	}
+	created, err := s.st.CreateUser(s.now(), u)
+	if err != nil {
+		return elimity.Resource{}, s.toSCIM(err, "User", u.UserName)
+	}
+	s.notify(Change{UserIDs: []string{created.ID}})
+	return userResourceOf(created, nil, nil), nil
+}
+
+func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
+	u, err := h.s.st.GetUser(id)
+	if err != nil {
+		return elimity.Resource{}, h.s.toSCIM(err, "User", id)
+	}
+	a, ex := listParams(r)
+	return userResourceOf(u, a, ex), nil
+}
+
+func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
+	s := h.s
+	attrs, excluded := listParams(r)
+	raw := strings.TrimSpace(r.URL.Query().Get("filter"))
+	var f *query.Filter
+	if raw != "" {
+		var err error
+		if f, err = query.Compile(raw, userResource); err != nil {
+			return elimity.Page{}, s.toSCIM(err, "User", "")
+		}
+	}
+	page := elimity.Page{Resources: []elimity.Resource{}}
+	skip := max(p.StartIndex, 1) - 1
+	take := func(u store.User) {
+		if page.TotalResults >= skip && len(page.Resources) < p.Count {
+			page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
+		}
+		page.TotalResults++
+	}
+	err := s.st.View(func(rd store.Reader) error {
+		if f == nil {
+			n, err := rd.CountUsers()
+			if err != nil {
+				return err
+			}
+			i := 0
+			err = rd.ListUsers("", func(u store.User) bool {
+				if i >= skip {
+					page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
+				}
+				i++
+				return len(page.Resources) < p.Count
+			})
+			page.TotalResults = n
+			return err
+		}
+		candidates, indexed, err := userCandidates(rd, f)
+		if err != nil {
+			return err
+		}
+		if indexed {
+			for _, u := range candidates {
+				if f.Match(userDoc(u)) {
+					take(u)
+				}
+			}
+			return nil
+		}
+		return rd.ListUsers("", func(u store.User) bool {
+			if f.Match(userDoc(u)) {
+				take(u)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return elimity.Page{}, s.toSCIM(err, "User", "")
+	}
+	return page, nil
+}
+
+// userCandidates answers `userName eq`, `externalId eq`, `id eq` and
+// `emails.value eq` from an index; indexed=false means a scan is needed.
+func userCandidates(rd store.Reader, f *query.Filter) ([]store.User, bool, error) {
+	attr, val, ok := f.EqualityHint("userName", "externalId", "id")
+	if !ok {
+		return nil, false, nil
+	}
+	var one store.User
+	var err error
+	switch strings.ToLower(attr) {
+	case "username":
+		one, err = rd.UserByUserName(val)
+	case "id":
+		one, err = rd.GetUser(val)
+	case "externalid":
+		us, err := rd.UsersByExternalID(val)
+		return us, true, err
+	default:
+		return nil, false, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	return []store.User{one}, true, nil
+}
+
+func (h userHandler) Replace(r *http.Request, id string, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
+	s := h.s
+	ifv, _ := ifMatch(r)
+	var oldEmail string
+	u, err := s.st.UpdateUser(id, s.now(), ifv, func(u *store.User) error {
+		oldEmail = u.Email
+		return s.userFromAttrs(attrs, u)
+	})
+	if err != nil {
+		return elimity.Resource{}, s.toSCIM(err, "User", id)
+	}
+	s.notify(Change{UserIDs: []string{u.ID}, Emails: changedEmail(oldEmail, u.Email)})
+	return userResourceOf(u, nil, nil), nil
+}
+
+func changedEmail(old, cur string) []string {
+	if old != "" && !strings.EqualFold(old, cur) {
+		return []string{old}
+	}
+	return nil
+}
+
+func (h userHandler) Delete(r *http.Request, id string) error {
+	s := h.s
+	u, err := s.st.GetUser(id)
+	if err != nil {
+		return s.toSCIM(err, "User", id)
+	}
+	if _, err := s.st.DeleteUser(id); err != nil {
+		return s.toSCIM(err, "User", id)
+	}
+	s.notify(Change{UserIDs: []string{id}, Emails: []string{u.Email}})
+	return nil
+}
+
+// Patch is never reached: serveHTTP answers every PATCH itself, because the
+// library's PATCH validator rejects shapes real IdPs send.
+func (h userHandler) Patch(r *http.Request, id string, _ []elimity.PatchOperation) (elimity.Resource, error) {
+	return elimity.Resource{}, scimError(http.StatusInternalServerError, "", "PATCH was routed past scimflare's PATCH handler")
+}
+
+// patchUser applies a PATCH atomically inside one store transaction, so
+// concurrent PATCHes of the same user never lose an update.
+func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+	ops, err := patch.Parse(body)
+	if err != nil {
+		writeError(w, s.toSCIM(err, "User", id))
+		return
+	}
+	ifv, _ := ifMatch(r)
+	var oldEmail string
+	u, err := s.st.UpdateUser(id, s.now(), ifv, func(u *store.User) error {
+		oldEmail = u.Email
+		doc := userDoc(*u)
+		delete(doc, "meta")
+		delete(doc, "schemas")
+		next, err := patch.Apply(doc, ops, userResource)
+		if err != nil {
+			return err
+		}
+		attrs, err := validateUser(next)
+		if err != nil {
+			return err
+		}
+		return s.userFromAttrs(attrs, u)
+	})
+	if err != nil {
+		writeError(w, s.toSCIM(err, "User", id))
+		return
+	}
+	s.notify(Change{UserIDs: []string{u.ID}, Emails: changedEmail(oldEmail, u.Email)})
+	attrs, excluded := listParams(r)
+	s.writePatched(w, r, attrs, excluded, func() elimity.Resource { return userResourceOf(u, attrs, excluded) }, "/Users/"+u.ID)
+}
+
+// validateUser checks a patched document against the User schema and its
+// enterprise extension, the same way a POST body is checked.
+func validateUser(doc map[string]any) (map[string]any, error) {
+	in := make(map[string]any, len(doc)+1)
+	for k, v := range doc {
+		in[k] = v
+	}
+	ext, hasExt := in[enterpriseSchemaURN]
+	delete(in, enterpriseSchemaURN)
+	in["schemas"] = []any{userSchemaURN}
+	attrs, serr := schema.CoreUserSchema().Validate(in)
+	if serr != nil {
+		return nil, patchValidationError(*serr)
+	}
+	if ext, ok := doc["externalId"].(string); ok {
+		attrs["externalId"] = ext
+	}
+	if hasExt && ext != nil {
+		extAttrs, serr := schema.ExtensionEnterpriseUser().ValidateExtension(ext)
+		if serr != nil {
+			return nil, patchValidationError(*serr)
+		}
+		if len(extAttrs) > 0 {
+			attrs[enterpriseSchemaURN] = extAttrs
+		}
+	}
+	return attrs, nil
+}
+
+func patchValidationError(e scimerr.ScimError) error {
+	if e.Detail == "" || e.ScimType == scimerr.ScimTypeInvalidValue {
+		e.Detail = "the resource after this PATCH does not satisfy its schema (a required attribute is missing or a value has the wrong type); nothing was applied"
+	}
+	return e
+}

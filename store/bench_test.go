@@ -1,0 +1,152 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var benchNow = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+
+func openBench(b *testing.B, opts ...Option) *BoltStore {
+	b.Helper()
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// populate writes n users through the same writeTx code the Store uses,
+// 20k per transaction, so that setup costs seconds rather than n fsyncs.
+// It returns their ids in creation order; userNames are "user<i>".
+func populate(b *testing.B, s *BoltStore, n int, groupID string) []string {
+	b.Helper()
+	ids := make([]string, 0, n)
+	const chunk = 20000
+	for start := 0; start < n; start += chunk {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			w := writeTx{readTx{tx}}
+			for i := start; i < min(start+chunk, n); i++ {
+				u, err := w.createUser(benchNow, User{
+					UserName: fmt.Sprintf("user%d@example.com", i), Email: fmt.Sprintf("user%d@example.com", i),
+					ExternalID: fmt.Sprintf("ext-%d", i), Active: true,
+					Doc: []byte(`{"name":{"givenName":"Given","familyName":"Family"},"displayName":"Given Family"}`),
+				})
+				if err != nil {
+					return err
+				}
+				if groupID != "" {
+					if _, _, err := w.addMember(groupID, MemberRef{ID: u.ID, Type: MemberUser}, benchNow); err != nil {
+						return err
+					}
+				}
+				ids = append(ids, u.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func BenchmarkCreateUser(b *testing.B) {
+	s := openBench(b)
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := s.CreateUser(benchNow, User{UserName: fmt.Sprintf("user%d", i), Active: true, Doc: []byte(`{"displayName":"x"}`)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCreateUserParallel compares one commit per write with batched
+// commits under 16 concurrent writers.
+func BenchmarkCreateUserParallel(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{{"update", nil}, {"batch-2ms", []Option{WithBatch(2 * time.Millisecond)}}, {"batch-10ms", []Option{WithBatch(10 * time.Millisecond)}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openBench(b, tc.opts...)
+			var seq atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.CreateUser(benchNow, User{UserName: fmt.Sprintf("user%d", seq.Add(1))}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkUserByUserName(b *testing.B) {
+	s := openBench(b)
+	const n = 100000
+	populate(b, s, n, "")
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % n
+		u, err := s.UserByUserName(fmt.Sprintf("USER%d@example.com", i))
+		if err != nil || u.Meta.Version != 1 {
+			b.Fatal(u, err)
+		}
+	}
+}
+
+func BenchmarkAddMemberTo100kGroup(b *testing.B) {
+	for _, size := range []int{0, 100000} {
+		b.Run(fmt.Sprintf("members=%d", size), func(b *testing.B) {
+			s := openBench(b)
+			g, err := s.CreateGroup(benchNow, Group{DisplayName: "big"}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			populate(b, s, size, g.ID)
+			if n, _ := s.CountGroupMembers(g.ID); n != size {
+				b.Fatalf("group has %d members, want %d", n, size)
+			}
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				i++
+				u, err := s.CreateUser(benchNow, User{UserName: fmt.Sprintf("new%d", i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				_, err = s.UpdateGroup(g.ID, benchNow, 0, func(tx GroupTx) error {
+					_, err := tx.AddMember(MemberRef{ID: u.ID, Type: MemberUser})
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkListUsers100(b *testing.B) {
+	s := openBench(b)
+	populate(b, s, 100000, "")
+	for b.Loop() {
+		n := 0
+		err := s.ListUsers("", func(User) bool { n++; return n < 100 })
+		if err != nil || n != 100 {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -1,0 +1,43 @@
+// Package store keeps scimflare's SCIM state: users, groups, group
+// memberships (nested groups included) and SCIM bearer tokens, behind the
+// Store interface, with a bbolt implementation (BoltStore). The SCIM layer
+// writes it; the reconciler reads consistent snapshots of it through View.
+// Any other backend must pass the suite in store/storetest.
+//
+// What the store guarantees:
+//   - every write is one transaction, durable (fsync) when the method
+//     returns; bad input never leaves a partial write;
+//   - userName and displayName are unique under Fold (exactly
+//     strings.EqualFold semantics, no NFC normalization); externalId and
+//     email are indexed, not unique; those lookups never scan;
+//   - memberships are one key per edge in each direction plus a per-group
+//     counter, so changing one member of a 100k-member group writes a
+//     handful of keys and reading a group never reads its members;
+//   - meta.created, meta.lastModified and meta.version on every resource,
+//     with the clock passed in by the caller (the store never reads it).
+//
+// What it must never do: interpret SCIM attributes beyond the indexed
+// fields (Doc is opaque), store a token secret (only its hash), talk to
+// Cloudflare, or read the clock.
+//
+// # bbolt layout
+//
+// All buckets of this package are top-level and named "scim/...":
+//
+//	scim/meta               schemaVersion, users and groups counters
+//	scim/users              user id -> JSON record
+//	scim/users.userName     Fold(userName) -> user id
+//	scim/users.externalId   len|externalId|user id -> (empty)
+//	scim/users.email        len|Fold(email)|user id -> (empty)
+//	scim/groups             group id -> JSON record (no members)
+//	scim/groups.displayName Fold(displayName) -> group id
+//	scim/groups.externalId  len|externalId|group id -> (empty)
+//	scim/members            len|group id|member id -> type + since
+//	scim/memberOf           len|member id|group id -> type + since
+//	scim/memberCounts       group id -> uint64
+//	scim/tokens             token name -> JSON record
+//
+// ("len" is a uvarint length prefix.) Other packages sharing the file via
+// BoltStore.DB must use their own prefix (for example "sync/") and must not
+// write "scim/" buckets. SchemaVersion covers the "scim/" buckets only.
+package store

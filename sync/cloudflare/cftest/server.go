@@ -1,0 +1,535 @@
+package cftest
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+//go:embed testdata/openapi-iam.json
+var specJSON []byte
+
+// BasePath is where the fake serves the API, as api.cloudflare.com does.
+const BasePath = "/client/v4"
+
+// Route templates, the keys of Calls.
+const (
+	RouteMembers          = "/accounts/{account_id}/members"
+	RouteMember           = "/accounts/{account_id}/members/{member_id}"
+	RouteRoles            = "/accounts/{account_id}/roles"
+	RoutePermissionGroups = "/accounts/{account_id}/iam/permission_groups"
+	RouteResourceGroups   = "/accounts/{account_id}/iam/resource_groups"
+	RouteTokenVerify      = "/user/tokens/verify"
+)
+
+// Cloudflare error codes the fake answers with. 7003 (no route / bad
+// identifier), 971 (throttled), 10000 (authentication) and 1001 (invalid
+// request, also returned for invites Cloudflare refuses) are codes Cloudflare
+// is seen returning; CodeMemberNotFound is our choice.
+const (
+	CodeInvalidRequest = 1001
+	CodeMemberNotFound = 1003
+	CodeNoRoute        = 7003
+	CodeRateLimited    = 971
+	CodeAuth           = 10000
+)
+
+// Options configures a fake. The zero value is usable.
+type Options struct {
+	// Clock is the fake's time; nil makes one at Epoch. Pass the same Clock
+	// to the client so its waits advance the fake's time.
+	Clock *Clock
+	// Accounts are created with the default catalog (DefaultRoles,
+	// DefaultPermissionGroups, DefaultResourceGroups).
+	Accounts []string
+	// Token, when set, is the only bearer token accepted.
+	Token string
+	// RateLimit is requests per RateWindow before 429s (default 1200 per
+	// 5 minutes); exceeding it blocks every request for RateBlock (default
+	// 5 minutes), as Cloudflare does.
+	RateLimit  int
+	RateWindow time.Duration
+	RateBlock  time.Duration
+	// AllowInvalid stops the cleanup check that fails the test when any
+	// request did not match the OpenAPI schema.
+	AllowInvalid bool
+}
+
+// Write is one write call (POST, PUT, DELETE) the fake received.
+type Write struct {
+	Method, Route, AccountID, MemberID string
+	Body                               string
+	Status                             int
+	At                                 time.Time
+}
+
+// InvalidRequest is a request that failed OpenAPI validation.
+type InvalidRequest struct {
+	Method, URL, Body, Err string
+}
+
+// Fault makes matching requests fail. Empty Method/Route and zero Page match
+// any request.
+type Fault struct {
+	Method string
+	Route  string // one of the Route* templates
+	Page   int    // match only list requests for this page (a missing page parameter is page 1)
+	// Nth makes the fault start at the Nth matching request (1-based,
+	// counted from Inject); 0 is the first.
+	Nth int
+	// Times is how many matching requests fail: 0 means one, negative means
+	// every one from Nth on.
+	Times      int
+	Status     int    // status to answer; 0 with Delay answers normally after the delay
+	RetryAfter string // Retry-After header to send with Status
+	Code       int    // Cloudflare error code; defaults by status
+	Message    string // Cloudflare error message; defaults by status
+	// Delay holds the answer for this long in real time (ended early when
+	// the client goes away): for per-attempt timeout tests.
+	Delay time.Duration
+	// Drop hijacks the connection and closes it without an answer.
+	Drop bool
+}
+
+type fault struct {
+	Fault
+	seen, fired int
+}
+
+// Server is a running fake. Methods are safe for concurrent use.
+type Server struct {
+	t      testing.TB
+	hs     *httptest.Server
+	router routers.Router
+	clock  *Clock
+	opts   Options
+
+	mu       sync.Mutex
+	accounts map[string]*account
+	seq      int
+	calls    map[string]int
+	total    int
+	writes   []Write
+	invalid  []InvalidRequest
+	faults   []*fault
+	window   []time.Time // accepted request times, oldest first
+	blocked  time.Time   // rate-limit block ends
+}
+
+// New starts a fake on loopback and stops it when the test ends.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(specJSON)
+	if err != nil {
+		t.Fatalf("cftest: load OpenAPI schema: %v", err)
+	}
+	doc.Servers = openapi3.Servers{{URL: BasePath}}
+	if err := doc.Validate(loader.Context, openapi3.DisableExamplesValidation()); err != nil {
+		t.Fatalf("cftest: OpenAPI schema invalid: %v", err)
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("cftest: OpenAPI router: %v", err)
+	}
+	if opts.Clock == nil {
+		opts.Clock = NewClock(Epoch)
+	}
+	if opts.RateLimit <= 0 {
+		opts.RateLimit = 1200
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = 5 * time.Minute
+	}
+	if opts.RateBlock <= 0 {
+		opts.RateBlock = 5 * time.Minute
+	}
+	s := &Server{
+		t:        t,
+		router:   router,
+		clock:    opts.Clock,
+		opts:     opts,
+		accounts: map[string]*account{},
+		calls:    map[string]int{},
+	}
+	for _, id := range opts.Accounts {
+		s.AddAccount(id)
+	}
+	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(func() {
+		s.hs.CloseClientConnections()
+		s.hs.Close()
+		if !opts.AllowInvalid {
+			s.AssertValid(t)
+		}
+	})
+	return s
+}
+
+// URL is the API base URL to configure the client with (…/client/v4).
+func (s *Server) URL() string { return s.hs.URL + BasePath }
+
+// Clock is the fake's clock.
+func (s *Server) Clock() *Clock { return s.clock }
+
+// HTTPClient returns a client for the fake's listener.
+func (s *Server) HTTPClient() *http.Client { return s.hs.Client() }
+
+// Inject adds a fault. Faults are checked in the order added; the first
+// that fires decides.
+func (s *Server) Inject(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &fault{Fault: f})
+}
+
+// FailNth makes the nth request from now (of any route) answer status.
+func (s *Server) FailNth(n, status int) { s.Inject(Fault{Nth: n, Status: status}) }
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// Calls is how many requests reached method+route (a Route* template),
+// including failed and rate-limited ones.
+func (s *Server) Calls(method, route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method+" "+route]
+}
+
+// TotalCalls is how many requests reached the fake.
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Writes lists the write calls received, in order.
+func (s *Server) Writes() []Write {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Write(nil), s.writes...)
+}
+
+// ResetCounters zeroes Calls, TotalCalls and Writes (not the rate limiter).
+func (s *Server) ResetCounters() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = map[string]int{}
+	s.total = 0
+	s.writes = nil
+}
+
+// InvalidRequests lists requests that failed OpenAPI validation.
+func (s *Server) InvalidRequests() []InvalidRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]InvalidRequest(nil), s.invalid...)
+}
+
+// AssertValid fails t for every request that did not match the schema.
+func (s *Server) AssertValid(t testing.TB) {
+	t.Helper()
+	for _, r := range s.InvalidRequests() {
+		t.Errorf("cftest: invalid request %s %s: %s (body %q)", r.Method, r.URL, r.Err, r.Body)
+	}
+}
+
+// routeOf maps a path below BasePath to its template and path values.
+func routeOf(p string) (route, accountID, memberID string) {
+	seg := strings.Split(strings.Trim(p, "/"), "/")
+	switch {
+	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
+		return RouteTokenVerify, "", ""
+	case len(seg) < 3 || seg[0] != "accounts":
+		return "", "", ""
+	case len(seg) == 3 && seg[2] == "members":
+		return RouteMembers, seg[1], ""
+	case len(seg) == 4 && seg[2] == "members":
+		return RouteMember, seg[1], seg[3]
+	case len(seg) == 3 && seg[2] == "roles":
+		return RouteRoles, seg[1], ""
+	case len(seg) == 4 && seg[2] == "iam" && seg[3] == "permission_groups":
+		return RoutePermissionGroups, seg[1], ""
+	case len(seg) == 4 && seg[2] == "iam" && seg[3] == "resource_groups":
+		return RouteResourceGroups, seg[1], ""
+	}
+	return "", "", ""
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	route, accountID, memberID := "", "", ""
+	if rest, ok := strings.CutPrefix(r.URL.Path, BasePath+"/"); ok {
+		route, accountID, memberID = routeOf(rest)
+	}
+	page := 1
+	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil {
+		page = p
+	}
+
+	s.mu.Lock()
+	now := s.clock.Now()
+	s.total++
+	s.calls[r.Method+" "+route]++
+	limited, retryAfter := s.rateLimit(now)
+	s.setRateHeaders(w.Header(), now)
+	var f *fault
+	if !limited {
+		f = s.pickFault(r.Method, route, page)
+	}
+	s.mu.Unlock()
+
+	if limited {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "Please wait and consider throttling your request speed")
+		return
+	}
+	if route == "" {
+		s.recordInvalid(r, body, "no such route")
+		writeError(w, http.StatusNotFound, CodeNoRoute, "No route for that URI")
+		return
+	}
+	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
+		writeError(w, http.StatusForbidden, CodeAuth, "Authentication error")
+		return
+	}
+	if route != RouteTokenVerify {
+		if err := s.validate(r, body); err != nil {
+			s.recordInvalid(r, body, err.Error())
+			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "Invalid request: "+firstLine(err.Error()))
+			return
+		}
+	}
+	if f != nil {
+		if f.Delay > 0 {
+			t := time.NewTimer(f.Delay)
+			select {
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		if f.Drop {
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		if f.Status != 0 {
+			if f.RetryAfter != "" {
+				w.Header().Set("Retry-After", f.RetryAfter)
+			}
+			code, msg := f.Code, f.Message
+			if code == 0 {
+				code, msg = defaultError(f.Status)
+			}
+			writeError(w, f.Status, code, msg)
+			return
+		}
+	}
+
+	s.mu.Lock()
+	status, payload := s.handle(r.Method, route, accountID, memberID, r.URL.Query(), body)
+	if r.Method != http.MethodGet {
+		s.writes = append(s.writes, Write{
+			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
+			Body: string(body), Status: status, At: now,
+		})
+	}
+	s.mu.Unlock()
+	writeJSON(w, status, payload)
+}
+
+func defaultError(status int) (int, string) {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return CodeRateLimited, "Please wait and consider throttling your request speed"
+	case status >= 500:
+		return 10001, "Internal server error (injected)"
+	}
+	return CodeInvalidRequest, "Invalid request (injected)"
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// rateLimit counts the request against the rolling window, as Cloudflare's
+// 1200 per 5 minutes: going over blocks every request for RateBlock.
+func (s *Server) rateLimit(now time.Time) (limited bool, retryAfterSecs int) {
+	if now.Before(s.blocked) {
+		return true, int(math.Ceil(s.blocked.Sub(now).Seconds()))
+	}
+	s.expire(now)
+	if len(s.window) >= s.opts.RateLimit {
+		s.blocked = now.Add(s.opts.RateBlock)
+		return true, int(math.Ceil(s.opts.RateBlock.Seconds()))
+	}
+	s.window = append(s.window, now)
+	return false, 0
+}
+
+func (s *Server) expire(now time.Time) {
+	cut := now.Add(-s.opts.RateWindow)
+	i := 0
+	for i < len(s.window) && !s.window[i].After(cut) {
+		i++
+	}
+	s.window = append(s.window[:0], s.window[i:]...)
+}
+
+// setRateHeaders sends the IETF draft headers Cloudflare sends:
+// Ratelimit: "default";r=<remaining>;t=<seconds to reset> and the policy.
+func (s *Server) setRateHeaders(h http.Header, now time.Time) {
+	remaining := max(0, s.opts.RateLimit-len(s.window))
+	reset := 0
+	if now.Before(s.blocked) {
+		remaining, reset = 0, int(math.Ceil(s.blocked.Sub(now).Seconds()))
+	} else if len(s.window) > 0 {
+		reset = int(math.Ceil(s.window[0].Add(s.opts.RateWindow).Sub(now).Seconds()))
+	}
+	h.Set("Ratelimit", fmt.Sprintf(`"default";r=%d;t=%d`, remaining, reset))
+	h.Set("Ratelimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, s.opts.RateLimit, int(s.opts.RateWindow.Seconds())))
+}
+
+func (s *Server) pickFault(method, route string, page int) *fault {
+	for _, f := range s.faults {
+		if f.Method != "" && f.Method != method || f.Route != "" && f.Route != route || f.Page != 0 && f.Page != page {
+			continue
+		}
+		f.seen++
+		times := f.Times
+		if times == 0 {
+			times = 1
+		}
+		if f.seen < f.Nth || (times > 0 && f.fired >= times) {
+			continue
+		}
+		f.fired++
+		return f
+	}
+	return nil
+}
+
+func (s *Server) validate(r *http.Request, body []byte) error {
+	// The router matches on the URL as a client sent it.
+	req := r.Clone(context.Background())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("route: %w", err)
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: params,
+		Route:      route,
+		Options: &openapi3filter.Options{
+			// Cloudflare's schema declares key/email auth; bearer tokens are
+			// checked by the fake itself.
+			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			MultiError:         true,
+		},
+	}
+	return openapi3filter.ValidateRequest(req.Context(), in)
+}
+
+func (s *Server) recordInvalid(r *http.Request, body []byte, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.invalid = append(s.invalid, InvalidRequest{Method: r.Method, URL: r.URL.String(), Body: string(body), Err: msg})
+}
+
+type apiMessage struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type envelope struct {
+	Success    bool         `json:"success"`
+	Errors     []apiMessage `json:"errors"`
+	Messages   []apiMessage `json:"messages"`
+	Result     any          `json:"result"`
+	ResultInfo *resultInfo  `json:"result_info,omitempty"`
+}
+
+type resultInfo struct {
+	Page       int `json:"page"`
+	PerPage    int `json:"per_page"`
+	Count      int `json:"count"`
+	TotalCount int `json:"total_count"`
+	TotalPages int `json:"total_pages"`
+}
+
+func errorEnvelope(code int, msg string) envelope {
+	return envelope{Errors: []apiMessage{{Code: code, Message: msg}}, Messages: []apiMessage{}}
+}
+
+func writeError(w http.ResponseWriter, status, code int, msg string) {
+	writeJSON(w, status, errorEnvelope(code, msg))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"success":false,"errors":[{"code":10001,"message":"fake could not encode its answer"}],"messages":[],"result":null}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// pageParams reads page and per_page with Cloudflare's default of 20 a page.
+func pageParams(q url.Values) (page, perPage int) {
+	page, perPage = 1, 20
+	if p, err := strconv.Atoi(q.Get("page")); err == nil && p > 0 {
+		page = p
+	}
+	if p, err := strconv.Atoi(q.Get("per_page")); err == nil && p > 0 {
+		perPage = p
+	}
+	return page, perPage
+}
+
+// paginate slices items for one page and fills result_info.
+func paginate[T any](items []T, page, perPage int) ([]T, *resultInfo) {
+	total := len(items)
+	pages := (total + perPage - 1) / perPage
+	start := min((page-1)*perPage, total)
+	end := min(start+perPage, total)
+	out := items[start:end]
+	if out == nil {
+		out = []T{}
+	}
+	return out, &resultInfo{Page: page, PerPage: perPage, Count: len(out), TotalCount: total, TotalPages: pages}
+}

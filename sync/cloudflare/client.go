@@ -1,0 +1,466 @@
+package cloudflare
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cloudflare/cloudflare-go/v7/accounts"
+	"github.com/cloudflare/cloudflare-go/v7/iam"
+	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/packages/pagination"
+	"github.com/cloudflare/cloudflare-go/v7/shared"
+)
+
+// Defaults applied by New for zero Config fields.
+const (
+	DefaultBaseURL       = "https://api.cloudflare.com/client/v4"
+	DefaultBudget        = 600
+	DefaultTimeout       = 30 * time.Second
+	DefaultMaxRetries    = 4
+	DefaultMaxBackoff    = 30 * time.Second
+	DefaultMaxRetryAfter = 5 * time.Minute
+)
+
+// perPage is the largest page Cloudflare serves for members (and the
+// permission-group and role listings): fewer pages, fewer requests.
+const perPage = 50
+
+// maxPages stops a listing that never ends (a misbehaving API or proxy):
+// 100k members at 50 a page.
+const maxPages = 2000
+
+// Route templates, as used in errors and by the Observer.
+const (
+	RouteMembers          = "/accounts/{account_id}/members"
+	RouteMember           = "/accounts/{account_id}/members/{member_id}"
+	RouteRoles            = "/accounts/{account_id}/roles"
+	RoutePermissionGroups = "/accounts/{account_id}/iam/permission_groups"
+	RouteResourceGroups   = "/accounts/{account_id}/iam/resource_groups"
+)
+
+// Member is one account member as scimflare sees it.
+type Member struct {
+	ID       string
+	Email    string
+	Status   string   // "accepted" or "pending"; a pending invite is a member
+	Roles    []string // role ids
+	Policies []Policy
+}
+
+// Policy is one access policy of a member (the permission-group shape
+// Cloudflare offers instead of roles).
+type Policy struct {
+	Access           string   // "allow" ("deny" exists in the API; scimflare never writes it)
+	PermissionGroups []string // permission group ids
+	ResourceGroups   []string // resource group ids
+}
+
+// Named is a role, permission group or resource group: its id and name.
+type Named struct {
+	ID, Name string
+}
+
+// Config configures a Client. Zero values take the Default* constants.
+type Config struct {
+	BaseURL string
+	Token   string
+	// Budget is the number of requests allowed per rolling 5 minutes
+	// (cloudflare.request_budget); <= 0 means DefaultBudget.
+	Budget     int
+	Clock      Clock // nil means real time
+	HTTPClient *http.Client
+	Timeout    time.Duration // per attempt
+	// MaxRetries is the number of retries after the first attempt; 0 means
+	// DefaultMaxRetries, negative means never retry.
+	MaxRetries int
+	MaxBackoff time.Duration
+	// MaxRetryAfter caps how long the client waits when Cloudflare asks it
+	// to (Retry-After, Ratelimit). A 429 asking for longer fails at once with
+	// ErrRateLimited rather than retrying early into another 429.
+	MaxRetryAfter time.Duration
+	Observer      Observer
+}
+
+// Client talks to Cloudflare's account member and IAM APIs. It is safe for
+// concurrent use; all callers share one budget.
+type Client struct {
+	opts          []option.RequestOption
+	members       *accounts.MemberService
+	roles         *accounts.RoleService
+	permGroups    *iam.PermissionGroupService
+	resGroups     *iam.ResourceGroupService
+	limiter       *limiter
+	clock         Clock
+	timeout       time.Duration
+	maxRetries    int
+	maxBackoff    time.Duration
+	maxRetryAfter time.Duration
+	observer      Observer
+}
+
+// New builds a Client. It makes no request.
+func New(cfg Config) (*Client, error) {
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("cloudflare base URL %q: must be an absolute http(s) URL", base)
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("cloudflare API token is empty")
+	}
+	c := &Client{
+		clock:         cfg.Clock,
+		timeout:       cfg.Timeout,
+		maxRetries:    cfg.MaxRetries,
+		maxBackoff:    cfg.MaxBackoff,
+		maxRetryAfter: cfg.MaxRetryAfter,
+		observer:      cfg.Observer,
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	switch {
+	case c.maxRetries == 0:
+		c.maxRetries = DefaultMaxRetries
+	case c.maxRetries < 0:
+		c.maxRetries = 0
+	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = DefaultMaxBackoff
+	}
+	if c.maxRetryAfter <= 0 {
+		c.maxRetryAfter = DefaultMaxRetryAfter
+	}
+	budget := cfg.Budget
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	c.limiter = newLimiter(budget, c.clock)
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	c.opts = []option.RequestOption{
+		option.WithBaseURL(base),
+		option.WithAPIToken(cfg.Token),
+		option.WithHTTPClient(hc),
+		// Our middleware retries; cloudflare-go's own retries would make
+		// attempts the budget never sees.
+		option.WithMaxRetries(0),
+		option.WithMiddleware(c.middleware),
+	}
+	c.members = accounts.NewMemberService(c.opts...)
+	c.roles = accounts.NewRoleService(c.opts...)
+	c.permGroups = iam.NewPermissionGroupService(c.opts...)
+	c.resGroups = iam.NewResourceGroupService(c.opts...)
+	return c, nil
+}
+
+// BudgetLeft is the number of requests the client may still make in the
+// current rolling window.
+func (c *Client) BudgetLeft() int { return c.limiter.left() }
+
+// ListMembers lists every member of the account, pending invites included,
+// 50 a page. Any failed page fails the whole listing: a partial list would
+// look like members to remove.
+func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, error) {
+	if accountID == "" {
+		return nil, errors.New("list members: account id is empty")
+	}
+	var out []Member
+	for page := 1; ; page++ {
+		p := accounts.MemberListParams{}
+		p.AccountID.Value, p.AccountID.Present = accountID, true
+		p.Page.Value, p.Page.Present = float64(page), true
+		p.PerPage.Value, p.PerPage.Present = perPage, true
+		var res *pagination.V4PagePaginationArray[shared.Member]
+		err := do(ctx, RouteMembers, func(ctx context.Context) (err error) {
+			res, err = c.members.List(ctx, p)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list members of account %s, page %d: %w", accountID, page, err)
+		}
+		for _, m := range res.Result {
+			out = append(out, memberFrom(m))
+		}
+		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
+		if err != nil {
+			return nil, fmt.Errorf("list members of account %s, page %d: %w", accountID, page, err)
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// hasMore decides whether another page follows, from result_info when the
+// API sent total_pages, else from whether this page was full.
+func hasMore(raw string, page, got int) (bool, error) {
+	var env struct {
+		ResultInfo *struct {
+			TotalPages *float64 `json:"total_pages"`
+		} `json:"result_info"`
+	}
+	_ = json.Unmarshal([]byte(raw), &env)
+	more := got >= perPage
+	if env.ResultInfo != nil && env.ResultInfo.TotalPages != nil {
+		more = float64(page) < *env.ResultInfo.TotalPages
+	}
+	if more && page >= maxPages {
+		return false, fmt.Errorf("listing exceeds %d pages; refusing to continue", maxPages)
+	}
+	return more, nil
+}
+
+// GetMember fetches one member; ErrNotFound when it does not exist.
+func (c *Client) GetMember(ctx context.Context, accountID, memberID string) (Member, error) {
+	p := accounts.MemberGetParams{}
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	var m *shared.Member
+	err := do(ctx, RouteMember, func(ctx context.Context) (err error) {
+		m, err = c.members.Get(ctx, memberID, p)
+		return err
+	})
+	if err != nil {
+		return Member{}, fmt.Errorf("get member %s of account %s: %w", memberID, accountID, err)
+	}
+	return memberFrom(*m), nil
+}
+
+// CreateMember invites email with either roles or policies (exactly one must
+// be non-empty: Cloudflare takes one shape per member). New members come
+// back "pending" until they accept. ErrAlreadyMember when the email already
+// is a member or has a pending invite.
+func (c *Client) CreateMember(ctx context.Context, accountID, email string, roles []string, policies []Policy) (Member, error) {
+	if err := oneShape(roles, policies); err != nil {
+		return Member{}, fmt.Errorf("create member %s in account %s: %w", email, accountID, err)
+	}
+	p := accounts.MemberNewParams{}
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	if len(roles) > 0 {
+		b := accounts.MemberNewParamsBodyIAMCreateMemberWithRoles{}
+		b.Email.Value, b.Email.Present = email, true
+		b.Roles.Value, b.Roles.Present = roles, true
+		p.Body = b
+	} else {
+		b := accounts.MemberNewParamsBodyIAMCreateMemberWithPolicies{}
+		b.Email.Value, b.Email.Present = email, true
+		ps := make([]accounts.MemberNewParamsBodyIAMCreateMemberWithPoliciesPolicy, 0, len(policies))
+		for _, pol := range policies {
+			x := accounts.MemberNewParamsBodyIAMCreateMemberWithPoliciesPolicy{}
+			x.Access.Value, x.Access.Present = accounts.MemberNewParamsBodyIAMCreateMemberWithPoliciesPoliciesAccess(access(pol)), true
+			pgs := make([]accounts.MemberNewParamsBodyIAMCreateMemberWithPoliciesPoliciesPermissionGroup, len(pol.PermissionGroups))
+			for i, id := range pol.PermissionGroups {
+				pgs[i].ID.Value, pgs[i].ID.Present = id, true
+			}
+			rgs := make([]accounts.MemberNewParamsBodyIAMCreateMemberWithPoliciesPoliciesResourceGroup, len(pol.ResourceGroups))
+			for i, id := range pol.ResourceGroups {
+				rgs[i].ID.Value, rgs[i].ID.Present = id, true
+			}
+			x.PermissionGroups.Value, x.PermissionGroups.Present = pgs, true
+			x.ResourceGroups.Value, x.ResourceGroups.Present = rgs, true
+			ps = append(ps, x)
+		}
+		b.Policies.Value, b.Policies.Present = ps, true
+		p.Body = b
+	}
+	var m *shared.Member
+	err := do(ctx, RouteMembers, func(ctx context.Context) (err error) {
+		m, err = c.members.New(ctx, p)
+		return err
+	})
+	if err != nil {
+		return Member{}, fmt.Errorf("create member %s in account %s: %w", email, accountID, err)
+	}
+	return memberFrom(*m), nil
+}
+
+// UpdateMember replaces the member's roles or policies (exactly one must be
+// non-empty). ErrNotFound when the member is gone.
+func (c *Client) UpdateMember(ctx context.Context, accountID, memberID string, roles []string, policies []Policy) (Member, error) {
+	if err := oneShape(roles, policies); err != nil {
+		return Member{}, fmt.Errorf("update member %s of account %s: %w", memberID, accountID, err)
+	}
+	p := accounts.MemberUpdateParams{}
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	if len(roles) > 0 {
+		rs := make([]shared.RoleParam, len(roles))
+		for i, id := range roles {
+			rs[i].ID.Value, rs[i].ID.Present = id, true
+		}
+		b := accounts.MemberUpdateParamsBodyIAMUpdateMemberWithRoles{}
+		b.Roles.Value, b.Roles.Present = rs, true
+		p.Body = b
+	} else {
+		ps := make([]accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPoliciesPolicy, 0, len(policies))
+		for _, pol := range policies {
+			x := accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPoliciesPolicy{}
+			x.Access.Value, x.Access.Present = accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPoliciesPoliciesAccess(access(pol)), true
+			pgs := make([]accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPoliciesPoliciesPermissionGroup, len(pol.PermissionGroups))
+			for i, id := range pol.PermissionGroups {
+				pgs[i].ID.Value, pgs[i].ID.Present = id, true
+			}
+			rgs := make([]accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPoliciesPoliciesResourceGroup, len(pol.ResourceGroups))
+			for i, id := range pol.ResourceGroups {
+				rgs[i].ID.Value, rgs[i].ID.Present = id, true
+			}
+			x.PermissionGroups.Value, x.PermissionGroups.Present = pgs, true
+			x.ResourceGroups.Value, x.ResourceGroups.Present = rgs, true
+			ps = append(ps, x)
+		}
+		b := accounts.MemberUpdateParamsBodyIAMUpdateMemberWithPolicies{}
+		b.Policies.Value, b.Policies.Present = ps, true
+		p.Body = b
+	}
+	var m *shared.Member
+	err := do(ctx, RouteMember, func(ctx context.Context) (err error) {
+		m, err = c.members.Update(ctx, memberID, p)
+		return err
+	})
+	if err != nil {
+		return Member{}, fmt.Errorf("update member %s of account %s: %w", memberID, accountID, err)
+	}
+	return memberFrom(*m), nil
+}
+
+// DeleteMember removes the member (or withdraws the pending invite).
+// ErrNotFound when it is already gone.
+func (c *Client) DeleteMember(ctx context.Context, accountID, memberID string) error {
+	p := accounts.MemberDeleteParams{}
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	err := do(ctx, RouteMember, func(ctx context.Context) error {
+		_, err := c.members.Delete(ctx, memberID, p)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete member %s of account %s: %w", memberID, accountID, err)
+	}
+	return nil
+}
+
+// ListRoles lists the account's roles (id and name), every page.
+func (c *Client) ListRoles(ctx context.Context, accountID string) ([]Named, error) {
+	var out []Named
+	for page := 1; ; page++ {
+		p := accounts.RoleListParams{}
+		p.AccountID.Value, p.AccountID.Present = accountID, true
+		p.Page.Value, p.Page.Present = float64(page), true
+		p.PerPage.Value, p.PerPage.Present = perPage, true
+		var res *pagination.V4PagePaginationArray[shared.Role]
+		err := do(ctx, RouteRoles, func(ctx context.Context) (err error) {
+			res, err = c.roles.List(ctx, p)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list roles of account %s, page %d: %w", accountID, page, err)
+		}
+		for _, r := range res.Result {
+			out = append(out, Named{ID: r.ID, Name: r.Name})
+		}
+		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
+		if err != nil {
+			return nil, fmt.Errorf("list roles of account %s, page %d: %w", accountID, page, err)
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// ListPermissionGroups lists the account's IAM permission groups, every page.
+func (c *Client) ListPermissionGroups(ctx context.Context, accountID string) ([]Named, error) {
+	var out []Named
+	for page := 1; ; page++ {
+		p := iam.PermissionGroupListParams{}
+		p.AccountID.Value, p.AccountID.Present = accountID, true
+		p.Page.Value, p.Page.Present = float64(page), true
+		p.PerPage.Value, p.PerPage.Present = perPage, true
+		var res *pagination.V4PagePaginationArray[iam.PermissionGroupListResponse]
+		err := do(ctx, RoutePermissionGroups, func(ctx context.Context) (err error) {
+			res, err = c.permGroups.List(ctx, p)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list permission groups of account %s, page %d: %w", accountID, page, err)
+		}
+		for _, g := range res.Result {
+			out = append(out, Named{ID: g.ID, Name: g.Name})
+		}
+		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
+		if err != nil {
+			return nil, fmt.Errorf("list permission groups of account %s, page %d: %w", accountID, page, err)
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// ListResourceGroups lists the account's IAM resource groups. Cloudflare
+// serves them as one page (cloudflare-go models it as SinglePage).
+func (c *Client) ListResourceGroups(ctx context.Context, accountID string) ([]Named, error) {
+	p := iam.ResourceGroupListParams{}
+	p.AccountID.Value, p.AccountID.Present = accountID, true
+	var res *pagination.SinglePage[iam.ResourceGroupListResponse]
+	err := do(ctx, RouteResourceGroups, func(ctx context.Context) (err error) {
+		res, err = c.resGroups.List(ctx, p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list resource groups of account %s: %w", accountID, err)
+	}
+	out := make([]Named, 0, len(res.Result))
+	for _, g := range res.Result {
+		out = append(out, Named{ID: g.ID, Name: g.Name})
+	}
+	return out, nil
+}
+
+func oneShape(roles []string, policies []Policy) error {
+	if (len(roles) > 0) == (len(policies) > 0) {
+		return errors.New("exactly one of roles or policies must be given")
+	}
+	return nil
+}
+
+func access(p Policy) string {
+	if p.Access == "" {
+		return "allow"
+	}
+	return p.Access
+}
+
+func memberFrom(m shared.Member) Member {
+	out := Member{ID: m.ID, Email: m.Email, Status: string(m.Status)}
+	if out.Email == "" {
+		out.Email = m.User.Email
+	}
+	out.Email = strings.TrimSpace(out.Email)
+	for _, r := range m.Roles {
+		out.Roles = append(out.Roles, r.ID)
+	}
+	for _, p := range m.Policies {
+		pol := Policy{Access: string(p.Access)}
+		for _, g := range p.PermissionGroups {
+			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
+		}
+		for _, g := range p.ResourceGroups {
+			pol.ResourceGroups = append(pol.ResourceGroups, g.ID)
+		}
+		out.Policies = append(out.Policies, pol)
+	}
+	return out
+}

@@ -1,0 +1,387 @@
+package plan
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scimflare/scimflare/mapping"
+)
+
+// User is a SCIM user as the reconciler needs it. ActiveSince is when the
+// store last saw the user become active.
+type User struct {
+	ID, Email   string
+	Active      bool
+	ActiveSince time.Time
+}
+
+// Membership is one direct edge of a group; Since is when it was stored.
+type Membership struct {
+	MemberID string
+	IsGroup  bool
+	Since    time.Time
+}
+
+// Directory is the read side of the SCIM store, within one consistent
+// snapshot.
+type Directory interface {
+	GroupByDisplayName(name string) (groupID string, ok bool, err error) // case-insensitive
+	GroupsByExternalID(externalID string) ([]string, error)
+	GroupName(groupID string) (name string, ok bool, err error)
+	GroupMembers(groupID string, fn func(Membership) bool) error // direct members
+	User(id string) (User, bool, error)
+	UsersByEmail(email string) ([]User, error) // case-insensitive
+}
+
+// TempGrant is a grant made outside the IdP with `scimflare grant`. It is
+// live while Start <= now < End.
+type TempGrant struct {
+	ID, Email, AccountID string
+	Keys                 []string
+	Start, End           time.Time
+	Reason, Actor        string
+}
+
+// Reason kinds.
+const (
+	ReasonMapping = "mapping"
+	ReasonGrant   = "grant"
+)
+
+// Reason says why a member should hold a key. For a mapping, Path is the
+// chain of group names from the mapped group down to the group that holds
+// the user directly.
+type Reason struct {
+	Kind         string
+	Group        string
+	Path         []string
+	MappingIndex int
+	GrantID      string
+	Expires      time.Time // zero = never
+}
+
+// DesiredMember is one email's wanted keys in one account, each with every
+// reason that asks for it.
+type DesiredMember struct {
+	Email string
+	Keys  map[string][]Reason
+}
+
+// Expired is a key whose every source has ended, for a member who would
+// otherwise hold it; Plan turns its removal into expire_grant.
+type Expired struct {
+	AccountID, Email, Key string
+	Reason                Reason
+}
+
+// Desired is the state scimflare wants. NextExpiry is the soonest moment it
+// changes by the clock alone (a grant ending, or a temporary grant starting);
+// zero when nothing is pending.
+type Desired struct {
+	Accounts   map[string]map[string]*DesiredMember // accountID -> lower(email)
+	Expired    []Expired
+	NextExpiry time.Time
+}
+
+// Build computes desired state at now. users == nil means every user; else
+// only those user ids are computed (a targeted reconcile).
+//
+// Choices made where SPEC.md is silent:
+//   - a temporary grant needs an active SCIM user with its email: a user the
+//     IdP disabled or deleted loses every grant, temporary ones included;
+//   - a mapping with both ttl and expires_at (rejected by Validate) ends at
+//     the earlier of the two.
+func Build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[string]bool, now time.Time) (*Desired, error) {
+	b := &builder{
+		dir:     dir,
+		now:     now,
+		users:   users,
+		byID:    map[string]*User{},
+		flat:    map[string]*flattened{},
+		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
+		expired: map[expiredKey]Expired{},
+	}
+	for _, m := range res.Mappings {
+		if err := b.mapping(m); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.tempGrants(grants); err != nil {
+		return nil, err
+	}
+	b.finish()
+	return b.desired, nil
+}
+
+type expiredKey struct{ account, email, key string }
+
+type builder struct {
+	dir     Directory
+	now     time.Time
+	users   map[string]bool
+	byID    map[string]*User // nil value = unknown or not usable
+	flat    map[string]*flattened
+	desired *Desired
+	expired map[expiredKey]Expired
+}
+
+func (b *builder) user(id string) (*User, error) {
+	if u, seen := b.byID[id]; seen {
+		return u, nil
+	}
+	u, ok, err := b.dir.User(id)
+	if err != nil {
+		return nil, fmt.Errorf("read user %s: %w", id, err)
+	}
+	var p *User
+	if ok && u.Active && u.Email != "" {
+		p = &u
+	}
+	b.byID[id] = p
+	return p, nil
+}
+
+// member is a user reached from a mapped group: when they became an
+// effective member (before ActiveSince is applied) and along which path.
+type member struct {
+	since time.Time
+	path  []string // group ids, mapped group first
+}
+
+type flattened struct {
+	members map[string]member // user id ->
+	order   []string          // user ids in discovery order, for determinism
+	names   map[string]string // group id -> display name
+}
+
+func (b *builder) mapping(m mapping.ResolvedMapping) error {
+	var roots []string
+	switch {
+	case m.Group != "":
+		id, ok, err := b.dir.GroupByDisplayName(m.Group)
+		if err != nil {
+			return fmt.Errorf("look up group %q for mappings[%d]: %w", m.Group, m.Index, err)
+		}
+		if ok {
+			roots = []string{id}
+		}
+	case m.GroupExternalID != "":
+		ids, err := b.dir.GroupsByExternalID(m.GroupExternalID)
+		if err != nil {
+			return fmt.Errorf("look up group externalId %q for mappings[%d]: %w", m.GroupExternalID, m.Index, err)
+		}
+		roots = slices.Sorted(slices.Values(ids))
+	}
+	for _, root := range roots {
+		f, err := b.flatten(root)
+		if err != nil {
+			return fmt.Errorf("flatten group %s for mappings[%d]: %w", root, m.Index, err)
+		}
+		for _, uid := range f.order {
+			if b.users != nil && !b.users[uid] {
+				continue
+			}
+			u, err := b.user(uid)
+			if err != nil {
+				return err
+			}
+			if u == nil {
+				continue
+			}
+			mem := f.members[uid]
+			start := mem.since
+			if u.ActiveSince.After(start) {
+				start = u.ActiveSince
+			}
+			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: make([]string, len(mem.path))}
+			for i, gid := range mem.path {
+				r.Path[i] = f.names[gid]
+			}
+			r.Group = r.Path[0]
+			if m.TTL > 0 {
+				r.Expires = start.Add(m.TTL)
+			}
+			if m.ExpiresAt != nil && (r.Expires.IsZero() || m.ExpiresAt.Before(r.Expires)) {
+				r.Expires = *m.ExpiresAt
+			}
+			for _, k := range m.Keys {
+				b.add(m.AccountID, u.Email, k, r)
+			}
+		}
+	}
+	return nil
+}
+
+// add records one source for a key, live or ended.
+func (b *builder) add(account, email, key string, r Reason) {
+	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
+		ek := expiredKey{account, strings.ToLower(email), key}
+		if old, ok := b.expired[ek]; !ok || r.Expires.After(old.Reason.Expires) {
+			b.expired[ek] = Expired{AccountID: account, Email: email, Key: key, Reason: r}
+		}
+		return
+	}
+	b.wake(r.Expires)
+	acct := b.desired.Accounts[account]
+	if acct == nil {
+		acct = map[string]*DesiredMember{}
+		b.desired.Accounts[account] = acct
+	}
+	lower := strings.ToLower(email)
+	dm := acct[lower]
+	if dm == nil {
+		dm = &DesiredMember{Email: email, Keys: map[string][]Reason{}}
+		acct[lower] = dm
+	}
+	dm.Keys[key] = append(dm.Keys[key], r)
+}
+
+// wake notes a future moment at which desired state changes.
+func (b *builder) wake(t time.Time) {
+	if t.IsZero() || !t.After(b.now) {
+		return
+	}
+	if b.desired.NextExpiry.IsZero() || t.Before(b.desired.NextExpiry) {
+		b.desired.NextExpiry = t
+	}
+}
+
+func (b *builder) tempGrants(grants []TempGrant) error {
+	var scope map[string]bool // lower emails of the targeted users
+	if b.users != nil {
+		scope = map[string]bool{}
+		for id := range b.users {
+			u, ok, err := b.dir.User(id)
+			if err != nil {
+				return fmt.Errorf("read user %s: %w", id, err)
+			}
+			if ok && u.Email != "" {
+				scope[strings.ToLower(u.Email)] = true
+			}
+		}
+	}
+	activeByEmail := map[string]bool{}
+	for _, g := range grants {
+		lower := strings.ToLower(g.Email)
+		if scope != nil && !scope[lower] {
+			continue
+		}
+		active, seen := activeByEmail[lower]
+		if !seen {
+			us, err := b.dir.UsersByEmail(g.Email)
+			if err != nil {
+				return fmt.Errorf("look up user %s for grant %s: %w", g.Email, g.ID, err)
+			}
+			active = slices.ContainsFunc(us, func(u User) bool { return u.Active })
+			activeByEmail[lower] = active
+		}
+		if !active {
+			continue
+		}
+		if g.Start.After(b.now) {
+			b.wake(g.Start)
+			continue
+		}
+		r := Reason{Kind: ReasonGrant, GrantID: g.ID, Expires: g.End, MappingIndex: -1}
+		for _, k := range g.Keys {
+			b.add(g.AccountID, g.Email, k, r)
+		}
+	}
+	return nil
+}
+
+// finish drops expiries that another live source overrides and orders the
+// rest, so that equal inputs give equal output.
+func (b *builder) finish() {
+	for ek, e := range b.expired {
+		if dm := b.desired.Accounts[ek.account][ek.email]; dm != nil && len(dm.Keys[ek.key]) > 0 {
+			continue
+		}
+		b.desired.Expired = append(b.desired.Expired, e)
+	}
+	slices.SortFunc(b.desired.Expired, func(x, y Expired) int {
+		return strings.Compare(x.AccountID+"\x00"+strings.ToLower(x.Email)+"\x00"+x.Key, y.AccountID+"\x00"+strings.ToLower(y.Email)+"\x00"+y.Key)
+	})
+}
+
+// flatten walks a mapped group and its nested groups once per Build. A
+// user's effective start over one path is the latest edge on it; over
+// several paths, the earliest of those — a bottleneck shortest path, so
+// groups are expanded in order of when they were reached (Dijkstra) and
+// each exactly once, which also makes cycles harmless.
+func (b *builder) flatten(root string) (*flattened, error) {
+	if f, ok := b.flat[root]; ok {
+		return f, nil
+	}
+	f := &flattened{members: map[string]member{}, names: map[string]string{}}
+	reached := map[string]*groupNode{root: {id: root}}
+	q := &groupQueue{reached[root]}
+	done := map[string]bool{}
+	for q.Len() > 0 {
+		g := heap.Pop(q).(*groupNode)
+		if done[g.id] {
+			continue
+		}
+		done[g.id] = true
+		name, ok, err := b.dir.GroupName(g.id)
+		if err != nil {
+			return nil, fmt.Errorf("read group %s: %w", g.id, err)
+		}
+		if !ok {
+			name = g.id
+		}
+		f.names[g.id] = name
+		path := append(slices.Clone(g.path), g.id)
+		err = b.dir.GroupMembers(g.id, func(m Membership) bool {
+			t := m.Since
+			if g.since.After(t) {
+				t = g.since
+			}
+			if m.IsGroup {
+				if done[m.MemberID] {
+					return true
+				}
+				if n, ok := reached[m.MemberID]; !ok || t.Before(n.since) {
+					n = &groupNode{id: m.MemberID, since: t, path: path}
+					reached[m.MemberID] = n
+					heap.Push(q, n)
+				}
+				return true
+			}
+			if old, ok := f.members[m.MemberID]; !ok {
+				f.members[m.MemberID] = member{since: t, path: path}
+				f.order = append(f.order, m.MemberID)
+			} else if t.Before(old.since) {
+				f.members[m.MemberID] = member{since: t, path: path}
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list members of group %s: %w", g.id, err)
+		}
+	}
+	b.flat[root] = f
+	return f, nil
+}
+
+type groupNode struct {
+	id    string
+	since time.Time
+	path  []string // ids of the groups above it
+}
+
+type groupQueue []*groupNode
+
+func (q groupQueue) Len() int           { return len(q) }
+func (q groupQueue) Less(i, j int) bool { return q[i].since.Before(q[j].since) }
+func (q groupQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *groupQueue) Push(x any)        { *q = append(*q, x.(*groupNode)) }
+func (q *groupQueue) Pop() any {
+	old := *q
+	n := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return n
+}

@@ -1,0 +1,394 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Actual is a member as Cloudflare reports it. A pending invite is a member.
+type Actual struct {
+	MemberID, Email, Status string
+	Keys                    []string
+}
+
+// LedgerEntry is scimflare's record of one member: whether it invited the
+// member, the keys it granted (Managed), and the keys the member already
+// held when scimflare adopted it (Found), which scimflare never touches.
+type LedgerEntry struct {
+	MemberID string
+	Created  bool
+	Managed  []string
+	Found    []string
+}
+
+// AccountInput is everything Plan needs about one account.
+type AccountInput struct {
+	ID, Name string
+	Desired  map[string]*DesiredMember // lower(email) ->
+	Expired  []Expired
+	// Actual holds Cloudflare's members by lower(email); in a targeted run
+	// only the affected emails.
+	Actual map[string]Actual
+	Ledger map[string]LedgerEntry // lower(email) ->
+	// ManagedGrants counts the managed keys in the whole account before the
+	// run: the guard's percent base.
+	ManagedGrants int
+	// Scope is nil for a full run; else only these lower-case emails are
+	// planned.
+	Scope         map[string]bool
+	SuperAdminKey string
+	// SuperAdmins lists the lower-case emails holding SuperAdminKey in the
+	// whole account, from the last full member list. Nil means "derive from
+	// Actual", which in a targeted run undercounts and so only ever holds
+	// back more, never less.
+	SuperAdmins []string
+}
+
+// Kind of change.
+type Kind string
+
+// Kinds of change, as plan --json prints them.
+const (
+	AddMember    Kind = "add_member"
+	UpdateRoles  Kind = "update_roles"
+	RemoveMember Kind = "remove_member"
+	ExpireGrant  Kind = "expire_grant"
+)
+
+// API calls a change needs.
+const (
+	OpCreate = "create"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// Change is one member's change in one account. Before and After are the
+// member's whole key sets, sorted (nil when empty). Added are keys scimflare
+// grants; Removed are managed keys it takes away; RemovedUnmanaged are keys
+// it did not grant that go only because sync.unmanaged is remove. NewLedger
+// is the ledger entry to store once the change is applied: for add_member
+// its MemberID is the one Cloudflare returns, and after a member is removed
+// the entry is deleted.
+type Change struct {
+	Kind             Kind
+	AccountID        string
+	Email, MemberID  string
+	Before, After    []string
+	Reason           string
+	Added, Removed   []string
+	RemovedUnmanaged []string
+	Op               string
+	Privileged       bool
+	NewLedger        LedgerEntry
+
+	// The halves of Reason, so a guard that splits the change can explain
+	// each part.
+	addReason, removeReason string
+}
+
+// Removals counts the keys this change takes away, the guard's unit.
+func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged) }
+
+// Drift is a key on a Cloudflare member that scimflare neither granted nor
+// found at adoption.
+type Drift struct{ AccountID, Email, Key string }
+
+// Withheld is a change a policy held back, and why.
+type Withheld struct {
+	Change Change
+	Why    string
+}
+
+// Changes is a plan. Accounts has one entry per input account, in input
+// order, even when it has no change. Tripped lists the accounts whose
+// removal guard tripped (also when Force let the removals through, so the
+// override can be audited).
+type Changes struct {
+	Accounts []AccountChanges
+	Withheld []Withheld
+	Drift    []Drift
+	Tripped  []string
+}
+
+// AccountChanges is one account's changes, ordered by email.
+type AccountChanges struct {
+	ID, Name string
+	Changes  []Change
+}
+
+// HasChanges reports whether applying the plan would call Cloudflare.
+// Withheld changes and drift do not count.
+func (c *Changes) HasChanges() bool {
+	for _, a := range c.Accounts {
+		if len(a.Changes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Plan diffs desired against actual under the ownership ledger. It is the
+// pure diff: policies and guards are applied afterwards. With
+// unmanagedRemove, keys and members scimflare did not grant are removed
+// rather than only reported.
+func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
+	c := &Changes{}
+	for _, a := range in {
+		ac := AccountChanges{ID: a.ID, Name: a.Name}
+		expired := map[string]map[string]Expired{}
+		for _, e := range a.Expired {
+			lower := strings.ToLower(e.Email)
+			if expired[lower] == nil {
+				expired[lower] = map[string]Expired{}
+			}
+			expired[lower][e.Key] = e
+		}
+		for _, email := range emails(a) {
+			ch, drift := planMember(a, email, expired[email], unmanagedRemove)
+			for _, k := range drift {
+				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, email), Key: k})
+			}
+			if ch != nil {
+				ac.Changes = append(ac.Changes, *ch)
+			}
+		}
+		c.Accounts = append(c.Accounts, ac)
+	}
+	return c
+}
+
+func emails(a AccountInput) []string {
+	if a.Scope != nil {
+		return slices.Sorted(maps.Keys(a.Scope))
+	}
+	set := map[string]bool{}
+	for e := range a.Desired {
+		set[e] = true
+	}
+	for e := range a.Actual {
+		set[e] = true
+	}
+	for e := range a.Ledger {
+		set[e] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func displayEmail(a AccountInput, lower string) string {
+	if act, ok := a.Actual[lower]; ok && act.Email != "" {
+		return act.Email
+	}
+	if d, ok := a.Desired[lower]; ok && d.Email != "" {
+		return d.Email
+	}
+	return lower
+}
+
+type set map[string]bool
+
+func setOf(keys ...[]string) set {
+	s := set{}
+	for _, ks := range keys {
+		for _, k := range ks {
+			s[k] = true
+		}
+	}
+	return s
+}
+
+// sorted lists the set in order; an empty set is nil, so equal plans
+// compare equal however they were reached.
+func (s set) sorted() []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(s))
+}
+
+func (s set) minus(o set) set {
+	r := set{}
+	for k := range s {
+		if !o[k] {
+			r[k] = true
+		}
+	}
+	return r
+}
+
+func planMember(a AccountInput, email string, expired map[string]Expired, unmanagedRemove bool) (*Change, []string) {
+	var desired set
+	var reasons map[string][]Reason
+	if d := a.Desired[email]; d != nil {
+		desired = set{}
+		for k, rs := range d.Keys {
+			if len(rs) > 0 {
+				desired[k] = true
+			}
+		}
+		reasons = d.Keys
+	}
+	act, present := a.Actual[email]
+	led, inLedger := a.Ledger[email]
+	shown := displayEmail(a, email)
+
+	if !present {
+		if len(desired) == 0 {
+			return nil, nil
+		}
+		keys := desired.sorted()
+		return &Change{
+			Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
+			After: keys, Added: keys, Privileged: true,
+			Reason:    describeAdded(keys, reasons),
+			NewLedger: LedgerEntry{Created: true, Managed: keys},
+		}, nil
+	}
+
+	current := setOf(act.Keys)
+	if !inLedger {
+		if len(desired) == 0 {
+			// Neither granted nor wanted by scimflare: report, and remove
+			// only when told to.
+			drift := current.sorted()
+			if !unmanagedRemove || drift == nil {
+				return nil, drift
+			}
+			return &Change{
+				Kind: RemoveMember, Op: OpDelete, AccountID: a.ID, Email: shown, MemberID: act.MemberID,
+				Before: drift, RemovedUnmanaged: drift,
+				Reason: unmanagedReason, removeReason: unmanagedReason,
+			}, drift
+		}
+		// Adopt: what is there now is Found and stays untouched.
+		led = LedgerEntry{MemberID: act.MemberID, Found: act.Keys}
+	}
+	managed, found := setOf(led.Managed), setOf(led.Found)
+	drift := current.minus(managed).minus(found).minus(desired)
+
+	target := set{}
+	for k := range current {
+		if found[k] || (drift[k] && !unmanagedRemove) {
+			target[k] = true
+		}
+	}
+	for k := range desired {
+		target[k] = true
+	}
+	// Managed keys no longer desired drop out of target by omission.
+
+	added := target.minus(current)
+	gone := current.minus(target)
+	var removed, removedUnmanaged []string
+	for _, k := range gone.sorted() {
+		if drift[k] {
+			removedUnmanaged = append(removedUnmanaged, k)
+		} else {
+			removed = append(removed, k)
+		}
+	}
+	newLedger := LedgerEntry{
+		MemberID: act.MemberID,
+		Created:  led.Created,
+		Managed:  desired.minus(found).sorted(),
+		Found:    found.minus(found.minus(current)).sorted(),
+	}
+	if len(added) == 0 && len(gone) == 0 {
+		return nil, drift.sorted()
+	}
+	ch := &Change{
+		AccountID: a.ID, Email: shown, MemberID: act.MemberID,
+		Before: current.sorted(), After: target.sorted(),
+		Added: added.sorted(), Removed: removed, RemovedUnmanaged: removedUnmanaged,
+		Privileged: len(added) > 0, NewLedger: newLedger,
+	}
+	expiredHere := map[string]Expired{}
+	for _, k := range removed {
+		if e, ok := expired[k]; ok {
+			expiredHere[k] = e
+		}
+	}
+	switch {
+	case len(target) == 0:
+		ch.Kind, ch.Op = RemoveMember, OpDelete
+		ch.NewLedger = LedgerEntry{}
+	default:
+		ch.Kind, ch.Op = UpdateRoles, OpUpdate
+	}
+	if len(expiredHere) > 0 {
+		ch.Kind = ExpireGrant
+	}
+	ch.addReason = describeAdded(ch.Added, reasons)
+	ch.removeReason = describeRemoved(ch.Removed, expiredHere)
+	if len(removedUnmanaged) > 0 {
+		ch.removeReason = joinReason(ch.removeReason, unmanagedReason)
+	}
+	ch.Reason = joinReason(ch.addReason, ch.removeReason)
+	return ch, drift.sorted()
+}
+
+const unmanagedReason = "not granted by scimflare (sync.unmanaged: remove)"
+
+func joinReason(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// describeAdded says why keys arrive: every distinct reason, in key order.
+func describeAdded(added []string, reasons map[string][]Reason) string {
+	var parts []string
+	for _, k := range added {
+		for _, r := range reasons[k] {
+			if s := r.String(); !slices.Contains(parts, s) {
+				parts = append(parts, s)
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describeRemoved says why managed keys go.
+func describeRemoved(removed []string, expired map[string]Expired) string {
+	var parts []string
+	for _, k := range removed {
+		s := "no longer granted by any mapping or grant"
+		if e, ok := expired[k]; ok {
+			s = e.Reason.endedString()
+		}
+		if !slices.Contains(parts, s) {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// String is the reason in words, for plans and audit.
+func (r Reason) String() string {
+	var s string
+	switch r.Kind {
+	case ReasonGrant:
+		s = "temporary grant " + r.GrantID
+	default:
+		s = fmt.Sprintf("member of %s (mappings[%d])", strings.Join(r.Path, " > "), r.MappingIndex)
+	}
+	if !r.Expires.IsZero() {
+		s += " until " + r.Expires.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func (r Reason) endedString() string {
+	switch r.Kind {
+	case ReasonGrant:
+		return "temporary grant " + r.GrantID + " ended " + r.Expires.UTC().Format(time.RFC3339)
+	default:
+		return fmt.Sprintf("grant from %s (mappings[%d]) ended %s", r.Group, r.MappingIndex, r.Expires.UTC().Format(time.RFC3339))
+	}
+}

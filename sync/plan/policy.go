@@ -1,0 +1,225 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Policy holds back changes that must not happen, like external-dns's
+// plan policies. Apply returns a new plan and leaves its argument as it
+// was. Order matters: run Protected and LastSuperAdmin before the guard, so
+// the guard counts only removals that could actually happen.
+type Policy interface {
+	Apply(*Changes) *Changes
+}
+
+// ApplyPolicies runs policies in order.
+func ApplyPolicies(c *Changes, policies ...Policy) *Changes {
+	for _, p := range policies {
+		c = p.Apply(c)
+	}
+	return c
+}
+
+// Why texts for withheld changes.
+const (
+	WhyProtected      = "protected"
+	WhyLastSuperAdmin = "last super administrator"
+)
+
+func (c *Changes) clone() *Changes {
+	out := &Changes{
+		Withheld: slices.Clone(c.Withheld),
+		Drift:    slices.Clone(c.Drift),
+		Tripped:  slices.Clone(c.Tripped),
+	}
+	for _, a := range c.Accounts {
+		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})
+	}
+	return out
+}
+
+// filter keeps the changes keep accepts and withholds the rest with why.
+func (c *Changes) filter(keep func(Change) (bool, string)) *Changes {
+	out := c.clone()
+	for i := range out.Accounts {
+		var kept []Change
+		for _, ch := range out.Accounts[i].Changes {
+			if ok, why := keep(ch); ok {
+				kept = append(kept, ch)
+			} else {
+				out.Withheld = append(out.Withheld, Withheld{Change: ch, Why: why})
+			}
+		}
+		out.Accounts[i].Changes = kept
+	}
+	return out
+}
+
+type protectedPolicy map[string]bool
+
+// ProtectedPolicy withholds every change to the given emails, whatever a
+// mapping says: no key added, changed or removed.
+func ProtectedPolicy(emails []string) Policy {
+	p := protectedPolicy{}
+	for _, e := range emails {
+		p[strings.ToLower(strings.TrimSpace(e))] = true
+	}
+	return p
+}
+
+func (p protectedPolicy) Apply(c *Changes) *Changes {
+	return c.filter(func(ch Change) (bool, string) {
+		return !p[strings.ToLower(ch.Email)], WhyProtected
+	})
+}
+
+type lastSuperAdminPolicy struct {
+	key     map[string]string          // account id -> super admin key
+	holders map[string]map[string]bool // account id -> lower emails
+}
+
+// LastSuperAdminPolicy withholds any change that would leave an account
+// with no accepted member holding its SuperAdminKey. Pending invites do
+// not count as holders: they cannot log in to repair anything.
+func LastSuperAdminPolicy(in []AccountInput) Policy {
+	p := lastSuperAdminPolicy{key: map[string]string{}, holders: map[string]map[string]bool{}}
+	for _, a := range in {
+		if a.SuperAdminKey == "" {
+			continue
+		}
+		p.key[a.ID] = a.SuperAdminKey
+		h := map[string]bool{}
+		if a.SuperAdmins != nil {
+			for _, e := range a.SuperAdmins {
+				h[strings.ToLower(e)] = true
+			}
+		} else {
+			for email, m := range a.Actual {
+				if m.Status != "pending" && slices.Contains(m.Keys, a.SuperAdminKey) {
+					h[strings.ToLower(email)] = true
+				}
+			}
+		}
+		p.holders[a.ID] = h
+	}
+	return p
+}
+
+func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
+	// Holders shrink as changes are accepted, in plan order; additions are
+	// not counted because they may fail to apply.
+	left := map[string]map[string]bool{}
+	for id, h := range p.holders {
+		left[id] = map[string]bool{}
+		for e := range h {
+			left[id][e] = true
+		}
+	}
+	return c.filter(func(ch Change) (bool, string) {
+		key := p.key[ch.AccountID]
+		if key == "" || !slices.Contains(ch.Before, key) || slices.Contains(ch.After, key) {
+			return true, ""
+		}
+		h := left[ch.AccountID]
+		email := strings.ToLower(ch.Email)
+		others := len(h)
+		if h[email] {
+			others--
+		}
+		if others < 1 {
+			return false, WhyLastSuperAdmin
+		}
+		delete(h, email)
+		return true, ""
+	})
+}
+
+// GuardPolicy holds back mass removals. When an account's removals (keys
+// taken away, a removed member counting each of its keys) exceed
+// MaxRemovals or MaxRemovalPercent of ManagedGrants[account], every removal
+// in that account is withheld; a change that also adds keys keeps its
+// additions. Force lets the removals through once; the account is still
+// listed in Tripped.
+//
+// A negative limit is off. Zero means no removal at all is allowed, so the
+// zero GuardPolicy is the safe one; the config loader supplies SPEC.md's
+// defaults. With no managed grants, any removal exceeds a percent limit.
+type GuardPolicy struct {
+	MaxRemovals       int
+	MaxRemovalPercent float64
+	ManagedGrants     map[string]int
+	Force             bool
+}
+
+func (g GuardPolicy) trip(account string, removals int) string {
+	if removals == 0 {
+		return ""
+	}
+	if g.MaxRemovals >= 0 && removals > g.MaxRemovals {
+		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removals %d", removals, g.MaxRemovals)
+	}
+	base := g.ManagedGrants[account]
+	if g.MaxRemovalPercent >= 0 && float64(removals)*100 > g.MaxRemovalPercent*float64(base) {
+		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removal_percent %g%% of %d managed grants", removals, g.MaxRemovalPercent, base)
+	}
+	return ""
+}
+
+func (g GuardPolicy) Apply(c *Changes) *Changes {
+	out := c.clone()
+	for i, a := range out.Accounts {
+		removals := 0
+		for _, ch := range a.Changes {
+			removals += ch.Removals()
+		}
+		why := g.trip(a.ID, removals)
+		if why == "" {
+			continue
+		}
+		if !slices.Contains(out.Tripped, a.ID) {
+			out.Tripped = append(out.Tripped, a.ID)
+		}
+		if g.Force {
+			continue
+		}
+		var kept []Change
+		for _, ch := range a.Changes {
+			if ch.Removals() == 0 {
+				kept = append(kept, ch)
+				continue
+			}
+			add, hold := splitRemovals(ch)
+			if add != nil {
+				kept = append(kept, *add)
+			}
+			out.Withheld = append(out.Withheld, Withheld{Change: hold, Why: why})
+		}
+		out.Accounts[i].Changes = kept
+	}
+	slices.Sort(out.Tripped)
+	return out
+}
+
+// splitRemovals separates a change into the part that only adds (nil when
+// it adds nothing) and the part that removes.
+func splitRemovals(ch Change) (*Change, Change) {
+	if len(ch.Added) == 0 {
+		return nil, ch
+	}
+	kept := setOf(ch.Before, ch.Added)
+	add := ch
+	add.Kind, add.Op = UpdateRoles, OpUpdate
+	add.After = kept.sorted()
+	add.Removed, add.RemovedUnmanaged = nil, nil
+	add.NewLedger.Managed = setOf(ch.NewLedger.Managed, ch.Removed).sorted()
+	add.Reason = ch.addReason
+
+	hold := ch
+	hold.Before = add.After
+	hold.Added = nil
+	hold.Privileged = false
+	hold.Reason = ch.removeReason
+	return &add, hold
+}

@@ -1,0 +1,161 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/scimflare/scimflare/mapping"
+)
+
+// names turns keys into sorted names: people read role lists, not ids.
+func keyNames(keys []string, names map[string]string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = mapping.KeyName(k, names)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func accountLabel(c *Changes, id string, accountNames map[string]string) string {
+	if n, ok := accountNames[id]; ok && n != "" {
+		return n
+	}
+	for _, a := range c.Accounts {
+		if a.ID == id && a.Name != "" {
+			return a.Name
+		}
+	}
+	return id
+}
+
+var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!"}
+
+// RenderText writes the plan for people, grouped by account, then what was
+// withheld, drift, tripped guards and a one-line summary.
+func RenderText(w io.Writer, c *Changes, names map[string]string) error {
+	var b strings.Builder
+	change := func(ch Change, indent string) {
+		fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, ch.Email)
+		if len(ch.Before) > 0 {
+			fmt.Fprintf(&b, "%s    before: %s\n", indent, strings.Join(keyNames(ch.Before, names), ", "))
+		}
+		if len(ch.After) > 0 {
+			fmt.Fprintf(&b, "%s    after:  %s\n", indent, strings.Join(keyNames(ch.After, names), ", "))
+		}
+		if ch.Reason != "" {
+			fmt.Fprintf(&b, "%s    reason: %s\n", indent, ch.Reason)
+		}
+	}
+	count := map[Kind]int{}
+	for _, a := range c.Accounts {
+		if len(a.Changes) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "Account %s (%s):\n", a.Name, a.ID)
+		for _, ch := range a.Changes {
+			change(ch, "  ")
+			count[ch.Kind]++
+		}
+		b.WriteString("\n")
+	}
+	if len(c.Withheld) > 0 {
+		b.WriteString("Withheld:\n")
+		for _, wh := range c.Withheld {
+			fmt.Fprintf(&b, "  in %s, %s:\n", accountLabel(c, wh.Change.AccountID, nil), wh.Why)
+			change(wh.Change, "    ")
+		}
+		b.WriteString("\n")
+	}
+	if len(c.Drift) > 0 {
+		b.WriteString("Drift (roles scimflare did not grant):\n")
+		for _, d := range c.Drift {
+			fmt.Fprintf(&b, "  %s %s: %s\n", accountLabel(c, d.AccountID, nil), d.Email, mapping.KeyName(d.Key, names))
+		}
+		b.WriteString("\n")
+	}
+	if len(c.Tripped) > 0 {
+		tripped := make([]string, len(c.Tripped))
+		for i, id := range c.Tripped {
+			tripped[i] = accountLabel(c, id, nil)
+		}
+		fmt.Fprintf(&b, "Guard tripped: %s\n\n", strings.Join(tripped, ", "))
+	}
+	if !c.HasChanges() && len(c.Withheld) == 0 && len(c.Drift) == 0 {
+		b.WriteString("No changes.\n")
+	} else {
+		fmt.Fprintf(&b, "Plan: %d to add, %d to change, %d to remove, %d to expire; %d withheld; %d drift.\n",
+			count[AddMember], count[UpdateRoles], count[RemoveMember], count[ExpireGrant], len(c.Withheld), len(c.Drift))
+	}
+	_, err := io.WriteString(w, b.String())
+	if err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return nil
+}
+
+type jsonPlan struct {
+	Accounts []jsonAccount  `json:"accounts"`
+	Withheld []jsonWithheld `json:"withheld"`
+	Drift    []jsonDrift    `json:"drift"`
+}
+
+type jsonAccount struct {
+	Name    string       `json:"name"`
+	ID      string       `json:"id"`
+	Changes []jsonChange `json:"changes"`
+}
+
+type jsonChange struct {
+	Kind   Kind     `json:"kind"`
+	Email  string   `json:"email"`
+	Before []string `json:"before"`
+	After  []string `json:"after"`
+	Reason string   `json:"reason"`
+}
+
+type jsonWithheld struct {
+	jsonChange
+	Account string `json:"account"`
+	Why     string `json:"why"`
+}
+
+type jsonDrift struct {
+	Email   string `json:"email"`
+	Account string `json:"account"`
+	Role    string `json:"role"`
+}
+
+// RenderJSON writes the plan in SPEC.md's `plan --json` shape. Every
+// account planned is listed, with an empty change list when nothing
+// changes; lists are never null. accountNames (id -> name) overrides the
+// names carried in c.
+func RenderJSON(w io.Writer, c *Changes, names, accountNames map[string]string) error {
+	conv := func(ch Change) jsonChange {
+		return jsonChange{Kind: ch.Kind, Email: ch.Email, Before: keyNames(ch.Before, names), After: keyNames(ch.After, names), Reason: ch.Reason}
+	}
+	out := jsonPlan{Accounts: []jsonAccount{}, Withheld: []jsonWithheld{}, Drift: []jsonDrift{}}
+	for _, a := range c.Accounts {
+		ja := jsonAccount{Name: accountLabel(c, a.ID, accountNames), ID: a.ID, Changes: []jsonChange{}}
+		for _, ch := range a.Changes {
+			ja.Changes = append(ja.Changes, conv(ch))
+		}
+		out.Accounts = append(out.Accounts, ja)
+	}
+	for _, wh := range c.Withheld {
+		out.Withheld = append(out.Withheld, jsonWithheld{jsonChange: conv(wh.Change), Account: accountLabel(c, wh.Change.AccountID, accountNames), Why: wh.Why})
+	}
+	for _, d := range c.Drift {
+		out.Drift = append(out.Drift, jsonDrift{Email: d.Email, Account: accountLabel(c, d.AccountID, accountNames), Role: mapping.KeyName(d.Key, names)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return fmt.Errorf("write plan as JSON: %w", err)
+	}
+	return nil
+}
