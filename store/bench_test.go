@@ -25,7 +25,7 @@ func openBench(b *testing.B, opts ...Option) *BoltStore {
 // populate writes n users through the same writeTx code the Store uses,
 // 20k per transaction, so that setup costs seconds rather than n fsyncs.
 // It returns their ids in creation order; userNames are "user<i>".
-func populate(b *testing.B, s *BoltStore, n int, groupID string) []string {
+func populate(b testing.TB, s *BoltStore, n int, groupID string) []string {
 	b.Helper()
 	ids := make([]string, 0, n)
 	const chunk = 20000
@@ -118,6 +118,7 @@ func BenchmarkAddMemberTo100kGroup(b *testing.B) {
 			if n, _ := s.CountGroupMembers(g.ID); n != size {
 				b.Fatalf("group has %d members, want %d", n, size)
 			}
+			var pages int64
 			i := 0
 			for b.Loop() {
 				b.StopTimer()
@@ -126,6 +127,8 @@ func BenchmarkAddMemberTo100kGroup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				st := s.db.Stats()
+				before := st.TxStats.GetWrite()
 				b.StartTimer()
 				_, err = s.UpdateGroup(g.ID, benchNow, 0, func(tx GroupTx) error {
 					_, err := tx.AddMember(MemberRef{ID: u.ID, Type: MemberUser})
@@ -134,7 +137,12 @@ func BenchmarkAddMemberTo100kGroup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				b.StopTimer()
+				st = s.db.Stats()
+				pages += st.TxStats.GetWrite() - before
+				b.StartTimer()
 			}
+			b.ReportMetric(float64(pages)/float64(b.N), "pages/op")
 		})
 	}
 }

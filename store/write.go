@@ -98,9 +98,25 @@ func (w writeTx) checkUnique(bucket []byte, id, name, what string) error {
 	return nil
 }
 
+// maxIndexedLen bounds every indexed string well below bbolt's 32 KiB key
+// limit, so an oversized value is a clear ErrInvalid, not a storage error.
+const maxIndexedLen = 4096
+
+func checkLen(what, v string) error {
+	if len(v) > maxIndexedLen {
+		return fmt.Errorf("%s is %d bytes long, the limit is %d: %w", what, len(v), maxIndexedLen, ErrInvalid)
+	}
+	return nil
+}
+
 func validateUser(u *User) error {
 	if u.UserName == "" {
 		return fmt.Errorf("userName is required: %w", ErrInvalid)
+	}
+	for _, err := range []error{checkLen("userName", u.UserName), checkLen("externalId", u.ExternalID), checkLen("email", u.Email)} {
+		if err != nil {
+			return err
+		}
 	}
 	doc, err := normalizeDoc(u.Doc)
 	if err != nil {
@@ -222,6 +238,12 @@ func (w writeTx) dropMemberOf(memberID string) ([]string, error) {
 func validateGroup(g *Group) error {
 	if g.DisplayName == "" {
 		return fmt.Errorf("displayName is required: %w", ErrInvalid)
+	}
+	if err := checkLen("displayName", g.DisplayName); err != nil {
+		return err
+	}
+	if err := checkLen("externalId", g.ExternalID); err != nil {
+		return err
 	}
 	doc, err := normalizeDoc(g.Doc)
 	if err != nil {
@@ -382,6 +404,9 @@ func (w writeTx) deleteGroup(id string) ([]MemberRef, error) {
 func (w writeTx) putToken(t Token) error {
 	if t.Name == "" {
 		return fmt.Errorf("token name is required: %w", ErrInvalid)
+	}
+	if err := checkLen("token name", t.Name); err != nil {
+		return err
 	}
 	if w.bucket(bucketTokens).Get([]byte(t.Name)) != nil {
 		return fmt.Errorf("token %q: %w", t.Name, ErrConflict)

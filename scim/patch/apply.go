@@ -19,8 +19,9 @@ import (
 // Semantics beyond the RFC text, each chosen for a real client:
 //   - Paths and attribute names are case-insensitive, may be URN-qualified,
 //     and legacy SCIM 1.x URIs (OneLogin) stand for their 2.0 schemas.
-//   - A value without path may use dotted keys ("name.givenName") and URN
-//     keys ("urn:…:enterprise:2.0:User:department" or the bare extension URN
+//   - A value without path may use any path as a key: dotted
+//     ("name.givenName"), filtered ("emails[type eq \"work\"].value") and URN
+//     keys ("urn:…:enterprise:2.0:User:department", or the bare extension URN
 //     holding an object) – Entra. Its "schemas" key is ignored (authentik);
 //     "meta", and read-only attributes equal to the current value (Okta sends
 //     the group's own id), are ignored too.
@@ -135,9 +136,6 @@ func (a *applier) noPath() error {
 		p, err := query.ParsePath(k, a.r)
 		if err != nil {
 			return a.rewrap(err)
-		}
-		if p.Filter != nil {
-			return a.fail(errors.ScimTypeInvalidPath, "attribute %q in the value cannot carry a filter", k)
 		}
 		if p.Schema != "" {
 			err = a.wholeSchema(p.Schema, m[k], true)

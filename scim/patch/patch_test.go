@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/elimity-com/scim/errors"
-	"github.com/scimflare/scimflare/scim/query"
 )
 
 func decode(t testing.TB, s string) map[string]any {

@@ -16,7 +16,8 @@ import (
 )
 
 // Run runs the conformance suite. open must return a new, empty store for
-// each call and arrange (t.Cleanup) for it to be closed.
+// each call and arrange (t.Cleanup) for it to be closed. The cases run in
+// parallel, each on its own store, so open must be safe for concurrent use.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -51,7 +52,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ViewIsASnapshot", testViewSnapshot},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case has its own store; fsync latency overlaps
+			tc.fn(t, open(t))
+		})
 	}
 }
 

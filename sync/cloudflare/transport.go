@@ -102,7 +102,6 @@ func (c *Client) send(req *http.Request, route string, next option.MiddlewareNex
 			return resp, nil
 		}
 		apiErr := newAPIError(method, route, status, body)
-		retryable := status == http.StatusTooManyRequests || status >= 500
 		wait, told := parseRetryAfter(resp.Header.Get("Retry-After"), now)
 		if !told && status == http.StatusTooManyRequests {
 			wait, told = rateLimitPause(resp.Header)
@@ -111,7 +110,7 @@ func (c *Client) send(req *http.Request, route string, next option.MiddlewareNex
 			wait = c.backoff(attempt)
 		}
 		if status == http.StatusTooManyRequests {
-			if !retryable || attempt >= retries || wait > c.maxRetryAfter {
+			if attempt >= retries || wait > c.maxRetryAfter {
 				if c.observer != nil {
 					c.observer.RateLimited(method, route, 0)
 				}
@@ -128,7 +127,9 @@ func (c *Client) send(req *http.Request, route string, next option.MiddlewareNex
 			c.limiter.holdUntil(now.Add(wait))
 			continue
 		}
-		if !retryable || attempt >= retries {
+		// Never retry other 4xx: the request itself is wrong, or the
+		// answer (404, 409) is the information the caller needs.
+		if status < 500 || attempt >= retries {
 			return nil, apiErr
 		}
 		if err := c.clock.Sleep(ctx, min(wait, c.maxRetryAfter)); err != nil {

@@ -24,7 +24,11 @@ type answer struct {
 		} `json:"errors"`
 		Result     json.RawMessage `json:"result"`
 		ResultInfo struct {
-			Page, PerPage, Count, TotalCount, TotalPages int
+			Page       int `json:"page"`
+			PerPage    int `json:"per_page"`
+			Count      int `json:"count"`
+			TotalCount int `json:"total_count"`
+			TotalPages int `json:"total_pages"`
 		} `json:"result_info"`
 	}
 }
@@ -191,11 +195,18 @@ func TestFaults(t *testing.T) {
 		}
 	}
 	srv.ClearFaults()
+	// A POST: Go's transport silently retries an idempotent request on a
+	// reused connection that closes, which would hide the drop.
 	srv.Inject(cftest.Fault{Drop: true})
-	req, _ := http.NewRequest("GET", srv.URL()+path, nil)
+	body := `{"email":"x@example.com","roles":["` + srv.RoleID(acct, "DNS") + `"]}`
+	req, _ := http.NewRequest("POST", srv.URL()+"/accounts/"+acct+"/members", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err := srv.HTTPClient().Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("dropped connection produced an answer")
+	}
+	if len(srv.Members(acct)) != 0 {
+		t.Fatal("a dropped request changed state")
 	}
 	if srv.TotalCalls() != 7 {
 		t.Fatalf("total calls = %d, want 7", srv.TotalCalls())
