@@ -36,6 +36,7 @@ func groupFromAttrs(attrs map[string]any, g *store.Group) error {
 	for _, k := range groupFieldAttrs {
 		deleteFold(doc, k)
 	}
+	dropUnassigned(doc)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the group attributes cannot be stored: %v", err)
@@ -239,6 +240,10 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 			if err != nil {
 				return err
 			}
+			page.TotalResults = n
+			if p.Count <= 0 || skip >= n {
+				return nil
+			}
 			i := 0
 			var ierr error
 			err = rd.ListGroups("", func(g store.Group) bool {
@@ -253,7 +258,6 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 				i++
 				return len(page.Resources) < p.Count
 			})
-			page.TotalResults = n
 			return errors.Join(err, ierr)
 		}
 		if attr, val, ok := f.EqualityHint("displayName", "externalId", "id", "members.value"); ok {
@@ -313,6 +317,10 @@ func groupCandidates(rd store.Reader, attr, val string) (groups []store.Group, h
 		return gs, false, err
 	default: // members.value
 		parents, err := rd.GroupsOf(val)
+		if errors.Is(err, store.ErrNotFound) {
+			// A filter naming a member that does not exist matches no group.
+			return nil, true, nil
+		}
 		if err != nil {
 			return nil, true, err
 		}

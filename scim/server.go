@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -212,6 +213,10 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		u.RawQuery = q.Encode()
 	}
 	r2.URL = &u
+	if endpoint == "ServiceProviderConfig" && r.Method == http.MethodGet {
+		s.serviceProviderConfig(w, r2)
+		return
+	}
 	if body != nil {
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))
@@ -345,4 +350,25 @@ func (s *Server) writePatched(w http.ResponseWriter, r *http.Request, attrs, exc
 	w.Header().Set("Content-Type", "application/scim+json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// serviceProviderConfig corrects the library's answer, which always says
+// etag unsupported: scimflare issues meta.version ETags and honours
+// If-Match, and a client that reads this document should know it.
+func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	s.lib.ServeHTTP(rec, r)
+	var doc map[string]any
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	doc["etag"] = map[string]bool{"supported": true}
+	w.Header().Set("Content-Type", "application/scim+json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(doc)
 }

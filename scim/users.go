@@ -42,6 +42,7 @@ func (s *Server) userFromAttrs(attrs map[string]any, u *store.User) error {
 	for _, k := range userFieldAttrs {
 		deleteFold(doc, k)
 	}
+	dropUnassigned(doc)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the user attributes cannot be stored: %v", err)
@@ -49,6 +50,28 @@ func (s *Server) userFromAttrs(attrs map[string]any, u *store.User) error {
 	u.Doc = raw
 	u.Email = s.identityEmail(u.UserName, doc)
 	return nil
+}
+
+// dropUnassigned removes null values and empty arrays, which RFC 7643 §2.5
+// treats as unassigned: storing them would hand "roles": null back to an
+// IdP that sent "roles": [] (Entra does), and every later comparison would
+// see a difference that is not there.
+func dropUnassigned(m map[string]any) {
+	for k, v := range m {
+		switch v := v.(type) {
+		case nil:
+			delete(m, k)
+		case []any:
+			if len(v) == 0 {
+				delete(m, k)
+			}
+		case map[string]any:
+			dropUnassigned(v)
+			if len(v) == 0 {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 func deleteFold(m map[string]any, key string) {
@@ -180,16 +203,18 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 			if err != nil {
 				return err
 			}
+			page.TotalResults = n
+			if p.Count <= 0 || skip >= n {
+				return nil
+			}
 			i := 0
-			err = rd.ListUsers("", func(u store.User) bool {
+			return rd.ListUsers("", func(u store.User) bool {
 				if i >= skip {
 					page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
 				}
 				i++
 				return len(page.Resources) < p.Count
 			})
-			page.TotalResults = n
-			return err
 		}
 		candidates, indexed, err := userCandidates(rd, f)
 		if err != nil {

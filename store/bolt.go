@@ -25,7 +25,10 @@ type BoltStore struct {
 	batch bool
 }
 
-var _ Store = (*BoltStore)(nil)
+var (
+	_ Store     = (*BoltStore)(nil)
+	_ SyncState = (*BoltStore)(nil)
+)
 
 type options struct {
 	lockTimeout time.Duration
@@ -101,9 +104,11 @@ func initSchema(db *bolt.DB, path string) error {
 		}
 		meta := tx.Bucket(bucketMeta)
 		if meta.Get(keySchemaVersion) == nil {
-			return meta.Put(keySchemaVersion, encodeUint(SchemaVersion))
+			if err := meta.Put(keySchemaVersion, encodeUint(SchemaVersion)); err != nil {
+				return err
+			}
 		}
-		return nil
+		return initSyncSchema(tx, path)
 	})
 }
 

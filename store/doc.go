@@ -1,6 +1,8 @@
 // Package store keeps scimflare's SCIM state: users, groups, group
 // memberships (nested groups included) and SCIM bearer tokens, behind the
-// Store interface, with a bbolt implementation (BoltStore). The SCIM layer
+// Store interface, and the reconciler's state (ownership ledger, member
+// cache, temporary grants, audit trail, status) behind SyncState, with a
+// bbolt implementation of both (BoltStore). The SCIM layer
 // writes it; the reconciler reads consistent snapshots of it through View.
 // Any other backend must pass the suite in store/storetest.
 //
@@ -37,7 +39,24 @@
 //	scim/memberCounts       group id -> uint64
 //	scim/tokens             token name -> JSON record
 //
-// ("len" is a uvarint length prefix.) Other packages sharing the file via
-// BoltStore.DB must use their own prefix (for example "sync/") and must not
-// write "scim/" buckets. SchemaVersion covers the "scim/" buckets only.
+// ("len" is a uvarint length prefix.) The reconciler's state (SyncState,
+// also implemented by BoltStore) lives in "sync/..." buckets with their own
+// schema version:
+//
+//	sync/meta               schemaVersion, audit head (last seq and hash)
+//	sync/ledger             len|accountId|Fold(email) -> JSON LedgerEntry
+//	sync/memberCache        len|accountId|Fold(email) -> JSON CachedMember
+//	sync/memberScans        accountId -> RFC3339Nano time of the last listing
+//	sync/grants             grant id -> JSON Grant
+//	sync/audit              big-endian seq -> JSON record, hash-chained
+//	sync/status             key -> opaque value
+//
+// The audit trail is append-only: no method edits or deletes a record.
+// Each record's hash covers its canonical JSON encoding (fields in fixed
+// order, times RFC3339Nano UTC) including the previous record's hash, and
+// the head in sync/meta lets VerifyAudit notice a record cut off the end.
+//
+// Other packages sharing the file via BoltStore.DB must use yet another
+// prefix and must not write "scim/" or "sync/" buckets. SchemaVersion
+// covers the "scim/" buckets only.
 package store

@@ -19,6 +19,7 @@ import (
 	"github.com/scimflare/scimflare/internal/cli"
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/daemon"
+	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -74,7 +75,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	return cli.Run(ctx, &cli.Env{Config: cfg, Store: st, Now: time.Now}, args, stdout, stderr)
+	// Offline commands print their own results; only warnings and errors are logged.
+	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rec, err := daemon.NewReconciler(cfg, st, metrics.New(), quiet, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1
+	}
+	return cli.Run(ctx, &cli.Env{Config: cfg, Store: st, Now: time.Now, Reconciler: rec}, args, stdout, stderr)
 }
 
 func usage(w io.Writer) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/store"
+	syncer "github.com/scimflare/scimflare/sync"
 )
 
 // Env is what commands run against.
@@ -23,6 +24,9 @@ type Env struct {
 	Config *config.Config
 	Store  *store.BoltStore
 	Now    func() time.Time
+	// Reconciler is the daemon's own inside `serve`, else one built for this
+	// command (it never runs a schedule).
+	Reconciler *syncer.Reconciler
 	// Daemon is true inside `serve`.
 	Daemon bool
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
+	syncer "github.com/scimflare/scimflare/sync"
 )
 
 // Options are the parts a caller (main, or a test) may set.
@@ -37,7 +39,9 @@ type Options struct {
 
 // Daemon is a running scimflare.
 type Daemon struct {
+	cfgMu   gosync.RWMutex
 	cfg     *config.Config
+	rec     *syncer.Reconciler
 	log     *slog.Logger
 	now     func() time.Time
 	st      *store.BoltStore
@@ -62,8 +66,13 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	defer st.Close()
 	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
 
+	d.rec, err = NewReconciler(cfg, st, d.metrics, log.With("component", "reconciler"), opt.Now)
+	if err != nil {
+		return err
+	}
 	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now)
 	d.scim, err = scim.New(st, scim.Options{
+		Notifier:     notifier{d.rec},
 		BasePath:     cfg.Server.SCIMBasePath,
 		MaxBodyBytes: cfg.SCIM.MaxBodyBytes,
 		EmailFrom:    cfg.Identity.EmailFrom,
@@ -103,7 +112,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	defer os.Remove(cfg.Admin.Socket)
 	adminSrv := &http.Server{Handler: admin.Handler(d.runCommand), ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		var err error
 		if cfg.Server.TLSCertFile != "" {
@@ -118,6 +127,29 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	go func() {
 		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("admin socket: %w", err)
+		}
+	}()
+	if d.rec.Status().PlanOnly {
+		log.Warn("plan-only mode: scimflare will log each plan and never change Cloudflare (no Cloudflare token, or sync.mode: plan-only)")
+	}
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		if err := d.rec.Run(ctx); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("reconciler: %w", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.reload()
+			}
 		}
 	}()
 	log.Info("scimflare serving", "listen", ln.Addr().String(), "scim", cfg.Server.SCIMBasePath,
@@ -137,14 +169,43 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	defer cancel()
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = adminSrv.Shutdown(shutdownCtx)
+	stop()
+	<-recDone
 	log.Info("stopped")
 	return runErr
 }
 
+func (d *Daemon) config() *config.Config {
+	d.cfgMu.RLock()
+	defer d.cfgMu.RUnlock()
+	return d.cfg
+}
+
 func (d *Daemon) runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &cli.Env{Config: d.cfg, Store: d.st, Now: d.now, Daemon: true}
+	env := &cli.Env{Config: d.config(), Store: d.st, Now: d.now, Reconciler: d.rec, Daemon: true}
 	return cli.Run(ctx, env, args, stdout, stderr)
 }
+
+// reload re-reads the config file. A bad file is rejected and logged, and
+// the running config stays.
+func (d *Daemon) reload() {
+	cur := d.config()
+	next, err := config.Load(cur.Path)
+	if err != nil {
+		d.log.Error("config reload rejected; the running config stays", "file", cur.Path, "err", err.Error())
+		return
+	}
+	d.cfgMu.Lock()
+	d.cfg = next
+	d.cfgMu.Unlock()
+	d.rec.Reload(next)
+	d.log.Info("config reloaded", "file", next.Path, "accounts", len(next.Accounts), "mappings", len(next.Mappings))
+}
+
+// notifier hands SCIM changes to the reconciler.
+type notifier struct{ rec *syncer.Reconciler }
+
+func (n notifier) Changed(c scim.Change) { n.rec.Touch(c.UserIDs, c.GroupIDs, c.Emails) }
 
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -187,11 +248,19 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	if _, err := d.st.CountUsers(); err != nil {
 		reasons = append(reasons, "the state file does not answer")
 	}
-	if len(reasons) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+	ok, why := d.rec.Ready()
+	body := map[string]any{"plan_only": d.rec.Status().PlanOnly}
+	if !ok || len(reasons) > 0 {
+		body["status"] = "not ready"
+		body["reasons"] = append(reasons, why...)
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	body["status"] = "ready"
+	if len(why) > 0 {
+		body["notes"] = why
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

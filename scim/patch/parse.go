@@ -63,7 +63,11 @@ func Parse(body []byte) ([]Operation, error) {
 		opName, _ := rawOp.(string)
 		op := Operation{Op: strings.ToLower(strings.TrimSpace(opName))}
 		if op.Op != "add" && op.Op != "remove" && op.Op != "replace" {
-			return nil, badRequest(errors.ScimTypeInvalidValue, "Operations[%d]: op %s is not add, remove or replace.", i, describe(rawOp))
+			shown := describe(rawOp)
+			if s, ok := rawOp.(string); ok {
+				shown = fmt.Sprintf("%q", s)
+			}
+			return nil, badRequest(errors.ScimTypeInvalidValue, "Operations[%d]: op %s is not add, remove or replace.", i, shown)
 		}
 		switch p := mustGet(om, "path").(type) {
 		case nil:

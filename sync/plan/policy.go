@@ -145,13 +145,21 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 //
 // A negative limit is off. Zero means no removal at all is allowed, so the
 // zero GuardPolicy is the safe one; the config loader supplies SPEC.md's
-// defaults. With no managed grants, any removal exceeds a percent limit.
+// defaults.
+//
+// The percent limit needs at least MinPercentRemovals removals to trip: in
+// a small account a single leaver is already "100% of the managed grants",
+// and withholding that removal is exactly the failure (a leaver keeping
+// access) the guard exists to avoid. Mass removals are what it catches.
 type GuardPolicy struct {
 	MaxRemovals       int
 	MaxRemovalPercent float64
 	ManagedGrants     map[string]int
 	Force             bool
 }
+
+// MinPercentRemovals is the fewest removals the percent guard trips on.
+const MinPercentRemovals = 2
 
 func (g GuardPolicy) trip(account string, removals int) string {
 	if removals == 0 {
@@ -161,7 +169,7 @@ func (g GuardPolicy) trip(account string, removals int) string {
 		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removals %d", removals, g.MaxRemovals)
 	}
 	base := g.ManagedGrants[account]
-	if g.MaxRemovalPercent >= 0 && float64(removals)*100 > g.MaxRemovalPercent*float64(base) {
+	if g.MaxRemovalPercent >= 0 && removals >= MinPercentRemovals && float64(removals)*100 > g.MaxRemovalPercent*float64(base) {
 		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removal_percent %g%% of %d managed grants", removals, g.MaxRemovalPercent, base)
 	}
 	return ""

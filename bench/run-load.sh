@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Runs the same scimload phases against scimflare (plan-only, durable bbolt
+# state on local disk) and against the in-memory ceiling server, both on
+# loopback, and prints them side by side with the ratio scimflare/ceiling.
+# Also measures scimflare's RSS after each phase and its start-up time to a
+# 200 from /healthz with the data loaded (a restart on the same state file).
+#
+#   bench/run-load.sh          full size (100k users, 2k groups, 1M memberships)
+#   bench/run-load.sh smoke    CI size, a few seconds; exit 1 on any failed
+#                              request or when a phase falls below its floor
+#
+# Sizes from the environment: USERS, GROUPS (or LOAD_GROUPS: an interactive
+# bash will not pass GROUPS on, it is a bash variable), MEMBERSHIPS,
+# CONCURRENCY, CHUNK, CHURN, LOOKUPS, PHASES. Floors (smoke): MIN_OPS,
+# MIN_RATIO, MAX_STARTUP_MS. KEEP=1 keeps the work directory.
+# Everything listens on 127.0.0.1 and every process started here is stopped
+# (by its pid) on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-full}
+groups_env=${LOAD_GROUPS:-$(printenv GROUPS || true)}
+case "$mode" in
+smoke)
+	users=${USERS:-300} groups=${groups_env:-20} memberships=${MEMBERSHIPS:-3000}
+	churn=${CHURN:-600} lookups=${LOOKUPS:-1500} run_timeout=2m
+	# Generous: about a tenth of what a quiet 2-core machine with a
+	# ~8 ms fdatasync does. Writes are fsync-bound, lookups CPU-bound.
+	min_ops=${MIN_OPS:-import=50,churn=50,lookup=170}
+	min_ratio=${MIN_RATIO:-lookup=0.05}
+	max_startup_ms=${MAX_STARTUP_MS:-10000}
+	;;
+full)
+	users=${USERS:-100000} groups=${groups_env:-2000} memberships=${MEMBERSHIPS:-1000000}
+	churn=${CHURN:-20000} lookups=${LOOKUPS:-30000} run_timeout=40m
+	min_ops=${MIN_OPS:-} min_ratio=${MIN_RATIO:-} max_startup_ms=${MAX_STARTUP_MS:-}
+	;;
+*)
+	echo "usage: $0 [full|smoke]" >&2
+	exit 2
+	;;
+esac
+concurrency=${CONCURRENCY:-8} chunk=${CHUNK:-100} phases=${PHASES:-import,churn,lookup}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/scimflare-load.XXXXXX")
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "== $*" >&2; }
+
+# wait_for CMD...: retries CMD every 20 ms for at most 60 s.
+wait_for() {
+	local deadline=$((SECONDS + 60))
+	until "$@"; do
+		if [ "$SECONDS" -ge "$deadline" ]; then return 1; fi
+		sleep 0.02
+	done
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$1/healthz")" = 200 ]; }
+
+say "build"
+mkdir -p "$work/bin"
+go build -o "$work/bin/scimflare" ./cmd/scimflare
+go build -o "$work/bin/scimload" ./cmd/scimload
+go build -o "$work/bin/ceiling" ./bench/ceiling
+
+load() { # load NAME URL TOKEN PID
+	local rc=0
+	SCIMLOAD_TOKEN=$3 "$work/bin/scimload" -url "$2" -json -rss-pid "$4" \
+		-users "$users" -groups "$groups" -memberships "$memberships" -chunk "$chunk" \
+		-concurrency "$concurrency" -churn "$churn" -lookups "$lookups" -phases "$phases" \
+		-timeout "$run_timeout" >"$work/$1.json" || rc=$?
+	# 3 = the run completed with failed requests: the report shows them.
+	if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then
+		echo "scimload against $1 failed (exit $rc)" >&2
+		exit 1
+	fi
+}
+
+say "ceiling: $users users, $groups groups, $memberships memberships, concurrency $concurrency"
+"$work/bin/ceiling" -listen 127.0.0.1:0 >"$work/ceiling.url" 2>"$work/ceiling.log" &
+ceiling_pid=$!
+pids+=("$ceiling_pid")
+wait_for test -s "$work/ceiling.url" || { echo "ceiling did not start:" >&2; cat "$work/ceiling.log" >&2; exit 1; }
+load ceiling "$(head -1 "$work/ceiling.url")" ceiling "$ceiling_pid"
+kill -TERM "$ceiling_pid"
+wait "$ceiling_pid" || true
+
+token="scimload-$RANDOM$RANDOM$RANDOM-token"
+write_config() { # write_config LISTEN
+	cat >"$work/config.yaml" <<EOF
+server:
+  listen: "$1"
+  scim_base_path: /scim/v2
+admin:
+  socket: $work/scimflare.sock
+state:
+  path: $work/state.db
+scim:
+  token_env: SCIMFLARE_SCIM_TOKEN
+  max_body_bytes: 1048576
+cloudflare:
+  api_token_env: CLOUDFLARE_API_TOKEN
+  base_url: http://127.0.0.1:9/client/v4
+sync:
+  schedule: "@every 5m"
+  debounce: 10s
+accounts:
+  - name: prod
+    id: 0123456789abcdef0123456789abcdef
+    environment: production
+mappings:
+  - group: load-group-00000
+    account: prod
+    roles: [Workers Platform Read]
+  - group: load-group-00001
+    account: prod
+    roles: [Workers Platform Read]
+EOF
+}
+start_scimflare() { # start_scimflare LOG; sets sf_pid
+	# No CLOUDFLARE_API_TOKEN: plan-only, scimflare makes no Cloudflare call.
+	env -u CLOUDFLARE_API_TOKEN SCIMFLARE_SCIM_TOKEN="$token" \
+		"$work/bin/scimflare" serve --config "$work/config.yaml" >>"$1" 2>&1 &
+	sf_pid=$!
+	pids+=("$sf_pid")
+}
+stop_scimflare() {
+	kill -TERM "$sf_pid"
+	wait "$sf_pid" || true
+}
+
+say "scimflare: $users users, $groups groups, $memberships memberships, concurrency $concurrency"
+write_config "127.0.0.1:0"
+start_scimflare "$work/scimflare.log"
+wait_for grep -qs '"msg":"scimflare serving"' "$work/scimflare.log" || { cat "$work/scimflare.log" >&2; exit 1; }
+addr=$(grep -o '"listen":"[^"]*"' "$work/scimflare.log" | head -1 | cut -d'"' -f4)
+load scimflare "http://$addr/scim/v2" "$token" "$sf_pid"
+stop_scimflare
+
+say "scimflare restart on the same state file ($(du -h "$work/state.db" | cut -f1))"
+write_config "$addr"
+t0=$(now_ms)
+start_scimflare "$work/scimflare-restart.log"
+wait_for healthy "$addr" || { echo "scimflare did not become healthy:" >&2; cat "$work/scimflare-restart.log" >&2; exit 1; }
+startup_ms=$(($(now_ms) - t0))
+rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$sf_pid/status")
+stop_scimflare
+
+echo
+echo "scimflare / ceiling, $users users, $groups groups, $memberships memberships, chunk $chunk, concurrency $concurrency"
+report_args=()
+[ -n "$min_ops" ] && report_args+=(-min-ops "$min_ops")
+[ -n "$min_ratio" ] && report_args+=(-min-ratio "$min_ratio")
+rc=0
+"$work/bin/scimload" report "${report_args[@]}" "scimflare=$work/scimflare.json" "ceiling=$work/ceiling.json" || rc=$?
+echo "scimflare start-up to /healthz with the data loaded: ${startup_ms} ms (RSS then $((rss_kib / 1024)) MiB; state file $(du -h "$work/state.db" | cut -f1))"
+if [ -n "$max_startup_ms" ] && [ "$startup_ms" -gt "$max_startup_ms" ]; then
+	echo "FAIL: start-up took ${startup_ms} ms, above the ceiling of ${max_startup_ms} ms"
+	rc=1
+fi
+exit "$rc"

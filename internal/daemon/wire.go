@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/store"
+	syncer "github.com/scimflare/scimflare/sync"
+	"github.com/scimflare/scimflare/sync/cloudflare"
+)
+
+// NewReconciler builds the reconciler the daemon and the offline CLI share.
+// Without a Cloudflare token it is plan-only and makes no Cloudflare call.
+func NewReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
+	token, err := cfg.CloudflareToken()
+	if err != nil {
+		return nil, err
+	}
+	opt := syncer.Options{
+		Config:   cfg,
+		State:    st,
+		PlanOnly: cfg.PlanOnly(token),
+		Metrics:  m,
+		Logger:   log,
+		Now:      now,
+	}
+	if token != "" {
+		client, err := cloudflare.New(cloudflare.Config{
+			BaseURL:  cfg.Cloudflare.BaseURL,
+			Token:    token,
+			Budget:   cfg.Cloudflare.RequestBudget,
+			Observer: cfObserver{m},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cloudflare client: %w", err)
+		}
+		opt.Cloudflare = client
+	}
+	return syncer.New(opt)
+}
+
+// cfObserver counts Cloudflare calls and 429s into the metrics.
+type cfObserver struct{ m *metrics.Metrics }
+
+func (o cfObserver) Attempt(method, route string, status int, err error) {
+	if o.m == nil {
+		return
+	}
+	s := strconv.Itoa(status)
+	if status == 0 {
+		s = "error"
+	}
+	o.m.CloudflareCalls.WithLabelValues(method, route, s).Inc()
+}
+
+func (o cfObserver) RateLimited(method, route string, wait time.Duration) {
+	if o.m != nil {
+		o.m.Cloudflare429.Inc()
+	}
+}

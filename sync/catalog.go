@@ -1,0 +1,252 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
+)
+
+// ErrMixedShapes: a member would need roles and policies in one request,
+// which Cloudflare's member API does not take.
+var ErrMixedShapes = errors.New("member would hold both roles and policies; Cloudflare takes one shape per member")
+
+// denyPrefix marks a deny policy found on a member. scimflare never grants
+// one, but it must send it back unchanged when it updates that member:
+// dropping a deny would widen access.
+const denyPrefix = "deny:"
+
+// catalogs lists what every account offers, once per run. Without a
+// client every name stands for itself (role "X" is key "role:X"), so that
+// plan-only mode without a token can still show a plan.
+func (r *Reconciler) catalogs(ctx context.Context, cfg *config.Config, grants []store.Grant) (map[string]mapping.Catalog, error) {
+	if r.cf == nil {
+		return identityCatalogs(cfg, grants), nil
+	}
+	out := map[string]mapping.Catalog{}
+	for _, a := range cfg.Accounts {
+		var cat mapping.Catalog
+		roles, err := r.cf.ListRoles(ctx, a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
+		}
+		cat.Roles = named(roles)
+		// Permission and resource groups cost two more calls per account
+		// and run; only accounts whose mappings use policies need them.
+		if usesPolicies(cfg, a.Name) {
+			pgs, err := r.cf.ListPermissionGroups(ctx, a.ID)
+			if err != nil {
+				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
+			}
+			rgs, err := r.cf.ListResourceGroups(ctx, a.ID)
+			if err != nil {
+				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
+			}
+			cat.PermissionGroups, cat.ResourceGroups = named(pgs), named(rgs)
+		}
+		out[a.ID] = cat
+	}
+	return out, nil
+}
+
+func named(ns []cloudflare.Named) []mapping.Named {
+	out := make([]mapping.Named, len(ns))
+	for i, n := range ns {
+		out[i] = mapping.Named{ID: n.ID, Name: n.Name}
+	}
+	return out
+}
+
+func usesPolicies(cfg *config.Config, account string) bool {
+	for _, m := range cfg.Mappings {
+		if m.Account == account && len(m.Policies) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// identityCatalogs makes every name the config and the grants mention its
+// own id.
+func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mapping.Catalog {
+	type sets struct{ roles, pgs, rgs []string }
+	byName := map[string]*sets{}
+	out := map[string]mapping.Catalog{}
+	for _, a := range cfg.Accounts {
+		byName[a.Name] = &sets{roles: []string{mapping.SuperAdministrator}}
+	}
+	for _, m := range cfg.Mappings {
+		s := byName[m.Account]
+		if s == nil {
+			continue
+		}
+		s.roles = append(s.roles, m.Roles...)
+		for _, p := range m.Policies {
+			s.pgs = append(s.pgs, p.PermissionGroups...)
+			s.rgs = append(s.rgs, p.ResourceGroups...)
+		}
+	}
+	for _, g := range grants {
+		if a, ok := accountByID(cfg, g.AccountID); ok && g.Role != "" {
+			byName[a.Name].roles = append(byName[a.Name].roles, g.Role)
+		}
+	}
+	self := func(names []string) []mapping.Named {
+		slices.Sort(names)
+		names = slices.Compact(names)
+		out := make([]mapping.Named, len(names))
+		for i, n := range names {
+			out[i] = mapping.Named{ID: n, Name: n}
+		}
+		return out
+	}
+	for _, a := range cfg.Accounts {
+		s := byName[a.Name]
+		out[a.ID] = mapping.Catalog{Roles: self(s.roles), PermissionGroups: self(s.pgs), ResourceGroups: self(s.rgs)}
+	}
+	return out
+}
+
+func accountByID(cfg *config.Config, id string) (mapping.Account, bool) {
+	for _, a := range cfg.Accounts {
+		if a.ID == id {
+			return a, true
+		}
+	}
+	return mapping.Account{}, false
+}
+
+// resolve turns the table's names into keys. Any error-level problem is a
+// failed read: a role renamed in Cloudflare must not look like a mapping
+// that went away.
+func resolve(cfg *config.Config, cats map[string]mapping.Catalog) (*mapping.Resolved, error) {
+	res, problems := mapping.Resolve(cfg.Table(), cats)
+	if !mapping.HasErrors(problems) {
+		return res, nil
+	}
+	var msgs []string
+	for _, p := range problems {
+		if !p.Warning {
+			msgs = append(msgs, p.String())
+		}
+	}
+	return nil, fmt.Errorf("cannot resolve names of the mapping table: %s", strings.Join(msgs, "; "))
+}
+
+// findRole looks a role name up as mapping.Resolve does: exactly, else
+// ignoring case when that is unique.
+func findRole(cat mapping.Catalog, name string) (string, bool) {
+	var folded []string
+	for _, n := range cat.Roles {
+		if n.Name == name {
+			return n.ID, true
+		}
+		if strings.EqualFold(n.Name, name) {
+			folded = append(folded, n.ID)
+		}
+	}
+	if len(folded) == 1 {
+		return folded[0], true
+	}
+	return "", false
+}
+
+// mappingKeys is the union of the keys of every mapping of group on the
+// account: what `grant --mapping G` hands out.
+func mappingKeys(res *mapping.Resolved, accountID, group string) []string {
+	var keys []string
+	for _, m := range res.Mappings {
+		if m.AccountID != accountID || !(strings.EqualFold(m.Group, group) || (m.GroupExternalID != "" && m.GroupExternalID == group)) {
+			continue
+		}
+		for _, k := range m.Keys {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// grantKeys resolves a temporary grant's role or mapping to keys.
+func grantKeys(g store.Grant, res *mapping.Resolved, cats map[string]mapping.Catalog) ([]string, error) {
+	if g.Role != "" {
+		id, ok := findRole(cats[g.AccountID], g.Role)
+		if !ok {
+			return nil, fmt.Errorf("grant %s: role %q does not exist in account %s", g.ID, g.Role, g.AccountID)
+		}
+		return []string{mapping.RoleKey(id)}, nil
+	}
+	keys := mappingKeys(res, g.AccountID, g.Mapping)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("grant %s: no mapping of group %q on account %s", g.ID, g.Mapping, g.AccountID)
+	}
+	return keys, nil
+}
+
+// keysOf is a member's grants as keys.
+func keysOf(m cloudflare.Member) []string {
+	var keys []string
+	for _, id := range m.Roles {
+		keys = append(keys, mapping.RoleKey(id))
+	}
+	for _, p := range m.Policies {
+		k := mapping.PolicyKey(p.PermissionGroups, p.ResourceGroups)
+		if p.Access == "deny" {
+			k = denyPrefix + k
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// shapeOf turns keys back into what Cloudflare's member API takes.
+func shapeOf(keys []string) (roles []string, policies []cloudflare.Policy, err error) {
+	for _, k := range keys {
+		access := "allow"
+		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
+			access, k = "deny", rest
+		}
+		roleID, pgs, rgs, isPolicy, err := mapping.ParseKey(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		if isPolicy {
+			policies = append(policies, cloudflare.Policy{Access: access, PermissionGroups: pgs, ResourceGroups: rgs})
+		} else {
+			roles = append(roles, roleID)
+		}
+	}
+	if len(roles) > 0 && len(policies) > 0 {
+		return nil, nil, ErrMixedShapes
+	}
+	return roles, policies, nil
+}
+
+// keyNames is keys in words, sorted, for audit records and logs.
+func keyNames(keys []string, names map[string]string) []string {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
+			out[i] = "deny " + mapping.KeyName(rest, names)
+			continue
+		}
+		out[i] = mapping.KeyName(k, names)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mappingCatalog(roles []cloudflare.Named) mapping.Catalog {
+	return mapping.Catalog{Roles: named(roles)}
+}

@@ -1,0 +1,17 @@
+// Package sync is scimflare's reconciler: the loop that reads one store
+// snapshot and the mapping table, reads Cloudflare, plans with sync/plan,
+// applies the plan through sync/cloudflare, and writes the ownership
+// ledger, member cache, audit trail and run status back to the store.
+//
+// It decides when to run (a full run at start-up and on sync.schedule, a
+// targeted run sync.debounce after the last SCIM change, an expiry run at
+// the next grant expiry), makes sure runs never overlap, and keeps the
+// temporary grants of `scimflare grant` / `revoke`.
+//
+// It must never apply anything after a failed or partial read (of
+// Cloudflare, of the state, or of a role name): such a run is aborted
+// before its first write. It must never write to Cloudflare in plan-only
+// mode, touch a protected email, remove the last Super Administrator,
+// let a tripped guard's removals through without `apply --force`, parse
+// HTTP, or log a token.
+package sync

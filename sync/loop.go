@@ -1,0 +1,172 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Touch tells the reconciler which users SCIM changed. A targeted run
+// follows sync.debounce after the last touch (and no later than
+// maxDebounceFactor debounces after the first, so a steady trickle of
+// changes cannot starve it). userIDs may name groups (untyped member
+// references); groupIDs stand for every user in them, nested included;
+// emails are identities that no longer belong to a user and must be
+// planned too.
+func (r *Reconciler) Touch(userIDs, groupIDs, emails []string) {
+	if len(userIDs) == 0 && len(groupIDs) == 0 && len(emails) == 0 {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	if r.pending.empty() {
+		r.firstTouch = now
+	}
+	r.pending.add(userIDs, groupIDs, emails)
+	r.lastTouch = now
+	r.mu.Unlock()
+	r.poke()
+}
+
+// maxDebounceFactor bounds how long touches can keep postponing a run.
+const maxDebounceFactor = 6
+
+// takePending hands the pending touches to a run.
+func (r *Reconciler) takePending() touched {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.pending
+	r.pending = newTouched()
+	return t
+}
+
+// requeue puts the touches of a failed targeted run back, to be retried
+// no sooner than retryDelay.
+func (r *Reconciler) requeue(t touched) {
+	now := time.Now()
+	r.mu.Lock()
+	if r.pending.empty() {
+		r.firstTouch = now
+		r.lastTouch = now
+	}
+	r.pending.merge(t)
+	r.holdUntil = now.Add(retryDelay)
+	r.mu.Unlock()
+}
+
+// debounceDue is the real time the pending touches are due, zero if none.
+func (r *Reconciler) debounceDue(debounce time.Duration) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending.empty() {
+		return time.Time{}
+	}
+	due := r.lastTouch.Add(debounce)
+	if limit := r.firstTouch.Add(maxDebounceFactor * debounce); limit.Before(due) {
+		due = limit
+	}
+	if r.holdUntil.After(due) {
+		due = r.holdUntil
+	}
+	return due
+}
+
+// Run reconciles at once, then on sync.schedule, sync.debounce after SCIM
+// changes and at each expiry, one run at a time, until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return errors.New("the reconciler is already running")
+	}
+	r.running = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running, r.nextRun = false, time.Time{}
+		r.mu.Unlock()
+	}()
+	if r.planOnly {
+		r.log.Warn("plan-only mode: scimflare computes and logs plans but never writes to Cloudflare")
+	}
+
+	r.takePending()
+	r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+
+	spec := ""
+	var sched cron.Schedule
+	var cronNext time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		cfg := r.config()
+		if cfg.Sync.Schedule != spec || sched == nil {
+			s, err := cron.ParseStandard(cfg.Sync.Schedule)
+			if err != nil {
+				// config.Load rejects this; keep a sane period anyway.
+				r.log.Error("sync.schedule does not parse; reconciling every 5m", "schedule", cfg.Sync.Schedule, "error", err)
+				s = cron.Every(5 * time.Minute)
+			}
+			spec, sched = cfg.Sync.Schedule, s
+			cronNext = sched.Next(r.now())
+		}
+		r.mu.Lock()
+		r.nextRun = cronNext
+		expiryAt := r.nextExpiry
+		r.mu.Unlock()
+		debounceAt := r.debounceDue(cfg.Sync.Debounce)
+
+		now := r.now()
+		wait := cronNext.Sub(now)
+		if !expiryAt.IsZero() {
+			wait = min(wait, expiryAt.Sub(now))
+		}
+		if !debounceAt.IsZero() {
+			wait = min(wait, time.Until(debounceAt))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.kick:
+			timer.Stop()
+			continue
+		case <-timer.C:
+		}
+
+		now = r.now()
+		switch {
+		case !now.Before(cronNext):
+			// A full run covers every pending touch and expiry.
+			r.takePending()
+			r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+			cronNext = sched.Next(r.now())
+		case !expiryAt.IsZero() && !now.Before(expiryAt):
+			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
+		case !debounceAt.IsZero() && !time.Now().Before(debounceAt):
+			t := r.takePending()
+			res := r.runOnce(ctx, runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t})
+			// A failed read is retried soon; a refused write waits for the
+			// next full run, as retrying a 4xx at once would only repeat it.
+			if res == nil || res.Aborted != nil {
+				r.requeue(t)
+			}
+		}
+	}
+}
+
+func (r *Reconciler) runOnce(ctx context.Context, req runRequest) *Result {
+	res, err := r.execute(ctx, req)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("reconcile did not run", "trigger", req.actor, "error", err)
+		}
+		return nil
+	}
+	return res
+}

@@ -1,0 +1,180 @@
+package sync
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+)
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("after %s: %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestRunLoop drives Run in real time: the start-up run, debounced
+// targeted runs from Touch (user ids, a group named as an untyped member,
+// the email of a deleted user), and the expiry timer of a 2-second ttl.
+func TestRunLoop(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	// Long enough that the touches below land in one window.
+	e.r.Reload(parseConfig(t, strings.Replace(configYAML(""), "debounce: 50ms", "debounce: 300ms", 1)))
+	ids := e.users(12, "user%02d@example.com")
+	deployers := e.group("cf-deployers", ids...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "start-up run did not create the members", func() bool { return len(e.fake.Members(prodID)) == 12 })
+	if err := e.r.Run(ctx); err == nil {
+		t.Error("a second Run started")
+	}
+	waitFor(t, 5*time.Second, "status does not show the start-up run and the next one", func() bool {
+		st := e.r.Status()
+		return !st.NextRun.IsZero() && st.LastTrigger == ActorSchedule && st.LastOutcome == OutcomeSuccess
+	})
+	lists := e.fake.Calls(http.MethodGet, cftest.RouteMembers)
+
+	e.deactivate(ids[1])
+	e.r.Touch([]string{ids[1]}, nil, nil)
+	if _, err := e.st.DeleteUser(ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	e.r.Touch(nil, nil, []string{"user02@example.com"})
+	newcomer := e.user("new@example.com")
+	if _, err := e.st.UpdateGroup(deployers, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.AddMember(store.MemberRef{ID: newcomer})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.r.Touch([]string{deployers}, nil, nil) // an untyped member reference naming a group
+	waitFor(t, 5*time.Second, "touched users not reconciled", func() bool {
+		_, one := e.fake.Member(prodID, "user01@example.com")
+		_, two := e.fake.Member(prodID, "user02@example.com")
+		_, added := e.fake.Member(prodID, "new@example.com")
+		return !one && !two && added
+	})
+	if n := e.fake.Calls(http.MethodGet, cftest.RouteMembers); n != lists {
+		t.Errorf("debounced runs listed members %d times", n-lists)
+	}
+	waitFor(t, time.Second, "no debounced run recorded", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)) >= 1
+	})
+	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)); n != 1 {
+		t.Errorf("%v debounced runs for three touches within the debounce, want 1", n)
+	}
+
+	// A 2-second ttl: the role goes about 2 s after the join, by the
+	// expiry timer, while the user stays in the group.
+	joined := time.Now()
+	oncall := e.group("cf-oncall", ids[0])
+	e.r.Touch(nil, []string{oncall}, nil)
+	waitFor(t, 5*time.Second, "on-call role not granted", func() bool {
+		roles, _ := e.memberRoles(prodID, "user00@example.com")
+		return slices.Equal(roles, []string{"Administrator", wpa})
+	})
+	waitFor(t, 6*time.Second, "on-call role not removed at expiry", func() bool {
+		roles, _ := e.memberRoles(prodID, "user00@example.com")
+		return slices.Equal(roles, []string{wpa})
+	})
+	took := time.Since(joined)
+	if took < 2*time.Second || took > 4*time.Second {
+		t.Errorf("ttl 2s ended after %s", took)
+	}
+	t.Logf("2s ttl removed %s after the join", took.Round(time.Millisecond))
+	if in, _ := e.st.IsMember(oncall, ids[0]); !in {
+		t.Error("user left the group")
+	}
+	// The change lands before the run records its outcome.
+	waitFor(t, time.Second, "the removal was not an expiry run", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorExpiry, OutcomeSuccess)) >= 1
+	})
+}
+
+func TestReadyNeedsARecentSuccess(t *testing.T) {
+	e := newEnv(t)
+	if ok, reasons := e.r.Ready(); ok || !strings.Contains(strings.Join(reasons, ""), "no reconcile has succeeded yet") {
+		t.Errorf("fresh: %v %v", ok, reasons)
+	}
+	e.mustApply(RunOptions{})
+	e.clock.Advance(3 * time.Hour) // schedule @every 1h
+	if ok, _ := e.r.Ready(); !ok {
+		t.Error("unready within 3 intervals")
+	}
+	e.clock.Advance(time.Second)
+	if ok, reasons := e.r.Ready(); ok || !strings.Contains(strings.Join(reasons, ""), "more than 3 schedule intervals (3h0m0s)") {
+		t.Errorf("stale: %v %v", ok, reasons)
+	}
+}
+
+func TestScheduleInterval(t *testing.T) {
+	now := time.Date(2026, 1, 5, 9, 7, 0, 0, time.UTC)
+	for spec, want := range map[string]time.Duration{
+		"@every 5m":    5 * time.Minute,
+		"0 * * * *":    time.Hour,
+		"*/10 * * * *": 10 * time.Minute,
+		"@daily":       24 * time.Hour,
+	} {
+		if got := scheduleInterval(spec, now); got != want {
+			t.Errorf("%s: %s, want %s", spec, got, want)
+		}
+	}
+}
+
+func TestTouchCollectsAndExpandsScope(t *testing.T) {
+	e := newEnv(t)
+	a, b, c := e.user("a@example.com"), e.user("B@example.com"), e.user("c@example.com")
+	twin := e.user("b-twin")
+	if _, err := e.st.UpdateUser(twin, e.now(), 0, func(u *store.User) error { u.Email = "b@EXAMPLE.com"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	inner := e.group("inner", c)
+	outer := e.group("outer", a, inner)
+	tc := newTouched()
+	tc.add([]string{b}, []string{outer}, []string{"Gone@example.com"})
+	var users, emails map[string]bool
+	err := e.st.View(func(rd store.Reader) error {
+		var err error
+		users, emails, err = tc.scope(rd)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUsers := map[string]bool{a: true, b: true, c: true, twin: true}
+	wantEmails := map[string]bool{"a@example.com": true, "b@example.com": true, "c@example.com": true, "gone@example.com": true}
+	if !mapsEqual(users, wantUsers) || !mapsEqual(emails, wantEmails) {
+		t.Errorf("users %v emails %v", users, emails)
+	}
+}
+
+func mapsEqual(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}

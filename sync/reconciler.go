@@ -1,0 +1,212 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+// Cloudflare is the slice of the Cloudflare client the reconciler uses;
+// *cloudflare.Client satisfies it.
+type Cloudflare interface {
+	ListMembers(ctx context.Context, accountID string) ([]cloudflare.Member, error)
+	CreateMember(ctx context.Context, accountID, email string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
+	UpdateMember(ctx context.Context, accountID, memberID string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
+	DeleteMember(ctx context.Context, accountID, memberID string) error
+	ListRoles(ctx context.Context, accountID string) ([]cloudflare.Named, error)
+	ListPermissionGroups(ctx context.Context, accountID string) ([]cloudflare.Named, error)
+	ListResourceGroups(ctx context.Context, accountID string) ([]cloudflare.Named, error)
+	BudgetLeft() int
+}
+
+// State is the store as the reconciler uses it; *store.BoltStore
+// satisfies it.
+type State interface {
+	View(fn func(store.Reader) error) error
+	store.SyncState
+}
+
+// Options configure a Reconciler.
+type Options struct {
+	Config *config.Config
+	State  State
+	// Cloudflare nil means no token: plan-only, every name resolves to
+	// itself, and Cloudflare's state is taken from the member cache.
+	Cloudflare Cloudflare
+	PlanOnly   bool
+	Metrics    *metrics.Metrics // nil: a private set nobody scrapes
+	Logger     *slog.Logger     // nil: discard
+	Now        func() time.Time // nil: time.Now
+}
+
+// Actors of runs and audit records.
+const (
+	ActorSchedule   = "schedule"
+	ActorIdPPush    = "idp-push"
+	ActorExpiry     = "expiry"
+	ActorApply      = "apply"
+	ActorApplyForce = "apply --force"
+	ActorGrant      = "grant"
+	ActorRevoke     = "revoke"
+	ActorReload     = "reload"
+)
+
+// Outcomes of a run, as metrics and status show them.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailed  = "failed" // the run completed but some changes failed
+	OutcomeAborted = "aborted"
+)
+
+// RunOptions describe one full reconcile requested from outside.
+type RunOptions struct {
+	Actor string
+	// Force lets a tripped guard's removals through once, audited, and
+	// clears the tripped state.
+	Force bool
+	// DryRun reads and plans but writes nothing, to Cloudflare or the state.
+	DryRun bool
+}
+
+// FailedChange is a change Cloudflare or the state refused.
+type FailedChange struct {
+	Change plan.Change
+	Err    error
+}
+
+// Result is what one run planned and did.
+type Result struct {
+	Changes      *plan.Changes // after policies
+	Applied      []plan.Change
+	Failed       []FailedChange
+	Names        map[string]string // grant key -> name
+	AccountNames map[string]string // account id -> name
+	// Aborted is set when the run stopped before its first write: a failed
+	// or partial read of Cloudflare or of the state, or a name that does
+	// not resolve. Nothing was applied.
+	Aborted  error
+	PlanOnly bool
+}
+
+// Expiry is one pending end of access: the moment Email loses Role on
+// Account because every grant of it is time-bound.
+type Expiry struct {
+	Email, Account, Role string
+	At                   time.Time
+	Source               string
+}
+
+// Status is the reconciler's state for `scimflare status`.
+type Status struct {
+	LastRun, LastSuccess                time.Time
+	LastOutcome, LastTrigger, LastError string
+	NextRun                             time.Time // zero unless Run is scheduling
+	PendingExpiries                     []Expiry  // soonest first
+	Tripped                             []string  // account names
+	BudgetLeft                          int
+	PlanOnly                            bool
+}
+
+// Reconciler keeps Cloudflare in line with the store and the mapping table.
+type Reconciler struct {
+	cfg      atomic.Pointer[config.Config]
+	state    State
+	cf       Cloudflare
+	planOnly bool
+	m        *metrics.Metrics
+	log      *slog.Logger
+	now      func() time.Time
+
+	// sem admits one run at a time: runs never overlap.
+	sem  chan struct{}
+	kick chan struct{}
+
+	mu         gosync.Mutex // guards the fields below
+	running    bool
+	pending    touched
+	firstTouch time.Time // real time of the first pending touch
+	lastTouch  time.Time
+	holdUntil  time.Time // real time before which a failed targeted run is not retried
+	nextRun    time.Time
+	nextExpiry time.Time
+}
+
+// New checks the options and builds a Reconciler. It makes no call.
+func New(opt Options) (*Reconciler, error) {
+	if opt.Config == nil {
+		return nil, errors.New("reconciler: no config")
+	}
+	if opt.State == nil {
+		return nil, errors.New("reconciler: no state")
+	}
+	r := &Reconciler{
+		state:    opt.State,
+		cf:       opt.Cloudflare,
+		planOnly: opt.PlanOnly || opt.Cloudflare == nil,
+		m:        opt.Metrics,
+		log:      opt.Logger,
+		now:      opt.Now,
+		sem:      make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		pending:  newTouched(),
+	}
+	if r.m == nil {
+		r.m = metrics.New()
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	r.cfg.Store(opt.Config)
+	if r.planOnly {
+		r.m.PlanOnly.Set(1)
+	}
+	return r, nil
+}
+
+func (r *Reconciler) config() *config.Config { return r.cfg.Load() }
+
+// Reload makes the next runs use cfg.
+func (r *Reconciler) Reload(cfg *config.Config) {
+	if cfg == nil {
+		return
+	}
+	r.cfg.Store(cfg)
+	r.poke()
+}
+
+func (r *Reconciler) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Plan reads everything a full run reads, applies the policies, and
+// changes nothing.
+func (r *Reconciler) Plan(ctx context.Context) (*Result, error) {
+	return r.execute(ctx, runRequest{kind: fullRun, actor: ActorApply, dry: true})
+}
+
+// Apply runs one full reconcile now.
+func (r *Reconciler) Apply(ctx context.Context, o RunOptions) (*Result, error) {
+	actor := o.Actor
+	if actor == "" {
+		actor = ActorApply
+		if o.Force {
+			actor = ActorApplyForce
+		}
+	}
+	return r.execute(ctx, runRequest{kind: fullRun, actor: actor, force: o.Force, dry: o.DryRun})
+}

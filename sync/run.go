@@ -1,0 +1,633 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+type runKind int
+
+const (
+	// fullRun lists every account's members: drift, gone members, a fresh
+	// member cache.
+	fullRun runKind = iota
+	// targetedRun plans only the emails SCIM changes (or a grant) touched,
+	// against the member cache.
+	targetedRun
+	// expiryRun plans every email against the member cache, because an
+	// expiry or a grant start came due.
+	expiryRun
+)
+
+func (k runKind) String() string {
+	switch k {
+	case targetedRun:
+		return "targeted"
+	case expiryRun:
+		return "expiry"
+	}
+	return "full"
+}
+
+type runRequest struct {
+	kind    runKind
+	actor   string
+	force   bool
+	dry     bool // read and plan only: write nothing, record nothing
+	touched touched
+}
+
+// Audit actions the reconciler writes besides the change kinds.
+const (
+	ActionRunAborted    = "run_aborted"
+	ActionMemberGone    = "member_gone"
+	ActionGuardTripped  = "guard_tripped"
+	ActionGuardOverride = "guard_override"
+	ActionDrift         = "drift"
+	ActionGrant         = "grant"
+	ActionRevoke        = "revoke"
+)
+
+// run is one reconcile in progress.
+type run struct {
+	r      *Reconciler
+	req    runRequest
+	cfg    *config.Config
+	now    time.Time
+	saved  savedStatus
+	result *Result
+
+	res       *mapping.Resolved
+	inputs    []plan.AccountInput
+	byID      map[string]int // account id -> index in inputs
+	refreshed map[string]bool
+	latched   []string // account ids tripped after this run
+	stopped   error    // the state refused a write: apply nothing more
+}
+
+// execute runs one reconcile; it waits for a running one to end first.
+func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for the running reconcile: %w", ctx.Err())
+	}
+	defer func() { <-r.sem }()
+	started := time.Now()
+	cfg := r.config()
+	rn := &run{
+		r: r, req: req, cfg: cfg, now: r.now(),
+		byID: map[string]int{}, refreshed: map[string]bool{},
+		result: &Result{
+			PlanOnly:     r.planOnly,
+			Names:        map[string]string{},
+			AccountNames: map[string]string{},
+			Changes:      &plan.Changes{},
+		},
+	}
+	for _, a := range cfg.Accounts {
+		rn.result.AccountNames[a.ID] = a.Name
+	}
+	saved, err := r.loadStatus()
+	if err != nil {
+		rn.abort(err)
+	} else {
+		rn.saved = saved
+		rn.latched = saved.Tripped
+		rn.do(ctx)
+	}
+	if !req.dry {
+		r.finish(rn, time.Since(started))
+	}
+	return rn.result, nil
+}
+
+// abort records a failed read: nothing is applied after it.
+func (rn *run) abort(err error) {
+	rn.result.Aborted = err
+	if rn.req.dry {
+		return
+	}
+	rn.r.log.Error("reconcile aborted before any change", "trigger", rn.req.actor, "run", rn.req.kind.String(), "error", err)
+	rec := store.AuditRecord{Time: rn.now, Actor: rn.req.actor, Action: ActionRunAborted, Reason: err.Error()}
+	if aerr := rn.r.state.AppendAudit(rec); aerr != nil {
+		rn.r.log.Error("cannot audit an aborted run", "error", aerr)
+	}
+}
+
+func (rn *run) do(ctx context.Context) {
+	r, cfg := rn.r, rn.cfg
+	grants, err := r.state.Grants()
+	if err != nil {
+		rn.abort(fmt.Errorf("read temporary grants: %w", err))
+		return
+	}
+	cats, err := r.catalogs(ctx, cfg, grants)
+	if err != nil {
+		rn.abort(err)
+		return
+	}
+	rn.res, err = resolve(cfg, cats)
+	if err != nil {
+		rn.abort(err)
+		return
+	}
+	maps.Copy(rn.result.Names, rn.res.Names)
+	temp, err := tempGrants(grants, rn.res, cats, rn.now, true)
+	if err != nil {
+		rn.abort(err)
+		return
+	}
+
+	// Desired state from one snapshot.
+	var desired *plan.Desired
+	var scope map[string]bool
+	err = r.state.View(func(rd store.Reader) error {
+		var users map[string]bool
+		if rn.req.kind == targetedRun {
+			var err error
+			if users, scope, err = rn.req.touched.scope(rd); err != nil {
+				return fmt.Errorf("expand the touched users and groups: %w", err)
+			}
+		}
+		var err error
+		desired, err = plan.Build(directory{rd}, rn.res, temp, users, rn.now)
+		return err
+	})
+	if err != nil {
+		rn.abort(fmt.Errorf("read the state: %w", err))
+		return
+	}
+
+	// Actual state: every read before any write.
+	type read struct {
+		ledger map[string]plan.LedgerEntry
+		gone   []store.LedgerEntry
+		actual map[string]plan.Actual
+		listed []cloudflare.Member
+		fresh  bool
+	}
+	reads := make([]read, len(cfg.Accounts))
+	for i, a := range cfg.Accounts {
+		rd := &reads[i]
+		led, err := r.state.Ledger(a.ID)
+		if err != nil {
+			rn.abort(fmt.Errorf("read the ledger of account %s: %w", a.Name, err))
+			return
+		}
+		list := r.cf != nil && rn.req.kind == fullRun
+		if r.cf != nil && !list {
+			// A targeted run against a cache never filled would miss
+			// removals; list instead.
+			at, err := r.state.MemberCacheScannedAt(a.ID)
+			if err != nil {
+				rn.abort(fmt.Errorf("read the member cache of account %s: %w", a.Name, err))
+				return
+			}
+			list = at.IsZero()
+		}
+		if list {
+			members, err := r.cf.ListMembers(ctx, a.ID)
+			if err != nil {
+				rn.abort(fmt.Errorf("list members of account %s: %w", a.Name, err))
+				return
+			}
+			rd.listed, rd.fresh = members, true
+			rd.actual = actualFromMembers(members)
+		} else {
+			cached, err := r.state.CachedMembers(a.ID)
+			if err != nil {
+				rn.abort(fmt.Errorf("read the member cache of account %s: %w", a.Name, err))
+				return
+			}
+			rd.actual = actualFromCache(cached)
+		}
+		rd.ledger = map[string]plan.LedgerEntry{}
+		for _, e := range led {
+			lower := strings.ToLower(e.Email)
+			if _, present := rd.actual[lower]; rd.fresh && !present {
+				rd.gone = append(rd.gone, e)
+				continue
+			}
+			rd.ledger[lower] = plan.LedgerEntry{MemberID: e.MemberID, Created: e.Created, Managed: e.Managed, Found: e.Found}
+		}
+	}
+
+	unmanagedRemove := cfg.Sync.Unmanaged == config.UnmanagedRemove
+	managed := map[string]int{}
+	for i, a := range cfg.Accounts {
+		rd := reads[i]
+		in := plan.AccountInput{
+			ID: a.ID, Name: a.Name,
+			Desired:       desired.Accounts[a.ID],
+			Actual:        rd.actual,
+			Ledger:        rd.ledger,
+			Scope:         scope,
+			SuperAdminKey: rn.res.SuperAdminRole[a.ID],
+		}
+		for _, e := range desired.Expired {
+			if e.AccountID == a.ID {
+				in.Expired = append(in.Expired, e)
+			}
+		}
+		for _, l := range rd.ledger {
+			in.ManagedGrants += len(l.Managed)
+		}
+		managed[a.ID] = in.ManagedGrants
+		for _, act := range rd.actual {
+			rn.nameKeys(act.Keys)
+		}
+		rn.byID[a.ID] = len(rn.inputs)
+		rn.inputs = append(rn.inputs, in)
+	}
+
+	changes := plan.Plan(rn.inputs, unmanagedRemove)
+	changes = plan.ApplyPolicies(changes,
+		plan.ProtectedPolicy(cfg.Sync.Protected),
+		plan.LastSuperAdminPolicy(rn.inputs),
+		plan.GuardPolicy{
+			MaxRemovals:       cfg.Sync.Guards.MaxRemovals,
+			MaxRemovalPercent: cfg.Sync.Guards.MaxRemovalPercent,
+			ManagedGrants:     managed,
+			Force:             rn.req.force,
+		})
+	rn.result.Changes = changes
+	if rn.req.dry {
+		return
+	}
+
+	// Facts about Cloudflare, recorded whatever the mode.
+	for i, a := range cfg.Accounts {
+		rd := reads[i]
+		if !rd.fresh {
+			continue
+		}
+		if err := r.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), rn.now); err != nil {
+			rn.abort(fmt.Errorf("store the member list of account %s: %w", a.Name, err))
+			return
+		}
+		rn.refreshed[a.ID] = true
+		for _, e := range rd.gone {
+			if err := rn.memberGone(e); err != nil {
+				rn.abort(err)
+				return
+			}
+		}
+	}
+	if rn.req.kind == fullRun {
+		rn.recordDrift(changes.Drift)
+	}
+	rn.guard(changes)
+
+	if r.planOnly {
+		rn.logPlan(changes)
+		return
+	}
+	for _, ac := range changes.Accounts {
+		for _, ch := range ac.Changes {
+			rn.apply(ctx, ch)
+		}
+	}
+}
+
+func (rn *run) nameKeys(keys []string) {
+	for _, k := range keys {
+		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
+			rn.result.Names[k] = "deny " + mapping.KeyName(rest, rn.result.Names)
+		}
+	}
+}
+
+func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
+	out := make(map[string]plan.Actual, len(ms))
+	for _, m := range ms {
+		out[strings.ToLower(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+	}
+	return out
+}
+
+func actualFromCache(cached map[string]store.CachedMember) map[string]plan.Actual {
+	out := make(map[string]plan.Actual, len(cached))
+	for _, m := range cached {
+		out[strings.ToLower(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: slices.Clone(m.Keys)}
+	}
+	return out
+}
+
+func cacheFromMembers(accountID string, ms []cloudflare.Member) []store.CachedMember {
+	out := make([]store.CachedMember, len(ms))
+	for i, m := range ms {
+		out[i] = cachedMember(accountID, m)
+	}
+	return out
+}
+
+func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
+	return store.CachedMember{AccountID: accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+}
+
+// memberGone drops the ledger entry of a member Cloudflare no longer has
+// (someone removed it by hand): scimflare owns nothing there any more.
+func (rn *run) memberGone(e store.LedgerEntry) error {
+	c := store.SyncCommit{
+		DeleteLedger: []store.LedgerEntry{e},
+		DeleteCache:  []store.CachedMember{{AccountID: e.AccountID, Email: e.Email}},
+		Audit: []store.AuditRecord{{
+			Time: rn.now, Actor: rn.req.actor, Action: ActionMemberGone, AccountID: e.AccountID, Email: e.Email,
+			Before: keyNames(e.Managed, rn.result.Names),
+			Reason: "member " + e.MemberID + " no longer exists in Cloudflare; scimflare forgets what it granted there",
+		}},
+	}
+	if err := rn.r.state.Commit(c); err != nil {
+		return fmt.Errorf("forget gone member %s in account %s: %w", e.Email, e.AccountID, err)
+	}
+	rn.r.log.Warn("member removed outside scimflare", "account", rn.result.AccountNames[e.AccountID], "email", e.Email)
+	return nil
+}
+
+// recordDrift audits drift the previous full run did not already report,
+// so that a hand-added role is one audit record, not one per schedule tick.
+func (rn *run) recordDrift(drift []plan.Drift) {
+	seen := map[string]bool{}
+	for _, d := range rn.saved.Drift {
+		seen[d] = true
+	}
+	var now []string
+	var recs []store.AuditRecord
+	for _, d := range drift {
+		id := d.AccountID + "\x00" + strings.ToLower(d.Email) + "\x00" + d.Key
+		now = append(now, id)
+		if seen[id] {
+			continue
+		}
+		recs = append(recs, store.AuditRecord{
+			Time: rn.now, Actor: rn.req.actor, Action: ActionDrift, AccountID: d.AccountID, Email: d.Email,
+			Before: keyNames([]string{d.Key}, rn.result.Names),
+			Reason: "found in Cloudflare but not granted by scimflare (sync.unmanaged: " + rn.cfg.Sync.Unmanaged + ")",
+		})
+	}
+	slices.Sort(now)
+	rn.saved.Drift = now
+	rn.r.m.DriftFound.Set(float64(len(drift)))
+	if len(recs) == 0 {
+		return
+	}
+	if err := rn.r.state.AppendAudit(recs...); err != nil {
+		rn.r.log.Error("cannot audit drift", "error", err)
+	}
+}
+
+// guard latches tripped accounts until `apply --force` (readiness, the
+// gauge and status show it), audits each new trip and each override.
+// While latched, each run's guard still judges that run's own removals:
+// the latch reports, it does not hold back a later, small removal.
+func (rn *run) guard(c *plan.Changes) {
+	was := slices.Clone(rn.latched)
+	var recs []store.AuditRecord
+	withheld := map[string]int{}
+	for _, w := range c.Withheld {
+		if strings.HasPrefix(w.Why, "guard:") {
+			withheld[w.Change.AccountID] += w.Change.Removals()
+		}
+	}
+	if rn.req.force {
+		for _, id := range union(was, c.Tripped) {
+			recs = append(recs, store.AuditRecord{
+				Time: rn.now, Actor: rn.req.actor, Action: ActionGuardOverride, AccountID: id,
+				Reason: "apply --force: removals the guard would hold back are applied once, and the tripped state is cleared",
+			})
+		}
+		rn.latched = nil
+	} else if len(c.Tripped) > 0 && !rn.r.planOnly {
+		rn.r.m.GuardTrips.Inc()
+		for _, id := range c.Tripped {
+			if slices.Contains(was, id) {
+				continue
+			}
+			why := ""
+			for _, w := range c.Withheld {
+				if w.Change.AccountID == id && strings.HasPrefix(w.Why, "guard:") {
+					why = w.Why
+					break
+				}
+			}
+			recs = append(recs, store.AuditRecord{
+				Time: rn.now, Actor: rn.req.actor, Action: ActionGuardTripped, AccountID: id,
+				Reason: fmt.Sprintf("%s; %d removal(s) withheld until `scimflare apply --force`", why, withheld[id]),
+			})
+			rn.r.log.Warn("removal guard tripped", "account", rn.result.AccountNames[id], "withheld", withheld[id], "why", why)
+		}
+		rn.latched = union(was, c.Tripped)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if err := rn.r.state.AppendAudit(recs...); err != nil {
+		rn.r.log.Error("cannot audit the removal guard", "error", err)
+	}
+}
+
+func union(a, b []string) []string {
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (rn *run) logPlan(c *plan.Changes) {
+	names := rn.result.Names
+	for _, ac := range c.Accounts {
+		for _, ch := range ac.Changes {
+			rn.r.log.Info("plan-only: would change", "account", ac.Name, "kind", string(ch.Kind), "email", ch.Email,
+				"before", keyNames(ch.Before, names), "after", keyNames(ch.After, names), "reason", ch.Reason)
+		}
+	}
+	for _, w := range c.Withheld {
+		rn.r.log.Info("plan-only: would withhold", "account", rn.result.AccountNames[w.Change.AccountID], "kind", string(w.Change.Kind),
+			"email", w.Change.Email, "why", w.Why)
+	}
+}
+
+// apply makes one change in Cloudflare and records it. An answer that
+// shows the member cache stale refreshes the account once per run,
+// re-plans the email and tries once more.
+func (rn *run) apply(ctx context.Context, ch plan.Change) {
+	if rn.stopped != nil {
+		rn.fail(ch, rn.stopped)
+		return
+	}
+	m, err := rn.write(ctx, ch)
+	if stale(ch, err) {
+		next, ok, rerr := rn.replan(ctx, ch)
+		if rerr != nil {
+			rn.fail(ch, fmt.Errorf("%w (and the refresh that followed failed: %v)", err, rerr))
+			return
+		}
+		if !ok {
+			return
+		}
+		ch = next
+		m, err = rn.write(ctx, ch)
+	}
+	if err != nil {
+		rn.fail(ch, err)
+		return
+	}
+	if ch.Op == plan.OpCreate {
+		ch.MemberID = m.ID
+		ch.NewLedger.MemberID = m.ID
+	}
+	if err := rn.commit(ch, m); err != nil {
+		rn.stopped = fmt.Errorf("applied in Cloudflare but not recorded in the state; no further change is applied: %w", err)
+		rn.fail(ch, rn.stopped)
+		return
+	}
+	rn.result.Applied = append(rn.result.Applied, ch)
+	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
+		"before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names), "trigger", rn.req.actor)
+}
+
+func (rn *run) fail(ch plan.Change, err error) {
+	rn.result.Failed = append(rn.result.Failed, FailedChange{Change: ch, Err: err})
+	rn.r.log.Error("change failed", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
+}
+
+func stale(ch plan.Change, err error) bool {
+	if err == nil {
+		return false
+	}
+	if ch.Op == plan.OpCreate {
+		return errors.Is(err, cloudflare.ErrAlreadyMember)
+	}
+	return errors.Is(err, cloudflare.ErrNotFound)
+}
+
+func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
+	cf := rn.r.cf
+	switch ch.Op {
+	case plan.OpCreate, plan.OpUpdate:
+		roles, policies, err := shapeOf(ch.After)
+		if err != nil {
+			return cloudflare.Member{}, fmt.Errorf("%s %s: %w", ch.Kind, ch.Email, err)
+		}
+		if ch.Op == plan.OpCreate {
+			return cf.CreateMember(ctx, ch.AccountID, ch.Email, roles, policies)
+		}
+		return cf.UpdateMember(ctx, ch.AccountID, ch.MemberID, roles, policies)
+	case plan.OpDelete:
+		err := cf.DeleteMember(ctx, ch.AccountID, ch.MemberID)
+		return cloudflare.Member{ID: ch.MemberID, Email: ch.Email}, err
+	}
+	return cloudflare.Member{}, fmt.Errorf("change %s of %s: unknown operation %q", ch.Kind, ch.Email, ch.Op)
+}
+
+// replan refreshes the account's member list (once per run) and plans the
+// one email again. The new change may remove no more than the old one did:
+// the guard already judged the old one.
+func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
+	i, ok := rn.byID[ch.AccountID]
+	if !ok {
+		return plan.Change{}, false, fmt.Errorf("account %s is not configured", ch.AccountID)
+	}
+	in := &rn.inputs[i]
+	if !rn.refreshed[ch.AccountID] {
+		members, err := rn.r.cf.ListMembers(ctx, ch.AccountID)
+		if err != nil {
+			return plan.Change{}, false, err
+		}
+		if err := rn.r.state.ReplaceMemberCache(ch.AccountID, cacheFromMembers(ch.AccountID, members), rn.r.now()); err != nil {
+			return plan.Change{}, false, fmt.Errorf("store the member list: %w", err)
+		}
+		in.Actual = actualFromMembers(members)
+		rn.refreshed[ch.AccountID] = true
+		rn.r.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
+	}
+	lower := strings.ToLower(ch.Email)
+	if _, present := in.Actual[lower]; !present {
+		if led, ok := in.Ledger[lower]; ok {
+			delete(in.Ledger, lower)
+			e := store.LedgerEntry{AccountID: ch.AccountID, Email: ch.Email, MemberID: led.MemberID, Managed: led.Managed}
+			if err := rn.memberGone(e); err != nil {
+				return plan.Change{}, false, err
+			}
+		}
+	}
+	one := *in
+	one.Scope = map[string]bool{lower: true}
+	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == config.UnmanagedRemove)
+	c = plan.ApplyPolicies(c,
+		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
+		plan.LastSuperAdminPolicy([]plan.AccountInput{*in}),
+		plan.GuardPolicy{MaxRemovals: ch.Removals(), MaxRemovalPercent: -1, Force: rn.req.force})
+	rn.result.Changes.Withheld = append(rn.result.Changes.Withheld, c.Withheld...)
+	if len(c.Accounts) == 0 || len(c.Accounts[0].Changes) == 0 {
+		return plan.Change{}, false, nil
+	}
+	return c.Accounts[0].Changes[0], true, nil
+}
+
+func emptyLedger(l plan.LedgerEntry) bool {
+	return l.MemberID == "" && !l.Created && len(l.Managed) == 0 && len(l.Found) == 0
+}
+
+// commit records one applied change in one transaction: ledger, member
+// cache and audit record.
+func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
+	now := rn.r.now()
+	nl := ch.NewLedger
+	c := store.SyncCommit{}
+	if emptyLedger(nl) {
+		c.DeleteLedger = []store.LedgerEntry{{AccountID: ch.AccountID, Email: ch.Email}}
+	} else {
+		c.PutLedger = []store.LedgerEntry{{
+			AccountID: ch.AccountID, Email: ch.Email, MemberID: nl.MemberID, Created: nl.Created,
+			Managed: nl.Managed, Found: nl.Found, UpdatedAt: now,
+		}}
+	}
+	var cached store.CachedMember
+	if ch.Op == plan.OpDelete {
+		c.DeleteCache = []store.CachedMember{{AccountID: ch.AccountID, Email: ch.Email}}
+	} else {
+		if m.ID == "" {
+			m.ID = ch.MemberID
+		}
+		if m.Email == "" {
+			m.Email = ch.Email
+		}
+		cached = cachedMember(ch.AccountID, m)
+		c.PutCache = []store.CachedMember{cached}
+	}
+	c.Audit = []store.AuditRecord{{
+		Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
+		Before: keyNames(ch.Before, rn.result.Names), After: keyNames(ch.After, rn.result.Names),
+		Reason: ch.Reason, Privileged: ch.Privileged,
+	}}
+	if err := rn.r.state.Commit(c); err != nil {
+		return err
+	}
+	// Later re-plans in this run see the change.
+	in := &rn.inputs[rn.byID[ch.AccountID]]
+	lower := strings.ToLower(ch.Email)
+	if emptyLedger(nl) {
+		delete(in.Ledger, lower)
+	} else {
+		in.Ledger[lower] = nl
+	}
+	if ch.Op == plan.OpDelete {
+		delete(in.Actual, lower)
+	} else {
+		in.Actual[lower] = plan.Actual{MemberID: cached.MemberID, Email: cached.Email, Status: cached.Status, Keys: cached.Keys}
+	}
+	return nil
+}

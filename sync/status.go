@@ -1,0 +1,321 @@
+package sync
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+// statusKey is where the reconciler keeps its run status in the state, so
+// that `scimflare status` without a daemon and a restarted daemon see it.
+const statusKey = "reconciler"
+
+type savedStatus struct {
+	LastRun     time.Time `json:"last_run"`
+	LastSuccess time.Time `json:"last_success"`
+	LastOutcome string    `json:"last_outcome,omitempty"`
+	LastTrigger string    `json:"last_trigger,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	// Tripped lists the account ids whose removal guard tripped and has not
+	// been overridden with apply --force.
+	Tripped []string `json:"tripped,omitempty"`
+	// Drift identifies the drift the last full run found, so that only new
+	// drift is audited.
+	Drift []string `json:"drift,omitempty"`
+}
+
+func (r *Reconciler) loadStatus() (savedStatus, error) {
+	var s savedStatus
+	raw, err := r.state.Status(statusKey)
+	if err != nil {
+		return s, fmt.Errorf("read reconciler status: %w", err)
+	}
+	if raw == nil {
+		return s, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("read reconciler status: %w", err)
+	}
+	return s, nil
+}
+
+// finish records a run's outcome: status, metrics, grant GC and the next
+// expiry.
+func (r *Reconciler) finish(rn *run, took time.Duration) {
+	res := rn.result
+	outcome := OutcomeSuccess
+	switch {
+	case res.Aborted != nil:
+		outcome = OutcomeAborted
+	case len(res.Failed) > 0:
+		outcome = OutcomeFailed
+	}
+	r.m.ReconcileRuns.WithLabelValues(rn.req.actor, outcome).Inc()
+	r.m.ReconcileDuration.WithLabelValues(rn.req.actor).Observe(took.Seconds())
+
+	s := rn.saved
+	s.LastRun, s.LastTrigger, s.LastOutcome, s.LastError = rn.now, rn.req.actor, outcome, ""
+	switch outcome {
+	case OutcomeSuccess:
+		s.LastSuccess = rn.now
+	case OutcomeAborted:
+		s.LastError = res.Aborted.Error()
+	case OutcomeFailed:
+		s.LastError = fmt.Sprintf("%d change(s) failed, first: %v", len(res.Failed), res.Failed[0].Err)
+	}
+	if res.Aborted == nil {
+		s.Tripped = rn.latched
+	}
+	if raw, err := json.Marshal(s); err != nil {
+		r.log.Error("cannot encode reconciler status", "error", err)
+	} else if err := r.state.PutStatus(statusKey, raw); err != nil {
+		r.log.Error("cannot store reconciler status", "error", err)
+	}
+	if !s.LastSuccess.IsZero() {
+		r.m.LastSuccess.Set(float64(s.LastSuccess.Unix()))
+	}
+	r.m.GuardTripped.Set(0)
+	if len(s.Tripped) > 0 {
+		r.m.GuardTripped.Set(1)
+	}
+	if r.cf != nil {
+		r.m.BudgetLeft.Set(float64(r.cf.BudgetLeft()))
+	}
+	if r.planOnly {
+		r.m.PlanOnly.Set(1)
+	} else {
+		r.m.PlanOnly.Set(0)
+	}
+
+	// Ended grants stay a day so that plans and audit can still name them.
+	if n, err := r.state.GCGrants(rn.now.Add(-grantRetention)); err != nil {
+		r.log.Error("cannot drop ended grants", "error", err)
+	} else if n > 0 {
+		r.log.Info("dropped ended temporary grants", "count", n)
+	}
+
+	exp, next, err := r.expiries(rn.cfg, r.now())
+	if err != nil {
+		r.log.Error("cannot compute pending expiries", "error", err)
+		next = r.now().Add(retryDelay)
+	}
+	r.m.PendingExpiries.Set(float64(len(exp)))
+	if rn.req.kind == expiryRun && outcome == OutcomeAborted {
+		// The expiry did not land: try again soon, not at the next one.
+		if retry := r.now().Add(retryDelay); next.IsZero() || retry.Before(next) {
+			next = retry
+		}
+	}
+	r.mu.Lock()
+	r.nextExpiry = next
+	r.mu.Unlock()
+}
+
+const (
+	grantRetention = 24 * time.Hour
+	// retryDelay is how soon a failed event-driven run is tried again.
+	retryDelay = 30 * time.Second
+)
+
+// tempGrants turns stored grants into plan input. A revoked grant ends at
+// its revocation. With strict, a live or future grant whose role or mapping
+// no longer resolves is an error: dropping it would look like an expiry.
+func tempGrants(grants []store.Grant, res *mapping.Resolved, cats map[string]mapping.Catalog, now time.Time, strict bool) ([]plan.TempGrant, error) {
+	var out []plan.TempGrant
+	for _, g := range grants {
+		end := g.End
+		if !g.RevokedAt.IsZero() && g.RevokedAt.Before(end) {
+			end = g.RevokedAt
+		}
+		if end.Before(g.Start) {
+			continue
+		}
+		keys, err := grantKeys(g, res, cats)
+		if err != nil {
+			if strict && end.After(now) {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, plan.TempGrant{
+			ID: g.ID, Email: g.Email, AccountID: g.AccountID, Keys: keys,
+			Start: g.Start, End: end, Reason: g.Reason, Actor: g.Actor,
+		})
+	}
+	return out, nil
+}
+
+// expiries derives every pending expiry from the state alone (no
+// Cloudflare call: names stand for themselves), so a restart or a CLI
+// without daemon sees the same list. next is the soonest moment desired
+// state changes by the clock.
+func (r *Reconciler) expiries(cfg *config.Config, now time.Time) ([]Expiry, time.Time, error) {
+	grants, err := r.state.Grants()
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read temporary grants: %w", err)
+	}
+	cats := identityCatalogs(cfg, grants)
+	res, err := resolve(cfg, cats)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	temp, _ := tempGrants(grants, res, cats, now, false)
+	var d *plan.Desired
+	err = r.state.View(func(rd store.Reader) error {
+		var err error
+		d, err = plan.Build(directory{rd}, res, temp, nil, now)
+		return err
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read the state: %w", err)
+	}
+	names := map[string]string{}
+	for _, a := range cfg.Accounts {
+		names[a.ID] = a.Name
+	}
+	var out []Expiry
+	for acct, members := range d.Accounts {
+		for _, dm := range members {
+			for key, reasons := range dm.Keys {
+				// Access ends when its last source ends; a key with any
+				// unbounded source does not expire.
+				var last plan.Reason
+				bounded := len(reasons) > 0
+				for _, rs := range reasons {
+					if rs.Expires.IsZero() {
+						bounded = false
+						break
+					}
+					if rs.Expires.After(last.Expires) {
+						last = rs
+					}
+				}
+				if !bounded {
+					continue
+				}
+				out = append(out, Expiry{
+					Email: dm.Email, Account: names[acct], Role: mapping.KeyName(key, res.Names),
+					At: last.Expires, Source: expirySource(cfg, last),
+				})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Expiry) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Account+"\x00"+strings.ToLower(a.Email)+"\x00"+a.Role, b.Account+"\x00"+strings.ToLower(b.Email)+"\x00"+b.Role)
+	})
+	return out, d.NextExpiry, nil
+}
+
+func expirySource(cfg *config.Config, r plan.Reason) string {
+	if r.Kind == plan.ReasonGrant {
+		return "temporary grant " + r.GrantID
+	}
+	if r.MappingIndex >= 0 && r.MappingIndex < len(cfg.Mappings) && cfg.Mappings[r.MappingIndex].TTL > 0 {
+		return fmt.Sprintf("ttl %s of group %s (mappings[%d])", cfg.Mappings[r.MappingIndex].TTL, r.Group, r.MappingIndex)
+	}
+	return fmt.Sprintf("expires_at of group %s (mappings[%d])", r.Group, r.MappingIndex)
+}
+
+// Status reads the persisted run status and derives pending expiries. It
+// works without Run: a CLI without daemon sees what the daemon recorded.
+func (r *Reconciler) Status() Status {
+	cfg := r.config()
+	now := r.now()
+	st := Status{PlanOnly: r.planOnly}
+	s, err := r.loadStatus()
+	if err != nil {
+		st.LastError = err.Error()
+	}
+	st.LastRun, st.LastSuccess = s.LastRun, s.LastSuccess
+	st.LastOutcome, st.LastTrigger = s.LastOutcome, s.LastTrigger
+	if st.LastError == "" {
+		st.LastError = s.LastError
+	}
+	for _, id := range s.Tripped {
+		st.Tripped = append(st.Tripped, accountName(cfg, id))
+	}
+	if r.cf != nil {
+		st.BudgetLeft = r.cf.BudgetLeft()
+	}
+	r.mu.Lock()
+	st.NextRun = r.nextRun
+	r.mu.Unlock()
+	exp, _, err := r.expiries(cfg, now)
+	if err != nil && st.LastError == "" {
+		st.LastError = "pending expiries: " + err.Error()
+	}
+	st.PendingExpiries = exp
+	return st
+}
+
+func accountName(cfg *config.Config, id string) string {
+	if a, ok := accountByID(cfg, id); ok {
+		return a.Name
+	}
+	return id
+}
+
+// Ready reports whether the last reconcile succeeded within three schedule
+// intervals and no removal guard is tripped. Plan-only mode is listed as a
+// reason but does not make scimflare unready.
+func (r *Reconciler) Ready() (bool, []string) {
+	cfg := r.config()
+	now := r.now()
+	ok := true
+	var reasons []string
+	if r.planOnly {
+		reasons = append(reasons, "plan-only: scimflare computes plans but never writes to Cloudflare (no API token, or sync.mode: plan-only)")
+	}
+	s, err := r.loadStatus()
+	if err != nil {
+		return false, append(reasons, err.Error())
+	}
+	window := 3 * scheduleInterval(cfg.Sync.Schedule, now)
+	switch {
+	case s.LastSuccess.IsZero():
+		ok = false
+		reasons = append(reasons, "no reconcile has succeeded yet")
+	case now.Sub(s.LastSuccess) > window:
+		ok = false
+		reasons = append(reasons, fmt.Sprintf("the last successful reconcile was at %s, more than 3 schedule intervals (%s) ago",
+			s.LastSuccess.UTC().Format(time.RFC3339), window))
+	}
+	if s.LastOutcome != "" && s.LastOutcome != OutcomeSuccess && s.LastError != "" {
+		reasons = append(reasons, "last run "+s.LastOutcome+": "+s.LastError)
+	}
+	if len(s.Tripped) > 0 {
+		ok = false
+		var names []string
+		for _, id := range s.Tripped {
+			names = append(names, accountName(cfg, id))
+		}
+		reasons = append(reasons, fmt.Sprintf("removal guard tripped in %s: removals are withheld until `scimflare apply --force`", strings.Join(names, ", ")))
+	}
+	return ok, reasons
+}
+
+// scheduleInterval measures the schedule's period from the cron spec: the
+// gap between its next two firings.
+func scheduleInterval(spec string, now time.Time) time.Duration {
+	s, err := cron.ParseStandard(spec)
+	if err != nil {
+		return 5 * time.Minute
+	}
+	a := s.Next(now)
+	if d := s.Next(a).Sub(a); d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
