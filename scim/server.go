@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -356,15 +355,15 @@ func (s *Server) writePatched(w http.ResponseWriter, r *http.Request, attrs, exc
 // etag unsupported: scimflare issues meta.version ETags and honours
 // If-Match, and a client that reads this document should know it.
 func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
-	rec := httptest.NewRecorder()
+	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
 	s.lib.ServeHTTP(rec, r)
 	var doc map[string]any
-	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
-		for k, v := range rec.Header() {
+	if rec.code != http.StatusOK || json.Unmarshal(rec.body.Bytes(), &doc) != nil {
+		for k, v := range rec.header {
 			w.Header()[k] = v
 		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
+		w.WriteHeader(rec.code)
+		_, _ = w.Write(rec.body.Bytes())
 		return
 	}
 	doc["etag"] = map[string]bool{"supported": true}
@@ -372,3 +371,15 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(doc)
 }
+
+// bufferedResponse holds a library answer so it can be amended before it is
+// sent.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }

@@ -196,7 +196,11 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 		guard = "TRIPPED on " + strings.Join(st.Tripped, ", ") + " (run `scimflare apply --force` after review)"
 	}
 	fmt.Fprintf(tw, "guard\t%s\n", guard)
-	fmt.Fprintf(tw, "cloudflare budget left\t%d\n", st.BudgetLeft)
+	if st.PlanOnly {
+		fmt.Fprintf(tw, "cloudflare budget left\tn/a (plan-only: no Cloudflare calls)\n")
+	} else {
+		fmt.Fprintf(tw, "cloudflare budget left\t%d of %d per 5 minutes\n", st.BudgetLeft, env.Config.Cloudflare.RequestBudget)
+	}
 	fmt.Fprintf(tw, "pending expiries\t%d\n", len(st.PendingExpiries))
 	if err := tw.Flush(); err != nil {
 		return err

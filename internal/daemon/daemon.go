@@ -129,9 +129,6 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 			errc <- fmt.Errorf("admin socket: %w", err)
 		}
 	}()
-	if d.rec.Status().PlanOnly {
-		log.Warn("plan-only mode: scimflare will log each plan and never change Cloudflare (no Cloudflare token, or sync.mode: plan-only)")
-	}
 	recDone := make(chan struct{})
 	go func() {
 		defer close(recDone)
