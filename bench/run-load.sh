@@ -12,7 +12,8 @@
 # Sizes from the environment: USERS, GROUPS (or LOAD_GROUPS: an interactive
 # bash will not pass GROUPS on, it is a bash variable), MEMBERSHIPS,
 # CONCURRENCY, CHUNK, CHURN, LOOKUPS, PHASES. Floors (smoke): MIN_OPS,
-# MIN_RATIO, MAX_STARTUP_MS. KEEP=1 keeps the work directory.
+# MIN_RATIO, MAX_STARTUP_MS. SETTLE: seconds to wait after the restart before
+# reading RSS again. KEEP=1 keeps the work directory.
 # Everything listens on 127.0.0.1 and every process started here is stopped
 # (by its pid) on exit.
 set -euo pipefail
@@ -28,12 +29,12 @@ smoke)
 	# ~8 ms fdatasync does. Writes are fsync-bound, lookups CPU-bound.
 	min_ops=${MIN_OPS:-import=50,churn=50,lookup=170}
 	min_ratio=${MIN_RATIO:-lookup=0.05}
-	max_startup_ms=${MAX_STARTUP_MS:-10000}
+	max_startup_ms=${MAX_STARTUP_MS:-10000} settle=${SETTLE:-1}
 	;;
 full)
 	users=${USERS:-100000} groups=${groups_env:-2000} memberships=${MEMBERSHIPS:-1000000}
 	churn=${CHURN:-20000} lookups=${LOOKUPS:-30000} run_timeout=40m
-	min_ops=${MIN_OPS:-} min_ratio=${MIN_RATIO:-} max_startup_ms=${MAX_STARTUP_MS:-}
+	min_ops=${MIN_OPS:-} min_ratio=${MIN_RATIO:-} max_startup_ms=${MAX_STARTUP_MS:-} settle=${SETTLE:-10}
 	;;
 *)
 	echo "usage: $0 [full|smoke]" >&2
@@ -42,7 +43,7 @@ full)
 esac
 concurrency=${CONCURRENCY:-8} chunk=${CHUNK:-100} phases=${PHASES:-import,churn,lookup}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/scimflare-load.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/loadbench.XXXXXX")
 pids=()
 cleanup() {
 	local pid
@@ -72,7 +73,9 @@ healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$1/
 
 say "build"
 mkdir -p "$work/bin"
-go build -o "$work/bin/scimflare" ./cmd/scimflare
+# The daemon binary is called "sut" (system under test) so that nobody's
+# cleanup of their own scimflare processes by name stops it mid-run.
+go build -o "$work/bin/sut" ./cmd/scimflare
 go build -o "$work/bin/scimload" ./cmd/scimload
 go build -o "$work/bin/ceiling" ./bench/ceiling
 
@@ -133,7 +136,7 @@ EOF
 start_scimflare() { # start_scimflare LOG; sets sf_pid
 	# No CLOUDFLARE_API_TOKEN: plan-only, scimflare makes no Cloudflare call.
 	env -u CLOUDFLARE_API_TOKEN SCIMFLARE_SCIM_TOKEN="$token" \
-		"$work/bin/scimflare" serve --config "$work/config.yaml" >>"$1" 2>&1 &
+		"$work/bin/sut" serve --config "$work/config.yaml" >>"$1" 2>&1 &
 	sf_pid=$!
 	pids+=("$sf_pid")
 }
@@ -156,7 +159,11 @@ t0=$(now_ms)
 start_scimflare "$work/scimflare-restart.log"
 wait_for healthy "$addr" || { echo "scimflare did not become healthy:" >&2; cat "$work/scimflare-restart.log" >&2; exit 1; }
 startup_ms=$(($(now_ms) - t0))
-rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$sf_pid/status")
+rss_mib() { awk -v k="$1:" '$1 == k {printf "%d", $2 / 1024}' "/proc/$sf_pid/status"; }
+rss_start="$(rss_mib VmRSS) MiB (anonymous $(rss_mib RssAnon) MiB)"
+# The restarted daemon plans every user once; RSS after that settles.
+sleep "$settle"
+rss_settled="$(rss_mib VmRSS) MiB (anonymous $(rss_mib RssAnon) MiB)"
 stop_scimflare
 
 echo
@@ -166,7 +173,8 @@ report_args=()
 [ -n "$min_ratio" ] && report_args+=(-min-ratio "$min_ratio")
 rc=0
 "$work/bin/scimload" report "${report_args[@]}" "scimflare=$work/scimflare.json" "ceiling=$work/ceiling.json" || rc=$?
-echo "scimflare start-up to /healthz with the data loaded: ${startup_ms} ms (RSS then $((rss_kib / 1024)) MiB; state file $(du -h "$work/state.db" | cut -f1))"
+echo "scimflare start-up to /healthz with the data loaded: ${startup_ms} ms; state file $(du -h "$work/state.db" | cut -f1)"
+echo "scimflare RSS after restart: ${rss_start} at /healthz, ${rss_settled} ${settle} s later"
 if [ -n "$max_startup_ms" ] && [ "$startup_ms" -gt "$max_startup_ms" ]; then
 	echo "FAIL: start-up took ${startup_ms} ms, above the ceiling of ${max_startup_ms} ms"
 	rc=1

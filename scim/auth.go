@@ -44,6 +44,7 @@ type Authenticator struct {
 	staticHash []byte // hash of the token from scim.token_env; nil when unset
 	tokens     TokenSource
 	now        func() time.Time
+	oidc       *OIDCVerifier // nil unless scim.oidc.issuer is set
 }
 
 // NewAuthenticator accepts the static token (may be empty) and every
@@ -53,6 +54,13 @@ func NewAuthenticator(static string, tokens TokenSource, now func() time.Time) *
 	if static != "" {
 		a.staticHash = HashToken(static)
 	}
+	return a
+}
+
+// UseOIDC makes the authenticator also accept JWT access tokens that v
+// verifies. Call it before serving.
+func (a *Authenticator) UseOIDC(v *OIDCVerifier) *Authenticator {
+	a.oidc = v
 	return a
 }
 
@@ -70,7 +78,8 @@ func (a *Authenticator) Check(r *http.Request) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return errNoToken
 	}
-	got := HashToken(strings.TrimSpace(tok))
+	tok = strings.TrimSpace(tok)
+	got := HashToken(tok)
 	match := 0
 	if a.staticHash != nil {
 		match |= subtle.ConstantTimeCompare(got, a.staticHash)
@@ -88,8 +97,11 @@ func (a *Authenticator) Check(r *http.Request) error {
 			}
 		}
 	}
-	if match != 1 {
-		return errBadToken
+	if match == 1 {
+		return nil
 	}
-	return nil
+	if a.oidc != nil && looksLikeJWT(tok) {
+		return a.oidc.Verify(r.Context(), tok, a.now())
+	}
+	return errBadToken
 }

@@ -57,6 +57,10 @@ func (s *Server) toSCIM(err error, resource, id string) scimerr.ScimError {
 		return scimError(http.StatusConflict, scimerr.ScimTypeUniqueness, "%s is already in use by another %s (compared case-insensitively)", attr, strings.ToLower(resource))
 	case errors.Is(err, store.ErrMemberNotFound):
 		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "a member value names no user or group: %v", err)
+	case errors.Is(err, store.ErrInvalid):
+		// The store refuses values no schema check catches: a group as its
+		// own member, a name longer than the store accepts.
+		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "%v", err)
 	case errors.Is(err, store.ErrVersionMismatch):
 		return scimError(http.StatusPreconditionFailed, "", "%s %q has changed since the version given in If-Match", resource, id)
 	}

@@ -104,7 +104,7 @@ func New(st store.Store, opt Options) (*Server, error) {
 			AuthenticationSchemes: []elimity.AuthenticationScheme{{
 				Type:        elimity.AuthenticationTypeOauthBearerToken,
 				Name:        "OAuth Bearer Token",
-				Description: "Authentication with a bearer token: a scimflare token or the configured static token.",
+				Description: "Authentication with a bearer token: a scimflare token, the configured static token, or a JWT access token from scim.oidc.issuer.",
 				Primary:     true,
 			}},
 			MaxResults:       maxResults,

@@ -17,6 +17,10 @@ import (
 // which Cloudflare's member API does not take.
 var ErrMixedShapes = errors.New("member would hold both roles and policies; Cloudflare takes one shape per member")
 
+// ErrNeedToken: the state holds what Cloudflare reported (role ids), and
+// reading it needs the API token to turn names into those ids.
+var ErrNeedToken = errors.New("no Cloudflare API token (cloudflare.api_token_env or cloudflare.api_token_file)")
+
 // denyPrefix marks a deny policy found on a member. scimflare never grants
 // one, but it must send it back unchanged when it updates that member:
 // dropping a deny would widen access.

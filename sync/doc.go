@@ -6,7 +6,9 @@
 // It decides when to run (a full run at start-up and on sync.schedule, a
 // targeted run sync.debounce after the last SCIM change, an expiry run at
 // the next grant expiry), makes sure runs never overlap, and keeps the
-// temporary grants of `scimflare grant` / `revoke`.
+// temporary grants of `scimflare grant` / `revoke`. Explain answers, for
+// one email, which roles it has and should have and why, from the same
+// reads and plan a run makes, writing nothing.
 //
 // It must never apply anything after a failed or partial read (of
 // Cloudflare, of the state, or of a role name): such a run is aborted

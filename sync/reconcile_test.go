@@ -599,40 +599,6 @@ func TestGrantAndRevoke(t *testing.T) {
 	}
 }
 
-func TestCallEconomy(t *testing.T) {
-	e := newEnv(t)
-	ids := e.users(120, "user%03d@example.com")
-	e.group("cf-deployers", ids...)
-	e.mustApply(RunOptions{})
-	e.fake.ResetCounters()
-
-	// prod: 3 pages + roles; staging (policies): 1 page + roles,
-	// permission groups, resource groups.
-	const names = 4
-	const lists = 3 + 1
-	if res := e.mustApply(RunOptions{}); res.Changes.HasChanges() {
-		t.Fatalf("changes: %s", kinds(res.Applied))
-	}
-	if n := e.fake.TotalCalls(); n != lists+names {
-		t.Errorf("no-op full run made %d calls, want %d", n, lists+names)
-	}
-
-	e.fake.ResetCounters()
-	e.deactivate(ids[:3]...)
-	e.mustApply(RunOptions{})
-	if n, w := e.fake.TotalCalls(), len(e.fake.Writes()); n != lists+names+3 || w != 3 {
-		t.Errorf("full run with 3 changes made %d calls (%d writes), want %d (3)", n, w, lists+names+3)
-	}
-
-	e.fake.ResetCounters()
-	e.deactivate(ids[3])
-	e.targeted([]string{ids[3]}, nil, nil)
-	if n, w := e.fake.TotalCalls(), len(e.fake.Writes()); n != names+1 || w != 1 {
-		t.Errorf("one SCIM change cost %d calls (%d writes), want %d (1)", n, w, names+1)
-	}
-	t.Logf("full run of 120 members: %d calls; one SCIM change: %d calls", lists+names, names+1)
-}
-
 func TestPlanOnlyWithoutToken(t *testing.T) {
 	e := newEnv(t, withoutToken())
 	ids := e.users(3, "user%d@example.com")

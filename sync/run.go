@@ -46,6 +46,9 @@ type runRequest struct {
 	force   bool
 	dry     bool // read and plan only: write nothing, record nothing
 	touched touched
+	// live lists every account even when the run would use the member
+	// cache (explain --live).
+	live bool
 }
 
 // Audit actions the reconciler writes besides the change kinds.
@@ -69,6 +72,9 @@ type run struct {
 	result *Result
 
 	res       *mapping.Resolved
+	grants    []store.Grant
+	desired   *plan.Desired
+	reads     []accountRead // by cfg.Accounts index
 	inputs    []plan.AccountInput
 	byID      map[string]int // account id -> index in inputs
 	refreshed map[string]bool
@@ -85,6 +91,22 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 	}
 	defer func() { <-r.sem }()
 	started := time.Now()
+	rn := r.newRun(req)
+	saved, err := r.loadStatus()
+	if err != nil {
+		rn.abort(err)
+	} else {
+		rn.saved = saved
+		rn.latched = saved.Tripped
+		rn.do(ctx)
+	}
+	if !req.dry {
+		r.finish(rn, time.Since(started))
+	}
+	return rn.result, nil
+}
+
+func (r *Reconciler) newRun(req runRequest) *run {
 	cfg := r.config()
 	rn := &run{
 		r: r, req: req, cfg: cfg, now: r.now(),
@@ -99,18 +121,7 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 	for _, a := range cfg.Accounts {
 		rn.result.AccountNames[a.ID] = a.Name
 	}
-	saved, err := r.loadStatus()
-	if err != nil {
-		rn.abort(err)
-	} else {
-		rn.saved = saved
-		rn.latched = saved.Tripped
-		rn.do(ctx)
-	}
-	if !req.dry {
-		r.finish(rn, time.Since(started))
-	}
-	return rn.result, nil
+	return rn
 }
 
 // abort records a failed read: nothing is applied after it.
@@ -126,28 +137,50 @@ func (rn *run) abort(err error) {
 	}
 }
 
+// accountRead is what a run read about one account before planning.
+type accountRead struct {
+	ledger map[string]plan.LedgerEntry
+	gone   []store.LedgerEntry
+	actual map[string]plan.Actual
+	listed []cloudflare.Member
+	fresh  bool
+	// scannedAt is when the cached member list was taken; zero when the
+	// run listed the account itself or there is no list.
+	scannedAt time.Time
+}
+
 func (rn *run) do(ctx context.Context) {
+	changes, ok := rn.prepare(ctx)
+	if !ok || rn.req.dry {
+		return
+	}
+	rn.carryOut(ctx, changes)
+}
+
+// prepare reads the state and Cloudflare and plans. Every read happens
+// here, before any write; false means the run aborted.
+func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	r, cfg := rn.r, rn.cfg
 	grants, err := r.state.Grants()
 	if err != nil {
 		rn.abort(fmt.Errorf("read temporary grants: %w", err))
-		return
+		return nil, false
 	}
 	cats, err := r.catalogs(ctx, cfg, grants)
 	if err != nil {
 		rn.abort(err)
-		return
+		return nil, false
 	}
 	rn.res, err = resolve(cfg, cats)
 	if err != nil {
 		rn.abort(err)
-		return
+		return nil, false
 	}
 	maps.Copy(rn.result.Names, rn.res.Names)
 	temp, err := tempGrants(grants, rn.res, cats, rn.now, true)
 	if err != nil {
 		rn.abort(err)
-		return
+		return nil, false
 	}
 
 	// Desired state from one snapshot.
@@ -167,41 +200,37 @@ func (rn *run) do(ctx context.Context) {
 	})
 	if err != nil {
 		rn.abort(fmt.Errorf("read the state: %w", err))
-		return
+		return nil, false
 	}
 
+	rn.grants, rn.desired = grants, desired
+
 	// Actual state: every read before any write.
-	type read struct {
-		ledger map[string]plan.LedgerEntry
-		gone   []store.LedgerEntry
-		actual map[string]plan.Actual
-		listed []cloudflare.Member
-		fresh  bool
-	}
-	reads := make([]read, len(cfg.Accounts))
+	reads := make([]accountRead, len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
 		rd := &reads[i]
 		led, err := r.state.Ledger(a.ID)
 		if err != nil {
 			rn.abort(fmt.Errorf("read the ledger of account %s: %w", a.Name, err))
-			return
+			return nil, false
 		}
-		list := r.cf != nil && rn.req.kind == fullRun
-		if r.cf != nil && !list {
+		list := r.cf != nil && (rn.req.kind == fullRun || rn.req.live)
+		if !list {
 			// A targeted run against a cache never filled would miss
 			// removals; list instead.
 			at, err := r.state.MemberCacheScannedAt(a.ID)
 			if err != nil {
 				rn.abort(fmt.Errorf("read the member cache of account %s: %w", a.Name, err))
-				return
+				return nil, false
 			}
-			list = at.IsZero()
+			list = r.cf != nil && at.IsZero()
+			rd.scannedAt = at
 		}
 		if list {
 			members, err := r.cf.ListMembers(ctx, a.ID)
 			if err != nil {
 				rn.abort(fmt.Errorf("list members of account %s: %w", a.Name, err))
-				return
+				return nil, false
 			}
 			rd.listed, rd.fresh = members, true
 			rd.actual = actualFromMembers(members)
@@ -209,7 +238,14 @@ func (rn *run) do(ctx context.Context) {
 			cached, err := r.state.CachedMembers(a.ID)
 			if err != nil {
 				rn.abort(fmt.Errorf("read the member cache of account %s: %w", a.Name, err))
-				return
+				return nil, false
+			}
+			if r.cf == nil && len(cached) > 0 {
+				// Without a client names stand for themselves, but the
+				// cache holds Cloudflare's ids: every role would look
+				// both missing and foreign.
+				rn.abort(fmt.Errorf("%w: the member list of account %s holds Cloudflare role ids that only the API token can name", ErrNeedToken, a.Name))
+				return nil, false
 			}
 			rd.actual = actualFromCache(cached)
 		}
@@ -263,10 +299,13 @@ func (rn *run) do(ctx context.Context) {
 			Force:             rn.req.force,
 		})
 	rn.result.Changes = changes
-	if rn.req.dry {
-		return
-	}
+	rn.reads = reads
+	return changes, true
+}
 
+// carryOut records what the reads showed and applies the plan.
+func (rn *run) carryOut(ctx context.Context, changes *plan.Changes) {
+	r, cfg, reads := rn.r, rn.cfg, rn.reads
 	// Facts about Cloudflare, recorded whatever the mode.
 	for i, a := range cfg.Accounts {
 		rd := reads[i]

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -420,7 +421,9 @@ func TestE2EHandAddedRoleIsDrift(t *testing.T) {
 }
 
 func TestE2EMassDeactivationTripsGuardUntilForce(t *testing.T) {
-	e := startE2E(t, e2eOptions{})
+	// "At once": the IdP sends the 100 deactivations concurrently, within
+	// one debounce window, so they land in one reconcile.
+	e := startE2E(t, e2eOptions{debounce: "2s"})
 	g := e.createGroup("cf-deployers")
 	var ids []string
 	for i := range 100 {
@@ -429,10 +432,21 @@ func TestE2EMassDeactivationTripsGuardUntilForce(t *testing.T) {
 	e.addMembers(g, ids...)
 	e.waitFor(20*time.Second, "100 members invited", func() bool { return len(e.fake.Members(e2eAccount)) == 100 })
 
-	for _, id := range ids {
-		e.deactivate(id)
+	var wg gosync.WaitGroup
+	work := make(chan string)
+	for range 10 {
+		wg.Go(func() {
+			for id := range work {
+				e.deactivate(id)
+			}
+		})
 	}
-	e.waitFor(10*time.Second, "/readyz to report the tripped guard", func() bool {
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	e.waitFor(15*time.Second, "/readyz to report the tripped guard", func() bool {
 		resp, err := http.Get(e.root + "/readyz")
 		if err != nil {
 			return false
@@ -583,5 +597,10 @@ func TestE2EServeHealthMetricsAndFileModes(t *testing.T) {
 	code, out, _ := e.cli("token", "list")
 	if code != 0 || !strings.Contains(out, "NAME") {
 		t.Errorf("token list over the admin socket: %d %q", code, out)
+	}
+	// status shows the daemon's verification of its Cloudflare token.
+	code, out, errOut := e.cli("status")
+	if code != 0 || !strings.Contains(out, "cloudflare token") || !strings.Contains(out, "active") {
+		t.Errorf("status must report the verified Cloudflare token: %d %q %q", code, out, errOut)
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	ctx := context.Background()
+	// The daemon resolves paths against its own working directory.
+	args = absolutePaths(args, "--out")
 	resp, err := admin.Call(ctx, cfg.Admin.Socket, args)
 	if err == nil {
 		fmt.Fprint(stdout, resp.Stdout)
@@ -89,7 +93,6 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: scimflare COMMAND --config FILE [flags]")
 	fmt.Fprintln(w, "commands:")
 	fmt.Fprintln(w, "  serve --config FILE")
-	fmt.Fprintln(w, "  validate --config FILE [--online]")
 	for _, u := range cli.Usage() {
 		fmt.Fprintln(w, "  "+u)
 	}
@@ -145,10 +148,14 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// validate checks the config file, then lints it against the state: over
+// the admin socket when a daemon runs, else on the state file when it
+// exists and is free, else without the state.
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("config", "", "config file")
+	online := fs.Bool("online", false, "also resolve every name against Cloudflare")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -156,11 +163,58 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stderr, "warning: "+w.String())
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1
 	}
-	fmt.Fprintf(stdout, "%s is valid (%d accounts, %d mappings, %d warnings)\n", cfg.Path, len(cfg.Accounts), len(cfg.Mappings), len(cfg.Warnings))
-	return 0
+	cmd := []string{"validate", "--config", path}
+	if *online {
+		cmd = append(cmd, "--online")
+	}
+	ctx := context.Background()
+	resp, err := admin.Call(ctx, cfg.Admin.Socket, cmd)
+	if err == nil {
+		fmt.Fprint(stdout, resp.Stdout)
+		fmt.Fprint(stderr, resp.Stderr)
+		return resp.Exit
+	}
+	if !errors.Is(err, admin.ErrNoDaemon) {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1
+	}
+	env := &cli.Env{Config: cfg, Now: time.Now}
+	// Never create a state file just to validate.
+	if _, err := os.Stat(cfg.State.Path); err != nil {
+		fmt.Fprintf(stderr, "note: no state file at %s yet\n", cfg.State.Path)
+	} else if st, err := store.Open(cfg.State.Path, store.WithLockTimeout(200*time.Millisecond)); err != nil {
+		fmt.Fprintf(stderr, "note: state file not read: %v\n", err)
+	} else {
+		defer st.Close()
+		env.Store = st
+	}
+	return cli.Run(ctx, env, cmd, stdout, stderr)
+}
+
+// absolutePaths makes the value of each named flag an absolute path.
+func absolutePaths(args []string, flags ...string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		for _, f := range flags {
+			switch {
+			case (a == f || a == f[1:]) && i+1 < len(out):
+				if p, err := filepath.Abs(out[i+1]); err == nil {
+					out[i+1] = p
+				}
+			case strings.HasPrefix(a, f+"=") || strings.HasPrefix(a, f[1:]+"="):
+				name, v, _ := strings.Cut(a, "=")
+				if p, err := filepath.Abs(v); err == nil {
+					out[i] = name + "=" + p
+				}
+			}
+		}
+	}
+	return out
 }
 
 // newLogger logs JSON unless stderr is a terminal.

@@ -191,7 +191,7 @@ func writeComparison(w io.Writer, names []string, runs []Result) error {
 	for i, r := range runs {
 		for _, p := range r.Phases {
 			if p.RSSKiB > 0 {
-				fmt.Fprintf(&b, "%s rss after %s: %.1f MiB\n", names[i], p.Name, float64(p.RSSKiB)/1024)
+				fmt.Fprintf(&b, "%s rss after %s: %.1f MiB (anonymous %.1f MiB)\n", names[i], p.Name, float64(p.RSSKiB)/1024, float64(p.RSSAnonKiB)/1024)
 			}
 		}
 	}

@@ -113,11 +113,11 @@ func Run(ctx context.Context, cfg Config) (Result, *model, error) {
 		}
 		sum := rec.summary(name, time.Since(start))
 		if cfg.RSSPid > 0 {
-			rss, err := readRSS(cfg.RSSPid)
+			rss, anon, err := readRSS(cfg.RSSPid)
 			if err != nil {
 				return res, s.m, err
 			}
-			sum.RSSKiB = rss
+			sum.RSSKiB, sum.RSSAnonKiB = rss, anon
 		}
 		res.Phases = append(res.Phases, *sum)
 		s.progress("phase %s: %d requests in %.1fs, %d errors", name, sum.Ops, sum.Seconds, sum.ErrorCount)
@@ -437,19 +437,34 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// readRSS returns the resident set size of process pid in KiB.
-func readRSS(pid int) (int, error) {
+// readRSS returns the resident set size of process pid and its anonymous
+// part (heap, stacks: what the process itself allocated, as opposed to
+// file pages such as a memory-mapped state file), in KiB.
+func readRSS(pid int) (rss, anon int, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS of process %d: %w", pid, err)
+		return 0, 0, fmt.Errorf("read RSS of process %d: %w", pid, err)
 	}
+	found := false
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				return strconv.Atoi(f[0])
-			}
+		key, rest, ok := strings.Cut(line, ":")
+		f := strings.Fields(rest)
+		if !ok || len(f) == 0 {
+			continue
+		}
+		switch key {
+		case "VmRSS":
+			rss, err = strconv.Atoi(f[0])
+			found = true
+		case "RssAnon":
+			anon, err = strconv.Atoi(f[0])
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("read RSS of process %d: %s: %w", pid, key, err)
 		}
 	}
-	return 0, fmt.Errorf("read RSS of process %d: no VmRSS line in /proc/%d/status", pid, pid)
+	if !found {
+		return 0, 0, fmt.Errorf("read RSS of process %d: no VmRSS line in /proc/%d/status", pid, pid)
+	}
+	return rss, anon, nil
 }

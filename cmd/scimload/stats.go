@@ -51,8 +51,11 @@ type Summary struct {
 	Errors     map[string]int `json:"errors,omitempty"`
 	// RSSKiB is the watched process's VmRSS at the end of the phase
 	// (-rss-pid); 0 when not watched.
-	RSSKiB int        `json:"rss_kib,omitempty"`
-	Kinds  []*Summary `json:"kinds,omitempty"`
+	RSSKiB int `json:"rss_kib,omitempty"`
+	// RSSAnonKiB is the anonymous part of RSSKiB (RssAnon): without the
+	// file pages of a memory-mapped state file.
+	RSSAnonKiB int        `json:"rss_anon_kib,omitempty"`
+	Kinds      []*Summary `json:"kinds,omitempty"`
 }
 
 // recorder collects the outcome of every request of one phase.
@@ -181,7 +184,7 @@ func writeText(w io.Writer, r Result) error {
 			row("  "+k.Name, k)
 		}
 		if p.RSSKiB > 0 {
-			fmt.Fprintf(&b, "  rss after %s: %.1f MiB\n", p.Name, float64(p.RSSKiB)/1024)
+			fmt.Fprintf(&b, "  rss after %s: %.1f MiB (anonymous %.1f MiB)\n", p.Name, float64(p.RSSKiB)/1024, float64(p.RSSAnonKiB)/1024)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 )
@@ -109,5 +110,18 @@ func TestPercentileIsNearestRank(t *testing.T) {
 	}
 	if got := percentile(nil, 0.5); got != 0 {
 		t.Errorf("p50 of none = %v", got)
+	}
+}
+
+func TestReadRSSOfThisProcess(t *testing.T) {
+	rss, anon, err := readRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss <= 0 || anon <= 0 || anon > rss {
+		t.Errorf("VmRSS %d KiB, RssAnon %d KiB", rss, anon)
+	}
+	if _, _, err := readRSS(-1); err == nil {
+		t.Error("RSS of pid -1 read without error")
 	}
 }

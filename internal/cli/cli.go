@@ -17,6 +17,7 @@ import (
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 )
 
 // Env is what commands run against.
@@ -29,6 +30,9 @@ type Env struct {
 	Reconciler *syncer.Reconciler
 	// Daemon is true inside `serve`.
 	Daemon bool
+	// CloudflareToken reports the daemon's last verification of its
+	// Cloudflare token; nil outside `serve`.
+	CloudflareToken func() cloudflare.TokenHealth
 }
 
 type command struct {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
@@ -18,7 +17,6 @@ func init() {
 	register("apply", "apply --config FILE [--force]", runApply)
 	register("grant", "grant --config FILE --user EMAIL --account NAME (--role R | --mapping G) --for DURATION --reason TEXT", runGrant)
 	register("revoke", "revoke --config FILE --grant ID", runRevoke)
-	register("status", "status --config FILE", runStatus)
 }
 
 func runPlan(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
@@ -162,51 +160,6 @@ func reportResult(out io.Writer, res *syncer.Result) error {
 	}
 	for _, f := range res.Failed {
 		fmt.Fprintf(out, "  FAILED %s %s: %v\n", f.Change.Kind, f.Change.Email, f.Err)
-	}
-	return nil
-}
-
-func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	fs := newFlags("status", errOut)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	st := env.Reconciler.Status()
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return "never"
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	mode := "enforce"
-	if st.PlanOnly {
-		mode = "plan-only"
-	}
-	fmt.Fprintf(tw, "daemon\t%v\n", env.Daemon)
-	fmt.Fprintf(tw, "mode\t%s\n", mode)
-	fmt.Fprintf(tw, "last reconcile\t%s (%s, %s)\n", ts(st.LastRun), st.LastTrigger, orNone(st.LastOutcome))
-	if st.LastError != "" {
-		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
-	}
-	fmt.Fprintf(tw, "last success\t%s\n", ts(st.LastSuccess))
-	fmt.Fprintf(tw, "next run\t%s\n", ts(st.NextRun))
-	guard := "ok"
-	if len(st.Tripped) > 0 {
-		guard = "TRIPPED on " + strings.Join(st.Tripped, ", ") + " (run `scimflare apply --force` after review)"
-	}
-	fmt.Fprintf(tw, "guard\t%s\n", guard)
-	if st.PlanOnly {
-		fmt.Fprintf(tw, "cloudflare budget left\tn/a (plan-only: no Cloudflare calls)\n")
-	} else {
-		fmt.Fprintf(tw, "cloudflare budget left\t%d of %d per 5 minutes\n", st.BudgetLeft, env.Config.Cloudflare.RequestBudget)
-	}
-	fmt.Fprintf(tw, "pending expiries\t%d\n", len(st.PendingExpiries))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, e := range st.PendingExpiries {
-		fmt.Fprintf(out, "  %s  %s  %s  %s  (%s)\n", e.At.UTC().Format(time.RFC3339), e.Account, e.Email, e.Role, e.Source)
 	}
 	return nil
 }

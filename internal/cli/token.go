@@ -13,6 +13,13 @@ import (
 	"github.com/scimflare/scimflare/store"
 )
 
+// Audit actor and actions of the token commands.
+const (
+	ActorToken        = "token"
+	ActionTokenCreate = "token_create"
+	ActionTokenRevoke = "token_revoke"
+)
+
 func init() {
 	register("token", "token create --name N [--ttl 90d] | token list | token revoke N", runToken)
 }
@@ -49,7 +56,16 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		if life > 0 {
 			t.ExpiresAt = now.Add(life)
 		}
-		if err := env.Store.PutToken(t); err != nil {
+		reason := fmt.Sprintf("SCIM token %q created; it can write users and groups", *name)
+		if life > 0 {
+			reason += ", expires " + t.ExpiresAt.UTC().Format(time.RFC3339)
+		} else {
+			reason += ", never expires"
+		}
+		// Creating a token hands out write access to the directory that
+		// decides Cloudflare access: flagged as raising privilege.
+		rec := store.AuditRecord{Time: now, Actor: ActorToken, Action: ActionTokenCreate, Reason: reason, Privileged: true}
+		if err := env.Store.PutTokenAudited(t, rec); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return usagef("token create: a token named %q exists already; revoke it first or pick another name", *name)
 			}
@@ -89,7 +105,8 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		if len(args) != 2 {
 			return usagef("token revoke: give exactly one token name")
 		}
-		if err := env.Store.DeleteToken(args[1]); err != nil {
+		rec := store.AuditRecord{Time: env.Now(), Actor: ActorToken, Action: ActionTokenRevoke, Reason: fmt.Sprintf("SCIM token %q revoked", args[1])}
+		if err := env.Store.DeleteTokenAudited(args[1], rec); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return usagef("token revoke: there is no token named %q", args[1])
 			}

@@ -263,9 +263,6 @@ func (c *Config) validate() []Problem {
 	default:
 		bad("identity.email_from", "%q must be userName or primaryEmail", c.Identity.EmailFrom)
 	}
-	if c.Cloudflare.APITokenEnv != "" && c.Cloudflare.APITokenFile != "" {
-		bad("cloudflare.api_token_file", "set api_token_env or api_token_file, not both")
-	}
 	if !strings.HasPrefix(c.Cloudflare.BaseURL, "https://") && !strings.HasPrefix(c.Cloudflare.BaseURL, "http://") {
 		bad("cloudflare.base_url", "%q must be an http(s) URL", c.Cloudflare.BaseURL)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -198,10 +199,22 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) error
 }
 
 func joinPath(parent, key string) string {
+	key = displayKey(key)
 	if parent == "" {
 		return key
 	}
 	return parent + "." + key
+}
+
+// displayKey quotes a key that would not read as one word on one line, so
+// every problem stays one line that starts with the file name.
+func displayKey(key string) string {
+	for _, r := range key {
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) {
+			return strconv.Quote(key)
+		}
+	}
+	return key
 }
 
 // ParseDuration is time.ParseDuration plus a day unit ("90d", "1d12h"),

@@ -27,6 +27,7 @@ import (
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 )
 
 // Options are the parts a caller (main, or a test) may set.
@@ -35,18 +36,26 @@ type Options struct {
 	Now    func() time.Time
 	// Ready, when set, receives the HTTP address once the daemon serves.
 	Ready chan<- string
+	// TokenRecheck and TokenFilePoll pace the Cloudflare token checks
+	// (credentials.go); zero means hourly and every two seconds.
+	TokenRecheck, TokenFilePoll time.Duration
 }
 
 // Daemon is a running scimflare.
 type Daemon struct {
-	cfgMu   gosync.RWMutex
-	cfg     *config.Config
-	rec     *syncer.Reconciler
-	log     *slog.Logger
-	now     func() time.Time
-	st      *store.BoltStore
-	metrics *metrics.Metrics
-	scim    *scim.Server
+	cfgMu gosync.RWMutex
+	// reloadMu keeps reloads (SIGHUP, `scimflare reload`) one at a time,
+	// so their audit records and the config they leave agree.
+	reloadMu gosync.Mutex
+	cfg      *config.Config
+	rec      *syncer.Reconciler
+	log      *slog.Logger
+	now      func() time.Time
+	st       *store.BoltStore
+	metrics  *metrics.Metrics
+	scim     *scim.Server
+	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
+	cfToken  *tokenWatch        // nil without a Cloudflare token
 }
 
 // Run serves until ctx ends or SIGINT/SIGTERM arrives, then shuts down:
@@ -66,11 +75,15 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	defer st.Close()
 	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
 
-	d.rec, err = NewReconciler(cfg, st, d.metrics, log.With("component", "reconciler"), opt.Now)
+	var cfClient *cloudflare.Client
+	d.rec, cfClient, err = newReconciler(cfg, st, d.metrics, log.With("component", "reconciler"), opt.Now)
 	if err != nil {
 		return err
 	}
-	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now)
+	if d.oidc, err = newOIDCVerifier(cfg, log.With("component", "scim")); err != nil {
+		return err
+	}
+	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now).UseOIDC(d.oidc)
 	d.scim, err = scim.New(st, scim.Options{
 		Notifier:     notifier{d.rec},
 		BasePath:     cfg.Server.SCIMBasePath,
@@ -90,6 +103,10 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	d.cfToken = newTokenWatch(cfg, cfClient, d.metrics, log.With("component", "cloudflare-token"), opt.Now)
+	if err := d.cfToken.startupCheck(ctx, cfg.Sync.Mode == config.ModeEnforce); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
@@ -136,6 +153,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 			errc <- fmt.Errorf("reconciler: %w", err)
 		}
 	}()
+	credDone := d.startCredentialWatch(ctx, opt)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -145,7 +163,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				d.reload()
+				_, _ = d.reload(ctx, "SIGHUP")
 			}
 		}
 	}()
@@ -168,6 +186,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	_ = adminSrv.Shutdown(shutdownCtx)
 	stop()
 	<-recDone
+	credDone()
 	log.Info("stopped")
 	return runErr
 }
@@ -179,24 +198,40 @@ func (d *Daemon) config() *config.Config {
 }
 
 func (d *Daemon) runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &cli.Env{Config: d.config(), Store: d.st, Now: d.now, Reconciler: d.rec, Daemon: true}
+	if len(args) > 0 && args[0] == "reload" {
+		return cli.RunReload(ctx, d.reload, args[1:], stdout, stderr)
+	}
+	env := &cli.Env{Config: d.config(), Store: d.st, Now: d.now, Reconciler: d.rec, Daemon: true, CloudflareToken: d.CloudflareTokenHealth}
 	return cli.Run(ctx, env, args, stdout, stderr)
 }
 
-// reload re-reads the config file. A bad file is rejected and logged, and
-// the running config stays.
-func (d *Daemon) reload() {
+// reload re-reads the config file. A bad file is rejected, logged and
+// audited, and the running config stays. A good one is audited, put in
+// force, and followed by a full reconcile, so that what it changes goes
+// through the guards at once like any other change.
+func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	cur := d.config()
-	next, err := config.Load(cur.Path)
+	next, summary, err := cli.LoadReload(d.st, cur, d.now(), trigger)
 	if err != nil {
-		d.log.Error("config reload rejected; the running config stays", "file", cur.Path, "err", err.Error())
-		return
+		reason := strings.TrimPrefix(err.Error(), cli.ErrReloadRejected.Error()+": ")
+		d.log.Error("config reload rejected; the running config stays", "file", cur.Path, "trigger", trigger, "reason", reason)
+		return nil, err
 	}
 	d.cfgMu.Lock()
 	d.cfg = next
 	d.cfgMu.Unlock()
 	d.rec.Reload(next)
-	d.log.Info("config reloaded", "file", next.Path, "accounts", len(next.Accounts), "mappings", len(next.Mappings))
+	for _, w := range next.Warnings {
+		d.log.Warn("config warning", "problem", w.String())
+	}
+	d.log.Info("config reloaded", "file", next.Path, "trigger", trigger, "accounts", len(next.Accounts), "mappings", len(next.Mappings), "summary", summary)
+	res, err := d.rec.Apply(ctx, syncer.RunOptions{Actor: syncer.ActorReload})
+	if err != nil {
+		return nil, fmt.Errorf("the new config is in force, but the reconcile after it did not run: %w", err)
+	}
+	return &cli.ReloadResult{Summary: summary, Run: res}, nil
 }
 
 // notifier hands SCIM changes to the reconciler.
@@ -207,8 +242,10 @@ func (n notifier) Changed(c scim.Change) { n.rec.Touch(c.UserIDs, c.GroupIDs, c.
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
-	mux.Handle(base+"/", d.scim.Handler())
-	mux.Handle(base, d.scim.Handler())
+	// Failed-authentication limit per client address (hardening.go).
+	scimHandler := d.hardenSCIM(d.scim.Handler())
+	mux.Handle(base+"/", scimHandler)
+	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)
 	mux.HandleFunc("GET /readyz", d.readyz)
 	mux.Handle("GET /metrics", d.metrics.Handler())
@@ -247,6 +284,9 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, why := d.rec.Ready()
 	body := map[string]any{"plan_only": d.rec.Status().PlanOnly}
+	if warn := d.credentialWarnings(); len(warn) > 0 {
+		body["warnings"] = warn
+	}
 	if !ok || len(reasons) > 0 {
 		body["status"] = "not ready"
 		body["reasons"] = append(reasons, why...)

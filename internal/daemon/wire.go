@@ -16,9 +16,16 @@ import (
 // NewReconciler builds the reconciler the daemon and the offline CLI share.
 // Without a Cloudflare token it is plan-only and makes no Cloudflare call.
 func NewReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
+	rec, _, err := newReconciler(cfg, st, m, log, now)
+	return rec, err
+}
+
+// newReconciler also returns the Cloudflare client (nil without a token),
+// which the daemon's token watch verifies and hands rotated secrets to.
+func newReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
 	token, err := cfg.CloudflareToken()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opt := syncer.Options{
 		Config:   cfg,
@@ -28,19 +35,21 @@ func NewReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, 
 		Logger:   log,
 		Now:      now,
 	}
+	var client *cloudflare.Client
 	if token != "" {
-		client, err := cloudflare.New(cloudflare.Config{
+		client, err = cloudflare.New(cloudflare.Config{
 			BaseURL:  cfg.Cloudflare.BaseURL,
 			Token:    token,
 			Budget:   cfg.Cloudflare.RequestBudget,
 			Observer: cfObserver{m},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("cloudflare client: %w", err)
+			return nil, nil, fmt.Errorf("cloudflare client: %w", err)
 		}
 		opt.Cloudflare = client
 	}
-	return syncer.New(opt)
+	rec, err := syncer.New(opt)
+	return rec, client, err
 }
 
 // cfObserver counts Cloudflare calls and 429s into the metrics.

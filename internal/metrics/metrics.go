@@ -31,6 +31,9 @@ type Metrics struct {
 	PendingExpiries   prometheus.Gauge
 	LastSuccess       prometheus.Gauge
 	PlanOnly          prometheus.Gauge
+	// CloudflareTokenExpiry is the Unix time the Cloudflare API token
+	// expires; 0 when it has no expiry date or it is not known.
+	CloudflareTokenExpiry prometheus.Gauge
 }
 
 // New registers every collector in a fresh registry.
@@ -82,10 +85,14 @@ func New() *Metrics {
 		PlanOnly: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scimflare_plan_only", Help: "1 when scimflare only plans and never writes to Cloudflare.",
 		}),
+		CloudflareTokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scimflare_cloudflare_token_expiry_timestamp_seconds",
+			Help: "Unix time the Cloudflare API token expires, from its last verification; 0 when it has no expiry date or it is unknown.",
+		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
 		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.GuardTrips, m.GuardTripped,
-		m.PendingExpiries, m.LastSuccess, m.PlanOnly,
+		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

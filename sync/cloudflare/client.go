@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/cloudflare-go/v7/accounts"
@@ -15,6 +16,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v7/option"
 	"github.com/cloudflare/cloudflare-go/v7/packages/pagination"
 	"github.com/cloudflare/cloudflare-go/v7/shared"
+	"github.com/cloudflare/cloudflare-go/v7/user"
 )
 
 // Defaults applied by New for zero Config fields.
@@ -95,6 +97,11 @@ type Client struct {
 	roles         *accounts.RoleService
 	permGroups    *iam.PermissionGroupService
 	resGroups     *iam.ResourceGroupService
+	userTokens    *user.TokenService
+	accountTokens *accounts.TokenService
+	// token is read by every attempt, so a rotated secret (SetToken) is
+	// used from the next request on, retries of a running call included.
+	token         atomic.Pointer[string]
 	limiter       *limiter
 	clock         Clock
 	timeout       time.Duration
@@ -125,6 +132,7 @@ func New(cfg Config) (*Client, error) {
 		maxRetryAfter: cfg.MaxRetryAfter,
 		observer:      cfg.Observer,
 	}
+	c.token.Store(&cfg.Token)
 	if c.clock == nil {
 		c.clock = realClock{}
 	}
@@ -154,7 +162,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	opts := []option.RequestOption{
 		option.WithBaseURL(base),
-		option.WithAPIToken(cfg.Token),
 		option.WithHTTPClient(hc),
 		// Our middleware retries; cloudflare-go's own retries would make
 		// attempts the budget never sees.
@@ -165,6 +172,8 @@ func New(cfg Config) (*Client, error) {
 	c.roles = accounts.NewRoleService(opts...)
 	c.permGroups = iam.NewPermissionGroupService(opts...)
 	c.resGroups = iam.NewResourceGroupService(opts...)
+	c.userTokens = user.NewTokenService(opts...)
+	c.accountTokens = accounts.NewTokenService(opts...)
 	return c, nil
 }
 

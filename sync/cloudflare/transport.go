@@ -148,6 +148,7 @@ func (c *Client) attempt(ctx context.Context, req *http.Request, next option.Mid
 	}
 	defer cancel()
 	areq := req.Clone(actx)
+	areq.Header.Set("Authorization", "Bearer "+*c.token.Load())
 	if req.GetBody != nil {
 		b, err := req.GetBody()
 		if err != nil {

@@ -37,6 +37,8 @@ const (
 	RoutePermissionGroups = "/accounts/{account_id}/iam/permission_groups"
 	RouteResourceGroups   = "/accounts/{account_id}/iam/resource_groups"
 	RouteTokenVerify      = "/user/tokens/verify"
+	// RouteAccountTokenVerify verifies an account-owned token.
+	RouteAccountTokenVerify = "/accounts/{account_id}/tokens/verify"
 )
 
 // Cloudflare error codes the fake answers with. 7003 (no route / bad
@@ -49,7 +51,20 @@ const (
 	CodeNoRoute        = 7003
 	CodeRateLimited    = 971
 	CodeAuth           = 10000
+	// CodeInvalidToken is what Cloudflare's verify endpoints answer (HTTP
+	// 401) for a token they do not know, e.g. an account-owned token at
+	// /user/tokens/verify.
+	CodeInvalidToken = 1000
 )
+
+// TokenInfo is what the verify endpoints say about the accepted token.
+type TokenInfo struct {
+	Status    string    // "active" (default), "disabled" or "expired"
+	ExpiresOn time.Time // zero: no expiry date
+	// AccountID makes the token account-owned: /user/tokens/verify refuses
+	// it and /accounts/{AccountID}/tokens/verify answers.
+	AccountID string
+}
 
 // Options configures a fake. The zero value is usable.
 type Options struct {
@@ -131,6 +146,8 @@ type Server struct {
 	faults   []*fault
 	window   []time.Time // accepted request times, oldest first
 	blocked  time.Time   // rate-limit block ends
+	token    string      // the accepted bearer token; "" accepts any
+	tokenInf TokenInfo
 }
 
 // New starts a fake on loopback and stops it when the test ends.
@@ -168,6 +185,7 @@ func New(t testing.TB, opts Options) *Server {
 		opts:     opts,
 		accounts: map[string]*account{},
 		calls:    map[string]int{},
+		token:    opts.Token,
 	}
 	for _, id := range opts.Accounts {
 		s.AddAccount(id)
@@ -198,6 +216,21 @@ func (s *Server) Inject(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &fault{Fault: f})
+}
+
+// SetToken makes token the only accepted bearer token from now on, as when
+// an operator rolls a Cloudflare token: the previous one stops working.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = token
+}
+
+// SetTokenInfo sets what the verify endpoints answer about the token.
+func (s *Server) SetTokenInfo(info TokenInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenInf = info
 }
 
 // FailNth makes the nth request from now (of any route) answer status.
@@ -264,6 +297,8 @@ func routeOf(p string) (route, accountID, memberID string) {
 		return RouteTokenVerify, "", ""
 	case len(seg) < 3 || seg[0] != "accounts":
 		return "", "", ""
+	case len(seg) == 4 && seg[2] == "tokens" && seg[3] == "verify":
+		return RouteAccountTokenVerify, seg[1], ""
 	case len(seg) == 3 && seg[2] == "members":
 		return RouteMembers, seg[1], ""
 	case len(seg) == 4 && seg[2] == "members":
@@ -301,6 +336,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !limited {
 		f = s.pickFault(r.Method, route, page)
 	}
+	token := s.token
 	s.mu.Unlock()
 
 	if limited {
@@ -313,11 +349,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNoRoute, "No route for that URI")
 		return
 	}
-	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
+	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
 		writeError(w, http.StatusForbidden, CodeAuth, "Authentication error")
 		return
 	}
-	if route != RouteTokenVerify {
+	if route != RouteTokenVerify && route != RouteAccountTokenVerify {
 		if err := s.validate(r, body); err != nil {
 			s.recordInvalid(r, body, err.Error())
 			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "Invalid request: "+firstLine(err.Error()))

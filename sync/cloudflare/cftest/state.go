@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Named is a catalog entry: role, permission group or resource group.
@@ -418,8 +419,9 @@ func invalid(msg string) (int, any) {
 
 // handle answers one validated request; the caller holds s.mu.
 func (s *Server) handle(method, route, accountID, memberID string, q url.Values, body []byte) (int, any) {
-	if route == RouteTokenVerify {
-		return http.StatusOK, ok(map[string]string{"id": catalogID("token", "", "fake"), "status": "active"})
+	switch route {
+	case RouteTokenVerify, RouteAccountTokenVerify:
+		return s.verifyToken(route, accountID)
 	}
 	a, found := s.accounts[accountID]
 	if !found {
@@ -568,4 +570,20 @@ func (s *Server) applyGrants(a *account, m *Member, b memberBody) (int, any) {
 		m.Policies = append(m.Policies, pol)
 	}
 	return 0, nil
+}
+
+// verifyToken answers the verify endpoints; the caller holds s.mu.
+func (s *Server) verifyToken(route, accountID string) (int, any) {
+	info := s.tokenInf
+	if (route == RouteTokenVerify) != (info.AccountID == "") || (route == RouteAccountTokenVerify && accountID != info.AccountID) {
+		return http.StatusUnauthorized, errorEnvelope(CodeInvalidToken, "Invalid API Token")
+	}
+	res := map[string]string{"id": catalogID("token", info.AccountID, "fake"), "status": "active"}
+	if info.Status != "" {
+		res["status"] = info.Status
+	}
+	if !info.ExpiresOn.IsZero() {
+		res["expires_on"] = info.ExpiresOn.UTC().Format(time.RFC3339)
+	}
+	return http.StatusOK, ok(res)
 }

@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"encoding/csv"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scimflare/scimflare/store"
+)
+
+func (te *testEnv) user(email string) string {
+	te.t.Helper()
+	u, err := te.Store.CreateUser(t0.Add(-72*time.Hour), store.User{UserName: email, Email: email, Active: true})
+	if err != nil {
+		te.t.Fatal(err)
+	}
+	return u.ID
+}
+
+func (te *testEnv) held(email, acct, memberID, status string, managed, found, keys []string) {
+	te.t.Helper()
+	err := te.Store.Commit(store.SyncCommit{
+		PutLedger: []store.LedgerEntry{{AccountID: acct, Email: email, MemberID: memberID, Managed: managed, Found: found, UpdatedAt: t0.Add(-time.Hour)}},
+		PutCache:  []store.CachedMember{{AccountID: acct, Email: email, MemberID: memberID, Status: status, Keys: keys}},
+	})
+	if err != nil {
+		te.t.Fatal(err)
+	}
+}
+
+// accessFixture: alice (group member, one adopted and one drift role), bob
+// (temporary grant, invite pending), dave (managed but no longer desired),
+// and carol who held access between 40h and 20h ago.
+func accessFixture(t *testing.T) *testEnv {
+	te := newEnv(t, baseYAML)
+	alice := te.user("alice@example.com")
+	te.user("bob@example.com")
+	te.user("dave@example.com")
+	if _, err := te.Store.CreateGroup(t0.Add(-50*time.Hour), store.Group{DisplayName: "cf-deployers"}, []store.MemberRef{{ID: alice, Type: store.MemberUser}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Store.PutGrant(store.Grant{ID: "g-1", Email: "bob@example.com", AccountID: prodID, Role: "Administrator",
+		Start: t0.Add(-time.Hour), End: t0.Add(2 * time.Hour), Reason: "incident", Actor: "grant"}); err != nil {
+		t.Fatal(err)
+	}
+	wpa, admin := "role:Workers Platform Admin", "role:Administrator"
+	te.held("alice@example.com", prodID, "m-a", "accepted", []string{wpa}, []string{"role:Billing"}, []string{"role:Billing", "role:DNS", wpa})
+	te.held("bob@example.com", prodID, "m-b", "pending", []string{admin}, nil, []string{admin})
+	te.held("dave@example.com", prodID, "m-d", "accepted", []string{wpa}, nil, []string{wpa})
+	te.audit(
+		store.AuditRecord{Time: t0.Add(-48 * time.Hour), Actor: "idp-push", Action: "update_roles", AccountID: prodID, Email: "alice@example.com",
+			Before: []string{"Billing"}, After: []string{"Billing", "Workers Platform Admin"}, Reason: "member of cf-deployers (mappings[0])", Privileged: true},
+		store.AuditRecord{Time: t0.Add(-40 * time.Hour), Actor: "idp-push", Action: "add_member", AccountID: prodID, Email: "carol@example.com",
+			After: []string{"Administrator"}, Reason: "member of cf-oncall (mappings[1]) until " + t0.Add(-28*time.Hour).Format(time.RFC3339), Privileged: true},
+		store.AuditRecord{Time: t0.Add(-30 * time.Hour), Actor: "schedule", Action: "drift", AccountID: prodID, Email: "alice@example.com",
+			Before: []string{"DNS"}, Reason: "found in Cloudflare but not granted by scimflare"},
+		store.AuditRecord{Time: t0.Add(-28 * time.Hour), Actor: "expiry", Action: "expire_grant", AccountID: prodID, Email: "carol@example.com",
+			Before: []string{"Administrator"}, Reason: "grant from cf-oncall (mappings[1]) ended"},
+		store.AuditRecord{Time: t0.Add(-5 * time.Hour), Actor: "idp-push", Action: "add_member", AccountID: prodID, Email: "dave@example.com",
+			After: []string{"Workers Platform Admin"}, Reason: "member of cf-deployers (mappings[0])", Privileged: true},
+		store.AuditRecord{Time: t0.Add(-time.Hour), Actor: "grant", Action: "add_member", AccountID: prodID, Email: "bob@example.com",
+			After: []string{"Administrator"}, Reason: "temporary grant g-1 until " + t0.Add(2*time.Hour).Format(time.RFC3339), Privileged: true},
+	)
+	return te
+}
+
+func readCSV(t *testing.T, s string) []string {
+	t.Helper()
+	recs, err := csv.NewReader(strings.NewReader(s)).ReadAll()
+	if err != nil {
+		t.Fatalf("not CSV: %v\n%s", err, s)
+	}
+	var lines []string
+	for _, r := range recs {
+		lines = append(lines, strings.Join(r, "|"))
+	}
+	return lines
+}
+
+func TestReportAccessNow(t *testing.T) {
+	te := accessFixture(t)
+	code, out, errOut := te.run("report", "access", "--csv")
+	if code != 0 {
+		t.Fatalf("report access: %d %s", code, errOut)
+	}
+	ts := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	want := []string{
+		"user|account|role|source|granted_at|expires_at",
+		"alice@example.com|prod|Billing|adopted|" + ts(-48*time.Hour) + "|",
+		"alice@example.com|prod|DNS|drift|" + ts(-30*time.Hour) + "|",
+		"alice@example.com|prod|Workers Platform Admin|group cf-deployers|" + ts(-48*time.Hour) + "|",
+		"bob@example.com|prod|Administrator|grant g-1 (invite pending)|" + ts(-time.Hour) + "|" + ts(2*time.Hour),
+		"dave@example.com|prod|Workers Platform Admin|" + SourceUndesired + "|" + ts(-5*time.Hour) + "|",
+	}
+	if got := readCSV(t, out); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("report access --csv:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	code, out, _ = te.run("report", "access")
+	if code != 0 || !strings.Contains(out, "USER") || !strings.Contains(out, "5 grant(s)") {
+		t.Errorf("report access (text): %d\n%s", code, out)
+	}
+}
+
+func TestReportAccessAtRebuildsFromAudit(t *testing.T) {
+	te := accessFixture(t)
+	ts := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	code, out, errOut := te.run("report", "access", "--at", "30h", "--csv")
+	if code != 0 {
+		t.Fatalf("report access --at: %d %s", code, errOut)
+	}
+	want := []string{
+		"user|account|role|source|granted_at|expires_at",
+		"alice@example.com|prod|Billing|adopted|" + ts(-48*time.Hour) + "|",
+		"alice@example.com|prod|DNS|drift|" + ts(-30*time.Hour) + "|",
+		"alice@example.com|prod|Workers Platform Admin|group cf-deployers|" + ts(-48*time.Hour) + "|",
+		"carol@example.com|prod|Administrator|group cf-oncall|" + ts(-40*time.Hour) + "|" + ts(-28*time.Hour),
+	}
+	if got := readCSV(t, out); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("report access --at 30h:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// After carol's expiry and before bob's grant.
+	_, out, _ = te.run("report", "access", "--at", ts(-2*time.Hour), "--csv")
+	got := strings.Join(readCSV(t, out), "\n")
+	if strings.Contains(got, "carol") || strings.Contains(got, "bob") || !strings.Contains(got, "dave@example.com|prod|Workers Platform Admin|group cf-deployers") {
+		t.Errorf("report access 2h ago:\n%s", got)
+	}
+}
+
+func TestParseReason(t *testing.T) {
+	for _, tc := range []struct {
+		in, src string
+		end     time.Time
+	}{
+		{"member of cf-deployers (mappings[0])", "group cf-deployers", time.Time{}},
+		{"member of outer > inner (mappings[3]) until 2026-04-02T00:00:00Z", "group outer > inner", time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
+		{"temporary grant g-abc until 2026-04-02T00:00:00Z; member of ops (mappings[1])", "grant g-abc, group ops", time.Time{}},
+		{"something  else", "something else", time.Time{}},
+	} {
+		src, end := parseReason(tc.in)
+		if src != tc.src || !end.Equal(tc.end) {
+			t.Errorf("parseReason(%q) = %q %v, want %q %v", tc.in, src, end, tc.src, tc.end)
+		}
+	}
+}
+
+func TestLoadReloadAuditsBothOutcomes(t *testing.T) {
+	te := newEnv(t, baseYAML)
+	raw, err := os.ReadFile(te.Config.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(te.Config.Path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records := func() []store.AuditRecord {
+		var out []store.AuditRecord
+		_ = te.Store.Audit(time.Time{}, func(r store.AuditRecord) bool { out = append(out, r); return true })
+		return out
+	}
+	write(string(raw) + "  - group: typo\n    account: nowhere\n    roles: [Billing]\n")
+	next, _, err := LoadReload(te.Store, te.Config, t0, "SIGHUP")
+	if !errors.Is(err, ErrReloadRejected) || next != nil || !strings.Contains(err.Error(), `account "nowhere"`) {
+		t.Fatalf("bad config: %v %v", next, err)
+	}
+	write(strings.Replace(string(raw), "state.db", "other.db", 1))
+	if _, _, err := LoadReload(te.Store, te.Config, t0, "scimflare reload"); !errors.Is(err, ErrReloadRejected) || !strings.Contains(err.Error(), "state.path changed") {
+		t.Fatalf("moved state file: %v", err)
+	}
+	write(strings.Replace(string(raw), "  - group: cf-oncall\n    account: prod\n    roles: [Administrator]\n    ttl: 12h\n", "", 1))
+	next, summary, err := LoadReload(te.Store, te.Config, t0, "scimflare reload")
+	if err != nil || len(next.Mappings) != 1 || !strings.Contains(summary, "0 mapping(s) added, 1 removed") {
+		t.Fatalf("good config: %v %q %v", next, summary, err)
+	}
+	recs := records()
+	if len(recs) != 3 {
+		t.Fatalf("audit = %+v, want 3 records", recs)
+	}
+	if recs[0].Action != ActionConfigReloadRejected || recs[0].Actor != "reload" || !strings.Contains(recs[0].Reason, "SIGHUP") || !strings.Contains(recs[0].Reason, `account "nowhere" is not defined`) {
+		t.Errorf("rejected reload record = %+v", recs[0])
+	}
+	if recs[2].Action != ActionConfigReload || recs[2].Privileged || len(recs[2].Before) != 1 || recs[2].Before[0] != "group cf-oncall -> prod: Administrator (ttl 12h0m0s)" {
+		t.Errorf("accepted reload record = %+v", recs[2])
+	}
+	if code, _, errOut := te.run("reload"); code != 1 || !strings.Contains(errOut, "no scimflare daemon is running") {
+		t.Errorf("reload without a daemon: %d %s", code, errOut)
+	}
+}
+
+func TestBackupCommand(t *testing.T) {
+	te := newEnv(t, baseYAML)
+	te.user("alice@example.com")
+	dest := filepath.Join(t.TempDir(), "backup.db")
+	code, out, errOut := te.run("backup", "--out", dest)
+	if code != 0 || !strings.Contains(out, "consistency check passed") {
+		t.Fatalf("backup: %d %s %s", code, out, errOut)
+	}
+	if err := store.CheckFile(dest, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := te.run("backup", "--out", te.Store.Path()); code != 1 || !strings.Contains(errOut, "live state file") {
+		t.Errorf("backup over the state file: %d %s", code, errOut)
+	}
+	te.Daemon = true
+	if code, _, errOut := te.run("backup", "--out", "relative.db"); code != 1 || !strings.Contains(errOut, "absolute path") {
+		t.Errorf("relative path inside the daemon: %d %s", code, errOut)
+	}
+}
+
+func TestStatusShowsTokenAgesAndOfflineSchedule(t *testing.T) {
+	te := newEnv(t, baseYAML)
+	if err := te.Store.PutToken(store.Token{Name: "okta", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -100), ExpiresAt: t0.AddDate(0, 0, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := te.run("status")
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, errOut)
+	}
+	for _, want := range []string{"okta  age 100d  expires 2026-04-06T12:00:00Z (in 5d)  (older than 90 days: rotate)", "no daemon running (sync.schedule @every 5m would fire at", "guard", "pending expiries"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
