@@ -483,12 +483,25 @@ func union(a, b []string) []string {
 	return slices.Compact(out)
 }
 
+// planLogDetail is how many changes per account a plan-only run logs one by
+// one; the rest are counted. A first plan over 100k users would otherwise
+// write 100k log lines every schedule tick; `scimflare plan` has them all.
+const planLogDetail = 20
+
 func (rn *run) logPlan(c *plan.Changes) {
 	names := rn.result.Names
 	for _, ac := range c.Accounts {
-		for _, ch := range ac.Changes {
-			rn.r.log.Info("plan-only: would change", "account", ac.Name, "kind", string(ch.Kind), "email", ch.Email,
-				"before", keyNames(ch.Before, names), "after", keyNames(ch.After, names), "reason", ch.Reason)
+		kinds := map[string]int{}
+		for i, ch := range ac.Changes {
+			kinds[string(ch.Kind)]++
+			if i < planLogDetail {
+				rn.r.log.Info("plan-only: would change", "account", ac.Name, "kind", string(ch.Kind), "email", ch.Email,
+					"before", keyNames(ch.Before, names), "after", keyNames(ch.After, names), "reason", ch.Reason)
+			}
+		}
+		if len(ac.Changes) > planLogDetail {
+			rn.r.log.Info("plan-only: more changes not logged one by one; run `scimflare plan` for all", "account", ac.Name,
+				"changes", len(ac.Changes), "not_logged", len(ac.Changes)-planLogDetail, "by_kind", kinds)
 		}
 	}
 	for _, w := range c.Withheld {

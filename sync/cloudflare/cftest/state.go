@@ -546,7 +546,8 @@ func (s *Server) applyGrants(a *account, m *Member, b memberBody) (int, any) {
 		}
 		for _, id := range ids {
 			if nameOf(a.roles, id) == "" {
-				return invalid(fmt.Sprintf("role %s does not exist in this account", id))
+				// Cloudflare's words; the id is not named.
+				return invalid("Invalid role assignments found")
 			}
 		}
 		m.Roles, m.Policies = ids, nil
