@@ -31,7 +31,7 @@ func populate(b testing.TB, s *BoltStore, n int, groupID string) []string {
 	const chunk = 20000
 	for start := 0; start < n; start += chunk {
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			w := writeTx{readTx{tx}}
+			w := newWriteTx(tx)
 			for i := start; i < min(start+chunk, n); i++ {
 				u, err := w.createUser(benchNow, User{
 					UserName: fmt.Sprintf("user%d@example.com", i), Email: fmt.Sprintf("user%d@example.com", i),

@@ -39,7 +39,13 @@
 //	scim/memberCounts       group id -> uint64
 //	scim/tokens             token name -> JSON record
 //
-// ("len" is a uvarint length prefix.) The reconciler's state (SyncState,
+// ("len" is a uvarint length prefix.) User and group ids are 32 hex
+// digits, 48 bits of creation time in milliseconds then 80 random bits, so
+// that new records and edges append to their bucket or range instead of
+// dirtying random pages; files with the fully random ids of earlier
+// versions need no migration, ids being opaque. Buckets that grow at the
+// end (users, groups, members, memberCounts, sync/audit) are split at 90%
+// instead of bbolt's 50% (appendFill in bolt.go). The reconciler's state (SyncState,
 // also implemented by BoltStore) lives in "sync/..." buckets with their own
 // schema version:
 //

@@ -2,10 +2,13 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestAddMemberWritesConstantPages guards the layout: one member added to a
@@ -79,5 +82,107 @@ func TestOversizedNamesAreInvalid(t *testing.T) {
 	}
 	if n, _ := s.CountUsers(); n != 0 {
 		t.Fatalf("CountUsers = %d after rejected creates", n)
+	}
+}
+
+// TestIDsAreTimeOrdered guards what the write path's page economy relies
+// on: ids made later sort later (48-bit milliseconds first), while staying
+// 32 lowercase hex digits with 80 random bits, unique within a millisecond.
+func TestIDsAreTimeOrdered(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var prev string
+	for i := range 50 {
+		now := t0.Add(time.Duration(i) * time.Millisecond)
+		u, err := s.CreateUser(now, User{UserName: fmt.Sprintf("u%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.CreateGroup(now, Group{DisplayName: fmt.Sprintf("g%d", i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{u.ID, g.ID} {
+			if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+				t.Fatalf("id %q is not 32 lowercase hex digits", id)
+			}
+			if want := fmt.Sprintf("%012x", now.UnixMilli()); id[:12] != want {
+				t.Fatalf("id %q does not start with the creation time %s", id, want)
+			}
+		}
+		if u.ID <= prev || g.ID <= prev {
+			t.Fatalf("ids made at %v (%s, %s) do not sort after %s", now, u.ID, g.ID, prev)
+		}
+		prev = max(u.ID, g.ID)
+	}
+	// Same millisecond: the random part alone must keep ids apart.
+	seen := map[string]bool{}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		w := newWriteTx(tx)
+		for range 10000 {
+			id := w.newID(t0)
+			if seen[id] {
+				return fmt.Errorf("id %s made twice", id)
+			}
+			seen[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAppendBucketsStayDense guards the file size: users created over time
+// and added to a group in creation order (an IdP's initial import) must
+// leave the users and members pages mostly full, not half empty as bbolt's
+// default split does.
+func TestAppendBucketsStayDense(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := s.CreateGroup(t0, Group{DisplayName: "all"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, chunk = 6000, 100
+	for start := 0; start < n; start += chunk {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			w := newWriteTx(tx)
+			for i := start; i < start+chunk; i++ {
+				u, err := w.createUser(t0.Add(time.Duration(i)*time.Millisecond), User{UserName: fmt.Sprintf("user%d@example.com", i), Doc: []byte(`{"displayName":"Given Family"}`)})
+				if err != nil {
+					return err
+				}
+				if _, _, err := w.addMember(g.ID, MemberRef{ID: u.ID}, t0); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketUsers, bucketMembers} {
+			st := tx.Bucket(name).Stats()
+			fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+			t.Logf("%s: %d leaf pages, %.2f full", name, st.LeafPageN, fill)
+			if fill < 0.8 {
+				t.Errorf("%s leaf pages are %.2f full after an in-order import, want >= 0.8", name, fill)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,8 +43,10 @@ type Meta struct {
 // User is a SCIM user as the store keeps it: the attributes the store
 // indexes or interprets are fields, everything else stays opaque in Doc.
 type User struct {
-	// ID is assigned by the store on create (128 random bits, 32 hex
-	// digits) and never changes.
+	// ID is assigned by the store on create and never changes: 32 hex
+	// digits, the creation time in milliseconds then 80 random bits.
+	// Callers must treat it as opaque (files written before this format
+	// hold fully random ids).
 	ID string
 	// UserName is kept as given; uniqueness is case-insensitive (see Fold).
 	UserName string

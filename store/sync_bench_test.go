@@ -53,7 +53,7 @@ func BenchmarkVerifyAudit(b *testing.B) {
 		for i := range recs {
 			recs[i] = benchAudit(start + i)
 		}
-		if err := s.db.Update(func(tx *bolt.Tx) error { return writeTx{readTx{tx}}.appendAudit(recs) }); err != nil {
+		if err := s.db.Update(func(tx *bolt.Tx) error { return newWriteTx(tx).appendAudit(recs) }); err != nil {
 			b.Fatal(err)
 		}
 	}

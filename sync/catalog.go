@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/plan"
 )
 
 // ErrMixedShapes: a member would need roles and policies in one request,
@@ -26,13 +29,50 @@ var ErrNeedToken = errors.New("no Cloudflare API token (cloudflare.api_token_env
 // dropping a deny would widen access.
 const denyPrefix = "deny:"
 
-// catalogs lists what every account offers, once per run. Without a
-// client every name stands for itself (role "X" is key "role:X"), so that
-// plan-only mode without a token can still show a plan.
-func (r *Reconciler) catalogs(ctx context.Context, cfg *config.Config, grants []store.Grant) (map[string]mapping.Catalog, error) {
-	if r.cf == nil {
-		return identityCatalogs(cfg, grants), nil
+// nameCache is what the most recent live name resolution found. Targeted,
+// expiry, grant and revoke runs plan with it, so that one SCIM change costs
+// one write and no list call; full runs always resolve afresh and renew it.
+// It is immutable once stored: a refresh stores a new one.
+type nameCache struct {
+	// cfg is the configuration it was resolved for: after a Reload the
+	// accounts, and which of them need policy catalogs, may differ.
+	cfg  *config.Config
+	cats map[string]mapping.Catalog // by account id
+	at   time.Time
+}
+
+// catalogMaxAge is how many schedule intervals a cached catalog serves
+// when no full run renews it (full runs failing, or a long schedule), so a
+// role Cloudflare replaced is not planned with for long.
+const catalogMaxAge = 2
+
+// usable reports whether a run on cfg may plan with c at now.
+func (c *nameCache) usable(cfg *config.Config, now time.Time) bool {
+	if c == nil || c.cfg != cfg || now.Before(c.at) {
+		return false
 	}
+	return now.Sub(c.at) <= catalogMaxAge*scheduleInterval(cfg.Sync.Schedule, c.at)
+}
+
+// runCatalogs is the catalogs a run plans with. With reuse, a usable
+// cached catalog is taken as is and returned as cached: a write Cloudflare
+// then refuses for an unknown id may mean it is stale. Without a client every
+// name stands for itself (role "X" is key "role:X"), so that plan-only mode
+// without a token can still show a plan.
+func (r *Reconciler) runCatalogs(ctx context.Context, cfg *config.Config, grants []store.Grant, reuse bool, now time.Time) (cats map[string]mapping.Catalog, cached *nameCache, err error) {
+	if r.cf == nil {
+		return identityCatalogs(cfg, grants), nil, nil
+	}
+	if c := r.names.Load(); reuse && c.usable(cfg, now) {
+		return c.cats, c, nil
+	}
+	cats, err = r.liveCatalogs(ctx, cfg, now)
+	return cats, nil, err
+}
+
+// liveCatalogs lists what every account offers and keeps it for the runs
+// that follow.
+func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now time.Time) (map[string]mapping.Catalog, error) {
 	out := map[string]mapping.Catalog{}
 	for _, a := range cfg.Accounts {
 		var cat mapping.Catalog
@@ -56,7 +96,47 @@ func (r *Reconciler) catalogs(ctx context.Context, cfg *config.Config, grants []
 		}
 		out[a.ID] = cat
 	}
+	r.names.Store(&nameCache{cfg: cfg, cats: out, at: now})
 	return out, nil
+}
+
+// dropNames forgets c, unless a newer catalog replaced it meanwhile.
+func (r *Reconciler) dropNames(c *nameCache) {
+	r.names.CompareAndSwap(c, nil)
+}
+
+// roleExists looks a role name up for `grant`: in the cached catalog, and
+// in Cloudflare only when the cache lacks it, since the role may be newer
+// than the cache (which is then dropped, being stale).
+func (r *Reconciler) roleExists(ctx context.Context, cfg *config.Config, accountID, name string) (bool, error) {
+	c := r.names.Load()
+	if c.usable(cfg, r.now()) {
+		if _, ok := findRole(c.cats[accountID], name); ok {
+			return true, nil
+		}
+	}
+	roles, err := r.cf.ListRoles(ctx, accountID)
+	if err != nil {
+		return false, err
+	}
+	_, ok := findRole(mapping.Catalog{Roles: named(roles)}, name)
+	if ok && c != nil {
+		r.dropNames(c)
+	}
+	return ok, nil
+}
+
+// staleName reports whether Cloudflare's refusal of a write can mean that
+// an id from the name catalogs no longer exists. Cloudflare answers an
+// unknown role id with HTTP 400, code 1001 "Invalid request: Invalid role
+// assignments found"; a 404 on a create names no member, so it is about
+// another object the body refers to.
+func staleName(ch plan.Change, err error) bool {
+	var ae *cloudflare.APIError
+	if !errors.As(err, &ae) || ch.Op == plan.OpDelete || errors.Is(err, cloudflare.ErrAlreadyMember) {
+		return false
+	}
+	return ae.Status == http.StatusBadRequest || (ae.Status == http.StatusNotFound && ch.Op == plan.OpCreate)
 }
 
 func named(ns []cloudflare.Named) []mapping.Named {
@@ -249,8 +329,4 @@ func keyNames(keys []string, names map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func mappingCatalog(roles []cloudflare.Named) mapping.Catalog {
-	return mapping.Catalog{Roles: named(roles)}
 }

@@ -6,7 +6,11 @@
 // It decides when to run (a full run at start-up and on sync.schedule, a
 // targeted run sync.debounce after the last SCIM change, an expiry run at
 // the next grant expiry), makes sure runs never overlap, and keeps the
-// temporary grants of `scimflare grant` / `revoke`. Explain answers, for
+// temporary grants of `scimflare grant` / `revoke`. Full runs read the
+// role and group names from Cloudflare; the other runs reuse what the
+// last one read (kept in memory, dropped on reload, after two schedule
+// intervals, or when Cloudflare refuses an id from it), so that one SCIM
+// change costs one write. Explain answers, for
 // one email, which roles it has and should have and why, from the same
 // reads and plan a run makes, writing nothing.
 //

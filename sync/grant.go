@@ -73,11 +73,11 @@ func (r *Reconciler) Grant(ctx context.Context, g GrantRequest) (store.Grant, *R
 			return store.Grant{}, nil, invalidGrant("account %s grants policies, not roles (one shape per member): grant a mapping instead", acct.Name)
 		}
 		if r.cf != nil {
-			roles, err := r.cf.ListRoles(ctx, acct.ID)
+			exists, err := r.roleExists(ctx, cfg, acct.ID, g.Role)
 			if err != nil {
 				return store.Grant{}, nil, fmt.Errorf("look up role %q in account %s: %w", g.Role, acct.Name, err)
 			}
-			if _, ok := findRole(mappingCatalog(roles), g.Role); !ok {
+			if !exists {
 				return store.Grant{}, nil, invalidGrant("role %q does not exist in account %s", g.Role, acct.Name)
 			}
 		}

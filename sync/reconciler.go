@@ -126,6 +126,9 @@ type Reconciler struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// names is the most recent live name resolution (nil: none yet).
+	names atomic.Pointer[nameCache]
+
 	// sem admits one run at a time: runs never overlap.
 	sem  chan struct{}
 	kick chan struct{}
@@ -177,12 +180,14 @@ func New(opt Options) (*Reconciler, error) {
 
 func (r *Reconciler) config() *config.Config { return r.cfg.Load() }
 
-// Reload makes the next runs use cfg.
+// Reload makes the next runs use cfg. They resolve names afresh: the
+// catalogs cached for the old config answer for its accounts and mappings.
 func (r *Reconciler) Reload(cfg *config.Config) {
 	if cfg == nil {
 		return
 	}
 	r.cfg.Store(cfg)
+	r.names.Store(nil)
 	r.poke()
 }
 

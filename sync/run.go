@@ -71,9 +71,18 @@ type run struct {
 	saved  savedStatus
 	result *Result
 
-	res       *mapping.Resolved
-	grants    []store.Grant
-	desired   *plan.Desired
+	res     *mapping.Resolved
+	grants  []store.Grant
+	desired *plan.Desired
+	// users is what a targeted run plans (nil: everyone), kept to build
+	// desired state again should the names change under the run.
+	users map[string]bool
+	// cachedNames is the name cache the run planned with; nil when it
+	// resolved names itself.
+	cachedNames *nameCache
+	// renamed: the run found its cached names stale and resolved them
+	// again; every change planned before is planned once more.
+	renamed   bool
 	reads     []accountRead // by cfg.Accounts index
 	inputs    []plan.AccountInput
 	byID      map[string]int // account id -> index in inputs
@@ -166,22 +175,32 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 		rn.abort(fmt.Errorf("read temporary grants: %w", err))
 		return nil, false
 	}
-	cats, err := r.catalogs(ctx, cfg, grants)
+	rn.grants = grants
+	// A full run always reads the names: it is what renews the cache the
+	// cheaper runs plan with.
+	reuse := rn.req.kind != fullRun && !rn.req.live
+	cats, cached, err := r.runCatalogs(ctx, cfg, grants, reuse, rn.now)
 	if err != nil {
 		rn.abort(err)
 		return nil, false
 	}
-	rn.res, err = resolve(cfg, cats)
+	res, temp, err := rn.resolveNames(cats)
+	if err != nil && cached != nil {
+		// The name may be newer than the cache: ask Cloudflare before
+		// calling it unknown.
+		r.log.Info("a name does not resolve in the cached catalogs; reading them again", "error", err)
+		r.dropNames(cached)
+		cached = nil
+		if cats, err = r.liveCatalogs(ctx, cfg, rn.now); err == nil {
+			res, temp, err = rn.resolveNames(cats)
+		}
+	}
 	if err != nil {
 		rn.abort(err)
 		return nil, false
 	}
+	rn.cachedNames, rn.res = cached, res
 	maps.Copy(rn.result.Names, rn.res.Names)
-	temp, err := tempGrants(grants, rn.res, cats, rn.now, true)
-	if err != nil {
-		rn.abort(err)
-		return nil, false
-	}
 
 	// Desired state from one snapshot.
 	var desired *plan.Desired
@@ -196,6 +215,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 		}
 		var err error
 		desired, err = plan.Build(directory{rd}, rn.res, temp, users, rn.now)
+		rn.users = users
 		return err
 	})
 	if err != nil {
@@ -203,7 +223,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 		return nil, false
 	}
 
-	rn.grants, rn.desired = grants, desired
+	rn.desired = desired
 
 	// Actual state: every read before any write.
 	reads := make([]accountRead, len(cfg.Accounts))
@@ -272,11 +292,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			Scope:         scope,
 			SuperAdminKey: rn.res.SuperAdminRole[a.ID],
 		}
-		for _, e := range desired.Expired {
-			if e.AccountID == a.ID {
-				in.Expired = append(in.Expired, e)
-			}
-		}
+		in.Expired = expiredIn(desired, a.ID)
 		for _, l := range rd.ledger {
 			in.ManagedGrants += len(l.Managed)
 		}
@@ -301,6 +317,65 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	rn.result.Changes = changes
 	rn.reads = reads
 	return changes, true
+}
+
+// resolveNames turns the mapping table and the temporary grants into keys
+// with cats.
+func (rn *run) resolveNames(cats map[string]mapping.Catalog) (*mapping.Resolved, []plan.TempGrant, error) {
+	res, err := resolve(rn.cfg, cats)
+	if err != nil {
+		return nil, nil, err
+	}
+	temp, err := tempGrants(rn.grants, res, cats, rn.now, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, temp, nil
+}
+
+func expiredIn(d *plan.Desired, accountID string) []plan.Expired {
+	var out []plan.Expired
+	for _, e := range d.Expired {
+		if e.AccountID == accountID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// renewNames drops the cached names the run planned with, reads them from
+// Cloudflare and builds desired state again from a fresh snapshot, for the
+// same users. Reads only: an error leaves the run's plan as it was.
+func (rn *run) renewNames(ctx context.Context) error {
+	r := rn.r
+	r.dropNames(rn.cachedNames)
+	rn.cachedNames = nil
+	cats, err := r.liveCatalogs(ctx, rn.cfg, r.now())
+	if err != nil {
+		return err
+	}
+	res, temp, err := rn.resolveNames(cats)
+	if err != nil {
+		return err
+	}
+	var desired *plan.Desired
+	err = r.state.View(func(rd store.Reader) error {
+		var err error
+		desired, err = plan.Build(directory{rd}, res, temp, rn.users, rn.now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read the state: %w", err)
+	}
+	rn.res, rn.desired, rn.renamed = res, desired, true
+	maps.Copy(rn.result.Names, res.Names)
+	for i := range rn.inputs {
+		in := &rn.inputs[i]
+		in.Desired = desired.Accounts[in.ID]
+		in.Expired = expiredIn(desired, in.ID)
+		in.SuperAdminKey = res.SuperAdminRole[in.ID]
+	}
+	return nil
 }
 
 // carryOut records what the reads showed and applies the plan.
@@ -518,13 +593,38 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		rn.fail(ch, rn.stopped)
 		return
 	}
+	if rn.renamed {
+		// Planned with the names this run found stale.
+		next, ok := rn.planOne(ch)
+		if !ok {
+			return
+		}
+		ch = next
+	}
 	m, err := rn.write(ctx, ch)
-	if stale(ch, err) {
+	switch {
+	case stale(ch, err):
 		next, ok, rerr := rn.replan(ctx, ch)
 		if rerr != nil {
 			rn.fail(ch, fmt.Errorf("%w (and the refresh that followed failed: %v)", err, rerr))
 			return
 		}
+		if !ok {
+			return
+		}
+		ch = next
+		m, err = rn.write(ctx, ch)
+	case rn.cachedNames != nil && staleName(ch, err):
+		// The cached names may be out of date: read them once, plan the
+		// member again and retry. Names that no longer resolve stop the
+		// run, so nothing planned with them (removals included) follows.
+		rn.r.log.Warn("write refused with the cached names; reading them again", "account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "error", err)
+		if rerr := rn.renewNames(ctx); rerr != nil {
+			rn.stopped = fmt.Errorf("%w; the names were read again and %v; no further change is applied in this run", err, rerr)
+			rn.fail(ch, rn.stopped)
+			return
+		}
+		next, ok := rn.planOne(ch)
 		if !ok {
 			return
 		}
@@ -585,8 +685,7 @@ func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, er
 }
 
 // replan refreshes the account's member list (once per run) and plans the
-// one email again. The new change may remove no more than the old one did:
-// the guard already judged the old one.
+// one email again.
 func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
 	i, ok := rn.byID[ch.AccountID]
 	if !ok {
@@ -615,8 +714,16 @@ func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, e
 			}
 		}
 	}
+	next, ok := rn.planOne(ch)
+	return next, ok, nil
+}
+
+// planOne plans ch's email again against the run's current inputs. The new
+// change may remove no more than ch did: the guard already judged ch.
+func (rn *run) planOne(ch plan.Change) (plan.Change, bool) {
+	in := &rn.inputs[rn.byID[ch.AccountID]]
 	one := *in
-	one.Scope = map[string]bool{lower: true}
+	one.Scope = map[string]bool{strings.ToLower(ch.Email): true}
 	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == config.UnmanagedRemove)
 	c = plan.ApplyPolicies(c,
 		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
@@ -624,9 +731,9 @@ func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, e
 		plan.GuardPolicy{MaxRemovals: ch.Removals(), MaxRemovalPercent: -1, Force: rn.req.force})
 	rn.result.Changes.Withheld = append(rn.result.Changes.Withheld, c.Withheld...)
 	if len(c.Accounts) == 0 || len(c.Accounts[0].Changes) == 0 {
-		return plan.Change{}, false, nil
+		return plan.Change{}, false
 	}
-	return c.Accounts[0].Changes[0], true, nil
+	return c.Accounts[0].Changes[0], true
 }
 
 func emptyLedger(l plan.LedgerEntry) bool {

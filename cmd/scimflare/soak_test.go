@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -193,8 +194,13 @@ func TestSoak(t *testing.T) {
 		rss, gr, fds := sampleProc(t, p.pid(), p.addr)
 		s := soakSample{at: time.Since(start).Round(time.Second), rssKB: rss, goroutines: gr, fds: fds, ops: ops.Load()}
 		samples = append(samples, s)
-		t.Logf("soak %6s: RSS %6.1f MiB, goroutines %4d, open files %3d, SCIM requests %d, Cloudflare members %d",
-			s.at, float64(rss)/1024, gr, fds, s.ops, len(fake.Members(e2eAccount)))
+		var dbSize int64
+		if fi, err := os.Stat(filepath.Join(dir, "state.db")); err == nil {
+			dbSize = fi.Size()
+		}
+		// bbolt maps the state file, so RSS follows its size.
+		t.Logf("soak %6s: RSS %6.1f MiB, goroutines %4d, open files %3d, state file %5.1f MiB, SCIM requests %d, Cloudflare members %d",
+			s.at, float64(rss)/1024, gr, fds, float64(dbSize)/(1<<20), s.ops, len(fake.Members(e2eAccount)))
 	}
 	take()
 	tick := time.NewTicker(time.Minute)

@@ -184,9 +184,9 @@ func checkAccepted(t *testing.T, data []byte, cfg *Config) {
 	}
 }
 
-// countLines bounds the line numbers a problem may carry; YAML breaks lines
-// at \r as well as \n.
+// countLines bounds the line numbers a problem may carry. It is loose on
+// purpose: YAML also reads UTF-16 and breaks lines at \r, NEL, U+2028 and
+// U+2029, but every line break takes at least one byte.
 func countLines(data []byte) int {
-	s := string(data)
-	return strings.Count(s, "\n") + strings.Count(s, "\r") + 1
+	return len(data) + 1
 }
