@@ -44,8 +44,7 @@
 // that new records and edges append to their bucket or range instead of
 // dirtying random pages; files with the fully random ids of earlier
 // versions need no migration, ids being opaque. Buckets that grow at the
-// end (users, groups, members, memberCounts, sync/audit) are split at 90%
-// instead of bbolt's 50% (appendFill in bolt.go). The reconciler's state (SyncState,
+// end are split fuller than bbolt's 50% (fillPercents in bolt.go). The reconciler's state (SyncState,
 // also implemented by BoltStore) lives in "sync/..." buckets with their own
 // schema version:
 //

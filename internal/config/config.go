@@ -132,6 +132,10 @@ type Problem struct {
 }
 
 func (p Problem) String() string {
+	// Values quoted back from the file may hold line breaks; a problem is
+	// always one line that starts with the file name.
+	msg := strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\r`).Replace(p.Message)
+	p.Message = msg
 	where := p.File
 	if p.Line > 0 {
 		where = fmt.Sprintf("%s:%d", p.File, p.Line)

@@ -122,7 +122,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "d", "x1d", "1dx", "-1d"} {
+	for _, in := range []string{"", "d", "x1d", "1dx", "-1d", "213504d", "106752d1000000h", "0d-1h"} {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("ParseDuration(%q) should fail", in)
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -226,13 +227,15 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if i := strings.IndexByte(s, 'd'); i > 0 {
 		days, err := strconv.Atoi(s[:i])
-		if err != nil || days < 0 {
+		const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+		if err != nil || days < 0 || days > maxDays {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		total := time.Duration(days) * 24 * time.Hour
 		if rest := s[i+1:]; rest != "" {
 			r, err := time.ParseDuration(rest)
-			if err != nil {
+			// "1d-1h" or an hour count that overflows is not a duration anyone means.
+			if err != nil || r < 0 || total+r < total {
 				return 0, fmt.Errorf("invalid duration %q", s)
 			}
 			total += r
