@@ -44,9 +44,10 @@
 // that new records and edges append to their bucket or range instead of
 // dirtying random pages; files with the fully random ids of earlier
 // versions need no migration, ids being opaque. Buckets that grow at the
-// end are split fuller than bbolt's 50% (fillPercents in bolt.go). The reconciler's state (SyncState,
-// also implemented by BoltStore) lives in "sync/..." buckets with their own
-// schema version:
+// end are split fuller than bbolt's 50% (fillPercents in bolt.go).
+//
+// The reconciler's state (SyncState, also implemented by BoltStore) lives
+// in "sync/..." buckets with their own schema version:
 //
 //	sync/meta               schemaVersion, audit head (last seq and hash)
 //	sync/ledger             len|accountId|Fold(email) -> JSON LedgerEntry
