@@ -81,17 +81,46 @@ func (d directory) UsersByEmail(email string) ([]plan.User, error) {
 // touched is what SCIM changes since the last targeted run affect.
 type touched struct {
 	userIDs, groupIDs, emails map[string]bool
+	// all: more was touched than maxTouched; a full run covers it.
+	all bool
 }
+
+// maxTouched bounds the touches kept for one targeted run. Past it, they
+// collapse into "reconcile everything": while runs are starved (budget
+// spent, Cloudflare failing) SCIM keeps touching new users and emails, and
+// a set that only grows would hold all of them. A full run lists 50
+// members a call, cheaper than this many one-member writes' worth of
+// scope anyway.
+const maxTouched = 10000
 
 func newTouched() touched {
 	return touched{userIDs: map[string]bool{}, groupIDs: map[string]bool{}, emails: map[string]bool{}}
 }
 
+func allTouched() touched {
+	t := newTouched()
+	t.all = true
+	return t
+}
+
 func (t touched) empty() bool {
-	return len(t.userIDs) == 0 && len(t.groupIDs) == 0 && len(t.emails) == 0
+	return !t.all && len(t.userIDs) == 0 && len(t.groupIDs) == 0 && len(t.emails) == 0
+}
+
+func (t touched) size() int { return len(t.userIDs) + len(t.groupIDs) + len(t.emails) }
+
+// bounded is t, or allTouched when t holds more than maxTouched entries.
+func (t touched) bounded() touched {
+	if t.all || t.size() > maxTouched {
+		return allTouched()
+	}
+	return t
 }
 
 func (t touched) add(userIDs, groupIDs, emails []string) {
+	if t.all {
+		return
+	}
 	for _, id := range userIDs {
 		if id != "" {
 			t.userIDs[id] = true
@@ -109,7 +138,12 @@ func (t touched) add(userIDs, groupIDs, emails []string) {
 	}
 }
 
+// merge adds o to t; the caller bounds the result, which is allTouched
+// when either was.
 func (t touched) merge(o touched) {
+	if t.all || o.all {
+		return
+	}
 	for k := range o.userIDs {
 		t.userIDs[k] = true
 	}

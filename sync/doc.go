@@ -14,6 +14,10 @@
 // one email, which roles it has and should have and why, from the same
 // reads and plan a run makes, writing nothing.
 //
+// Before each create or update it commits an intent to the ownership
+// ledger (intent.go), so that a write whose answer is lost is settled as
+// scimflare's by the next listing, never adopted as found.
+//
 // It must never apply anything after a failed or partial read (of
 // Cloudflare, of the state, or of a role name): such a run is aborted
 // before its first write. It must never write to Cloudflare in plan-only

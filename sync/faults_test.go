@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -529,10 +528,6 @@ func (l lostAnswerTransport) RoundTrip(r *http.Request) (*http.Response, error) 
 // member with scimflare's own role as "found", and when the user leaves
 // the IdP that role stays.
 func TestFaultInviteAppliedButAnswerLostStaysScimflares(t *testing.T) {
-	if !strings.Contains(os.Getenv("SCIMFLARE_KNOWN_BUGS"), "lost-answer") {
-		t.Skip("KNOWN BUG, reported to the lead (issue 6): sync records ownership only after Cloudflare answers; " +
-			"run with SCIMFLARE_KNOWN_BUGS=lost-answer to see it fail, and drop this skip with the fix")
-	}
 	e := newFaultEnv(t, faultEnvOpts{})
 	var lost atomic.Bool
 	hc := &http.Client{Transport: lostAnswerTransport{next: e.fake.HTTPClient().Transport, lose: func(r *http.Request) bool {

@@ -25,6 +25,7 @@ func (r *Reconciler) Touch(userIDs, groupIDs, emails []string) {
 		r.firstTouch = now
 	}
 	r.pending.add(userIDs, groupIDs, emails)
+	r.pending = r.pending.bounded()
 	r.lastTouch = now
 	r.mu.Unlock()
 	r.poke()
@@ -51,7 +52,12 @@ func (r *Reconciler) requeue(t touched) {
 		r.firstTouch = now
 		r.lastTouch = now
 	}
-	r.pending.merge(t)
+	if t.all {
+		r.pending = allTouched()
+	} else {
+		r.pending.merge(t)
+		r.pending = r.pending.bounded()
+	}
 	r.holdUntil = now.Add(retryDelay)
 	r.mu.Unlock()
 }
@@ -150,7 +156,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
 		case !debounceAt.IsZero() && !time.Now().Before(debounceAt):
 			t := r.takePending()
-			res := r.runOnce(ctx, runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t})
+			req := runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t}
+			if t.all {
+				req = runRequest{kind: fullRun, actor: ActorIdPPush}
+			}
+			res := r.runOnce(ctx, req)
 			// A failed read is retried soon; a refused write waits for the
 			// next full run, as retrying a 4xx at once would only repeat it.
 			if res == nil || res.Aborted != nil {

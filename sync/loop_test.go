@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -177,4 +178,63 @@ func mapsEqual(a, b map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// While runs are starved or failing, SCIM keeps touching users; the
+// pending set must not keep all of them. Past maxTouched it collapses into
+// one full run, which the loop then makes.
+func TestPendingTouchesAreBounded(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	batch := func(from, n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("user-%d", from+i)
+		}
+		return ids
+	}
+	// A failed targeted run hands its touches back each time, as the loop
+	// does while Cloudflare refuses it.
+	for i := 0; i < maxTouched; i += 1000 {
+		e.r.Touch(batch(i, 1000), nil, []string{fmt.Sprintf("gone-%d@example.com", i)})
+		e.r.requeue(e.r.takePending())
+	}
+	e.r.mu.Lock()
+	all, size := e.r.pending.all, e.r.pending.size()
+	e.r.mu.Unlock()
+	if !all || size != 0 {
+		t.Fatalf("after %d touched ids the pending set holds %d entries (collapsed %v), want it collapsed and empty", maxTouched+maxTouched/1000, size, all)
+	}
+	e.r.Touch(batch(maxTouched, 5000), []string{"g"}, nil)
+	e.r.requeue(e.r.takePending())
+	e.r.mu.Lock()
+	all, size = e.r.pending.all, e.r.pending.size()
+	e.r.mu.Unlock()
+	if !all || size != 0 {
+		t.Fatalf("touches after the collapse grew the set to %d (collapsed %v)", size, all)
+	}
+
+	// The loop answers the collapsed set with a full run: it lists Cloudflare.
+	e.r.mu.Lock()
+	e.r.holdUntil = time.Time{}
+	e.r.mu.Unlock()
+	lists := e.fake.Calls(http.MethodGet, cftest.RouteMembers)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// The start-up run takes the pending set itself; touch again past the
+	// bound so a debounced run must handle it.
+	waitFor(t, 10*time.Second, "the start-up run did not end", func() bool { return e.r.Status().LastTrigger == ActorSchedule })
+	e.r.Touch(batch(0, maxTouched+1), nil, nil)
+	waitFor(t, 10*time.Second, "the collapsed touches did not become a full run", func() bool {
+		return e.r.Status().LastTrigger == ActorIdPPush && e.fake.Calls(http.MethodGet, cftest.RouteMembers) >= lists+2*2
+	})
+	if !e.r.debounceDue(time.Second).IsZero() {
+		t.Error("touches still pending after the full run")
+	}
 }

@@ -85,8 +85,12 @@ type FailedChange struct {
 
 // Result is what one run planned and did.
 type Result struct {
-	Changes      *plan.Changes // after policies
-	Applied      []plan.Change
+	Changes *plan.Changes // after policies
+	Applied []plan.Change
+	// Settled are changes an earlier write applied although its answer
+	// never arrived (reset, timeout, restart): this run found them in
+	// Cloudflare and recorded them, audit record included. No call made.
+	Settled      []plan.Change
 	Failed       []FailedChange
 	Names        map[string]string // grant key -> name
 	AccountNames map[string]string // account id -> name

@@ -54,6 +54,7 @@ type runRequest struct {
 // Audit actions the reconciler writes besides the change kinds.
 const (
 	ActionRunAborted    = "run_aborted"
+	ActionChangeFailed  = "change_failed"
 	ActionMemberGone    = "member_gone"
 	ActionGuardTripped  = "guard_tripped"
 	ActionGuardOverride = "guard_override"
@@ -153,6 +154,10 @@ type accountRead struct {
 	actual map[string]plan.Actual
 	listed []cloudflare.Member
 	fresh  bool
+	// settle records what the listing says about unconfirmed entries
+	// (intents); settled are the changes it shows applied.
+	settle  store.SyncCommit
+	settled []plan.Change
 	// scannedAt is when the cached member list was taken; zero when the
 	// run listed the account itself or there is no list.
 	scannedAt time.Time
@@ -270,13 +275,38 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			rd.actual = actualFromCache(cached)
 		}
 		rd.ledger = map[string]plan.LedgerEntry{}
+		var intents []store.LedgerEntry
 		for _, e := range led {
 			lower := strings.ToLower(e.Email)
+			if rd.fresh && isIntent(e) {
+				intents = append(intents, e)
+				continue
+			}
 			if _, present := rd.actual[lower]; rd.fresh && !present {
 				rd.gone = append(rd.gone, e)
 				continue
 			}
-			rd.ledger[lower] = plan.LedgerEntry{MemberID: e.MemberID, Created: e.Created, Managed: e.Managed, Found: e.Found}
+			rd.ledger[lower] = planEntry(e)
+		}
+		if len(intents) > 0 {
+			// The intent's own commit left each member in the cache as it
+			// was just before the write.
+			cached, err := r.state.CachedMembers(a.ID)
+			if err != nil {
+				rn.abort(fmt.Errorf("read the member cache of account %s: %w", a.Name, err))
+				return nil, false
+			}
+			before := actualFromCache(cached)
+			for _, e := range intents {
+				lower := strings.ToLower(e.Email)
+				entry, settled := rn.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, lower), lookup(rd.actual, lower))
+				if entry != nil {
+					rd.ledger[lower] = *entry
+				}
+				if settled != nil {
+					rd.settled = append(rd.settled, *settled)
+				}
+			}
 		}
 	}
 
@@ -387,6 +417,11 @@ func (rn *run) carryOut(ctx context.Context, changes *plan.Changes) {
 		if !rd.fresh {
 			continue
 		}
+		// Before the cache is replaced: it holds what settling compares.
+		if err := rn.commitSettled(rd.settle, rd.settled); err != nil {
+			rn.abort(fmt.Errorf("record the outcome of unconfirmed writes in account %s: %w", a.Name, err))
+			return
+		}
 		if err := r.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), rn.now); err != nil {
 			rn.abort(fmt.Errorf("store the member list of account %s: %w", a.Name, err))
 			return
@@ -406,6 +441,10 @@ func (rn *run) carryOut(ctx context.Context, changes *plan.Changes) {
 
 	if r.planOnly {
 		rn.logPlan(changes)
+		return
+	}
+	if err := rn.record(changes.Records); err != nil {
+		rn.abort(err)
 		return
 	}
 	for _, ac := range changes.Accounts {
@@ -454,20 +493,26 @@ func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
 // memberGone drops the ledger entry of a member Cloudflare no longer has
 // (someone removed it by hand): scimflare owns nothing there any more.
 func (rn *run) memberGone(e store.LedgerEntry) error {
-	c := store.SyncCommit{
-		DeleteLedger: []store.LedgerEntry{e},
-		DeleteCache:  []store.CachedMember{{AccountID: e.AccountID, Email: e.Email}},
-		Audit: []store.AuditRecord{{
-			Time: rn.now, Actor: rn.req.actor, Action: ActionMemberGone, AccountID: e.AccountID, Email: e.Email,
-			Before: keyNames(e.Managed, rn.result.Names),
-			Reason: "member " + e.MemberID + " no longer exists in Cloudflare; scimflare forgets what it granted there",
-		}},
-	}
+	c := goneCommit(e, rn.req.actor, rn.now, rn.result.Names)
 	if err := rn.r.state.Commit(c); err != nil {
 		return fmt.Errorf("forget gone member %s in account %s: %w", e.Email, e.AccountID, err)
 	}
 	rn.r.log.Warn("member removed outside scimflare", "account", rn.result.AccountNames[e.AccountID], "email", e.Email)
 	return nil
+}
+
+// goneCommit forgets a member Cloudflare no longer has, audited. A removal
+// whose answer was lost ends here too, one run later.
+func goneCommit(e store.LedgerEntry, actor string, now time.Time, names map[string]string) store.SyncCommit {
+	return store.SyncCommit{
+		DeleteLedger: []store.LedgerEntry{e},
+		DeleteCache:  []store.CachedMember{{AccountID: e.AccountID, Email: e.Email}},
+		Audit: []store.AuditRecord{{
+			Time: now, Actor: actor, Action: ActionMemberGone, AccountID: e.AccountID, Email: e.Email,
+			Before: keyNames(e.Managed, names),
+			Reason: "member " + e.MemberID + " no longer exists in Cloudflare; scimflare forgets what it granted there",
+		}},
+	}
 }
 
 // recordDrift audits drift the previous full run did not already report,
@@ -603,6 +648,7 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 	}
 	m, err := rn.write(ctx, ch)
 	switch {
+	case errors.Is(err, errStateRefused):
 	case stale(ch, err):
 		next, ok, rerr := rn.replan(ctx, ch)
 		if rerr != nil {
@@ -631,6 +677,9 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		ch = next
 		m, err = rn.write(ctx, ch)
 	}
+	if errors.Is(err, errStateRefused) {
+		rn.stopped = err
+	}
 	if err != nil {
 		rn.fail(ch, err)
 		return
@@ -653,6 +702,14 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 func (rn *run) fail(ch plan.Change, err error) {
 	rn.result.Failed = append(rn.result.Failed, FailedChange{Change: ch, Err: err})
 	rn.r.log.Error("change failed", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
+	// The trail shows what was attempted and refused, not only what landed:
+	// an operator reviewing access must see that a removal did not happen.
+	rec := store.AuditRecord{Time: rn.now, Actor: rn.req.actor, Action: ActionChangeFailed, AccountID: ch.AccountID, Email: ch.Email,
+		Before: keyNames(ch.Before, rn.result.Names), After: keyNames(ch.After, rn.result.Names),
+		Reason: string(ch.Kind) + " failed: " + err.Error()}
+	if aerr := rn.r.state.AppendAudit(rec); aerr != nil {
+		rn.r.log.Error("cannot audit a failed change", "error", aerr)
+	}
 }
 
 func stale(ch plan.Change, err error) bool {
@@ -665,7 +722,56 @@ func stale(ch plan.Change, err error) bool {
 	return errors.Is(err, cloudflare.ErrNotFound)
 }
 
+// errStateRefused marks a write not attempted because the state refused
+// to record the intent first: nothing more is applied in this run.
+var errStateRefused = errors.New("the state refused to record the change before it was made")
+
+// write records the intent of a create or update, makes the call, and
+// takes the intent back when Cloudflare's answer proves nothing changed.
+// A removal needs no intent: the ledger already says what scimflare owns,
+// and a member that vanished is settled as gone.
 func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
+	if ch.Op == plan.OpDelete {
+		return rn.call(ctx, ch)
+	}
+	in := &rn.inputs[rn.byID[ch.AccountID]]
+	lower := strings.ToLower(ch.Email)
+	prev, had := in.Ledger[lower]
+	intent, c := intentOf(ch, prev, had, in.Actual[lower], rn.r.now())
+	if err := rn.r.state.Commit(c); err != nil {
+		return cloudflare.Member{}, fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Email, err)
+	}
+	in.Ledger[lower] = intent
+	m, err := rn.call(ctx, ch)
+	if err == nil || !notApplied(ch, err) {
+		if err != nil {
+			rn.r.log.Warn("the outcome of a write is unknown; its intent stays in the ledger and the next listing settles it",
+				"account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
+		}
+		return m, err
+	}
+	back := store.SyncCommit{}
+	if had {
+		back.PutLedger = []store.LedgerEntry{storeEntry(ch.AccountID, ch.Email, prev, rn.r.now())}
+	} else {
+		back.DeleteLedger = []store.LedgerEntry{{AccountID: ch.AccountID, Email: ch.Email}}
+	}
+	if cerr := rn.r.state.Commit(back); cerr != nil {
+		// The intent stays: it claims keys the member lacks, which the
+		// next full run drops. Nothing is lost.
+		rn.r.log.Error("cannot take back the intent of a refused write", "account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "error", cerr)
+		return m, err
+	}
+	if had {
+		in.Ledger[lower] = prev
+	} else {
+		delete(in.Ledger, lower)
+	}
+	return m, err
+}
+
+// call makes ch's one Cloudflare call.
+func (rn *run) call(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
 	cf := rn.r.cf
 	switch ch.Op {
 	case plan.OpCreate, plan.OpUpdate:
@@ -697,16 +803,23 @@ func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, e
 		if err != nil {
 			return plan.Change{}, false, err
 		}
+		fresh := actualFromMembers(members)
+		// Settle before the cache is replaced: it holds what settling
+		// compares.
+		if err := rn.settleAll(in, fresh); err != nil {
+			return plan.Change{}, false, err
+		}
 		if err := rn.r.state.ReplaceMemberCache(ch.AccountID, cacheFromMembers(ch.AccountID, members), rn.r.now()); err != nil {
 			return plan.Change{}, false, fmt.Errorf("store the member list: %w", err)
 		}
-		in.Actual = actualFromMembers(members)
+		in.Actual = fresh
 		rn.refreshed[ch.AccountID] = true
 		rn.r.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
 	}
 	lower := strings.ToLower(ch.Email)
 	if _, present := in.Actual[lower]; !present {
-		if led, ok := in.Ledger[lower]; ok {
+		// An intent without a listing to settle it against stays as it is.
+		if led, ok := in.Ledger[lower]; ok && led.MemberID != "" {
 			delete(in.Ledger, lower)
 			e := store.LedgerEntry{AccountID: ch.AccountID, Email: ch.Email, MemberID: led.MemberID, Managed: led.Managed}
 			if err := rn.memberGone(e); err != nil {

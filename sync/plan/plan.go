@@ -111,6 +111,18 @@ type Changes struct {
 	Withheld []Withheld
 	Drift    []Drift
 	Tripped  []string
+	// Records are ledger entries to rewrite although Cloudflare needs no
+	// change: the ledger names keys the member no longer holds, or another
+	// member id. Only meaningful when Actual is a fresh listing; policies
+	// pass them through.
+	Records []Record
+}
+
+// Record is the ledger entry one member should have, by account and the
+// email as shown.
+type Record struct {
+	AccountID, Email string
+	Entry            LedgerEntry
 }
 
 // AccountChanges is one account's changes, ordered by email.
@@ -147,12 +159,15 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 			expired[lower][e.Key] = e
 		}
 		for _, email := range emails(a) {
-			ch, drift := planMember(a, email, expired[email], unmanagedRemove)
+			ch, drift, rec := planMember(a, email, expired[email], unmanagedRemove)
 			for _, k := range drift {
 				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, email), Key: k})
 			}
 			if ch != nil {
 				ac.Changes = append(ac.Changes, *ch)
+			}
+			if rec != nil {
+				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, email), Entry: *rec})
 			}
 		}
 		c.Accounts = append(c.Accounts, ac)
@@ -218,7 +233,17 @@ func (s set) minus(o set) set {
 	return r
 }
 
-func planMember(a AccountInput, email string, expired map[string]Expired, unmanagedRemove bool) (*Change, []string) {
+// sameLedger compares two entries with their key lists as sets.
+func sameLedger(a, b LedgerEntry) bool {
+	return a.MemberID == b.MemberID && a.Created == b.Created &&
+		slices.Equal(setOf(a.Managed).sorted(), setOf(b.Managed).sorted()) &&
+		slices.Equal(setOf(a.Found).sorted(), setOf(b.Found).sorted())
+}
+
+// planMember plans one email: the change Cloudflare needs (nil: none), the
+// drift found, and, when Cloudflare needs nothing but the ledger is not
+// what the member shows, the entry to record.
+func planMember(a AccountInput, email string, expired map[string]Expired, unmanagedRemove bool) (*Change, []string, *LedgerEntry) {
 	var desired set
 	var reasons map[string][]Reason
 	if d := a.Desired[email]; d != nil {
@@ -236,7 +261,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 
 	if !present {
 		if len(desired) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		keys := desired.sorted()
 		return &Change{
@@ -244,7 +269,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 			After: keys, Added: keys, Privileged: true,
 			Reason:    describeAdded(keys, reasons),
 			NewLedger: LedgerEntry{Created: true, Managed: keys},
-		}, nil
+		}, nil, nil
 	}
 
 	current := setOf(act.Keys)
@@ -254,13 +279,13 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 			// only when told to.
 			drift := current.sorted()
 			if !unmanagedRemove || drift == nil {
-				return nil, drift
+				return nil, drift, nil
 			}
 			return &Change{
 				Kind: RemoveMember, Op: OpDelete, AccountID: a.ID, Email: shown, MemberID: act.MemberID,
 				Before: drift, RemovedUnmanaged: drift,
 				Reason: unmanagedReason, removeReason: unmanagedReason,
-			}, drift
+			}, drift, nil
 		}
 		// Adopt: what is there now is Found and stays untouched.
 		led = LedgerEntry{MemberID: act.MemberID, Found: act.Keys}
@@ -296,7 +321,13 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		Found:    found.minus(found.minus(current)).sorted(),
 	}
 	if len(added) == 0 && len(gone) == 0 {
-		return nil, drift.sorted()
+		// An adoption that adds nothing is not recorded: until scimflare
+		// grants something, what the member holds stays unowned, and is
+		// reported as drift once the email is no longer wanted.
+		if !inLedger || sameLedger(led, newLedger) {
+			return nil, drift.sorted(), nil
+		}
+		return nil, drift.sorted(), &newLedger
 	}
 	ch := &Change{
 		AccountID: a.ID, Email: shown, MemberID: act.MemberID,
@@ -326,7 +357,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		ch.removeReason = joinReason(ch.removeReason, unmanagedReason)
 	}
 	ch.Reason = joinReason(ch.addReason, ch.removeReason)
-	return ch, drift.sorted()
+	return ch, drift.sorted(), nil
 }
 
 const unmanagedReason = "not granted by scimflare (sync.unmanaged: remove)"

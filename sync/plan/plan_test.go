@@ -171,3 +171,54 @@ func TestPlanScopeAndOrder(t *testing.T) {
 		t.Errorf("scoped plan = %+v, want only b", c.Accounts[0].Changes)
 	}
 }
+
+// Records: a ledger Cloudflare needs no change to match is rewritten; an
+// entry already right, or a member never granted anything, is not.
+func TestPlanRecordsLedgerOnlyDifferences(t *testing.T) {
+	const x = "x@example.com"
+	tests := []struct {
+		name    string
+		desired *DesiredMember
+		actual  Actual
+		ledger  *LedgerEntry
+		want    *LedgerEntry // nil: no record
+	}{
+		{name: "already right", desired: want("role:a"), actual: actual("accepted", "role:a"),
+			ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
+		{name: "managed key gone by hand and no longer wanted", desired: want("role:a"), actual: actual("accepted", "role:a"),
+			ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a", "role:b"}},
+			want:   &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
+		{name: "hand-added key that becomes desired is claimed", desired: want("role:a", "role:z"), actual: actual("accepted", "role:a", "role:z"),
+			ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}},
+			want:   &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a", "role:z"}}},
+		{name: "found key removed by hand", desired: want("role:a"), actual: actual("accepted", "role:a"),
+			ledger: &LedgerEntry{MemberID: "m1", Managed: []string{"role:a"}, Found: []string{"role:b"}},
+			want:   &LedgerEntry{MemberID: "m1", Managed: []string{"role:a"}}},
+		{name: "unconfirmed entry gets the member id", desired: want("role:a"), actual: actual("accepted", "role:a"),
+			ledger: &LedgerEntry{Created: true, Managed: []string{"role:a"}},
+			want:   &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
+		{name: "adoption that grants nothing", desired: want("role:a"), actual: actual("accepted", "role:a")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := AccountInput{ID: prod, Name: "prod",
+				Desired: map[string]*DesiredMember{x: tc.desired},
+				Actual:  map[string]Actual{x: tc.actual},
+				Ledger:  map[string]LedgerEntry{}}
+			if tc.ledger != nil {
+				in.Ledger[x] = *tc.ledger
+			}
+			c := Plan([]AccountInput{in}, false)
+			if c.HasChanges() {
+				t.Fatalf("Cloudflare changes %+v", c.Accounts[0].Changes)
+			}
+			c = ApplyPolicies(c, ProtectedPolicy(nil))
+			switch {
+			case tc.want == nil && len(c.Records) != 0:
+				t.Errorf("records %+v, want none", c.Records)
+			case tc.want != nil && (len(c.Records) != 1 || !reflect.DeepEqual(c.Records[0], Record{AccountID: prod, Email: x, Entry: *tc.want})):
+				t.Errorf("records %+v\nwant %+v", c.Records, *tc.want)
+			}
+		})
+	}
+}

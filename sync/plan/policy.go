@@ -33,6 +33,7 @@ func (c *Changes) clone() *Changes {
 		Withheld: slices.Clone(c.Withheld),
 		Drift:    slices.Clone(c.Drift),
 		Tripped:  slices.Clone(c.Tripped),
+		Records:  slices.Clone(c.Records),
 	}
 	for _, a := range c.Accounts {
 		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})

@@ -213,6 +213,28 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+func TestDropAfterApplyActsButNeverAnswers(t *testing.T) {
+	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}})
+	srv.Inject(cftest.Fault{Method: "POST", Route: cftest.RouteMembers, DropAfterApply: true})
+	body := `{"email":"x@example.com","roles":["` + srv.RoleID(acct, "DNS") + `"]}`
+	req, _ := http.NewRequest("POST", srv.URL()+"/accounts/"+acct+"/members", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := srv.HTTPClient().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a request dropped after it applied produced an answer")
+	}
+	if m, ok := srv.Member(acct, "x@example.com"); !ok || len(m.Roles) != 1 {
+		t.Fatalf("the dropped invitation did not take effect: %+v %v", m, ok)
+	}
+	if w := srv.Writes(); len(w) != 1 || w[0].Status != http.StatusOK {
+		t.Fatalf("writes %+v, want the one applied invitation", w)
+	}
+	// The fault fired once: the same invitation now answers, as a duplicate.
+	if a := send(t, srv, "POST", "/accounts/"+acct+"/members", body, ""); a.status != http.StatusConflict {
+		t.Fatalf("second invitation: %d, want 409", a.status)
+	}
+}
+
 func TestTokenVerifyAndAuth(t *testing.T) {
 	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}, Token: "secret"})
 	if a := send(t, srv, "GET", "/user/tokens/verify", "", "wrong"); a.status != 403 || a.env.Errors[0].Code != cftest.CodeAuth {

@@ -121,6 +121,10 @@ type Fault struct {
 	Delay time.Duration
 	// Drop hijacks the connection and closes it without an answer.
 	Drop bool
+	// DropAfterApply lets the request take effect (and be listed by
+	// Writes) and then closes the connection without an answer: a reset
+	// after Cloudflare acted, or a client that gave up too late.
+	DropAfterApply bool
 }
 
 type fault struct {
@@ -371,15 +375,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if f.Drop {
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-			}
-			panic(http.ErrAbortHandler)
+			hangUp(w)
+			return
 		}
-		if f.Status != 0 {
+		if f.Status != 0 && !f.DropAfterApply {
 			if f.RetryAfter != "" {
 				w.Header().Set("Retry-After", f.RetryAfter)
 			}
@@ -401,7 +400,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	s.mu.Unlock()
+	if f != nil && f.DropAfterApply {
+		hangUp(w)
+		return
+	}
 	writeJSON(w, status, payload)
+}
+
+// hangUp closes the connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 func defaultError(status int) (int, string) {
