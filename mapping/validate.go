@@ -26,6 +26,18 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 	warnf := func(path, format string, args ...any) {
 		ps = append(ps, Problem{Path: path, Message: fmt.Sprintf(format, args...), Warning: true})
 	}
+	// checkNames checks the names of one kind (role, permission group,
+	// resource group) listed at path.
+	checkNames := func(path, kind string, list []string) {
+		for k, n := range list {
+			np := fmt.Sprintf("%s[%d]", path, k)
+			if strings.TrimSpace(n) == "" {
+				errf(np, "%s name is empty", kind)
+			} else if containsAdmin(n) {
+				warnf(np, "%s %q contains \"admin\": keep roles narrow", kind, n)
+			}
+		}
+	}
 
 	names := map[string]int{}
 	ids := map[string]int{}
@@ -98,14 +110,7 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 				errf(p, "account %q mixes roles and policies (see mappings[%d]): Cloudflare takes one shape per member", acct.Name, s.index)
 			}
 		}
-		for j, r := range m.Roles {
-			rp := fmt.Sprintf("%s.roles[%d]", p, j)
-			if strings.TrimSpace(r) == "" {
-				errf(rp, "role name is empty")
-			} else if containsAdmin(r) {
-				warnf(rp, "role %q contains \"admin\": keep roles narrow", r)
-			}
-		}
+		checkNames(p+".roles", "role", m.Roles)
 		for j, pol := range m.Policies {
 			pp := fmt.Sprintf("%s.policies[%d]", p, j)
 			if len(pol.PermissionGroups) == 0 {
@@ -114,22 +119,8 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 			if len(pol.ResourceGroups) == 0 {
 				errf(pp+".resource_groups", "a policy needs at least one resource group")
 			}
-			for k, n := range pol.PermissionGroups {
-				np := fmt.Sprintf("%s.permission_groups[%d]", pp, k)
-				if strings.TrimSpace(n) == "" {
-					errf(np, "permission group name is empty")
-				} else if containsAdmin(n) {
-					warnf(np, "permission group %q contains \"admin\": keep roles narrow", n)
-				}
-			}
-			for k, n := range pol.ResourceGroups {
-				np := fmt.Sprintf("%s.resource_groups[%d]", pp, k)
-				if strings.TrimSpace(n) == "" {
-					errf(np, "resource group name is empty")
-				} else if containsAdmin(n) {
-					warnf(np, "resource group %q contains \"admin\": keep roles narrow", n)
-				}
-			}
+			checkNames(pp+".permission_groups", "permission group", pol.PermissionGroups)
+			checkNames(pp+".resource_groups", "resource group", pol.ResourceGroups)
 		}
 
 		switch {

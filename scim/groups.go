@@ -29,17 +29,9 @@ func groupFromAttrs(attrs map[string]any, g *store.Group) error {
 	}
 	g.DisplayName = name
 	g.ExternalID, _ = attrs["externalId"].(string)
-	doc := make(map[string]any, len(attrs))
-	for k, v := range attrs {
-		doc[k] = v
-	}
-	for _, k := range groupFieldAttrs {
-		deleteFold(doc, k)
-	}
-	dropUnassigned(doc)
-	raw, err := json.Marshal(doc)
+	_, raw, err := storedDoc(attrs, groupFieldAttrs, "group")
 	if err != nil {
-		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the group attributes cannot be stored: %v", err)
+		return err
 	}
 	g.Doc = raw
 	return nil
@@ -128,6 +120,18 @@ func groupResourceOf(g store.Group, attrs map[string]any, want, excluded []strin
 	return res
 }
 
+// readGroup is g as a SCIM resource, its attributes (and members when
+// withMembers) read from one snapshot of the store.
+func (s *Server) readGroup(g store.Group, withMembers bool, want, excluded []string) (elimity.Resource, error) {
+	var res elimity.Resource
+	err := s.st.View(func(rd store.Reader) error {
+		attrs, err := s.groupAttrs(rd, g, withMembers)
+		res = groupResourceOf(g, attrs, want, excluded)
+		return err
+	})
+	return res, err
+}
+
 // wantMembers says whether a response needs the member list, so that
 // excludedAttributes=members (and attributes without members) never reads
 // the members of a large group.
@@ -148,7 +152,10 @@ func wantMembers(attrs, excluded []string) bool {
 	return false
 }
 
-type groupHandler struct{ s *Server }
+type groupHandler struct {
+	s *Server
+	patchedByServer
+}
 
 func (h groupHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
 	s := h.s
@@ -165,15 +172,11 @@ func (h groupHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) 
 		return elimity.Resource{}, s.toSCIM(err, "Group", g.DisplayName)
 	}
 	s.notify(Change{GroupIDs: []string{created.ID}})
-	var out map[string]any
-	err = s.st.View(func(rd store.Reader) error {
-		out, err = s.groupAttrs(rd, created, true)
-		return err
-	})
+	res, err := s.readGroup(created, true, nil, nil)
 	if err != nil {
 		return elimity.Resource{}, s.toSCIM(err, "Group", created.ID)
 	}
-	return groupResourceOf(created, out, nil, nil), nil
+	return res, nil
 }
 
 func (h groupHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
@@ -199,19 +202,15 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 	s := h.s
 	want, excluded := listParams(r)
 	withMembers := wantMembers(want, excluded)
-	raw := strings.TrimSpace(r.URL.Query().Get("filter"))
-	var f *query.Filter
-	if raw != "" {
-		var err error
-		if f, err = query.Compile(raw, groupResource); err != nil {
-			return elimity.Page{}, s.toSCIM(err, "Group", "")
-		}
+	f, raw, err := listFilter(r, groupResource)
+	if err != nil {
+		return elimity.Page{}, s.toSCIM(err, "Group", "")
 	}
 	// A filter on members needs them in the document it is matched against.
 	filterMembers := strings.Contains(strings.ToLower(raw), "members")
 	page := elimity.Page{Resources: []elimity.Resource{}}
 	skip := max(p.StartIndex, 1) - 1
-	err := s.st.View(func(rd store.Reader) error {
+	err = s.st.View(func(rd store.Reader) error {
 		consider := func(g store.Group, hinted map[string]any) (bool, error) {
 			var attrs map[string]any
 			var err error
@@ -416,15 +415,11 @@ func (h groupHandler) Replace(r *http.Request, id string, attrs elimity.Resource
 		return elimity.Resource{}, s.toSCIM(err, "Group", id)
 	}
 	s.notify(d.change(g.ID, renamed))
-	var out map[string]any
-	err = s.st.View(func(rd store.Reader) error {
-		out, err = s.groupAttrs(rd, g, true)
-		return err
-	})
+	res, err := s.readGroup(g, true, nil, nil)
 	if err != nil {
 		return elimity.Resource{}, s.toSCIM(err, "Group", id)
 	}
-	return groupResourceOf(g, out, nil, nil), nil
+	return res, nil
 }
 
 func (h groupHandler) Delete(r *http.Request, id string) error {
@@ -439,11 +434,6 @@ func (h groupHandler) Delete(r *http.Request, id string) error {
 	}
 	s.notify(d.change(id, false))
 	return nil
-}
-
-// Patch is never reached: serveHTTP answers every PATCH itself.
-func (h groupHandler) Patch(r *http.Request, id string, _ []elimity.PatchOperation) (elimity.Resource, error) {
-	return elimity.Resource{}, scimError(http.StatusInternalServerError, "", "PATCH was routed past scimflare's PATCH handler")
 }
 
 // patchGroup applies attribute and member operations in one transaction.
@@ -514,12 +504,7 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 	s.notify(d.change(g.ID, renamed))
 	want, excluded := listParams(r)
 	s.writePatched(w, r, want, excluded, func() elimity.Resource {
-		var res elimity.Resource
-		_ = s.st.View(func(rd store.Reader) error {
-			attrs, err := s.groupAttrs(rd, g, wantMembers(want, excluded) && len(want) > 0)
-			res = groupResourceOf(g, attrs, want, excluded)
-			return err
-		})
+		res, _ := s.readGroup(g, wantMembers(want, excluded) && len(want) > 0, want, excluded)
 		return res
 	}, "/Groups/"+g.ID)
 }

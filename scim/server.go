@@ -19,6 +19,7 @@ import (
 	"github.com/elimity-com/scim/schema"
 
 	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/scim/query"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -88,7 +89,7 @@ func New(st store.Store, opt Options) (*Server, error) {
 		SchemaExtensions: []elimity.SchemaExtension{
 			{Schema: schema.ExtensionEnterpriseUser()},
 		},
-		Handler: userHandler{s},
+		Handler: userHandler{s: s},
 	}
 	s.grpType = elimity.ResourceType{
 		ID:          optional.NewString("Group"),
@@ -96,7 +97,7 @@ func New(st store.Store, opt Options) (*Server, error) {
 		Description: optional.NewString("Group"),
 		Endpoint:    "/Groups",
 		Schema:      schema.CoreGroupSchema(),
-		Handler:     groupHandler{s},
+		Handler:     groupHandler{s: s},
 	}
 	lib, err := elimity.NewServer(&elimity.ServerArgs{
 		ServiceProviderConfig: &elimity.ServiceProviderConfig{
@@ -118,6 +119,15 @@ func New(st store.Store, opt Options) (*Server, error) {
 	}
 	s.lib = lib
 	return s, nil
+}
+
+// patchedByServer is the library handlers' Patch, never reached: serveHTTP
+// answers every PATCH itself, because the library's PATCH validator rejects
+// shapes real IdPs send.
+type patchedByServer struct{}
+
+func (patchedByServer) Patch(r *http.Request, id string, _ []elimity.PatchOperation) (elimity.Resource, error) {
+	return elimity.Resource{}, scimError(http.StatusInternalServerError, "", "PATCH was routed past scimflare's PATCH handler")
 }
 
 // Handler is the SCIM endpoint, to be mounted at opt.BasePath.
@@ -311,6 +321,17 @@ func listParams(r *http.Request) (attrs, excluded []string) {
 	}
 	q := r.URL.Query()
 	return split(q.Get("attributes")), split(q.Get("excludedAttributes"))
+}
+
+// listFilter compiles a list request's filter parameter, if any: f is nil
+// when there is none, and raw is the parameter as sent.
+func listFilter(r *http.Request, res query.Resource) (f *query.Filter, raw string, err error) {
+	raw = strings.TrimSpace(r.URL.Query().Get("filter"))
+	if raw == "" {
+		return nil, "", nil
+	}
+	f, err = query.Compile(raw, res)
+	return f, raw, err
 }
 
 // writePatched answers a successful PATCH: 204 No Content unless the client

@@ -35,21 +35,31 @@ func (s *Server) userFromAttrs(attrs map[string]any, u *store.User) error {
 	if a, ok := attrs["active"].(bool); ok {
 		u.Active = a
 	}
+	doc, raw, err := storedDoc(attrs, userFieldAttrs, "user")
+	if err != nil {
+		return err
+	}
+	u.Doc = raw
+	u.Email = s.identityEmail(u.UserName, doc)
+	return nil
+}
+
+// storedDoc is what the store keeps of a resource's attributes besides its
+// fields: attrs without fields, unassigned values dropped, and as JSON.
+func storedDoc(attrs map[string]any, fields []string, kind string) (map[string]any, []byte, error) {
 	doc := make(map[string]any, len(attrs))
 	for k, v := range attrs {
 		doc[k] = v
 	}
-	for _, k := range userFieldAttrs {
+	for _, k := range fields {
 		deleteFold(doc, k)
 	}
 	dropUnassigned(doc)
 	raw, err := json.Marshal(doc)
 	if err != nil {
-		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the user attributes cannot be stored: %v", err)
+		return nil, nil, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the %s attributes cannot be stored: %v", kind, err)
 	}
-	u.Doc = raw
-	u.Email = s.identityEmail(u.UserName, doc)
-	return nil
+	return doc, raw, nil
 }
 
 // dropUnassigned removes null values and empty arrays, which RFC 7643 §2.5
@@ -153,7 +163,10 @@ func userResourceOf(u store.User, attrs, excluded []string) elimity.Resource {
 	return res
 }
 
-type userHandler struct{ s *Server }
+type userHandler struct {
+	s *Server
+	patchedByServer
+}
 
 func (h userHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
 	s := h.s
@@ -181,13 +194,9 @@ func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
 func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
 	s := h.s
 	attrs, excluded := listParams(r)
-	raw := strings.TrimSpace(r.URL.Query().Get("filter"))
-	var f *query.Filter
-	if raw != "" {
-		var err error
-		if f, err = query.Compile(raw, userResource); err != nil {
-			return elimity.Page{}, s.toSCIM(err, "User", "")
-		}
+	f, _, err := listFilter(r, userResource)
+	if err != nil {
+		return elimity.Page{}, s.toSCIM(err, "User", "")
 	}
 	page := elimity.Page{Resources: []elimity.Resource{}}
 	skip := max(p.StartIndex, 1) - 1
@@ -197,7 +206,7 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 		}
 		page.TotalResults++
 	}
-	err := s.st.View(func(rd store.Reader) error {
+	err = s.st.View(func(rd store.Reader) error {
 		if f == nil {
 			n, err := rd.CountUsers()
 			if err != nil {
@@ -303,12 +312,6 @@ func (h userHandler) Delete(r *http.Request, id string) error {
 	}
 	s.notify(Change{UserIDs: []string{id}, Emails: []string{u.Email}})
 	return nil
-}
-
-// Patch is never reached: serveHTTP answers every PATCH itself, because the
-// library's PATCH validator rejects shapes real IdPs send.
-func (h userHandler) Patch(r *http.Request, id string, _ []elimity.PatchOperation) (elimity.Resource, error) {
-	return elimity.Resource{}, scimError(http.StatusInternalServerError, "", "PATCH was routed past scimflare's PATCH handler")
 }
 
 // patchUser applies a PATCH atomically inside one store transaction, so

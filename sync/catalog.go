@@ -73,10 +73,22 @@ func (r *Reconciler) runCatalogs(ctx context.Context, cfg *config.Config, grants
 // liveCatalogs lists what every account offers and keeps it for the runs
 // that follow.
 func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now time.Time) (map[string]mapping.Catalog, error) {
+	out, err := Catalogs(ctx, r.cf, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.names.Store(&nameCache{cfg: cfg, cats: out, at: now})
+	return out, nil
+}
+
+// Catalogs lists, by account id, the names every account of cfg offers:
+// what a reconcile resolves the mapping table against, so that `validate
+// --online` checks a file the same way.
+func Catalogs(ctx context.Context, cf Cloudflare, cfg *config.Config) (map[string]mapping.Catalog, error) {
 	out := map[string]mapping.Catalog{}
 	for _, a := range cfg.Accounts {
 		var cat mapping.Catalog
-		roles, err := r.cf.ListRoles(ctx, a.ID)
+		roles, err := cf.ListRoles(ctx, a.ID)
 		if err != nil {
 			return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
 		}
@@ -84,11 +96,11 @@ func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now t
 		// Permission and resource groups cost two more calls per account
 		// and run; only accounts whose mappings use policies need them.
 		if usesPolicies(cfg, a.Name) {
-			pgs, err := r.cf.ListPermissionGroups(ctx, a.ID)
+			pgs, err := cf.ListPermissionGroups(ctx, a.ID)
 			if err != nil {
 				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
 			}
-			rgs, err := r.cf.ListResourceGroups(ctx, a.ID)
+			rgs, err := cf.ListResourceGroups(ctx, a.ID)
 			if err != nil {
 				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
 			}
@@ -96,7 +108,6 @@ func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now t
 		}
 		out[a.ID] = cat
 	}
-	r.names.Store(&nameCache{cfg: cfg, cats: out, at: now})
 	return out, nil
 }
 

@@ -245,3 +245,47 @@ func TestRoleNewerThanTheCacheIsFound(t *testing.T) {
 		t.Errorf("user0: %+v", m)
 	}
 }
+
+// Desired is what `report access` reads: it must cost no name lookup while
+// the cache serves, and say what explain says should be held.
+func TestDesiredReusesCachedNamesAndAgreesWithExplain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := e.users(2, "user%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	e.fake.ResetCounters()
+
+	ctx := context.Background()
+	d, names, err := e.r.Desired(ctx, e.now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantCalls("desired state after a full run", calls{})
+	x, err := e.r.Explain(ctx, "user0@example.com", ExplainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ResetCounters()
+	for _, a := range x.Accounts {
+		var should []string
+		for _, r := range a.Roles {
+			if r.Should {
+				should = append(should, r.Role)
+			}
+		}
+		got := keyNames(keysOfDesired(d.Accounts[a.ID]["user0@example.com"]), names)
+		if !slices.Equal(got, should) {
+			t.Errorf("account %s: desired %v, explain says should %v", a.Name, got, should)
+		}
+	}
+	if got := keyNames(keysOfDesired(d.Accounts[prodID]["user1@example.com"]), names); !slices.Equal(got, []string{wpa}) {
+		t.Errorf("user1 desired on prod: %v, want [%s]", got, wpa)
+	}
+
+	e.restart()
+	if _, _, err := e.r.Desired(ctx, e.now()); err != nil {
+		t.Fatal(err)
+	}
+	e.wantCalls("desired state after a restart", calls{names: nameCalls, total: nameCalls})
+}

@@ -182,6 +182,21 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 	return x, nil
 }
 
+// Desired is the desired state at now, every key with its reasons, and
+// the names of the keys: what a reconcile at now plans toward, read the way
+// Explain reads it (the cached names when usable; without a Cloudflare
+// client every name stands for itself). A name that does not resolve is an
+// error, as it aborts a reconcile. It waits for no running reconcile and
+// writes nothing.
+func (r *Reconciler) Desired(ctx context.Context, now time.Time) (*plan.Desired, map[string]string, error) {
+	rn := r.newRun(runRequest{kind: expiryRun, actor: "report", dry: true})
+	rn.now = now
+	if _, err := rn.buildDesired(ctx); err != nil {
+		return nil, nil, fmt.Errorf("compute desired state: %w", err)
+	}
+	return rn.desired, rn.result.Names, nil
+}
+
 func (x *Explanation) scimUsers(st State, cfg *config.Config) error {
 	var users []store.User
 	err := st.View(func(rd store.Reader) error {

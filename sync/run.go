@@ -175,60 +175,12 @@ func (rn *run) do(ctx context.Context) {
 // here, before any write; false means the run aborted.
 func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	r, cfg := rn.r, rn.cfg
-	grants, err := r.state.Grants()
-	if err != nil {
-		rn.abort(fmt.Errorf("read temporary grants: %w", err))
-		return nil, false
-	}
-	rn.grants = grants
-	// A full run always reads the names: it is what renews the cache the
-	// cheaper runs plan with.
-	reuse := rn.req.kind != fullRun && !rn.req.live
-	cats, cached, err := r.runCatalogs(ctx, cfg, grants, reuse, rn.now)
+	scope, err := rn.buildDesired(ctx)
 	if err != nil {
 		rn.abort(err)
 		return nil, false
 	}
-	res, temp, err := rn.resolveNames(cats)
-	if err != nil && cached != nil {
-		// The name may be newer than the cache: ask Cloudflare before
-		// calling it unknown.
-		r.log.Info("a name does not resolve in the cached catalogs; reading them again", "error", err)
-		r.dropNames(cached)
-		cached = nil
-		if cats, err = r.liveCatalogs(ctx, cfg, rn.now); err == nil {
-			res, temp, err = rn.resolveNames(cats)
-		}
-	}
-	if err != nil {
-		rn.abort(err)
-		return nil, false
-	}
-	rn.cachedNames, rn.res = cached, res
-	maps.Copy(rn.result.Names, rn.res.Names)
-
-	// Desired state from one snapshot.
-	var desired *plan.Desired
-	var scope map[string]bool
-	err = r.state.View(func(rd store.Reader) error {
-		var users map[string]bool
-		if rn.req.kind == targetedRun {
-			var err error
-			if users, scope, err = rn.req.touched.scope(rd); err != nil {
-				return fmt.Errorf("expand the touched users and groups: %w", err)
-			}
-		}
-		var err error
-		desired, err = plan.Build(directory{rd}, rn.res, temp, users, rn.now)
-		rn.users = users
-		return err
-	})
-	if err != nil {
-		rn.abort(fmt.Errorf("read the state: %w", err))
-		return nil, false
-	}
-
-	rn.desired = desired
+	desired := rn.desired
 
 	// Actual state: every read before any write.
 	reads := make([]accountRead, len(cfg.Accounts))
@@ -347,6 +299,63 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	rn.result.Changes = changes
 	rn.reads = reads
 	return changes, true
+}
+
+// buildDesired reads the temporary grants and the names, and builds
+// desired state from one snapshot of the state: what the run plans toward.
+// For a targeted run scope is what it may change.
+func (rn *run) buildDesired(ctx context.Context) (scope map[string]bool, err error) {
+	r, cfg := rn.r, rn.cfg
+	grants, err := r.state.Grants()
+	if err != nil {
+		return nil, fmt.Errorf("read temporary grants: %w", err)
+	}
+	rn.grants = grants
+	// A full run always reads the names: it is what renews the cache the
+	// cheaper runs plan with.
+	reuse := rn.req.kind != fullRun && !rn.req.live
+	cats, cached, err := r.runCatalogs(ctx, cfg, grants, reuse, rn.now)
+	if err != nil {
+		return nil, err
+	}
+	res, temp, err := rn.resolveNames(cats)
+	if err != nil && cached != nil {
+		// The name may be newer than the cache: ask Cloudflare before
+		// calling it unknown.
+		r.log.Info("a name does not resolve in the cached catalogs; reading them again", "error", err)
+		r.dropNames(cached)
+		cached = nil
+		if cats, err = r.liveCatalogs(ctx, cfg, rn.now); err == nil {
+			res, temp, err = rn.resolveNames(cats)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	rn.cachedNames, rn.res = cached, res
+	maps.Copy(rn.result.Names, rn.res.Names)
+
+	// Desired state from one snapshot.
+	var desired *plan.Desired
+	err = r.state.View(func(rd store.Reader) error {
+		var users map[string]bool
+		if rn.req.kind == targetedRun {
+			var err error
+			if users, scope, err = rn.req.touched.scope(rd); err != nil {
+				return fmt.Errorf("expand the touched users and groups: %w", err)
+			}
+		}
+		var err error
+		desired, err = plan.Build(directory{rd}, rn.res, temp, users, rn.now)
+		rn.users = users
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the state: %w", err)
+	}
+
+	rn.desired = desired
+	return scope, nil
 }
 
 // resolveNames turns the mapping table and the temporary grants into keys

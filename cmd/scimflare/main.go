@@ -63,15 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	// The daemon resolves paths against its own working directory.
 	args = absolutePaths(args, "--out")
-	resp, err := admin.Call(ctx, cfg.Admin.Socket, args)
-	if err == nil {
-		fmt.Fprint(stdout, resp.Stdout)
-		fmt.Fprint(stderr, resp.Stderr)
-		return resp.Exit
-	}
-	if !errors.Is(err, admin.ErrNoDaemon) {
-		fmt.Fprintf(stderr, "scimflare: %v\n", err)
-		return 1
+	if code, done := viaDaemon(ctx, cfg.Admin.Socket, args, stdout, stderr); done {
+		return code
 	}
 	st, err := store.Open(cfg.State.Path)
 	if err != nil {
@@ -87,6 +80,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return cli.Run(ctx, &cli.Env{Config: cfg, Store: st, Now: time.Now, Reconciler: rec}, args, stdout, stderr)
+}
+
+// viaDaemon runs args in the daemon listening on socket. done is false
+// when no daemon runs there: the caller then runs the command itself.
+func viaDaemon(ctx context.Context, socket string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	resp, err := admin.Call(ctx, socket, args)
+	if err == nil {
+		fmt.Fprint(stdout, resp.Stdout)
+		fmt.Fprint(stderr, resp.Stderr)
+		return resp.Exit, true
+	}
+	if !errors.Is(err, admin.ErrNoDaemon) {
+		fmt.Fprintf(stderr, "scimflare: %v\n", err)
+		return 1, true
+	}
+	return 0, false
 }
 
 func usage(w io.Writer) {
@@ -173,15 +182,8 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		cmd = append(cmd, "--online")
 	}
 	ctx := context.Background()
-	resp, err := admin.Call(ctx, cfg.Admin.Socket, cmd)
-	if err == nil {
-		fmt.Fprint(stdout, resp.Stdout)
-		fmt.Fprint(stderr, resp.Stderr)
-		return resp.Exit
-	}
-	if !errors.Is(err, admin.ErrNoDaemon) {
-		fmt.Fprintf(stderr, "scimflare: %v\n", err)
-		return 1
+	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cmd, stdout, stderr); done {
+		return code
 	}
 	env := &cli.Env{Config: cfg, Now: time.Now}
 	// Never create a state file just to validate.

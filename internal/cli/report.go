@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -107,7 +108,7 @@ func writeAccessCSV(out io.Writer, rows []AccessRow) error {
 // desired state and the ledger), adopted (found when scimflare adopted the
 // member), or drift (granted outside scimflare).
 func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]AccessRow, error) {
-	desired, names, err := desiredNow(ctx, env, now)
+	desired, names, err := env.Reconciler.Desired(ctx, now)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +152,19 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 	}
 	sortRows(rows)
 	return rows, nil
+}
+
+// keyName is a grant key in words. An unnamed role shows its id, which
+// without a Cloudflare token is its name (names stand for themselves).
+func keyName(key string, names map[string]string) string {
+	if rest, ok := strings.CutPrefix(key, "deny:"); ok {
+		return "deny " + keyName(rest, names)
+	}
+	n := mapping.KeyName(key, names)
+	if rest, ok := strings.CutPrefix(n, "role:"); ok {
+		return rest
+	}
+	return n
 }
 
 // describeSources names every reason for a key; access expires when its

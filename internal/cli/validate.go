@@ -11,6 +11,8 @@ import (
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	syncer "github.com/scimflare/scimflare/sync"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 )
 
 func init() {
@@ -177,6 +179,17 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 	return nil
 }
 
+// cloudflareClient builds a client from the config's token, or returns nil
+// when there is none. It is not the reconciler's: the file validated need
+// not be the config the reconciler runs with.
+func cloudflareClient(cfg *config.Config) (*cloudflare.Client, error) {
+	token, err := cfg.CloudflareToken()
+	if err != nil || token == "" {
+		return nil, err
+	}
+	return cloudflare.New(cloudflare.Config{BaseURL: cfg.Cloudflare.BaseURL, Token: token, Budget: cfg.Cloudflare.RequestBudget})
+}
+
 // resolveOnline resolves every name of the table against Cloudflare.
 func resolveOnline(ctx context.Context, cfg *config.Config) ([]mapping.Problem, error) {
 	cf, err := cloudflareClient(cfg)
@@ -186,7 +199,7 @@ func resolveOnline(ctx context.Context, cfg *config.Config) ([]mapping.Problem, 
 	if cf == nil {
 		return nil, usagef("validate --online needs a Cloudflare API token (cloudflare.api_token_env or api_token_file)")
 	}
-	cats, err := fetchCatalogs(ctx, cfg, cf, false)
+	cats, err := syncer.Catalogs(ctx, cf, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -170,43 +170,35 @@ func (s *Server) ResourceGroups(accountID string) []Named {
 	return slices.Clone(s.mustAccount(accountID).resGroups)
 }
 
-func idByName(list []Named, name string) string {
+// idByName is the id of the entry of list called name, failing the test
+// when there is none; what names the kind of entry in that failure.
+func (s *Server) idByName(accountID, what string, list []Named, name string) string {
+	s.t.Helper()
 	for _, n := range list {
 		if n.Name == name {
 			return n.ID
 		}
 	}
+	s.t.Fatalf("cftest: account %s has no %s %q", accountID, what, name)
 	return ""
 }
 
 // RoleID is the id of the named role, failing the test when there is none.
 func (s *Server) RoleID(accountID, name string) string {
 	s.t.Helper()
-	id := idByName(s.Roles(accountID), name)
-	if id == "" {
-		s.t.Fatalf("cftest: account %s has no role %q", accountID, name)
-	}
-	return id
+	return s.idByName(accountID, "role", s.Roles(accountID), name)
 }
 
 // PermissionGroupID is the id of the named permission group.
 func (s *Server) PermissionGroupID(accountID, name string) string {
 	s.t.Helper()
-	id := idByName(s.PermissionGroups(accountID), name)
-	if id == "" {
-		s.t.Fatalf("cftest: account %s has no permission group %q", accountID, name)
-	}
-	return id
+	return s.idByName(accountID, "permission group", s.PermissionGroups(accountID), name)
 }
 
 // ResourceGroupID is the id of the named resource group.
 func (s *Server) ResourceGroupID(accountID, name string) string {
 	s.t.Helper()
-	id := idByName(s.ResourceGroups(accountID), name)
-	if id == "" {
-		s.t.Fatalf("cftest: account %s has no resource group %q", accountID, name)
-	}
-	return id
+	return s.idByName(accountID, "resource group", s.ResourceGroups(accountID), name)
 }
 
 func (s *Server) newMemberID(accountID string) string {
