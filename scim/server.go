@@ -60,6 +60,7 @@ type Server struct {
 	lib      elimity.Server
 	userType elimity.ResourceType
 	grpType  elimity.ResourceType
+	shapes   filterShapes
 }
 
 const maxResults = 1000
@@ -218,7 +219,13 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	u := *r.URL
 	u.Path = path
 	u.RawPath = ""
-	if q, changed := lenientFilterQuery(u.Query(), resource); changed {
+	q := u.Query()
+	if rt, ok := s.listType(r.Method, path); ok && q.Has("filter") && s.shapes.libraryAccepts(rt, q.Get("filter")) {
+		raw := q.Get("filter")
+		q.Del("filter")
+		u.RawQuery = q.Encode()
+		r2 = withListFilter(r2, raw)
+	} else if q, changed := lenientFilterQuery(q, resource); changed {
 		u.RawQuery = q.Encode()
 	}
 	r2.URL = &u
@@ -232,6 +239,20 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		r2 = r2.WithContext(context.WithValue(r2.Context(), rawBodyKey{}, body))
 	}
 	s.lib.ServeHTTP(w, r2)
+}
+
+// listType is the resource type a GET of its collection lists.
+func (s *Server) listType(method, path string) (elimity.ResourceType, bool) {
+	if method != http.MethodGet {
+		return elimity.ResourceType{}, false
+	}
+	switch path {
+	case s.userType.Endpoint:
+		return s.userType, true
+	case s.grpType.Endpoint:
+		return s.grpType, true
+	}
+	return elimity.ResourceType{}, false
 }
 
 type rawBodyKey struct{}
@@ -326,7 +347,7 @@ func listParams(r *http.Request) (attrs, excluded []string) {
 // listFilter compiles a list request's filter parameter, if any: f is nil
 // when there is none, and raw is the parameter as sent.
 func listFilter(r *http.Request, res query.Resource) (f *query.Filter, raw string, err error) {
-	raw = strings.TrimSpace(r.URL.Query().Get("filter"))
+	raw = strings.TrimSpace(listFilterParam(r))
 	if raw == "" {
 		return nil, "", nil
 	}

@@ -136,7 +136,18 @@ func userAttrs(u store.User) map[string]any {
 
 // userDoc is the full document filters are evaluated against.
 func userDoc(u store.User) map[string]any {
-	doc := userAttrs(u)
+	return userDocOf(u, userAttrs(u))
+}
+
+// userDocOf is userDoc over attrs, userAttrs(u) already decoded, which it
+// leaves as it is: a list answer matches the filter against the document
+// and returns attrs, and decoding u.Doc once instead of twice is a third of
+// an indexed lookup's allocations.
+func userDocOf(u store.User, attrs map[string]any) map[string]any {
+	doc := make(map[string]any, len(attrs)+4)
+	for k, v := range attrs {
+		doc[k] = v
+	}
 	doc["id"] = u.ID
 	if u.ExternalID != "" {
 		doc["externalId"] = u.ExternalID
@@ -152,7 +163,11 @@ func userDoc(u store.User) map[string]any {
 }
 
 func userResourceOf(u store.User, attrs, excluded []string) elimity.Resource {
-	a := userAttrs(u)
+	return userResourceFrom(u, userAttrs(u), attrs, excluded)
+}
+
+// userResourceFrom is userResourceOf over a, userAttrs(u) already decoded.
+func userResourceFrom(u store.User, a map[string]any, attrs, excluded []string) elimity.Resource {
 	if len(attrs) > 0 || len(excluded) > 0 {
 		a = query.Project(a, attrs, excluded)
 	}
@@ -200,9 +215,13 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 	}
 	page := elimity.Page{Resources: []elimity.Resource{}}
 	skip := max(p.StartIndex, 1) - 1
-	take := func(u store.User) {
+	consider := func(u store.User) {
+		a := userAttrs(u)
+		if !f.Match(userDocOf(u, a)) {
+			return
+		}
 		if page.TotalResults >= skip && len(page.Resources) < p.Count {
-			page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
+			page.Resources = append(page.Resources, userResourceFrom(u, a, attrs, excluded))
 		}
 		page.TotalResults++
 	}
@@ -231,16 +250,12 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 		}
 		if indexed {
 			for _, u := range candidates {
-				if f.Match(userDoc(u)) {
-					take(u)
-				}
+				consider(u)
 			}
 			return nil
 		}
 		return rd.ListUsers("", func(u store.User) bool {
-			if f.Match(userDoc(u)) {
-				take(u)
-			}
+			consider(u)
 			return true
 		})
 	})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,6 +24,9 @@ type BoltStore struct {
 	db    *bolt.DB
 	path  string
 	batch bool
+	// writers counts update calls in flight, so that under WithBatch a
+	// writer with no company commits at once.
+	writers atomic.Int32
 }
 
 var (
@@ -52,8 +56,9 @@ func WithLockTimeout(d time.Duration) Option {
 
 // WithBatch makes concurrent writes share commits (bbolt's db.Batch, as
 // etcd does): writes arriving within maxDelay of each other are committed
-// with one fsync. It raises throughput under many concurrent writers and
-// adds up to maxDelay of latency to a lone writer. The fn passed to
+// with one fsync. It raises throughput under many concurrent writers; a
+// write with no other in flight commits at once, and one that arrives
+// while others are in flight waits up to maxDelay. The fn passed to
 // UpdateUser/UpdateGroup may then run more than once, as Store documents.
 func WithBatch(maxDelay time.Duration) Option {
 	return func(o *options) {
@@ -190,10 +195,19 @@ func newWriteTx(tx *bolt.Tx) writeTx {
 // than once, so every caller assigns its results afresh on each run.
 func (s *BoltStore) update(fn func(writeTx) error) error {
 	f := func(tx *bolt.Tx) error { return fn(newWriteTx(tx)) }
-	if s.batch {
-		return s.db.Batch(f)
+	if !s.batch {
+		return s.db.Update(f)
 	}
-	return s.db.Update(f)
+	// bbolt's Batch holds every call for the whole window waiting for
+	// others to share the commit; a writer that finds no other in flight
+	// has nobody to wait for and commits at once. Writers that arrive while
+	// it commits batch among themselves, as before.
+	n := s.writers.Add(1)
+	defer s.writers.Add(-1)
+	if n == 1 {
+		return s.db.Update(f)
+	}
+	return s.db.Batch(f)
 }
 
 // View implements Store.

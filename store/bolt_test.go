@@ -296,3 +296,44 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestLoneBatchedWriterCommitsAtOnce: under WithBatch, a write with no other
+// write in flight must not sit out the batch window, or every lone SCIM
+// write would pay it as latency. The window here is far longer than the
+// test allows for three writes, a failed one included.
+func TestLoneBatchedWriterCommitsAtOnce(t *testing.T) {
+	s := openBolt(t, store.WithBatch(30*time.Second))
+	writes := []struct {
+		name    string
+		wantErr error
+		run     func() error
+	}{
+		{"create", nil, func() error {
+			_, err := s.CreateUser(now, store.User{UserName: "alice@example.com"})
+			return err
+		}},
+		{"conflicting create", store.ErrConflict, func() error {
+			_, err := s.CreateUser(now, store.User{UserName: "ALICE@example.com"})
+			return err
+		}},
+		{"create group", nil, func() error {
+			_, err := s.CreateGroup(now, store.Group{DisplayName: "eng"}, nil)
+			return err
+		}},
+	}
+	for _, w := range writes {
+		done := make(chan error, 1)
+		go func() { done <- w.run() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, w.wantErr) {
+				t.Fatalf("%s: %v, want %v", w.name, err, w.wantErr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a lone write waited for the batch window", w.name)
+		}
+	}
+	if n, _ := s.CountUsers(); n != 1 {
+		t.Fatalf("CountUsers = %d, want 1", n)
+	}
+}
