@@ -27,7 +27,7 @@ var ErrNeedToken = errors.New("no Cloudflare API token (cloudflare.api_token_env
 // denyPrefix marks a deny policy found on a member. scimflare never grants
 // one, but it must send it back unchanged when it updates that member:
 // dropping a deny would widen access.
-const denyPrefix = "deny:"
+const denyPrefix = plan.DenyKeyPrefix
 
 // nameCache is what the most recent live name resolution found. Targeted,
 // expiry, grant and revoke runs plan with it, so that one SCIM change costs

@@ -47,6 +47,10 @@ type AccountInput struct {
 	SuperAdmins []string
 }
 
+// DenyKeyPrefix marks the key of a deny policy found on a member.
+// scimflare never grants one and never removes one from a member it keeps.
+const DenyKeyPrefix = "deny:"
+
 // Kind of change.
 type Kind string
 
@@ -295,7 +299,9 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 
 	target := set{}
 	for k := range current {
-		if found[k] || (drift[k] && !unmanagedRemove) {
+		// A deny policy only ever narrows access: removing it as drift would
+		// widen what the member may do, so it stays even with unmanagedRemove.
+		if found[k] || (drift[k] && (!unmanagedRemove || strings.HasPrefix(k, DenyKeyPrefix))) {
 			target[k] = true
 		}
 	}
