@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/scimflare/scimflare/store"
 )
@@ -126,6 +127,36 @@ func TestDeleteUserLeavesEveryGroup(t *testing.T) {
 	c := e.rec.take()
 	if len(c) != 1 || fmt.Sprint(c[0].UserIDs) != fmt.Sprint([]string{u}) || fmt.Sprint(c[0].Emails) != "[leaver@example.com]" {
 		t.Fatalf("delete notified %+v", c)
+	}
+}
+
+// emailChangedBeforeDelete changes a user's email in its own transaction
+// just before DeleteUser runs: the interleaving of a concurrent PATCH
+// landing between the DELETE handler's read and its delete.
+type emailChangedBeforeDelete struct {
+	store.Store
+	newEmail string
+}
+
+func (s emailChangedBeforeDelete) DeleteUser(id string) (store.DeletedUser, error) {
+	if _, err := s.Store.UpdateUser(id, time.Now(), 0, func(u *store.User) error { u.Email = s.newEmail; return nil }); err != nil {
+		return store.DeletedUser{}, err
+	}
+	return s.Store.DeleteUser(id)
+}
+
+func TestDeleteUserNotifiesTheEmailChangedByAConcurrentPatch(t *testing.T) {
+	e := newEnv(t, withStore(func(s store.Store) store.Store { return emailChangedBeforeDelete{s, "renamed@example.com"} }))
+	u := e.createUser("leaver@example.com")
+	e.rec.take()
+	e.must(204, "DELETE", "/Users/"+u, "")
+	c := e.rec.take()
+	if len(c) != 1 {
+		t.Fatalf("delete notified %+v, want one change", c)
+	}
+	got := fmt.Sprint(c[0].Emails)
+	if !strings.Contains(got, "renamed@example.com") || !strings.Contains(got, "leaver@example.com") {
+		t.Fatalf("delete notified emails %s, want both the email at deletion (renamed@) and the one read before (leaver@)", got)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,9 +111,13 @@ func NewOIDCVerifier(cfg OIDCConfig) (*OIDCVerifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: cfg.Timeout}
+	client := &http.Client{Timeout: cfg.Timeout}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		client = &c
+	}
+	if client.CheckRedirect == nil {
+		client.CheckRedirect = refuseInsecureRedirect
 	}
 	return &OIDCVerifier{
 		cfg:     cfg,
@@ -210,7 +216,7 @@ func (v *OIDCVerifier) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error)
 	if disc.Issuer != v.cfg.Issuer {
 		return nil, fmt.Errorf("discovery at %s names issuer %q, not %q: set scim.oidc.issuer to exactly the issuer the IdP publishes", discoveryURL, disc.Issuer, v.cfg.Issuer)
 	}
-	if !strings.HasPrefix(disc.JWKSURI, "https://") && !strings.HasPrefix(disc.JWKSURI, "http://127.0.0.1") && !strings.HasPrefix(disc.JWKSURI, "http://localhost") {
+	if !secureURL(disc.JWKSURI) {
 		return nil, fmt.Errorf("discovery at %s gives jwks_uri %q, which is not an https URL", discoveryURL, disc.JWKSURI)
 	}
 	var set struct {
@@ -272,6 +278,12 @@ type oidcRejection struct{ msg string }
 func (e *oidcRejection) Error() string { return e.msg }
 func (e *oidcRejection) Unwrap() error { return errBadToken }
 
+// oidcUnavailable is a refusal because the issuer's keys could not be
+// fetched: it is still a 401 naming the cause, but the server's fault.
+type oidcUnavailable struct{ oidcRejection }
+
+func (e *oidcUnavailable) Unwrap() []error { return []error{errBadToken, ErrAuthUnavailable} }
+
 func reject(format string, args ...any) error {
 	return &oidcRejection{msg: fmt.Sprintf(format, args...)}
 }
@@ -301,6 +313,11 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) er
 	if !slices.Contains(acceptedAlgorithms, jose.SignatureAlgorithm(head.Alg)) {
 		return reject("token signing algorithm %s is refused: only asymmetric algorithms (RS*, PS*, ES*, EdDSA) are accepted", printableAlg(head.Alg))
 	}
+	// An ID token proves a login to a client, not a grant to call an API:
+	// a user's ID token for the configured client must not provision.
+	if head.Typ != "" && !slices.Contains(accessTokenTypes, strings.ToLower(head.Typ)) {
+		return reject("token type (JOSE typ header) %s is not an access token type (at+jwt or JWT)", printableTyp(head.Typ))
+	}
 	tok, err := jwt.ParseSigned(raw, acceptedAlgorithms)
 	if err != nil {
 		return reject("the bearer token is not a valid JWT")
@@ -322,7 +339,7 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) er
 	if len(candidates) == 0 {
 		if !haveAny {
 			if p := v.Problem(); p != "" {
-				return reject("the token cannot be checked: %s", p)
+				return &oidcUnavailable{oidcRejection{msg: "the token cannot be checked: " + p}}
 			}
 		}
 		return reject("token signing key (kid) is not in the key set of scim.oidc.issuer")
@@ -350,6 +367,14 @@ func (v *OIDCVerifier) checkClaims(std jwt.Claims, all map[string]any, now time.
 	}
 	if !std.Audience.Contains(v.cfg.Audience) {
 		return reject("token audience does not match scim.oidc.audience (the token is for %s)", quoteList(std.Audience))
+	}
+	for _, c := range []string{"nonce", "at_hash"} {
+		if _, ok := all[c]; ok {
+			return reject("token carries the %s claim of an OIDC ID token; scimflare accepts only access tokens", c)
+		}
+	}
+	if typ, ok := all["typ"].(string); ok && strings.EqualFold(typ, "ID") {
+		return reject(`token is an ID token (typ claim "ID"); scimflare accepts only access tokens`)
 	}
 	if std.Expiry == nil {
 		return reject("token has no expiry (exp claim); scimflare accepts only expiring access tokens")
@@ -418,7 +443,13 @@ func (v *OIDCVerifier) keysFor(kid, alg string) ([]jose.JSONWebKey, bool) {
 type joseHeader struct {
 	Alg string `json:"alg"`
 	Kid string `json:"kid"`
+	Typ string `json:"typ"`
 }
+
+// accessTokenTypes are the JOSE typ values an access token may carry: RFC
+// 9068's at+jwt (with or without the media-type prefix) and the plain JWT
+// that Entra ID, Okta and Keycloak put on theirs.
+var accessTokenTypes = []string{"at+jwt", "application/at+jwt", "jwt"}
 
 // jwsHeader decodes the protected header of a compact JWS without trusting
 // it, to name a refused algorithm precisely.
@@ -469,6 +500,17 @@ func printableAlg(alg string) string {
 	return strconv.Quote(alg)
 }
 
+// printableTyp quotes a media-type-like typ, or says it is unrecognised, so
+// that a crafted header cannot write arbitrary text into the 401 and logs.
+func printableTyp(typ string) string {
+	if len(typ) > 40 || strings.IndexFunc(typ, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+./", r))
+	}) >= 0 {
+		return "(unrecognised)"
+	}
+	return strconv.Quote(typ)
+}
+
 func quoteList(aud jwt.Audience) string {
 	if len(aud) == 0 {
 		return "no audience"
@@ -500,3 +542,49 @@ func kids(keys []jose.JSONWebKey) []string {
 }
 
 func sameKids(a, b []jose.JSONWebKey) bool { return slices.Equal(kids(a), kids(b)) }
+
+// secureURL reports whether raw is an https URL, or an http one whose host
+// is exactly localhost or a loopback IP (a test IdP on this machine). The
+// host is compared after parsing: a prefix test would pass
+// http://localhost.attacker.example.
+func secureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	return secureParsedURL(u)
+}
+
+func secureParsedURL(u *url.URL) bool {
+	if u.Host == "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		if strings.EqualFold(h, "localhost") {
+			return true
+		}
+		ip, err := netip.ParseAddr(h)
+		return err == nil && ip.Unmap().IsLoopback()
+	}
+	return false
+}
+
+// refuseInsecureRedirect keeps discovery and key fetches on https: a
+// redirect from https to http (or to anywhere secureURL refuses) would let
+// whoever sits on the plain-text path hand over their own signing keys.
+func refuseInsecureRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if len(via) > 0 && via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refused redirect from https to %s", req.URL.Scheme)
+	}
+	if !secureParsedURL(req.URL) {
+		return errors.New("refused redirect to a URL that is not https")
+	}
+	return nil
+}

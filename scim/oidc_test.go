@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -165,6 +167,13 @@ func TestOIDCEntraProvisioningTokenIsAccepted(t *testing.T) {
 	if e.v.Problem() != "" {
 		t.Fatalf("problem reported with keys loaded: %s", e.v.Problem())
 	}
+	// RFC 9068 access tokens, and tokens without a typ header, are accepted.
+	for _, typ := range []string{"at+jwt", "application/at+jwt", ""} {
+		tok := oidctest.SignTyped(t, e.idp.Current(), typ, entraClaims(e.idp.Issuer(), e.clock.Now()))
+		if r := e.with(tok); r.status != 200 {
+			t.Errorf("access token with typ %q: %d %s", typ, r.status, r.raw)
+		}
+	}
 }
 
 func TestOIDCClientCredentialsTokensAreAccepted(t *testing.T) {
@@ -260,6 +269,10 @@ func TestOIDCRefusals(t *testing.T) {
 		{"HMAC with the public key as secret", oidctest.SignHMAC(t, e.idp.Current().PublicPEM(), e.idp.Current().KID, entraClaims(iss, now)), `token signing algorithm "HS256" is refused`},
 		{"signed by another key under a known kid", oidctest.SignWith(t, &forged, entraClaims(iss, now)), "token signature does not verify"},
 		{"garbage that looks like a JWT", "eyJhbGciOi.eyJpc3MiOi.c2ln", "not a valid JWT"},
+		{"ID token by JOSE typ", oidctest.SignTyped(t, e.idp.Current(), "id+jwt", entraClaims(iss, now)), `token type (JOSE typ header) "id+jwt" is not an access token type`},
+		{"ID token with nonce", e.idp.Sign(t, edit(func(c map[string]any) { c["nonce"] = "n-0S6_WzA2Mj" })), "carries the nonce claim of an OIDC ID token"},
+		{"ID token with at_hash", e.idp.Sign(t, edit(func(c map[string]any) { c["at_hash"] = "77QmUPtjPfzWtF2AnpK9RQ" })), "carries the at_hash claim of an OIDC ID token"},
+		{"Keycloak ID token", e.idp.Sign(t, edit(func(c map[string]any) { c["typ"] = "ID" })), `token is an ID token (typ claim "ID")`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -423,5 +436,41 @@ func TestOIDCDiscoveryIssuerMustMatch(t *testing.T) {
 	}
 	if _, err := scim.NewOIDCVerifier(scim.OIDCConfig{Issuer: idp.Issuer()}); err == nil {
 		t.Fatal("an issuer without an audience was accepted")
+	}
+}
+
+// TestOIDCPlainHTTPOnlyToExactLoopback: a jwks_uri whose host merely starts
+// with "localhost" is a foreign host, and an https issuer must not be
+// redirected to plain http, where anyone on the path could serve keys.
+func TestOIDCPlainHTTPOnlyToExactLoopback(t *testing.T) {
+	var issuer string
+	lookalike := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"issuer": issuer, "jwks_uri": "http://localhost.attacker.example/keys"})
+	}))
+	defer lookalike.Close()
+	issuer = lookalike.URL
+	v, err := scim.NewOIDCVerifier(scim.OIDCConfig{Issuer: issuer, Audience: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Refresh(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "not an https URL") {
+		t.Fatalf("jwks_uri on localhost.attacker.example: %v, want refused as not https", err)
+	}
+
+	plain := oidctest.New(t, oidctest.Options{})
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.Issuer()+r.URL.Path, http.StatusFound)
+	}))
+	defer secure.Close()
+	v, err = scim.NewOIDCVerifier(scim.OIDCConfig{Issuer: secure.URL, Audience: "a", HTTPClient: secure.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Refresh(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "refused redirect from https to http") {
+		t.Fatalf("https discovery redirected to http: %v, want the redirect refused", err)
+	}
+	if d, _ := plain.Fetches(); d != 0 {
+		t.Fatalf("the plain-http target was fetched %d times after an https→http redirect", d)
 	}
 }

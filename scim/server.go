@@ -168,7 +168,9 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			s.opt.Metrics.SCIMLatency.WithLabelValues(endpoint, r.Method).Observe(time.Since(start).Seconds())
 		}
 	}()
-	if err := s.opt.Auth.Check(r); err != nil {
+	err := s.opt.Auth.Check(r)
+	reportAuth(r.Context(), err)
+	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scimflare"`)
 		detail := "authentication failed: " + err.Error()
 		if !errors.Is(err, errNoToken) && !errors.Is(err, errBadToken) {

@@ -322,10 +322,19 @@ func (h userHandler) Delete(r *http.Request, id string) error {
 	if err != nil {
 		return s.toSCIM(err, "User", id)
 	}
-	if _, err := s.st.DeleteUser(id); err != nil {
+	del, err := s.st.DeleteUser(id)
+	if err != nil {
 		return s.toSCIM(err, "User", id)
 	}
-	s.notify(Change{UserIDs: []string{id}, Emails: []string{u.Email}})
+	// A PATCH between the read above and the delete may have changed the
+	// email: the deleted record's email is the one whose Cloudflare access
+	// must go, and the one read first is notified too in case it was
+	// provisioned before the change reached the reconciler.
+	emails := []string{del.User.Email}
+	if u.Email != "" && !strings.EqualFold(u.Email, del.User.Email) {
+		emails = append(emails, u.Email)
+	}
+	s.notify(Change{UserIDs: []string{id}, Emails: emails})
 	return nil
 }
 

@@ -236,8 +236,8 @@ func (s *BoltStore) UpdateUser(id string, now time.Time, ifVersion uint64, fn fu
 }
 
 // DeleteUser implements Store.
-func (s *BoltStore) DeleteUser(id string) ([]string, error) {
-	var out []string
+func (s *BoltStore) DeleteUser(id string) (DeletedUser, error) {
+	var out DeletedUser
 	err := s.update(func(w writeTx) (err error) {
 		out, err = w.deleteUser(id)
 		return err

@@ -172,8 +172,10 @@ type Store interface {
 	// When fn changes nothing, nothing is written and Version stays.
 	UpdateUser(id string, now time.Time, ifVersion uint64, fn func(*User) error) (User, error)
 	// DeleteUser removes the user and every membership edge it has, and
-	// returns the groups it was a direct member of.
-	DeleteUser(id string) (groupIDs []string, err error)
+	// returns the user as it was when deleted, read in the same transaction
+	// (so a caller acting on its email sees the last one stored), and the
+	// groups it was a direct member of.
+	DeleteUser(id string) (DeletedUser, error)
 
 	// CreateGroup stores the group with its initial members. ErrConflict
 	// when the displayName is taken; ErrMemberNotFound (naming the id) when
@@ -245,4 +247,10 @@ func foldUnicode(s string) string {
 		b.WriteRune(m)
 	}
 	return b.String()
+}
+
+// DeletedUser is what DeleteUser removed.
+type DeletedUser struct {
+	User     User
+	GroupIDs []string // groups the user was a direct member of
 }

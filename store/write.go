@@ -209,28 +209,28 @@ func (w writeTx) updateUser(id string, now time.Time, ifVersion uint64, fn func(
 	return u, w.putUser(u)
 }
 
-func (w writeTx) deleteUser(id string) ([]string, error) {
+func (w writeTx) deleteUser(id string) (DeletedUser, error) {
 	u, err := w.GetUser(id)
 	if err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
 	groupIDs, err := w.dropMemberOf(id)
 	if err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
 	if err := w.del(bucketUserNames, []byte(Fold(u.UserName))); err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
 	if err := w.reindex(bucketUserExtIDs, id, u.ExternalID, ""); err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
 	if err := w.reindex(bucketUserEmails, id, Fold(u.Email), ""); err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
 	if err := w.del(bucketUsers, []byte(id)); err != nil {
-		return nil, err
+		return DeletedUser{}, err
 	}
-	return groupIDs, w.addCount(bucketMeta, keyUserCount, -1)
+	return DeletedUser{User: u, GroupIDs: groupIDs}, w.addCount(bucketMeta, keyUserCount, -1)
 }
 
 // dropMemberOf removes memberID from every group it is a direct member of

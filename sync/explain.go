@@ -168,11 +168,11 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 	if err != nil {
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
-	rn.saved = saved
+	rn.saved, rn.latched = saved, saved.Tripped
 	if _, ok := rn.prepare(ctx); !ok {
 		return nil, fmt.Errorf("explain %s: %w", email, rn.result.Aborted)
 	}
-	x := &Explanation{Email: email, At: rn.now, PlanOnly: r.planOnly, Notes: []string{}}
+	x := &Explanation{Email: email, At: rn.now, PlanOnly: rn.planOnly, Notes: []string{}}
 	if err := x.scimUsers(r.state, rn.cfg); err != nil {
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}

@@ -154,7 +154,14 @@ func (r *Reconciler) Revoke(ctx context.Context, id, actor string) (*Result, err
 	if _, err := r.state.PutGrant(g, audit); err != nil {
 		return nil, fmt.Errorf("store revocation of grant %s: %w", id, err)
 	}
-	return r.execute(ctx, runRequest{kind: targetedRun, actor: ActorRevoke, touched: touchedEmails(g.Email)})
+	res, err := r.execute(ctx, runRequest{kind: targetedRun, actor: ActorRevoke, touched: touchedEmails(g.Email)})
+	if err != nil || res.Aborted != nil {
+		// The revocation is stored; the access it ended must still go.
+		// Queue the email so a targeted run retries it, not only the
+		// next full run.
+		r.Touch(nil, nil, []string{g.Email})
+	}
+	return res, err
 }
 
 func touchedEmails(emails ...string) touched {

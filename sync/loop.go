@@ -94,12 +94,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		r.running, r.nextRun = false, time.Time{}
 		r.mu.Unlock()
 	}()
-	if r.planOnly {
+	if r.planOnly.Load() {
 		r.log.Warn("plan-only mode: scimflare computes and logs plans but never writes to Cloudflare")
 	}
 
-	r.takePending()
-	r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+	r.fullRun(ctx)
 
 	spec := ""
 	var sched cron.Schedule
@@ -149,8 +148,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		switch {
 		case !now.Before(cronNext):
 			// A full run covers every pending touch and expiry.
-			r.takePending()
-			r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+			r.fullRun(ctx)
 			cronNext = sched.Next(r.now())
 		case !expiryAt.IsZero() && !now.Before(expiryAt):
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
@@ -167,6 +165,18 @@ func (r *Reconciler) Run(ctx context.Context) error {
 				r.requeue(t)
 			}
 		}
+	}
+}
+
+// fullRun runs a scheduled full reconcile, which covers every pending
+// touch. An aborted one applied nothing, so its touches go back: a
+// leaver's removal is retried by a targeted run instead of waiting for the
+// next tick.
+func (r *Reconciler) fullRun(ctx context.Context) {
+	t := r.takePending()
+	res := r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+	if (res == nil || res.Aborted != nil) && !t.empty() {
+		r.requeue(t)
 	}
 }
 

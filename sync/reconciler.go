@@ -122,10 +122,12 @@ type Status struct {
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.
 type Reconciler struct {
-	cfg      atomic.Pointer[config.Config]
-	state    State
-	cf       Cloudflare
-	planOnly bool
+	cfg   atomic.Pointer[config.Config]
+	state State
+	cf    Cloudflare
+	// planOnly follows sync.mode across reloads; each run reads it once,
+	// at its start, so one run never half-writes.
+	planOnly atomic.Bool
 	m        *metrics.Metrics
 	log      *slog.Logger
 	now      func() time.Time
@@ -156,15 +158,14 @@ func New(opt Options) (*Reconciler, error) {
 		return nil, errors.New("reconciler: no state")
 	}
 	r := &Reconciler{
-		state:    opt.State,
-		cf:       opt.Cloudflare,
-		planOnly: opt.PlanOnly || opt.Cloudflare == nil,
-		m:        opt.Metrics,
-		log:      opt.Logger,
-		now:      opt.Now,
-		sem:      make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		pending:  newTouched(),
+		state:   opt.State,
+		cf:      opt.Cloudflare,
+		m:       opt.Metrics,
+		log:     opt.Logger,
+		now:     opt.Now,
+		sem:     make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		pending: newTouched(),
 	}
 	if r.m == nil {
 		r.m = metrics.New()
@@ -176,9 +177,7 @@ func New(opt Options) (*Reconciler, error) {
 		r.now = time.Now
 	}
 	r.cfg.Store(opt.Config)
-	if r.planOnly {
-		r.m.PlanOnly.Set(1)
-	}
+	r.setPlanOnly(opt.PlanOnly || opt.Cloudflare == nil)
 	return r, nil
 }
 
@@ -191,8 +190,21 @@ func (r *Reconciler) Reload(cfg *config.Config) {
 		return
 	}
 	r.cfg.Store(cfg)
+	// The operator reads sync.mode as a promise: a reload to plan-only
+	// must stop the very next run's writes, and back to enforce restarts
+	// them (a client is still needed for that).
+	r.setPlanOnly(cfg.Sync.Mode == config.ModePlanOnly || r.cf == nil)
 	r.names.Store(nil)
 	r.poke()
+}
+
+func (r *Reconciler) setPlanOnly(on bool) {
+	r.planOnly.Store(on)
+	if on {
+		r.m.PlanOnly.Set(1)
+	} else {
+		r.m.PlanOnly.Set(0)
+	}
 }
 
 func (r *Reconciler) poke() {

@@ -58,19 +58,25 @@ const (
 	ActionMemberGone    = "member_gone"
 	ActionGuardTripped  = "guard_tripped"
 	ActionGuardOverride = "guard_override"
-	ActionDrift         = "drift"
-	ActionGrant         = "grant"
-	ActionRevoke        = "revoke"
+	// ActionRemovalWithheld: a removal held back because the account's
+	// guard is latched (tripped earlier, not yet forced).
+	ActionRemovalWithheld = "removal_withheld"
+	ActionDrift           = "drift"
+	ActionGrant           = "grant"
+	ActionRevoke          = "revoke"
 )
 
 // run is one reconcile in progress.
 type run struct {
-	r      *Reconciler
-	req    runRequest
-	cfg    *config.Config
-	now    time.Time
-	saved  savedStatus
-	result *Result
+	r   *Reconciler
+	req runRequest
+	// planOnly is the mode this run started in; a reload mid-run takes
+	// effect at the next run.
+	planOnly bool
+	cfg      *config.Config
+	now      time.Time
+	saved    savedStatus
+	result   *Result
 
 	res     *mapping.Resolved
 	grants  []store.Grant
@@ -118,11 +124,12 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 
 func (r *Reconciler) newRun(req runRequest) *run {
 	cfg := r.config()
+	planOnly := r.planOnly.Load()
 	rn := &run{
-		r: r, req: req, cfg: cfg, now: r.now(),
+		r: r, req: req, cfg: cfg, now: r.now(), planOnly: planOnly,
 		byID: map[string]int{}, refreshed: map[string]bool{},
 		result: &Result{
-			PlanOnly:     r.planOnly,
+			PlanOnly:     planOnly,
 			Names:        map[string]string{},
 			AccountNames: map[string]string{},
 			Changes:      &plan.Changes{},
@@ -294,6 +301,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			MaxRemovals:       cfg.Sync.Guards.MaxRemovals,
 			MaxRemovalPercent: cfg.Sync.Guards.MaxRemovalPercent,
 			ManagedGrants:     managed,
+			Latched:           rn.latched,
 			Force:             rn.req.force,
 		})
 	rn.result.Changes = changes
@@ -448,7 +456,7 @@ func (rn *run) carryOut(ctx context.Context, changes *plan.Changes) {
 	}
 	rn.guard(changes)
 
-	if r.planOnly {
+	if rn.planOnly {
 		rn.logPlan(changes)
 		return
 	}
@@ -558,8 +566,8 @@ func (rn *run) recordDrift(drift []plan.Drift) {
 
 // guard latches tripped accounts until `apply --force` (readiness, the
 // gauge and status show it), audits each new trip and each override.
-// While latched, each run's guard still judges that run's own removals:
-// the latch reports, it does not hold back a later, small removal.
+// While latched, every removal in the account is withheld in every kind
+// of run (GuardPolicy.Latched), as SPEC promises, without a new trip.
 func (rn *run) guard(c *plan.Changes) {
 	was := slices.Clone(rn.latched)
 	var recs []store.AuditRecord
@@ -577,7 +585,7 @@ func (rn *run) guard(c *plan.Changes) {
 			})
 		}
 		rn.latched = nil
-	} else if len(c.Tripped) > 0 && !rn.r.planOnly {
+	} else if len(c.Tripped) > 0 && !rn.planOnly {
 		rn.r.m.GuardTrips.Inc()
 		for _, id := range c.Tripped {
 			if slices.Contains(was, id) {
@@ -597,6 +605,22 @@ func (rn *run) guard(c *plan.Changes) {
 			rn.r.log.Warn("removal guard tripped", "account", rn.result.AccountNames[id], "withheld", withheld[id], "why", why)
 		}
 		rn.latched = union(was, c.Tripped)
+	}
+	if !rn.req.force && !rn.planOnly && rn.req.kind != fullRun {
+		// A leaver's removal held back by the latch must show in the trail:
+		// the operator reviewing access has to see it did not happen. Full
+		// runs repeat the same withheld set every tick; status and plan
+		// show it there.
+		for _, w := range c.Withheld {
+			if w.Why != plan.WhyLatched {
+				continue
+			}
+			recs = append(recs, store.AuditRecord{
+				Time: rn.now, Actor: rn.req.actor, Action: ActionRemovalWithheld, AccountID: w.Change.AccountID, Email: w.Change.Email,
+				Before: keyNames(w.Change.Before, rn.result.Names), After: keyNames(w.Change.After, rn.result.Names),
+				Reason: string(w.Change.Kind) + " withheld: " + w.Why,
+			})
+		}
 	}
 	if len(recs) == 0 {
 		return
@@ -655,6 +679,19 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		}
 		ch = next
 	}
+	if !rn.refreshed[ch.AccountID] && rn.r.cf != nil && rn.removesSuperAdmin(ch) {
+		// The cache may count a Super Administrator someone has since
+		// removed by hand: judge the last holder on a fresh listing.
+		next, ok, err := rn.replan(ctx, ch)
+		if err != nil {
+			rn.fail(ch, fmt.Errorf("list the members of the account before removing a Super Administrator: %w", err))
+			return
+		}
+		if !ok {
+			return
+		}
+		ch = next
+	}
 	m, err := rn.write(ctx, ch)
 	switch {
 	case errors.Is(err, errStateRefused):
@@ -706,6 +743,13 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
 	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
 		"before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names), "trigger", rn.req.actor)
+}
+
+// removesSuperAdmin reports whether ch takes the account's Super
+// Administrator role from the member (a removed member included).
+func (rn *run) removesSuperAdmin(ch plan.Change) bool {
+	key := rn.inputs[rn.byID[ch.AccountID]].SuperAdminKey
+	return key != "" && slices.Contains(ch.Before, key) && !slices.Contains(ch.After, key)
 }
 
 func (rn *run) fail(ch plan.Change, err error) {

@@ -90,11 +90,7 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	if r.cf != nil {
 		r.m.BudgetLeft.Set(float64(r.cf.BudgetLeft()))
 	}
-	if r.planOnly {
-		r.m.PlanOnly.Set(1)
-	} else {
-		r.m.PlanOnly.Set(0)
-	}
+	r.setPlanOnly(r.planOnly.Load())
 
 	// Ended grants stay a day so that plans and audit can still name them.
 	if n, err := r.state.GCGrants(rn.now.Add(-grantRetention)); err != nil {
@@ -233,7 +229,7 @@ func expirySource(cfg *config.Config, r plan.Reason) string {
 func (r *Reconciler) Status() Status {
 	cfg := r.config()
 	now := r.now()
-	st := Status{PlanOnly: r.planOnly}
+	st := Status{PlanOnly: r.planOnly.Load()}
 	s, err := r.loadStatus()
 	if err != nil {
 		st.LastError = err.Error()
@@ -275,7 +271,7 @@ func (r *Reconciler) Ready() (bool, []string) {
 	now := r.now()
 	ok := true
 	var reasons []string
-	if r.planOnly {
+	if r.planOnly.Load() {
 		reasons = append(reasons, "plan-only: scimflare computes plans but never writes to Cloudflare (no API token, or sync.mode: plan-only)")
 	}
 	s, err := r.loadStatus()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -259,8 +261,8 @@ func (c *Config) validate() []Problem {
 	if c.SCIM.OIDC.Issuer != "" && c.SCIM.OIDC.Audience == "" {
 		bad("scim.oidc.audience", "is required when scim.oidc.issuer is set")
 	}
-	if c.SCIM.OIDC.Issuer != "" && !strings.HasPrefix(c.SCIM.OIDC.Issuer, "https://") && !strings.HasPrefix(c.SCIM.OIDC.Issuer, "http://127.0.0.1") && !strings.HasPrefix(c.SCIM.OIDC.Issuer, "http://localhost") {
-		bad("scim.oidc.issuer", "%q must be an https URL", c.SCIM.OIDC.Issuer)
+	if c.SCIM.OIDC.Issuer != "" && !secureURL(c.SCIM.OIDC.Issuer) {
+		bad("scim.oidc.issuer", "%q must be an https URL (http only to localhost or a loopback IP)", c.SCIM.OIDC.Issuer)
 	}
 	switch c.Identity.EmailFrom {
 	case EmailFromUserName, EmailFromPrimary:
@@ -315,4 +317,27 @@ func (c *Config) PlanOnly(token string) bool {
 // Table is the mapping table of this config.
 func (c *Config) Table() mapping.Table {
 	return mapping.Table{Accounts: c.Accounts, Mappings: c.Mappings}
+}
+
+// secureURL reports whether raw is an https URL, or an http one whose host
+// is exactly localhost or a loopback IP (a test IdP on this machine). The
+// host is compared after parsing: a prefix test would pass
+// http://localhost.attacker.example.
+func secureURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		if strings.EqualFold(h, "localhost") {
+			return true
+		}
+		ip, err := netip.ParseAddr(h)
+		return err == nil && ip.Unmap().IsLoopback()
+	}
+	return false
 }

@@ -72,6 +72,9 @@ func TestParseErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad schedule", "sync:\n  schedule: every now and then\n", "cfg.yaml:2: sync.schedule:"},
 		{"budget", "cloudflare:\n  request_budget: 5000\n", "cfg.yaml:2: cloudflare.request_budget: must be between 1 and 1200"},
 		{"oidc audience", "scim:\n  oidc:\n    issuer: https://idp.example.com/\n", "scim.oidc.audience: is required"},
+		{"oidc issuer look-alike of localhost", "scim:\n  oidc:\n    issuer: http://localhost.attacker.example/\n    audience: a\n", "scim.oidc.issuer: \"http://localhost.attacker.example/\" must be an https URL"},
+		{"oidc issuer look-alike of 127.0.0.1", "scim:\n  oidc:\n    issuer: http://127.0.0.1.attacker.example/\n    audience: a\n", "must be an https URL"},
+		{"oidc issuer with userinfo", "scim:\n  oidc:\n    issuer: http://localhost@attacker.example/\n    audience: a\n", "must be an https URL"},
 		{"not yaml", "server: [\n", "cfg.yaml: not valid YAML"},
 		{"duplicate key", "sync:\n  mode: enforce\n  mode: plan-only\n", "sync.mode"},
 	}
@@ -147,5 +150,26 @@ func TestCloudflareTokenFromEnvAndFile(t *testing.T) {
 	}
 	if !cfg.PlanOnly("") || cfg.PlanOnly("x") {
 		t.Error("PlanOnly must follow the token when mode is enforce")
+	}
+}
+
+func TestSecureURLAcceptsHTTPSAndExactLoopbackOnly(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://idp.example.com/":           true,
+		"http://localhost:8080/realms/x":     true,
+		"http://LOCALHOST/":                  true,
+		"http://127.0.0.1:9000/":             true,
+		"http://127.5.5.5/":                  true,
+		"http://[::1]:9000/":                 true,
+		"http://localhost.attacker.example/": false,
+		"http://127.0.0.1.nip.io/":           false,
+		"http://localhost@attacker.example/": false,
+		"http://idp.example.com/":            false,
+		"ftp://localhost/":                   false,
+		"https://":                           false,
+	} {
+		if got := secureURL(raw); got != want {
+			t.Errorf("secureURL(%q) = %v, want %v", raw, got, want)
+		}
 	}
 }

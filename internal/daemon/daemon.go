@@ -54,6 +54,7 @@ type Daemon struct {
 	st       *store.BoltStore
 	metrics  *metrics.Metrics
 	scim     *scim.Server
+	auth     *scim.Authenticator
 	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 }
@@ -94,6 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		return err
 	}
 	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now).UseOIDC(d.oidc)
+	d.auth = auth
 	d.scim, err = scim.New(st, scim.Options{
 		Notifier:     notifier{d.rec},
 		BasePath:     cfg.Server.SCIMBasePath,
@@ -137,7 +139,22 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		return err
 	}
 	defer os.Remove(cfg.Admin.Socket)
-	adminSrv := &http.Server{Handler: admin.Handler(d.runCommand), ReadHeaderTimeout: 5 * time.Second}
+	// Reconciles that admin commands and SIGHUP reloads start must end
+	// before the store closes under them: work tracks them, and adminCtx
+	// (the admin requests' base context) is cancelled when shutdown starts
+	// so that they stop promptly.
+	var work gosync.WaitGroup
+	adminCtx, cancelAdmin := context.WithCancel(context.Background())
+	defer cancelAdmin()
+	adminSrv := &http.Server{
+		Handler: admin.Handler(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+			work.Add(1)
+			defer work.Done()
+			return d.runCommand(ctx, args, stdout, stderr)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return adminCtx },
+	}
 
 	errc := make(chan error, 3)
 	go func() {
@@ -167,7 +184,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	work.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -176,7 +193,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 				_, _ = d.reload(ctx, "SIGHUP")
 			}
 		}
-	}()
+	})
 	log.Info("scimflare serving", "listen", ln.Addr().String(), "scim", cfg.Server.SCIMBasePath,
 		"state", cfg.State.Path, "admin_socket", cfg.Admin.Socket, "tls", cfg.Server.TLSCertFile != "")
 	if opt.Ready != nil {
@@ -192,10 +209,12 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	cancelAdmin()
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = adminSrv.Shutdown(shutdownCtx)
 	stop()
 	<-recDone
+	work.Wait()
 	credDone()
 	log.Info("stopped")
 	return runErr
@@ -253,7 +272,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
 	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.hardenSCIM(d.scim.Handler())
+	scimHandler := d.hardenSCIM(d.scim.Handler(), d.auth)
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)

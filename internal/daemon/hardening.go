@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scimflare/scimflare/scim"
 )
 
 // authLimit bounds failed SCIM authentications per client address. A bearer
@@ -148,11 +150,17 @@ func clientKey(remoteAddr string) string {
 	return p.String()
 }
 
-// authGate answers 429 to a blocked address before the SCIM handler sees
-// the request (so a blocked client cannot learn whether a token is valid),
-// and counts the 401s the handler gives.
+// authGate counts the 401s the SCIM handler gives per address and, once an
+// address is blocked, answers 429 to its requests whose token does not
+// authenticate. A request from a blocked address whose token does
+// authenticate is still served: the address may be shared (a TLS proxy, an
+// IdP's egress), and blocking the IdP itself would stop deprovisioning.
+// Telling a valid token apart this way teaches nothing: a token is 256
+// random bits. 401s that are the server's fault (scim.ErrAuthUnavailable)
+// are not counted.
 type authGate struct {
 	next    http.Handler
+	auth    *scim.Authenticator
 	table   *authFailures
 	now     func() time.Time
 	log     *slog.Logger
@@ -162,23 +170,31 @@ type authGate struct {
 func (g *authGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := clientKey(r.RemoteAddr)
 	if wait, ok := g.table.blockedFor(key, g.now()); ok {
-		g.blocked.Inc()
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeSCIMError(w, http.StatusTooManyRequests,
-			fmt.Sprintf("too many failed authentications from this address; retry after %d seconds", secs))
+		// Checking first keeps a blocked address's bad tokens from costing
+		// the handler anything beyond this check.
+		if err := g.auth.Check(r); err != nil && !errors.Is(err, scim.ErrAuthUnavailable) {
+			g.blocked.Inc()
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeSCIMError(w, http.StatusTooManyRequests,
+				fmt.Sprintf("too many failed authentications from this address; retry after %d seconds", secs))
+			return
+		}
+	}
+	var res scim.AuthResult
+	rec := &statusRecorder{ResponseWriter: w}
+	g.next.ServeHTTP(rec, r.WithContext(scim.WithAuthResult(r.Context(), &res)))
+	if rec.status != http.StatusUnauthorized || !res.Checked || res.Err == nil || errors.Is(res.Err, scim.ErrAuthUnavailable) {
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w}
-	g.next.ServeHTTP(rec, r)
-	if rec.status == http.StatusUnauthorized && g.table.fail(key, g.now()) {
+	if g.table.fail(key, g.now()) {
 		g.log.Warn("SCIM client blocked after repeated failed authentications",
 			"client", key, "failures", g.table.lim.Failures, "for", g.table.lim.Window.String())
 	}
 }
 
 // hardenSCIM wraps the SCIM handler with the failed-authentication limit.
-func (d *Daemon) hardenSCIM(next http.Handler) http.Handler {
+func (d *Daemon) hardenSCIM(next http.Handler, auth *scim.Authenticator) http.Handler {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "scimflare_scim_auth_blocked_total",
 		Help: "SCIM requests refused with 429 because their address had too many failed authentications.",
@@ -189,7 +205,7 @@ func (d *Daemon) hardenSCIM(next http.Handler) http.Handler {
 			c = are.ExistingCollector.(prometheus.Counter)
 		}
 	}
-	return &authGate{next: next, table: newAuthFailures(defaultAuthLimit), now: d.now, log: d.log, blocked: c}
+	return &authGate{next: next, auth: auth, table: newAuthFailures(defaultAuthLimit), now: d.now, log: d.log, blocked: c}
 }
 
 // writeSCIMError writes an RFC 7644 §3.12 error body.

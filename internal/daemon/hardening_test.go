@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/scim"
+	"github.com/scimflare/scimflare/store"
 )
 
 const (
@@ -261,7 +266,7 @@ func wantSCIMErrorBody(t *testing.T, body string, status int) {
 	}
 }
 
-func TestRepeatedFailedAuthGets429PerAddressAndSuccessesDoNotCount(t *testing.T) {
+func TestRepeatedFailedAuthGets429ButValidTokensAreServed(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "", "")
 	// Successes interleaved with failures neither count nor reset.
@@ -276,24 +281,32 @@ func TestRepeatedFailedAuthGets429PerAddressAndSuccessesDoNotCount(t *testing.T)
 	if resp, _ := d.do(t, "", "GET", "/scim/v2/Users", "", ""); resp.StatusCode != 401 {
 		t.Fatalf("10th failure (no token): %d, want 401", resp.StatusCode)
 	}
-	resp, body := d.do(t, "", "POST", "/scim/v2/Users", hardToken, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"mallory@example.com"}`)
+	// Blocked: a wrong token now gets 429 without reaching the handler.
+	resp, body := d.do(t, "", "GET", "/scim/v2/Users", "wrong-after-block", "")
 	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("after 10 failures, even a good token gets %d, want 429 (a blocked client must not learn which token is valid)", resp.StatusCode)
+		t.Fatalf("after 10 failures, a bad token gets %d, want 429", resp.StatusCode)
 	}
 	wantSCIMErrorBody(t, body, 429)
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
 		t.Errorf("Retry-After %q, want 1..60 seconds", resp.Header.Get("Retry-After"))
 	}
-	if resp, _ := d.do(t, "", "GET", "/scim/v2/Users?filter="+`userName%20eq%20"mallory@example.com"`, hardToken, ""); resp.StatusCode != 429 {
-		t.Errorf("still blocked: %d", resp.StatusCode)
+	// A valid token from the same (possibly shared) address is still
+	// served: otherwise anyone behind the IdP's egress could stop
+	// deprovisioning by sending bad tokens.
+	resp, body = d.do(t, "", "POST", "/scim/v2/Users", hardToken, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice@example.com"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("a valid token from a blocked address: %d %s, want 201", resp.StatusCode, body)
+	}
+	if resp, _ := d.do(t, "", "GET", "/scim/v2/Users", "", ""); resp.StatusCode != 429 {
+		t.Errorf("no token from a blocked address: %d, want 429", resp.StatusCode)
 	}
 	// Health and metrics stay reachable: only SCIM is gated.
 	if resp, _ := d.do(t, "", "GET", "/healthz", "", ""); resp.StatusCode != 200 {
 		t.Errorf("/healthz from a blocked address: %d", resp.StatusCode)
 	}
 	// Another client address is unaffected.
-	if resp, body := d.do(t, "127.0.0.2", "GET", "/scim/v2/Users", hardToken, ""); resp.StatusCode != 200 {
-		t.Errorf("another address: %d %s, want 200", resp.StatusCode, body)
+	if resp, body := d.do(t, "127.0.0.2", "GET", "/scim/v2/Users", "wrong", ""); resp.StatusCode != 401 {
+		t.Errorf("another address: %d %s, want 401", resp.StatusCode, body)
 	}
 	_, metrics := d.do(t, "", "GET", "/metrics", "", "")
 	if !strings.Contains(metrics, "scimflare_scim_auth_blocked_total 2") {
@@ -302,12 +315,44 @@ func TestRepeatedFailedAuthGets429PerAddressAndSuccessesDoNotCount(t *testing.T)
 	if !strings.Contains(d.logs.String(), "blocked after repeated failed authentications") {
 		t.Error("the block is not logged")
 	}
-	// Once the window has passed, the address is served again; the user
-	// the blocked POST carried was never created.
+	// Once the window has passed, a bad token is answered 401 again.
 	d.offset.Store(int64(61 * time.Second))
-	resp, body = d.do(t, "", "GET", "/scim/v2/Users?filter="+`userName%20eq%20"mallory@example.com"`, hardToken, "")
-	if resp.StatusCode != 200 || !strings.Contains(body, `"totalResults":0`) {
-		t.Errorf("after the window: %d %s, want 200 with no mallory", resp.StatusCode, body)
+	if resp, _ := d.do(t, "", "GET", "/scim/v2/Users", "wrong-later", ""); resp.StatusCode != 401 {
+		t.Errorf("after the window: %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestServerSideAuthFailuresAreNotCounted: 401s the server causes (here a
+// token store that cannot be read) say nothing about the client, so they
+// must never block its address.
+func TestServerSideAuthFailuresAreNotCounted(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := scim.NewAuthenticator("", st, time.Now)
+	srv, err := scim.New(st, scim.Options{BasePath: "/scim/v2", Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	table := newAuthFailures(authLimit{Failures: 3, Window: time.Minute, MaxAddrs: 10})
+	g := &authGate{next: srv.Handler(), auth: auth, table: table, now: time.Now,
+		log: slog.New(slog.DiscardHandler), blocked: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})}
+	for i := range 10 {
+		req := httptest.NewRequest("GET", "/scim/v2/Users", nil)
+		req.RemoteAddr = "192.0.2.9:1234"
+		req.Header.Set("Authorization", "Bearer sfscim_whatever")
+		rr := httptest.NewRecorder()
+		g.ServeHTTP(rr, req)
+		if rr.Code != http.StatusUnauthorized {
+			t.Fatalf("request %d with the store unreadable: %d, want 401", i+1, rr.Code)
+		}
+	}
+	if n := table.len(); n != 0 {
+		t.Errorf("%d addresses counted for server-side failures, want 0", n)
 	}
 }
 
@@ -543,7 +588,7 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	cases = append(cases, struct {
 		method, path, token string
 		status              int
-	}{"GET", "/scim/v2/Groups", hardToken, 429})
+	}{"GET", "/scim/v2/Groups", "wrong-blocked", 429})
 	for _, tc := range cases {
 		resp, _ := d.do(t, "", tc.method, tc.path, tc.token, "")
 		if tc.status != 0 && resp.StatusCode != tc.status {

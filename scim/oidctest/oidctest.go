@@ -197,8 +197,17 @@ func (p *Provider) Sign(t testing.TB, claims map[string]any) string {
 // SignWith signs claims with k, its kid in the header.
 func SignWith(t testing.TB, k *Key, claims map[string]any) string {
 	t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.KID}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+	return SignTyped(t, k, "JWT", claims)
+}
+
+// SignTyped is SignWith with the JOSE typ header set to typ ("" for none).
+func SignTyped(t testing.TB, k *Key, typ string, claims map[string]any) string {
+	t.Helper()
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.KID}}, opts)
 	if err != nil {
 		t.Fatalf("oidctest: signer: %v", err)
 	}

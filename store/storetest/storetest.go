@@ -536,8 +536,12 @@ func testDeleteUser(t *testing.T, s store.Store) {
 	g2 := createGroup(t, s, at(1), "g2", userRef(u))
 	g3 := createGroup(t, s, at(1), "g3", userRef(other))
 
-	groups, err := s.DeleteUser(u.ID)
+	del, err := s.DeleteUser(u.ID)
 	noErr(t, "DeleteUser", err)
+	if del.User.ID != u.ID || del.User.Email != "erin@x" || del.User.UserName != "erin" {
+		t.Fatalf("DeleteUser returned user %+v, want erin as stored", del.User)
+	}
+	groups := del.GroupIDs
 	slices.Sort(groups)
 	if want := sortedIDs(g1.ID, g2.ID); !slices.Equal(groups, want) {
 		t.Fatalf("DeleteUser returned groups %v, want %v", groups, want)

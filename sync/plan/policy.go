@@ -152,12 +152,22 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 // a small account a single leaver is already "100% of the managed grants",
 // and withholding that removal is exactly the failure (a leaver keeping
 // access) the guard exists to avoid. Mass removals are what it catches.
+//
+// Latched lists accounts whose guard tripped in an earlier run and was not
+// cleared by a forced apply: SPEC holds every removal there until `apply
+// --force`, however small, so each is withheld with WhyLatched. A latched
+// account is not listed in Tripped again (it did not trip in this run).
 type GuardPolicy struct {
 	MaxRemovals       int
 	MaxRemovalPercent float64
 	ManagedGrants     map[string]int
+	Latched           []string
 	Force             bool
 }
+
+// WhyLatched prefixes the why of a removal withheld because the account's
+// guard tripped earlier and has not been forced since.
+const WhyLatched = "guard: tripped earlier; removals are withheld until `scimflare apply --force`"
 
 // MinPercentRemovals is the fewest removals the percent guard trips on.
 const MinPercentRemovals = 2
@@ -185,13 +195,17 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 		}
 		why := g.trip(a.ID, removals)
 		if why == "" {
-			continue
-		}
-		if !slices.Contains(out.Tripped, a.ID) {
-			out.Tripped = append(out.Tripped, a.ID)
-		}
-		if g.Force {
-			continue
+			if removals == 0 || g.Force || !slices.Contains(g.Latched, a.ID) {
+				continue
+			}
+			why = WhyLatched
+		} else {
+			if !slices.Contains(out.Tripped, a.ID) {
+				out.Tripped = append(out.Tripped, a.ID)
+			}
+			if g.Force {
+				continue
+			}
 		}
 		var kept []Change
 		for _, ch := range a.Changes {

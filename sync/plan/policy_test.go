@@ -116,6 +116,9 @@ func TestGuardPolicy(t *testing.T) {
 		{"two of two trip the percent guard", 2, GuardPolicy{MaxRemovals: 25, MaxRemovalPercent: 20, ManagedGrants: map[string]int{prod: 2}}, true, 2, "20% of 2 managed grants"},
 		{"zero value allows no removal", 1, GuardPolicy{}, true, 1, "max_removals 0"},
 		{"negative limits are off", 9, GuardPolicy{MaxRemovals: -1, MaxRemovalPercent: -1}, false, 0, ""},
+		{"latched: one removal under every limit is withheld, no new trip", 1, GuardPolicy{MaxRemovals: 25, MaxRemovalPercent: 20, ManagedGrants: map[string]int{prod: 10}, Latched: []string{prod}}, false, 1, WhyLatched},
+		{"latched and forced: removals go through", 1, GuardPolicy{MaxRemovals: 25, MaxRemovalPercent: 20, ManagedGrants: map[string]int{prod: 10}, Latched: []string{prod}, Force: true}, false, 0, ""},
+		{"another account latched: removals go through", 1, GuardPolicy{MaxRemovals: 25, MaxRemovalPercent: 20, ManagedGrants: map[string]int{prod: 10}, Latched: []string{"other"}}, false, 0, ""},
 		{"force lets removals through, still tripped", 3, GuardPolicy{MaxRemovals: 2, MaxRemovalPercent: 100, ManagedGrants: map[string]int{prod: 10}, Force: true}, true, 0, ""},
 	}
 	for _, tc := range tests {
