@@ -173,3 +173,20 @@ func TestSecureURLAcceptsHTTPSAndExactLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+// With both set, the file wins: the env default (CLOUDFLARE_API_TOKEN) would
+// otherwise make api_token_file unusable without also blanking api_token_env.
+func TestCloudflareTokenFileWinsOverEnv(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SCIMFLARE_TEST_CF_TOKEN2", "from-env")
+	cfg, err := Parse("c.yaml", []byte("cloudflare:\n  api_token_env: SCIMFLARE_TEST_CF_TOKEN2\n  api_token_file: "+f+"\n"))
+	if err != nil {
+		t.Fatalf("both token sources must be accepted: %v", err)
+	}
+	if tok, err := cfg.CloudflareToken(); err != nil || tok != "from-file" {
+		t.Fatalf("token = %q, %v; want the file's", tok, err)
+	}
+}

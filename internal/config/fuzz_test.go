@@ -130,9 +130,8 @@ func checkAccepted(t *testing.T, data []byte, cfg *Config) {
 	if e := cfg.Identity.EmailFrom; e != EmailFromUserName && e != EmailFromPrimary {
 		t.Errorf("accepted email_from %q", e)
 	}
-	if cfg.Cloudflare.APITokenEnv != "" && cfg.Cloudflare.APITokenFile != "" {
-		t.Errorf("accepted both api_token_env and api_token_file")
-	}
+	// api_token_env and api_token_file may both be set: the file wins
+	// (TestCloudflareTokenFileWinsOverEnv).
 	if b := cfg.Cloudflare.RequestBudget; b < 1 || b > 1200 {
 		t.Errorf("accepted request_budget %d", b)
 	}
