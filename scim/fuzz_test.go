@@ -218,7 +218,7 @@ func (c *fuzzClock) Now() time.Time {
 
 // fuzzServer opens a private copy of the seeded store and serves the SCIM
 // endpoint over it the way internal/daemon does.
-func fuzzServer(t *testing.T, seed fuzzState) (*store.BoltStore, http.Handler, *fuzzRecorder) {
+func fuzzServer(t *testing.T, seed fuzzState) (*store.BoltStore, http.Handler, *recorder) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
 	if err := os.WriteFile(path, seed.file, 0o600); err != nil {
@@ -230,7 +230,7 @@ func fuzzServer(t *testing.T, seed fuzzState) (*store.BoltStore, http.Handler, *
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	clock := &fuzzClock{now: seed.created.Add(time.Hour)}
-	rec := &fuzzRecorder{}
+	rec := &recorder{}
 	srv, err := scim.New(st, scim.Options{
 		BasePath:     "/scim/v2",
 		MaxBodyBytes: 1 << 20,
@@ -243,26 +243,6 @@ func fuzzServer(t *testing.T, seed fuzzState) (*store.BoltStore, http.Handler, *
 		t.Fatal(err)
 	}
 	return st, srv.Handler(), rec
-}
-
-// fuzzRecorder stands where the reconciler listens for changes.
-type fuzzRecorder struct {
-	mu      sync.Mutex
-	changes []scim.Change
-}
-
-func (r *fuzzRecorder) Changed(c scim.Change) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changes = append(r.changes, c)
-}
-
-func (r *fuzzRecorder) take() []scim.Change {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.changes
-	r.changes = nil
-	return out
 }
 
 // serveWithin fails the test if the handler has not answered after limit:
