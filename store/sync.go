@@ -18,6 +18,11 @@ type LedgerEntry struct {
 	Managed   []string // grant keys scimflare granted (see mapping.RoleKey/PolicyKey; opaque strings here)
 	Found     []string // keys present when the member was adopted; never touched
 	UpdatedAt time.Time
+	// MissingSince is when a complete listing of the account first lacked
+	// the member; zero while it is listed. Ownership is dropped only when
+	// a second consecutive listing lacks it too, or Cloudflare answers 404
+	// for it: one listing's word is not enough to forget a grant.
+	MissingSince time.Time
 }
 
 // CachedMember is one member from the last full listing of an account

@@ -62,6 +62,9 @@ type ledgerRecord struct {
 	Managed   []string  `json:"managed,omitempty"`
 	Found     []string  `json:"found,omitempty"`
 	UpdatedAt time.Time `json:"updated"`
+	// Missing is omitted when zero: records written before it existed
+	// read back unchanged.
+	MissingSince time.Time `json:"missing,omitzero"`
 }
 
 type cacheRecord struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -164,7 +165,7 @@ func (t touched) scope(r store.Reader) (users, emails map[string]bool, err error
 	addUser := func(u store.User) {
 		users[u.ID] = true
 		if u.Email != "" {
-			emails[strings.ToLower(u.Email)] = true
+			emails[identity.Key(u.Email)] = true
 		}
 	}
 	var walk func(gid string) error
@@ -225,7 +226,7 @@ func (t touched) scope(r store.Reader) (users, emails map[string]bool, err error
 		}
 	}
 	for e := range t.emails {
-		emails[strings.ToLower(e)] = true
+		emails[identity.Key(e)] = true
 	}
 	for e := range emails {
 		us, err := r.UsersByEmail(e)

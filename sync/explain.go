@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -161,6 +162,8 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 	if !strings.Contains(email, "@") {
 		return nil, fmt.Errorf("explain %q: %w", email, ErrNotEmail)
 	}
+	// The SCIM side is looked up as typed (to name a user whose address
+	// the identity rule refuses); Cloudflare's side by the rule's key.
 	// An expiry run plans every email against the member cache, which is
 	// what the next reconcile will see; Live makes it list instead.
 	rn := r.newRun(runRequest{kind: expiryRun, actor: "explain", dry: true, live: o.Live})
@@ -177,7 +180,7 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
 	for i, a := range rn.cfg.Accounts {
-		x.Accounts = append(x.Accounts, rn.explainAccount(i, a, strings.ToLower(email), slices.Contains(saved.Tripped, a.ID)))
+		x.Accounts = append(x.Accounts, rn.explainAccount(i, a, identity.Key(email), slices.Contains(saved.Tripped, a.ID)))
 	}
 	return x, nil
 }
@@ -230,7 +233,10 @@ func (x *Explanation) scimUsers(st State, cfg *config.Config) error {
 		switch {
 		case u.Email == "":
 			x.note("%s has no identity email (identity.email_from: %s): scimflare grants it nothing", who, cfg.Identity.EmailFrom)
-		case !strings.EqualFold(u.Email, x.Email):
+		case !identity.Valid(u.Email):
+			_, err := identity.Email(u.Email)
+			x.note("%s has identity email %q, which the identity rule refuses (%v): scimflare grants it nothing", who, u.Email, err)
+		case identity.Key(u.Email) != identity.Key(x.Email):
 			x.note("%s has identity email %s, not this one: explain --user %s shows its access", who, u.Email, u.Email)
 		case !u.Active:
 			x.note("%s is inactive (active: false): it loses every grant, temporary ones included, at the next reconcile", who)
@@ -241,10 +247,12 @@ func (x *Explanation) scimUsers(st State, cfg *config.Config) error {
 	if len(users) == 0 {
 		x.note("no SCIM user has this email or userName: no mapping or temporary grant applies, so any role it holds was not granted from the IdP")
 	}
-	if slices.ContainsFunc(cfg.Sync.Protected, func(p string) bool { return strings.EqualFold(strings.TrimSpace(p), x.Email) }) {
+	if slices.ContainsFunc(cfg.Sync.Protected, func(p string) bool { return identity.Key(p) == identity.Key(x.Email) }) {
 		x.note("protected (sync.protected): scimflare never adds, changes or removes anything on this member")
 	}
-	if !active && len(users) > 0 && !slices.ContainsFunc(users, func(u store.User) bool { return strings.EqualFold(u.Email, x.Email) }) {
+	if !active && len(users) > 0 && !slices.ContainsFunc(users, func(u store.User) bool {
+		return identity.Valid(u.Email) && identity.Key(u.Email) == identity.Key(x.Email)
+	}) {
 		x.note("no SCIM user has this identity email: no mapping or temporary grant applies to it")
 	}
 	if x.PlanOnly {
@@ -291,7 +299,7 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 
 	var expired []plan.Expired
 	for _, e := range in.Expired {
-		if strings.ToLower(e.Email) == lower {
+		if identity.Key(e.Email) == lower {
 			expired = append(expired, e)
 		}
 	}
@@ -301,14 +309,14 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 			continue
 		}
 		for _, ch := range ac.Changes {
-			if strings.ToLower(ch.Email) == lower {
+			if identity.Key(ch.Email) == lower {
 				kept = append(kept, ch)
 			}
 		}
 	}
 	var held []plan.Withheld
 	for _, w := range rn.result.Changes.Withheld {
-		if w.Change.AccountID == a.ID && strings.ToLower(w.Change.Email) == lower {
+		if w.Change.AccountID == a.ID && identity.Key(w.Change.Email) == lower {
 			held = append(held, w)
 		}
 	}

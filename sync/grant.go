@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -35,9 +36,9 @@ func invalidGrant(format string, args ...any) error {
 // once with a targeted run for that email.
 func (r *Reconciler) Grant(ctx context.Context, g GrantRequest) (store.Grant, *Result, error) {
 	cfg := r.config()
-	email := strings.TrimSpace(g.Email)
-	if !strings.Contains(email, "@") {
-		return store.Grant{}, nil, invalidGrant("%q is not an email address", g.Email)
+	email, err := identity.Email(strings.TrimSpace(g.Email))
+	if err != nil {
+		return store.Grant{}, nil, invalidGrant("%q: %v", g.Email, err)
 	}
 	acct, ok := cfg.Table().AccountByName(g.Account)
 	if !ok {
@@ -84,9 +85,11 @@ func (r *Reconciler) Grant(ctx context.Context, g GrantRequest) (store.Grant, *R
 		after = []string{g.Role}
 	}
 	active := false
-	err := r.state.View(func(rd store.Reader) error {
+	err = r.state.View(func(rd store.Reader) error {
 		us, err := rd.UsersByEmail(email)
-		active = slices.ContainsFunc(us, func(u store.User) bool { return u.Active })
+		active = slices.ContainsFunc(us, func(u store.User) bool {
+			return u.Active && identity.Valid(u.Email) && identity.Key(u.Email) == email
+		})
 		return err
 	})
 	if err != nil {

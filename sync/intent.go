@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -184,7 +185,7 @@ func (rn *run) sources(accountID, email string, keys []string) string {
 	if rn.desired == nil {
 		return ""
 	}
-	dm := rn.desired.Accounts[accountID][strings.ToLower(email)]
+	dm := rn.desired.Accounts[accountID][identity.Key(email)]
 	if dm == nil {
 		return ""
 	}
@@ -284,7 +285,7 @@ func (rn *run) record(recs []plan.Record) error {
 			return fmt.Errorf("record the ledger of account %s: %w", in.Name, err)
 		}
 		for _, e := range c.PutLedger {
-			in.Ledger[strings.ToLower(e.Email)] = planEntry(e)
+			in.Ledger[identity.Key(e.Email)] = planEntry(e)
 		}
 	}
 	return nil

@@ -32,7 +32,7 @@ func TestFullApplyCreatesExactlyTheMappedMembers(t *testing.T) {
 
 	res := e.mustApply(RunOptions{Actor: ActorApply})
 
-	if got := kinds(res.Applied); got != "add_member Alice@example.com, add_member bob@example.com, add_member bob@example.com, add_member carol@example.com" {
+	if got := kinds(res.Applied); got != "add_member alice@example.com, add_member bob@example.com, add_member bob@example.com, add_member carol@example.com" {
 		t.Errorf("applied: %s", got)
 	}
 	if n := len(e.fake.Members(prodID)); n != 3 {

@@ -22,6 +22,7 @@ type Cloudflare interface {
 	CreateMember(ctx context.Context, accountID, email string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
 	UpdateMember(ctx context.Context, accountID, memberID string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
 	DeleteMember(ctx context.Context, accountID, memberID string) error
+	GetMember(ctx context.Context, accountID, memberID string) (cloudflare.Member, error)
 	ListRoles(ctx context.Context, accountID string) ([]cloudflare.Named, error)
 	ListPermissionGroups(ctx context.Context, accountID string) ([]cloudflare.Named, error)
 	ListResourceGroups(ctx context.Context, accountID string) ([]cloudflare.Named, error)
@@ -118,6 +119,9 @@ type Status struct {
 	Tripped                             []string  // account names
 	BudgetLeft                          int
 	PlanOnly                            bool
+	// IdentityProblems are users whose address gives no Cloudflare access
+	// and emails several users share, as the last run found them.
+	IdentityProblems []plan.IdentityProblem
 }
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -157,7 +158,11 @@ func (rn *run) abort(err error) {
 // accountRead is what a run read about one account before planning.
 type accountRead struct {
 	ledger map[string]plan.LedgerEntry
+	// gone are owned members two consecutive complete listings lacked;
+	// marks are the ledger entries whose MissingSince the listing sets
+	// (first absence) or clears (listed again).
 	gone   []store.LedgerEntry
+	marks  []store.LedgerEntry
 	actual map[string]plan.Actual
 	listed []cloudflare.Member
 	fresh  bool
@@ -234,18 +239,27 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			rd.actual = actualFromCache(cached)
 		}
 		rd.ledger = map[string]plan.LedgerEntry{}
-		var intents []store.LedgerEntry
+		var intents, absent []store.LedgerEntry
 		for _, e := range led {
-			lower := strings.ToLower(e.Email)
+			lower := identity.Key(e.Email)
 			if rd.fresh && isIntent(e) {
 				intents = append(intents, e)
 				continue
 			}
-			if _, present := rd.actual[lower]; rd.fresh && !present {
-				rd.gone = append(rd.gone, e)
+			_, present := rd.actual[lower]
+			switch {
+			case rd.fresh && !present:
+				absent = append(absent, e)
 				continue
+			case rd.fresh && !e.MissingSince.IsZero():
+				e.MissingSince = time.Time{}
+				rd.marks = append(rd.marks, e)
 			}
 			rd.ledger[lower] = planEntry(e)
+		}
+		if err := rn.confirmAbsent(ctx, a, rd, absent); err != nil {
+			rn.abort(err)
+			return nil, false
 		}
 		if len(intents) > 0 {
 			// The intent's own commit left each member in the cache as it
@@ -257,7 +271,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			}
 			before := actualFromCache(cached)
 			for _, e := range intents {
-				lower := strings.ToLower(e.Email)
+				lower := identity.Key(e.Email)
 				entry, settled := rn.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, lower), lookup(rd.actual, lower))
 				if entry != nil {
 					rd.ledger[lower] = *entry
@@ -304,6 +318,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 			Latched:           rn.latched,
 			Force:             rn.req.force,
 		})
+	changes.Identity = desired.Problems
 	rn.result.Changes = changes
 	rn.reads = reads
 	return changes, true
@@ -444,6 +459,10 @@ func (rn *run) carryOut(ctx context.Context, changes *plan.Changes) {
 			return
 		}
 		rn.refreshed[a.ID] = true
+		if err := rn.mark(a.Name, rd.marks); err != nil {
+			rn.abort(err)
+			return
+		}
 		for _, e := range rd.gone {
 			if err := rn.memberGone(e); err != nil {
 				rn.abort(err)
@@ -482,7 +501,7 @@ func (rn *run) nameKeys(keys []string) {
 func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
 	out := make(map[string]plan.Actual, len(ms))
 	for _, m := range ms {
-		out[strings.ToLower(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
 	}
 	return out
 }
@@ -490,7 +509,7 @@ func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
 func actualFromCache(cached map[string]store.CachedMember) map[string]plan.Actual {
 	out := make(map[string]plan.Actual, len(cached))
 	for _, m := range cached {
-		out[strings.ToLower(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: slices.Clone(m.Keys)}
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: slices.Clone(m.Keys)}
 	}
 	return out
 }
@@ -505,6 +524,67 @@ func cacheFromMembers(accountID string, ms []cloudflare.Member) []store.CachedMe
 
 func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
 	return store.CachedMember{AccountID: accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+}
+
+// maxConfirm bounds the members one listing may lack that are each
+// confirmed with a GET; past it the listing is too odd to spend the
+// budget on, and the rest wait for the next listing.
+const maxConfirm = 20
+
+// confirmAbsent decides what becomes of owned members a complete listing
+// lacked. One listing's word is not enough to forget a grant: a member
+// already missing from the previous listing is gone; otherwise a GET asks
+// Cloudflare directly — 404 means gone, the member itself means the
+// listing was not complete and the run aborts before any change; past
+// maxConfirm the member is marked missing and still owned.
+func (rn *run) confirmAbsent(ctx context.Context, a mapping.Account, rd *accountRead, absent []store.LedgerEntry) error {
+	slices.SortFunc(absent, func(x, y store.LedgerEntry) int { return strings.Compare(identity.Key(x.Email), identity.Key(y.Email)) })
+	asked := 0
+	for _, e := range absent {
+		if !e.MissingSince.IsZero() {
+			rd.gone = append(rd.gone, e)
+			continue
+		}
+		if asked < maxConfirm {
+			asked++
+			m, err := rn.r.cf.GetMember(ctx, a.ID, e.MemberID)
+			switch {
+			case errors.Is(err, cloudflare.ErrNotFound):
+				rd.gone = append(rd.gone, e)
+				continue
+			case err != nil:
+				return fmt.Errorf("confirm that member %s (%s) left account %s: %w", e.MemberID, e.Email, a.Name, err)
+			default:
+				return fmt.Errorf("%w: the listing of account %s lacked %s (member %s), which Cloudflare still has", errIncompleteListing, a.Name, m.Email, e.MemberID)
+			}
+		}
+		e.MissingSince = rn.now
+		rd.marks = append(rd.marks, e)
+		rd.ledger[identity.Key(e.Email)] = planEntry(e)
+	}
+	return nil
+}
+
+// errIncompleteListing marks a listing that lacked a member Cloudflare
+// still has.
+var errIncompleteListing = errors.New("incomplete member listing")
+
+// mark records in the ledger which owned members the listing lacked for
+// the first time, and which are listed again.
+func (rn *run) mark(account string, marks []store.LedgerEntry) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := rn.r.state.Commit(store.SyncCommit{PutLedger: marks}); err != nil {
+		return fmt.Errorf("record which members the listing of account %s lacked: %w", account, err)
+	}
+	for _, e := range marks {
+		if !e.MissingSince.IsZero() {
+			rn.r.log.Warn("a member scimflare granted access is missing from a complete listing; ownership is kept until a second listing confirms it",
+				"account", account, "email", e.Email, "member_id", e.MemberID)
+		}
+	}
+	return nil
 }
 
 // memberGone drops the ledger entry of a member Cloudflare no longer has
@@ -542,7 +622,7 @@ func (rn *run) recordDrift(drift []plan.Drift) {
 	var now []string
 	var recs []store.AuditRecord
 	for _, d := range drift {
-		id := d.AccountID + "\x00" + strings.ToLower(d.Email) + "\x00" + d.Key
+		id := d.AccountID + "\x00" + identity.Key(d.Email) + "\x00" + d.Key
 		now = append(now, id)
 		if seen[id] {
 			continue
@@ -682,7 +762,7 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 	if !rn.refreshed[ch.AccountID] && rn.r.cf != nil && rn.removesSuperAdmin(ch) {
 		// The cache may count a Super Administrator someone has since
 		// removed by hand: judge the last holder on a fresh listing.
-		next, ok, err := rn.replan(ctx, ch)
+		next, ok, err := rn.replan(ctx, ch, false)
 		if err != nil {
 			rn.fail(ch, fmt.Errorf("list the members of the account before removing a Super Administrator: %w", err))
 			return
@@ -696,7 +776,7 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 	switch {
 	case errors.Is(err, errStateRefused):
 	case stale(ch, err):
-		next, ok, rerr := rn.replan(ctx, ch)
+		next, ok, rerr := rn.replan(ctx, ch, errors.Is(err, cloudflare.ErrNotFound))
 		if rerr != nil {
 			rn.fail(ch, fmt.Errorf("%w (and the refresh that followed failed: %v)", err, rerr))
 			return
@@ -730,6 +810,13 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		rn.fail(ch, err)
 		return
 	}
+	if err := answerAgrees(ch, m); err != nil {
+		// The intent committed before the call stays in the ledger: the
+		// next listing settles what Cloudflare really holds, and the next
+		// run repairs it. The member cache keeps what it had.
+		rn.fail(ch, err)
+		return
+	}
 	if ch.Op == plan.OpCreate {
 		ch.MemberID = m.ID
 		ch.NewLedger.MemberID = m.ID
@@ -754,6 +841,7 @@ func (rn *run) removesSuperAdmin(ch plan.Change) bool {
 
 func (rn *run) fail(ch plan.Change, err error) {
 	rn.result.Failed = append(rn.result.Failed, FailedChange{Change: ch, Err: err})
+	rn.r.m.ChangesFailed.WithLabelValues(string(ch.Kind)).Inc()
 	rn.r.log.Error("change failed", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
 	// The trail shows what was attempted and refused, not only what landed:
 	// an operator reviewing access must see that a removal did not happen.
@@ -763,6 +851,31 @@ func (rn *run) fail(ch plan.Change, err error) {
 	if aerr := rn.r.state.AppendAudit(rec); aerr != nil {
 		rn.r.log.Error("cannot audit a failed change", "error", aerr)
 	}
+}
+
+// ErrAnswerDisagrees marks a write Cloudflare accepted but whose answer
+// shows another member or other grants than were sent.
+var ErrAnswerDisagrees = errors.New("the answer from Cloudflare disagrees with what was sent")
+
+// answerAgrees checks a successful write's answer against the change. An
+// update's answer must show the member with exactly the grants sent (roles
+// read back with derived policies are the roles: the client separates
+// them); an invite's answer omits its grants, so only the id is checked.
+func answerAgrees(ch plan.Change, m cloudflare.Member) error {
+	switch ch.Op {
+	case plan.OpCreate:
+		if m.ID == "" {
+			return fmt.Errorf("%w: the invitation of %s came back without a member id", ErrAnswerDisagrees, ch.Email)
+		}
+	case plan.OpUpdate:
+		if m.ID != "" && m.ID != ch.MemberID {
+			return fmt.Errorf("%w: updating member %s (%s) answered for member %s", ErrAnswerDisagrees, ch.MemberID, ch.Email, m.ID)
+		}
+		if got, want := keysOf(m), sortedSet(ch.After); !slices.Equal(got, want) {
+			return fmt.Errorf("%w: %s was sent %v and Cloudflare answered with %v", ErrAnswerDisagrees, ch.Email, want, got)
+		}
+	}
+	return nil
 }
 
 func stale(ch plan.Change, err error) bool {
@@ -788,7 +901,7 @@ func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, er
 		return rn.call(ctx, ch)
 	}
 	in := &rn.inputs[rn.byID[ch.AccountID]]
-	lower := strings.ToLower(ch.Email)
+	lower := identity.Key(ch.Email)
 	prev, had := in.Ledger[lower]
 	intent, c := intentOf(ch, prev, had, in.Actual[lower], rn.r.now())
 	if err := rn.r.state.Commit(c); err != nil {
@@ -844,8 +957,11 @@ func (rn *run) call(ctx context.Context, ch plan.Change) (cloudflare.Member, err
 }
 
 // replan refreshes the account's member list (once per run) and plans the
-// one email again.
-func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
+// one email again. notFound says Cloudflare answered 404 for ch's member:
+// only then does the member's absence from the listing drop ownership
+// (a listing alone needs a second one to agree, which the next full run
+// gives).
+func (rn *run) replan(ctx context.Context, ch plan.Change, notFound bool) (plan.Change, bool, error) {
 	i, ok := rn.byID[ch.AccountID]
 	if !ok {
 		return plan.Change{}, false, fmt.Errorf("account %s is not configured", ch.AccountID)
@@ -869,8 +985,8 @@ func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, e
 		rn.refreshed[ch.AccountID] = true
 		rn.r.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
 	}
-	lower := strings.ToLower(ch.Email)
-	if _, present := in.Actual[lower]; !present {
+	lower := identity.Key(ch.Email)
+	if _, present := in.Actual[lower]; !present && notFound {
 		// An intent without a listing to settle it against stays as it is.
 		if led, ok := in.Ledger[lower]; ok && led.MemberID != "" {
 			delete(in.Ledger, lower)
@@ -889,7 +1005,7 @@ func (rn *run) replan(ctx context.Context, ch plan.Change) (plan.Change, bool, e
 func (rn *run) planOne(ch plan.Change) (plan.Change, bool) {
 	in := &rn.inputs[rn.byID[ch.AccountID]]
 	one := *in
-	one.Scope = map[string]bool{strings.ToLower(ch.Email): true}
+	one.Scope = map[string]bool{identity.Key(ch.Email): true}
 	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == config.UnmanagedRemove)
 	c = plan.ApplyPolicies(c,
 		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
@@ -931,6 +1047,12 @@ func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
 			m.Email = ch.Email
 		}
 		cached = cachedMember(ch.AccountID, m)
+		if ch.Op == plan.OpCreate {
+			// Cloudflare's answer to an invite omits what it granted (see
+			// the README, "What scimflare assumes about Cloudflare"): the
+			// cache records what was sent, never the answer's empty lists.
+			cached.Keys = slices.Clone(ch.After)
+		}
 		c.PutCache = []store.CachedMember{cached}
 	}
 	c.Audit = []store.AuditRecord{{
@@ -943,7 +1065,7 @@ func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
 	}
 	// Later re-plans in this run see the change.
 	in := &rn.inputs[rn.byID[ch.AccountID]]
-	lower := strings.ToLower(ch.Email)
+	lower := identity.Key(ch.Email)
 	if emptyLedger(nl) {
 		delete(in.Ledger, lower)
 	} else {

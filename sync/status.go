@@ -10,6 +10,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -31,6 +32,10 @@ type savedStatus struct {
 	// Drift identifies the drift the last full run found, so that only new
 	// drift is audited.
 	Drift []string `json:"drift,omitempty"`
+	// Identity is what the last run over every user found wrong with
+	// users' addresses (invalid, shared): kept so status shows it and so
+	// each problem is logged once, not on every run.
+	Identity []plan.IdentityProblem `json:"identity,omitempty"`
 }
 
 func (r *Reconciler) loadStatus() (savedStatus, error) {
@@ -74,6 +79,9 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	}
 	if res.Aborted == nil {
 		s.Tripped = rn.latched
+	}
+	if rn.desired != nil {
+		s.Identity = r.noteIdentity(s.Identity, rn.desired.Problems, rn.req.kind != targetedRun)
 	}
 	if raw, err := json.Marshal(s); err != nil {
 		r.log.Error("cannot encode reconciler status", "error", err)
@@ -209,7 +217,7 @@ func (r *Reconciler) expiries(cfg *config.Config, now time.Time) ([]Expiry, time
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Account+"\x00"+strings.ToLower(a.Email)+"\x00"+a.Role, b.Account+"\x00"+strings.ToLower(b.Email)+"\x00"+b.Role)
+		return strings.Compare(a.Account+"\x00"+identity.Key(a.Email)+"\x00"+a.Role, b.Account+"\x00"+identity.Key(b.Email)+"\x00"+b.Role)
 	})
 	return out, d.NextExpiry, nil
 }
@@ -253,7 +261,43 @@ func (r *Reconciler) Status() Status {
 		st.LastError = "pending expiries: " + err.Error()
 	}
 	st.PendingExpiries = exp
+	st.IdentityProblems = s.Identity
 	return st
+}
+
+// noteIdentity logs each identity problem the first time a run finds it
+// and returns what status keeps: a run over every user replaces the list,
+// a targeted one only adds to it.
+func (r *Reconciler) noteIdentity(known, found []plan.IdentityProblem, whole bool) []plan.IdentityProblem {
+	id := func(p plan.IdentityProblem) string {
+		return p.Kind + "\x00" + p.Email + "\x00" + strings.Join(p.UserIDs, ",")
+	}
+	seen := map[string]bool{}
+	for _, p := range known {
+		seen[id(p)] = true
+	}
+	out := found
+	if !whole {
+		out = slices.Clone(known)
+	}
+	for _, p := range found {
+		if seen[id(p)] {
+			continue
+		}
+		r.log.Warn("a SCIM user's address gives no Cloudflare access or is shared; fix it in the IdP",
+			"problem", p.Kind, "email", p.Email, "users", p.UserIDs, "why", p.Why)
+		if !whole {
+			out = append(out, p)
+		}
+	}
+	counts := map[string]int{plan.ProblemInvalidEmail: 0, plan.ProblemSharedEmail: 0}
+	for _, p := range out {
+		counts[p.Kind]++
+	}
+	for kind, n := range counts {
+		r.m.IdentityProblems.WithLabelValues(kind).Set(float64(n))
+	}
+	return out
 }
 
 func accountName(cfg *config.Config, id string) string {

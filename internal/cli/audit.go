@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -104,7 +105,7 @@ func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Write
 	inAccount := accountFilter(env.Config, *account)
 	keep := func(r store.AuditRecord) bool {
 		return (to.IsZero() || !r.Time.After(to)) && inAccount(r.AccountID) &&
-			(*user == "" || strings.EqualFold(r.Email, *user))
+			(*user == "" || identity.Key(r.Email) == identity.Key(*user))
 	}
 	if *asJSON {
 		return printAuditJSON(env, from, keep, out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -124,7 +125,7 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 		}
 		for fold, m := range cached {
 			le := ledger[fold]
-			dm := desired.Accounts[a.ID][strings.ToLower(m.Email)]
+			dm := desired.Accounts[a.ID][identity.Key(m.Email)]
 			for _, key := range m.Keys {
 				row := AccessRow{Email: m.Email, Account: a.Name, Role: keyName(key, names)}
 				switch {
@@ -197,7 +198,7 @@ func describeSources(reasons []plan.Reason) (string, time.Time) {
 
 func sortRows(rows []AccessRow) {
 	slices.SortFunc(rows, func(a, b AccessRow) int {
-		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(strings.ToLower(a.Email), strings.ToLower(b.Email)), cmp.Compare(a.Role, b.Role))
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(identity.Key(a.Email), identity.Key(b.Email)), cmp.Compare(a.Role, b.Role))
 	})
 }
 
@@ -218,7 +219,7 @@ type HeldRole struct {
 }
 
 func (h *Held) get(account, email, role string) *HeldRole {
-	return h.members[heldKey{account, strings.ToLower(email)}][role]
+	return h.members[heldKey{account, identity.Key(email)}][role]
 }
 
 // Change kinds whose After is the member's whole set of roles afterwards.
@@ -248,7 +249,7 @@ func ReplayAudit(st *store.BoltStore, until time.Time) (*Held, error) {
 		if r.Time.After(until) || r.AccountID == "" || r.Email == "" {
 			return true
 		}
-		k := heldKey{r.AccountID, strings.ToLower(r.Email)}
+		k := heldKey{r.AccountID, identity.Key(r.Email)}
 		cur, seen := h.members[k]
 		switch {
 		case memberChanges[r.Action]:

@@ -86,6 +86,13 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	for _, e := range st.PendingExpiries {
 		fmt.Fprintf(out, "  %s  (in %s)  %s  %s  %s  (%s)\n", e.At.UTC().Format(time.RFC3339), e.At.Sub(now).Round(time.Second), e.Account, e.Email, e.Role, e.Source)
 	}
+	if len(st.IdentityProblems) > 0 {
+		fmt.Fprintf(out, "identity problems: %d (these users get no Cloudflare access, or share one email)\n", len(st.IdentityProblems))
+		for _, p := range st.IdentityProblems {
+			// %q: the address came from the IdP and may hold anything.
+			fmt.Fprintf(out, "  %s  %q  users %s  %s\n", p.Kind, p.Email, strings.Join(p.UserIDs, ","), p.Why)
+		}
+	}
 	toks, err := env.Store.Tokens()
 	if err != nil {
 		return fmt.Errorf("read SCIM tokens: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 )
 
@@ -301,8 +302,8 @@ func (c *Config) validate() []Problem {
 		bad("sync.guards.max_removal_percent", "must be between 0 and 100")
 	}
 	for i, e := range c.Sync.Protected {
-		if !strings.Contains(e, "@") {
-			bad(fmt.Sprintf("sync.protected[%d]", i), "%q is not an email address", e)
+		if _, err := identity.Email(e); err != nil {
+			bad(fmt.Sprintf("sync.protected[%d]", i), "%q: %v (protected emails are compared by the same rule as users' emails)", e, err)
 		}
 	}
 	return ps

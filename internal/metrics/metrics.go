@@ -26,6 +26,8 @@ type Metrics struct {
 	Cloudflare429     prometheus.Counter
 	BudgetLeft        prometheus.Gauge
 	DriftFound        prometheus.Gauge
+	ChangesFailed     *prometheus.CounterVec
+	IdentityProblems  *prometheus.GaugeVec
 	GuardTrips        prometheus.Counter
 	GuardTripped      prometheus.Gauge
 	PendingExpiries   prometheus.Gauge
@@ -70,6 +72,14 @@ func New() *Metrics {
 		DriftFound: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scimflare_drift_found", Help: "Roles found in Cloudflare that scimflare did not grant, at the last full reconcile.",
 		}),
+		ChangesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scimflare_changes_failed_total",
+			Help: "Changes Cloudflare refused, or whose answer disagreed with what was sent, by kind; the next run repairs them.",
+		}, []string{"kind"}),
+		IdentityProblems: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "scimflare_identity_problems",
+			Help: "SCIM users whose address gives no Cloudflare access (kind invalid_email) and Cloudflare emails several active users share (kind shared_email), at the last run.",
+		}, []string{"kind"}),
 		GuardTrips: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scimflare_guard_trips_total", Help: "Reconciles whose removals a guard withheld.",
 		}),
@@ -91,7 +101,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.GuardTrips, m.GuardTripped,
+		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.ChangesFailed, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 )
 
@@ -81,9 +82,33 @@ type Expired struct {
 // changes by the clock alone (a grant ending, or a temporary grant starting);
 // zero when nothing is pending.
 type Desired struct {
-	Accounts   map[string]map[string]*DesiredMember // accountID -> lower(email)
+	Accounts   map[string]map[string]*DesiredMember // accountID -> identity.Key(email)
 	Expired    []Expired
 	NextExpiry time.Time
+	// Problems lists the users a mapping or grant reaches whose address
+	// gives no Cloudflare access, and the emails several active users
+	// resolve to; ordered by email.
+	Problems []IdentityProblem
+}
+
+// Identity problem kinds.
+const (
+	// ProblemInvalidEmail: the address is not a plain addr-spec
+	// (identity.Email refused it); the user is granted nothing.
+	ProblemInvalidEmail = "invalid_email"
+	// ProblemSharedEmail: several active users resolve to one Cloudflare
+	// email (possible with identity.email_from: primaryEmail). The email
+	// holds the union of what those users are granted.
+	ProblemSharedEmail = "shared_email"
+)
+
+// IdentityProblem is one address scimflare cannot or will not treat as one
+// person's Cloudflare email.
+type IdentityProblem struct {
+	Kind    string
+	Email   string   // as the SCIM user has it (invalid) or its Cloudflare email (shared)
+	UserIDs []string // sorted
+	Why     string
 }
 
 // Build computes desired state at now. users == nil means every user; else
@@ -103,6 +128,8 @@ func Build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		flat:    map[string]*flattened{},
 		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
 		expired: map[expiredKey]Expired{},
+		invalid: map[string]IdentityProblem{},
+		byEmail: map[string][]string{},
 	}
 	for _, m := range res.Mappings {
 		if err := b.mapping(m); err != nil {
@@ -113,6 +140,7 @@ func Build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		return nil, err
 	}
 	b.finish()
+	b.problems()
 	return b.desired, nil
 }
 
@@ -126,6 +154,8 @@ type builder struct {
 	flat    map[string]*flattened
 	desired *Desired
 	expired map[expiredKey]Expired
+	invalid map[string]IdentityProblem // user id ->
+	byEmail map[string][]string        // identity.Key(email) -> active user ids reached
 }
 
 func (b *builder) user(id string) (*User, error) {
@@ -138,10 +168,39 @@ func (b *builder) user(id string) (*User, error) {
 	}
 	var p *User
 	if ok && u.Active && u.Email != "" {
-		p = &u
+		email, err := identity.Email(u.Email)
+		if err != nil {
+			// No access, reported once per build: a refused write on every
+			// run would say the same thing louder and grant nothing either.
+			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
+		} else {
+			u.Email = email
+			p = &u
+			b.byEmail[email] = append(b.byEmail[email], id)
+		}
 	}
 	b.byID[id] = p
 	return p, nil
+}
+
+// problems lists what user() refused and the emails several active users
+// share.
+func (b *builder) problems() {
+	for _, p := range b.invalid {
+		b.desired.Problems = append(b.desired.Problems, p)
+	}
+	for email, ids := range b.byEmail {
+		if len(ids) > 1 {
+			ids = slices.Sorted(slices.Values(ids))
+			b.desired.Problems = append(b.desired.Problems, IdentityProblem{
+				Kind: ProblemSharedEmail, Email: email, UserIDs: ids,
+				Why: fmt.Sprintf("%d active SCIM users resolve to this Cloudflare email; it holds the union of their grants", len(ids)),
+			})
+		}
+	}
+	slices.SortFunc(b.desired.Problems, func(x, y IdentityProblem) int {
+		return strings.Compare(x.Email+"\x00"+x.Kind+"\x00"+strings.Join(x.UserIDs, ","), y.Email+"\x00"+y.Kind+"\x00"+strings.Join(y.UserIDs, ","))
+	})
 }
 
 // member is a user reached from a mapped group: when they became an
@@ -218,7 +277,7 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 // add records one source for a key, live or ended.
 func (b *builder) add(account, email, key string, r Reason) {
 	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
-		ek := expiredKey{account, strings.ToLower(email), key}
+		ek := expiredKey{account, identity.Key(email), key}
 		if old, ok := b.expired[ek]; !ok || r.Expires.After(old.Reason.Expires) {
 			b.expired[ek] = Expired{AccountID: account, Email: email, Key: key, Reason: r}
 		}
@@ -230,7 +289,7 @@ func (b *builder) add(account, email, key string, r Reason) {
 		acct = map[string]*DesiredMember{}
 		b.desired.Accounts[account] = acct
 	}
-	lower := strings.ToLower(email)
+	lower := identity.Key(email)
 	dm := acct[lower]
 	if dm == nil {
 		dm = &DesiredMember{Email: email, Keys: map[string][]Reason{}}
@@ -259,13 +318,13 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 				return fmt.Errorf("read user %s: %w", id, err)
 			}
 			if ok && u.Email != "" {
-				scope[strings.ToLower(u.Email)] = true
+				scope[identity.Key(u.Email)] = true
 			}
 		}
 	}
 	activeByEmail := map[string]bool{}
 	for _, g := range grants {
-		lower := strings.ToLower(g.Email)
+		lower := identity.Key(g.Email)
 		if scope != nil && !scope[lower] {
 			continue
 		}
@@ -275,7 +334,9 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 			if err != nil {
 				return fmt.Errorf("look up user %s for grant %s: %w", g.Email, g.ID, err)
 			}
-			active = slices.ContainsFunc(us, func(u User) bool { return u.Active })
+			// The same rule as a mapping's: an active user whose own
+			// address is plain and resolves to the grant's email.
+			active = slices.ContainsFunc(us, func(u User) bool { return u.Active && identity.Valid(u.Email) && identity.Key(u.Email) == lower })
 			activeByEmail[lower] = active
 		}
 		if !active {
@@ -287,7 +348,7 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 		}
 		r := Reason{Kind: ReasonGrant, GrantID: g.ID, Expires: g.End, MappingIndex: -1}
 		for _, k := range g.Keys {
-			b.add(g.AccountID, g.Email, k, r)
+			b.add(g.AccountID, lower, k, r)
 		}
 	}
 	return nil
@@ -303,7 +364,7 @@ func (b *builder) finish() {
 		b.desired.Expired = append(b.desired.Expired, e)
 	}
 	slices.SortFunc(b.desired.Expired, func(x, y Expired) int {
-		return strings.Compare(x.AccountID+"\x00"+strings.ToLower(x.Email)+"\x00"+x.Key, y.AccountID+"\x00"+strings.ToLower(y.Email)+"\x00"+y.Key)
+		return strings.Compare(x.AccountID+"\x00"+identity.Key(x.Email)+"\x00"+x.Key, y.AccountID+"\x00"+identity.Key(y.Email)+"\x00"+y.Key)
 	})
 }
 

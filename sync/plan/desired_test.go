@@ -98,8 +98,10 @@ func TestBuildMembership(t *testing.T) {
 			}
 		})
 	}
-	if m := d.Accounts[prod]["alice@example.com"]; m == nil || m.Email != "Alice@Example.com" {
-		t.Errorf("member keeps the SCIM email's case: %+v", m)
+	// One identity rule: the SCIM "Alice@Example.com" is the Cloudflare
+	// "alice@example.com", everywhere it is compared or written.
+	if m := d.Accounts[prod]["alice@example.com"]; m == nil || m.Email != "alice@example.com" {
+		t.Errorf("member's email is the identity rule's: %+v", m)
 	}
 	if len(d.Expired) != 0 || !d.NextExpiry.IsZero() {
 		t.Errorf("nothing expires: %v %v", d.Expired, d.NextExpiry)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"github.com/scimflare/scimflare/internal/identity"
 	"maps"
 	"slices"
 	"strings"
@@ -27,7 +28,7 @@ type LedgerEntry struct {
 // AccountInput is everything Plan needs about one account.
 type AccountInput struct {
 	ID, Name string
-	Desired  map[string]*DesiredMember // lower(email) ->
+	Desired  map[string]*DesiredMember // identity.Key(email) ->
 	Expired  []Expired
 	// Actual holds Cloudflare's members by lower(email); in a targeted run
 	// only the affected emails.
@@ -120,6 +121,9 @@ type Changes struct {
 	// member id. Only meaningful when Actual is a fresh listing; policies
 	// pass them through.
 	Records []Record
+	// Identity lists the users the identity rule grants nothing and the
+	// emails several users share (Desired.Problems); reported, not applied.
+	Identity []IdentityProblem
 }
 
 // Record is the ledger entry one member should have, by account and the
@@ -156,7 +160,7 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 		ac := AccountChanges{ID: a.ID, Name: a.Name}
 		expired := map[string]map[string]Expired{}
 		for _, e := range a.Expired {
-			lower := strings.ToLower(e.Email)
+			lower := identity.Key(e.Email)
 			if expired[lower] == nil {
 				expired[lower] = map[string]Expired{}
 			}

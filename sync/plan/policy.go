@@ -2,8 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"github.com/scimflare/scimflare/internal/identity"
 	"slices"
-	"strings"
 )
 
 // Policy holds back changes that must not happen, like external-dns's
@@ -65,14 +65,14 @@ type protectedPolicy map[string]bool
 func ProtectedPolicy(emails []string) Policy {
 	p := protectedPolicy{}
 	for _, e := range emails {
-		p[strings.ToLower(strings.TrimSpace(e))] = true
+		p[identity.Key(e)] = true
 	}
 	return p
 }
 
 func (p protectedPolicy) Apply(c *Changes) *Changes {
 	return c.filter(func(ch Change) (bool, string) {
-		return !p[strings.ToLower(ch.Email)], WhyProtected
+		return !p[identity.Key(ch.Email)], WhyProtected
 	})
 }
 
@@ -94,12 +94,12 @@ func LastSuperAdminPolicy(in []AccountInput) Policy {
 		h := map[string]bool{}
 		if a.SuperAdmins != nil {
 			for _, e := range a.SuperAdmins {
-				h[strings.ToLower(e)] = true
+				h[identity.Key(e)] = true
 			}
 		} else {
 			for email, m := range a.Actual {
 				if m.Status != "pending" && slices.Contains(m.Keys, a.SuperAdminKey) {
-					h[strings.ToLower(email)] = true
+					h[identity.Key(email)] = true
 				}
 			}
 		}
@@ -124,7 +124,7 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 			return true, ""
 		}
 		h := left[ch.AccountID]
-		email := strings.ToLower(ch.Email)
+		email := identity.Key(ch.Email)
 		others := len(h)
 		if h[email] {
 			others--

@@ -77,6 +77,14 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 		}
 		b.WriteString("\n")
 	}
+	if len(c.Identity) > 0 {
+		b.WriteString("Identity problems (reported once per user; nothing is granted to an invalid address):\n")
+		for _, p := range c.Identity {
+			// %q: the address came from the IdP and may hold anything.
+			fmt.Fprintf(&b, "  %s %q (SCIM users %s): %s\n", p.Kind, p.Email, strings.Join(p.UserIDs, ", "), p.Why)
+		}
+		b.WriteString("\n")
+	}
 	if len(c.Tripped) > 0 {
 		tripped := make([]string, len(c.Tripped))
 		for i, id := range c.Tripped {
@@ -101,6 +109,16 @@ type jsonPlan struct {
 	Accounts []jsonAccount  `json:"accounts"`
 	Withheld []jsonWithheld `json:"withheld"`
 	Drift    []jsonDrift    `json:"drift"`
+	Identity []jsonIdentity `json:"identity"`
+}
+
+// jsonIdentity is one plan.IdentityProblem: kind invalid_email or
+// shared_email.
+type jsonIdentity struct {
+	Kind  string   `json:"kind"`
+	Email string   `json:"email"`
+	Users []string `json:"users"`
+	Why   string   `json:"why"`
 }
 
 type jsonAccount struct {
@@ -137,7 +155,10 @@ func RenderJSON(w io.Writer, c *Changes, names, accountNames map[string]string) 
 	conv := func(ch Change) jsonChange {
 		return jsonChange{Kind: ch.Kind, Email: ch.Email, Before: keyNames(ch.Before, names), After: keyNames(ch.After, names), Reason: ch.Reason}
 	}
-	out := jsonPlan{Accounts: []jsonAccount{}, Withheld: []jsonWithheld{}, Drift: []jsonDrift{}}
+	out := jsonPlan{Accounts: []jsonAccount{}, Withheld: []jsonWithheld{}, Drift: []jsonDrift{}, Identity: []jsonIdentity{}}
+	for _, p := range c.Identity {
+		out.Identity = append(out.Identity, jsonIdentity{Kind: p.Kind, Email: p.Email, Users: p.UserIDs, Why: p.Why})
+	}
 	for _, a := range c.Accounts {
 		ja := jsonAccount{Name: accountLabel(c, a.ID, accountNames), ID: a.ID, Changes: []jsonChange{}}
 		for _, ch := range a.Changes {
