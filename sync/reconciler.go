@@ -136,6 +136,11 @@ type Reconciler struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// saved is the run status as last recorded (nil: not read yet).
+	saved atomic.Pointer[savedStatus]
+	// expiries is the pending-expiry index (nil: not loaded yet).
+	expiries atomic.Pointer[expiryIndex]
+
 	// names is the most recent live name resolution (nil: none yet).
 	names atomic.Pointer[nameCache]
 

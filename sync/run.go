@@ -85,6 +85,8 @@ type run struct {
 	// users is what a targeted run plans (nil: everyone), kept to build
 	// desired state again should the names change under the run.
 	users map[string]bool
+	// scope is the identity keys a targeted run plans (nil: every email).
+	scope map[string]bool
 	// cachedNames is the name cache the run planned with; nil when it
 	// resolved names itself.
 	cachedNames *nameCache
@@ -188,6 +190,7 @@ func (rn *run) do(ctx context.Context) {
 func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	r, cfg := rn.r, rn.cfg
 	scope, err := rn.buildDesired(ctx)
+	rn.scope = scope
 	if err != nil {
 		rn.abort(err)
 		return nil, false

@@ -10,7 +10,6 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -37,6 +36,23 @@ type savedStatus struct {
 	// each problem is logged once, not on every run.
 	Identity []plan.IdentityProblem `json:"identity,omitempty"`
 }
+
+// cachedStatus is the status the last run recorded, from memory once it
+// was read: readiness probes must not wait on the state behind a long
+// reconcile's read transaction.
+func (r *Reconciler) cachedStatus() (savedStatus, error) {
+	if s := r.saved.Load(); s != nil {
+		return *s, nil
+	}
+	s, err := r.loadStatus()
+	if err == nil {
+		r.saved.CompareAndSwap(nil, &s)
+	}
+	return s, err
+}
+
+// PlanOnly reports whether runs currently start in plan-only mode.
+func (r *Reconciler) PlanOnly() bool { return r.planOnly.Load() }
 
 func (r *Reconciler) loadStatus() (savedStatus, error) {
 	var s savedStatus
@@ -88,6 +104,7 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	} else if err := r.state.PutStatus(statusKey, raw); err != nil {
 		r.log.Error("cannot store reconciler status", "error", err)
 	}
+	r.saved.Store(&s)
 	if !s.LastSuccess.IsZero() {
 		r.m.LastSuccess.Set(float64(s.LastSuccess.Unix()))
 	}
@@ -107,10 +124,21 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 		r.log.Info("dropped ended temporary grants", "count", n)
 	}
 
-	exp, next, err := r.expiries(rn.cfg, r.now())
-	if err != nil {
+	var exp []Expiry
+	var next time.Time
+	if idx, ok := r.nextExpiries(rn); ok {
+		if err := r.keepExpiries(idx); err != nil {
+			r.log.Error("cannot keep pending expiries", "error", err)
+		}
+		exp, next = idx.List, idx.Next
+	} else if e, n, err := r.computeExpiries(rn.cfg, r.now()); err != nil {
 		r.log.Error("cannot compute pending expiries", "error", err)
 		next = r.now().Add(retryDelay)
+	} else {
+		exp, next = e, n
+		if err := r.keepExpiries(&expiryIndex{List: exp, Next: next}); err != nil {
+			r.log.Error("cannot keep pending expiries", "error", err)
+		}
 	}
 	r.m.PendingExpiries.Set(float64(len(exp)))
 	if rn.req.kind == expiryRun && outcome == OutcomeAborted {
@@ -158,11 +186,12 @@ func tempGrants(grants []store.Grant, res *mapping.Resolved, cats map[string]map
 	return out, nil
 }
 
-// expiries derives every pending expiry from the state alone (no
-// Cloudflare call: names stand for themselves), so a restart or a CLI
-// without daemon sees the same list. next is the soonest moment desired
-// state changes by the clock.
-func (r *Reconciler) expiries(cfg *config.Config, now time.Time) ([]Expiry, time.Time, error) {
+// computeExpiries derives every pending expiry from the state alone (no
+// Cloudflare call: names stand for themselves), building desired state for
+// every user. Only a state without an expiry index (written before it was
+// kept) pays for it, once. next is the soonest moment desired state
+// changes by the clock.
+func (r *Reconciler) computeExpiries(cfg *config.Config, now time.Time) ([]Expiry, time.Time, error) {
 	grants, err := r.state.Grants()
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read temporary grants: %w", err)
@@ -182,44 +211,7 @@ func (r *Reconciler) expiries(cfg *config.Config, now time.Time) ([]Expiry, time
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read the state: %w", err)
 	}
-	names := map[string]string{}
-	for _, a := range cfg.Accounts {
-		names[a.ID] = a.Name
-	}
-	var out []Expiry
-	for acct, members := range d.Accounts {
-		for _, dm := range members {
-			for key, reasons := range dm.Keys {
-				// Access ends when its last source ends; a key with any
-				// unbounded source does not expire.
-				var last plan.Reason
-				bounded := len(reasons) > 0
-				for _, rs := range reasons {
-					if rs.Expires.IsZero() {
-						bounded = false
-						break
-					}
-					if rs.Expires.After(last.Expires) {
-						last = rs
-					}
-				}
-				if !bounded {
-					continue
-				}
-				out = append(out, Expiry{
-					Email: dm.Email, Account: names[acct], Role: mapping.KeyName(key, res.Names),
-					At: last.Expires, Source: expirySource(cfg, last),
-				})
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b Expiry) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Account+"\x00"+identity.Key(a.Email)+"\x00"+a.Role, b.Account+"\x00"+identity.Key(b.Email)+"\x00"+b.Role)
-	})
-	return out, d.NextExpiry, nil
+	return expiriesOf(d, cfg, res.Names), d.NextExpiry, nil
 }
 
 func expirySource(cfg *config.Config, r plan.Reason) string {
@@ -238,7 +230,7 @@ func (r *Reconciler) Status() Status {
 	cfg := r.config()
 	now := r.now()
 	st := Status{PlanOnly: r.planOnly.Load()}
-	s, err := r.loadStatus()
+	s, err := r.cachedStatus()
 	if err != nil {
 		st.LastError = err.Error()
 	}
@@ -256,7 +248,7 @@ func (r *Reconciler) Status() Status {
 	r.mu.Lock()
 	st.NextRun = r.nextRun
 	r.mu.Unlock()
-	exp, _, err := r.expiries(cfg, now)
+	exp, _, err := r.pendingExpiries(cfg, now)
 	if err != nil && st.LastError == "" {
 		st.LastError = "pending expiries: " + err.Error()
 	}
@@ -318,7 +310,7 @@ func (r *Reconciler) Ready() (bool, []string) {
 	if r.planOnly.Load() {
 		reasons = append(reasons, "plan-only: scimflare computes plans but never writes to Cloudflare (no API token, or sync.mode: plan-only)")
 	}
-	s, err := r.loadStatus()
+	s, err := r.cachedStatus()
 	if err != nil {
 		return false, append(reasons, err.Error())
 	}

@@ -57,6 +57,7 @@ type Daemon struct {
 	auth     *scim.Authenticator
 	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
 	cfToken  *tokenWatch        // nil without a Cloudflare token
+	probe    *storeProbe
 }
 
 // Run serves until ctx ends or SIGINT/SIGTERM arrives, then shuts down:
@@ -85,6 +86,8 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	}
 	defer st.Close()
 	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
+	// Real time, not opt.Now: this measures the disk, not the schedule.
+	d.probe = newStoreProbe(func() error { _, err := st.CountUsers(); return err }, time.Now)
 
 	var cfClient *cloudflare.Client
 	d.rec, cfClient, err = newReconciler(cfg, st, d.metrics, log.With("component", "reconciler"), opt.Now)
@@ -173,6 +176,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 			errc <- fmt.Errorf("admin socket: %w", err)
 		}
 	}()
+	work.Go(func() { d.probe.run(ctx) })
 	recDone := make(chan struct{})
 	go func() {
 		defer close(recDone)
@@ -299,7 +303,7 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
-	if _, err := d.st.CountUsers(); err != nil {
+	if !d.probe.answers() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "reason": "the state file does not answer"})
 		return
 	}
@@ -308,11 +312,11 @@ func (d *Daemon) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	var reasons []string
-	if _, err := d.st.CountUsers(); err != nil {
+	if !d.probe.answers() {
 		reasons = append(reasons, "the state file does not answer")
 	}
 	ok, why := d.rec.Ready()
-	body := map[string]any{"plan_only": d.rec.Status().PlanOnly}
+	body := map[string]any{"plan_only": d.rec.PlanOnly()}
 	if warn := d.credentialWarnings(); len(warn) > 0 {
 		body["warnings"] = warn
 	}
