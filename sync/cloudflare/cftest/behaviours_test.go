@@ -93,7 +93,11 @@ func TestRolesReadBackWithDerivedPolicies(t *testing.T) {
 		t.Fatalf("invite: %d %s", a.status, a.raw)
 	}
 	id := member(t, a).ID
-	checkDerived(t, srv, "GET", member(t, send(t, srv, "GET", "/accounts/"+acct+"/members/"+id, "", "x")), "Administrator", "DNS")
+	got := member(t, send(t, srv, "GET", "/accounts/"+acct+"/members/"+id, "", "x"))
+	checkDerived(t, srv, "GET", got, "Administrator", "DNS")
+	if l := got.Policies[0].PermissionGroups[0].Meta["label"]; l != "admin" {
+		t.Errorf("Administrator group label %q, want admin", l)
+	}
 	list := members(t, send(t, srv, "GET", "/accounts/"+acct+"/members", "", "x"))
 	if len(list) != 1 {
 		t.Fatalf("list = %+v", list)
@@ -101,10 +105,11 @@ func TestRolesReadBackWithDerivedPolicies(t *testing.T) {
 	checkDerived(t, srv, "list", list[0], "Administrator", "DNS")
 	put := send(t, srv, "PUT", "/accounts/"+acct+"/members/"+id, `{"roles":[{"id":"`+dns+`"}]}`, "x")
 	checkDerived(t, srv, "PUT answer", member(t, put), "DNS")
-	// The Administrator group carries the label Cloudflare gives it.
-	if m := member(t, put); m.Policies[0].PermissionGroups[0].Meta != nil {
-		t.Errorf("DNS group has meta %v; only sourced labels are served", m.Policies[0].PermissionGroups[0].Meta)
+	// Only the labels Cloudflare is seen to use are served.
+	if meta := member(t, put).Policies[0].PermissionGroups[0].Meta; meta["label"] != "" || meta["editable"] != "false" {
+		t.Errorf("DNS group meta %v; want built-in, no invented label", meta)
 	}
+
 	// The fake's state keeps the shape that was written.
 	if st, _ := srv.Member(acct, "r@example.com"); len(st.Roles) != 1 || st.Policies != nil {
 		t.Errorf("stored member = %+v", st)

@@ -455,19 +455,30 @@ func idOf(list []Named, name string) string {
 // account: the scope of every policy Cloudflare derives from a role.
 func AccountScope(accountID string) string { return "com.cloudflare.api.account." + accountID }
 
+// wirePermissionGroup is a permission group as Cloudflare shows it in a
+// member's policy (cloudflare/cf-terraforming
+// testdata/cloudflare/v5/cloudflare_account_member.yaml): a built-in group
+// has meta with editable "false" and the account scope, and its label
+// where that label is public.
 func (a *account) wirePermissionGroup(id string) wireGroup {
 	g := wireGroup{ID: id, Name: nameOf(a.permGroups, id)}
+	g.Meta = map[string]string{"editable": "false", "scopes": "com.cloudflare.api.account"}
 	if l, ok := permissionGroupLabels[g.Name]; ok {
-		g.Meta = map[string]string{"label": l, "scopes": "com.cloudflare.api.account"}
+		g.Meta["label"] = l
 	}
 	return g
 }
 
 // wireResourceGroup is a resource group as Cloudflare shows it: every group
-// of the fake scopes the whole account (objects "*").
+// of the fake scopes the whole account (objects "*"); the account-scope
+// group itself is built in (meta editable "false").
 func (a *account) wireResourceGroup(id string) wireGroup {
-	return wireGroup{ID: id, Name: nameOf(a.resGroups, id),
+	g := wireGroup{ID: id, Name: nameOf(a.resGroups, id),
 		Scope: &wireScope{Key: AccountScope(a.id), Objects: []wireScopeObject{{Key: "*"}}}}
+	if g.Name == AccountScope(a.id) {
+		g.Meta = map[string]string{"editable": "false"}
+	}
+	return g
 }
 
 // wire is the member as GET, list and PUT answer it. A role is read back as
