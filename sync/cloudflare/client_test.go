@@ -268,7 +268,7 @@ func TestAlreadyMemberIncludingPending(t *testing.T) {
 		t.Errorf("members = %d, want 1 (no duplicate invite)", n)
 	}
 	if n := srv.Calls(http.MethodPost, cftest.RouteMembers); n != 2 {
-		t.Errorf("POST calls = %d, want 2 (409 not retried)", n)
+		t.Errorf("POST calls = %d, want 2 (the 400 not retried)", n)
 	}
 }
 
