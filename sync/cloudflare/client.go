@@ -29,8 +29,9 @@ const (
 	DefaultMaxRetryAfter = 5 * time.Minute
 )
 
-// perPage is the largest page Cloudflare serves for members (and the
-// permission-group and role listings): fewer pages, fewer requests.
+// perPage is the largest page Cloudflare serves for members, roles and
+// permission groups (per_page is 5 to 50 on each): fewer pages, fewer
+// requests.
 const perPage = 50
 
 // maxPages stops a listing that never ends (a misbehaving API or proxy):
@@ -46,13 +47,21 @@ const (
 	RouteResourceGroups   = "/accounts/{account_id}/iam/resource_groups"
 )
 
-// Member is one account member as scimflare sees it.
+// Member is one account member as scimflare sees it, in its account's
+// shape: Cloudflare reads a member granted roles back with one policy per
+// role as well (allow, the role's permission group, on the account-scope
+// resource group). Those policies are what the roles grant, not a second
+// grant: they are kept apart in DerivedPolicies, and Policies holds only
+// policies no role explains.
 type Member struct {
 	ID       string
 	Email    string
 	Status   string   // "accepted" or "pending"; a pending invite is a member
 	Roles    []string // role ids
 	Policies []Policy
+	// DerivedPolicies are the policies Cloudflare derives from Roles, for
+	// information only: never grants, never drift, never written back.
+	DerivedPolicies []Policy
 }
 
 // Policy is one access policy of a member (the permission-group shape
@@ -182,56 +191,124 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) BudgetLeft() int { return c.limiter.left() }
 
 // ListMembers lists every member of the account, pending invites included,
-// 50 a page. Any failed page fails the whole listing: a partial list would
-// look like members to remove.
+// 50 a page, ordered by email so that a member cannot slip between pages.
+// The listing is complete or it fails: a failed page, or an answer that
+// does not add up (see ErrIncompleteListing), fails the whole listing, as a
+// partial list would look like members to remove.
 func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, error) {
 	if accountID == "" {
 		return nil, errors.New("list members: account id is empty")
 	}
-	var out []Member
-	for page := 1; ; page++ {
-		p := accounts.MemberListParams{}
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = perPage, true
-		var res *pagination.V4PagePaginationArray[shared.Member]
-		err := do(ctx, RouteMembers, func(ctx context.Context) (err error) {
-			res, err = c.members.List(ctx, p)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list members of account %s, page %d: %w", accountID, page, err)
+	out, err := listAll(ctx, fmt.Sprintf("list members of account %s", accountID),
+		func(ctx context.Context, page int) ([]shared.Member, string, error) {
+			p := accounts.MemberListParams{}
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = perPage, true
+			p.Order.Value, p.Order.Present = accounts.MemberListParamsOrderUserEmail, true
+			p.Direction.Value, p.Direction.Present = accounts.MemberListParamsDirectionAsc, true
+			var res *pagination.V4PagePaginationArray[shared.Member]
+			err := do(ctx, RouteMembers, func(ctx context.Context) (err error) {
+				res, err = c.members.List(ctx, p)
+				return err
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			return res.Result, res.JSON.RawJSON(), nil
+		},
+		func(m shared.Member) string { return m.ID })
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]Member, 0, len(out))
+	for _, m := range out {
+		ms = append(ms, memberFrom(m, accountID))
+	}
+	return ms, nil
+}
+
+// listAll fetches every page of a V4 page-paginated listing and proves it
+// complete: each answer says success, carries a result array and a
+// result_info with total_count; the pages add up to total_count exactly,
+// no page before the last is short, and no id comes twice. When
+// total_count changes during the listing (the listed set changed under
+// it), it lists once more from page 1; a second change fails.
+func listAll[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string) ([]T, error) {
+	for attempt := 1; ; attempt++ {
+		out, changed, err := listOnce(ctx, what, fetch, idOf)
+		if err != nil || !changed {
+			return out, err
 		}
-		for _, m := range res.Result {
-			out = append(out, memberFrom(m))
-		}
-		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
-		if err != nil {
-			return nil, fmt.Errorf("list members of account %s, page %d: %w", accountID, page, err)
-		}
-		if !more {
-			return out, nil
+		if attempt == 2 {
+			return nil, fmt.Errorf("%s: %w: total_count changed during two listings in a row", what, ErrIncompleteListing)
 		}
 	}
 }
 
-// hasMore decides whether another page follows, from result_info when the
-// API sent total_pages, else from whether this page was full.
-func hasMore(raw string, page, got int) (bool, error) {
+func listOnce[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string) (out []T, changed bool, err error) {
+	total := -1
+	seen := map[string]bool{}
+	for page := 1; ; page++ {
+		items, raw, err := fetch(ctx, page)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s, page %d: %w", what, page, err)
+		}
+		n, err := pageTotal(raw)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s, page %d: %w: %s", what, page, ErrIncompleteListing, err)
+		}
+		if total >= 0 && n != total {
+			return nil, true, nil
+		}
+		total = n
+		for _, it := range items {
+			id := idOf(it)
+			if seen[id] {
+				return nil, false, fmt.Errorf("%s, page %d: %w: id %s was listed twice", what, page, ErrIncompleteListing, id)
+			}
+			seen[id] = true
+			out = append(out, it)
+		}
+		switch {
+		case len(out) > total:
+			return nil, false, fmt.Errorf("%s, page %d: %w: %d listed, more than total_count %d", what, page, ErrIncompleteListing, len(out), total)
+		case len(out) == total:
+			return out, false, nil
+		case len(items) < perPage:
+			return nil, false, fmt.Errorf("%s, page %d: %w: the page held %d of %d with only %d of total_count %d listed", what, page, ErrIncompleteListing, len(items), perPage, len(out), total)
+		case page >= maxPages:
+			return nil, false, fmt.Errorf("%s: listing exceeds %d pages; refusing to continue", what, maxPages)
+		}
+	}
+}
+
+// pageTotal checks one page's envelope and returns its total_count. It
+// relies on no total_pages: Cloudflare does not send it.
+func pageTotal(raw string) (int, error) {
 	var env struct {
+		Success    *bool           `json:"success"`
+		Result     json.RawMessage `json:"result"`
 		ResultInfo *struct {
-			TotalPages *float64 `json:"total_pages"`
+			TotalCount *float64 `json:"total_count"`
 		} `json:"result_info"`
 	}
-	_ = json.Unmarshal([]byte(raw), &env)
-	more := got >= perPage
-	if env.ResultInfo != nil && env.ResultInfo.TotalPages != nil {
-		more = float64(page) < *env.ResultInfo.TotalPages
+	if err := json.Unmarshal([]byte(raw), &env); err != nil {
+		return 0, fmt.Errorf("the answer is not a JSON envelope: %v", err)
 	}
-	if more && page >= maxPages {
-		return false, fmt.Errorf("listing exceeds %d pages; refusing to continue", maxPages)
+	switch r := strings.TrimSpace(string(env.Result)); {
+	case env.Success == nil || !*env.Success:
+		return 0, errors.New(`the answer says "success": false`)
+	case r == "" || r == "null":
+		return 0, errors.New(`the answer has no result ("result": null)`)
+	case !strings.HasPrefix(r, "["):
+		return 0, errors.New("the answer's result is not a list")
+	case env.ResultInfo == nil || env.ResultInfo.TotalCount == nil:
+		return 0, errors.New("the answer has no result_info.total_count to check the listing against")
+	case *env.ResultInfo.TotalCount < 0 || *env.ResultInfo.TotalCount != float64(int(*env.ResultInfo.TotalCount)):
+		return 0, fmt.Errorf("result_info.total_count %v is not a count", *env.ResultInfo.TotalCount)
 	}
-	return more, nil
+	return int(*env.ResultInfo.TotalCount), nil
 }
 
 // GetMember fetches one member; ErrNotFound when it does not exist.
@@ -246,7 +323,7 @@ func (c *Client) GetMember(ctx context.Context, accountID, memberID string) (Mem
 	if err != nil {
 		return Member{}, fmt.Errorf("get member %s of account %s: %w", memberID, accountID, err)
 	}
-	return memberFrom(*m), nil
+	return memberFrom(*m, accountID), nil
 }
 
 // CreateMember invites email with either roles or policies (exactly one must
@@ -294,7 +371,7 @@ func (c *Client) CreateMember(ctx context.Context, accountID, email string, role
 	if err != nil {
 		return Member{}, fmt.Errorf("create member %s in account %s: %w", email, accountID, err)
 	}
-	return memberFrom(*m), nil
+	return memberFrom(*m, accountID), nil
 }
 
 // UpdateMember replaces the member's roles or policies (exactly one must be
@@ -342,7 +419,7 @@ func (c *Client) UpdateMember(ctx context.Context, accountID, memberID string, r
 	if err != nil {
 		return Member{}, fmt.Errorf("update member %s of account %s: %w", memberID, accountID, err)
 	}
-	return memberFrom(*m), nil
+	return memberFrom(*m, accountID), nil
 }
 
 // DeleteMember removes the member (or withdraws the pending invite).
@@ -360,63 +437,65 @@ func (c *Client) DeleteMember(ctx context.Context, accountID, memberID string) e
 	return nil
 }
 
-// ListRoles lists the account's roles (id and name), every page.
+// ListRoles lists the account's roles (id and name), every page; the
+// listing is complete or it fails (ErrIncompleteListing).
 func (c *Client) ListRoles(ctx context.Context, accountID string) ([]Named, error) {
-	var out []Named
-	for page := 1; ; page++ {
-		p := accounts.RoleListParams{}
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = perPage, true
-		var res *pagination.V4PagePaginationArray[shared.Role]
-		err := do(ctx, RouteRoles, func(ctx context.Context) (err error) {
-			//lint:ignore SA1019 see the roles field: legacy roles remain a live API.
-			res, err = c.roles.List(ctx, p)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list roles of account %s, page %d: %w", accountID, page, err)
-		}
-		for _, r := range res.Result {
-			out = append(out, Named{ID: r.ID, Name: r.Name})
-		}
-		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
-		if err != nil {
-			return nil, fmt.Errorf("list roles of account %s, page %d: %w", accountID, page, err)
-		}
-		if !more {
-			return out, nil
-		}
+	out, err := listAll(ctx, fmt.Sprintf("list roles of account %s", accountID),
+		func(ctx context.Context, page int) ([]shared.Role, string, error) {
+			p := accounts.RoleListParams{}
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = perPage, true
+			var res *pagination.V4PagePaginationArray[shared.Role]
+			err := do(ctx, RouteRoles, func(ctx context.Context) (err error) {
+				//lint:ignore SA1019 see the roles field: legacy roles remain a live API.
+				res, err = c.roles.List(ctx, p)
+				return err
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			return res.Result, res.JSON.RawJSON(), nil
+		},
+		func(r shared.Role) string { return r.ID })
+	if err != nil {
+		return nil, err
 	}
+	named := make([]Named, 0, len(out))
+	for _, r := range out {
+		named = append(named, Named{ID: r.ID, Name: r.Name})
+	}
+	return named, nil
 }
 
-// ListPermissionGroups lists the account's IAM permission groups, every page.
+// ListPermissionGroups lists the account's IAM permission groups, every
+// page; the listing is complete or it fails (ErrIncompleteListing).
 func (c *Client) ListPermissionGroups(ctx context.Context, accountID string) ([]Named, error) {
-	var out []Named
-	for page := 1; ; page++ {
-		p := iam.PermissionGroupListParams{}
-		p.AccountID.Value, p.AccountID.Present = accountID, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = perPage, true
-		var res *pagination.V4PagePaginationArray[iam.PermissionGroupListResponse]
-		err := do(ctx, RoutePermissionGroups, func(ctx context.Context) (err error) {
-			res, err = c.permGroups.List(ctx, p)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list permission groups of account %s, page %d: %w", accountID, page, err)
-		}
-		for _, g := range res.Result {
-			out = append(out, Named{ID: g.ID, Name: g.Name})
-		}
-		more, err := hasMore(res.JSON.RawJSON(), page, len(res.Result))
-		if err != nil {
-			return nil, fmt.Errorf("list permission groups of account %s, page %d: %w", accountID, page, err)
-		}
-		if !more {
-			return out, nil
-		}
+	out, err := listAll(ctx, fmt.Sprintf("list permission groups of account %s", accountID),
+		func(ctx context.Context, page int) ([]iam.PermissionGroupListResponse, string, error) {
+			p := iam.PermissionGroupListParams{}
+			p.AccountID.Value, p.AccountID.Present = accountID, true
+			p.Page.Value, p.Page.Present = float64(page), true
+			p.PerPage.Value, p.PerPage.Present = perPage, true
+			var res *pagination.V4PagePaginationArray[iam.PermissionGroupListResponse]
+			err := do(ctx, RoutePermissionGroups, func(ctx context.Context) (err error) {
+				res, err = c.permGroups.List(ctx, p)
+				return err
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			return res.Result, res.JSON.RawJSON(), nil
+		},
+		func(g iam.PermissionGroupListResponse) string { return g.ID })
+	if err != nil {
+		return nil, err
 	}
+	named := make([]Named, 0, len(out))
+	for _, g := range out {
+		named = append(named, Named{ID: g.ID, Name: g.Name})
+	}
+	return named, nil
 }
 
 // ListResourceGroups lists the account's IAM resource groups. Cloudflare
@@ -431,6 +510,15 @@ func (c *Client) ListResourceGroups(ctx context.Context, accountID string) ([]Na
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list resource groups of account %s: %w", accountID, err)
+	}
+	raw := res.JSON.RawJSON()
+	var env struct {
+		Success *bool           `json:"success"`
+		Result  json.RawMessage `json:"result"`
+	}
+	_ = json.Unmarshal([]byte(raw), &env)
+	if r := strings.TrimSpace(string(env.Result)); env.Success == nil || !*env.Success || !strings.HasPrefix(r, "[") {
+		return nil, fmt.Errorf("list resource groups of account %s: %w: the answer has no successful result list", accountID, ErrIncompleteListing)
 	}
 	out := make([]Named, 0, len(res.Result))
 	for _, g := range res.Result {
@@ -453,14 +541,21 @@ func access(p Policy) string {
 	return p.Access
 }
 
-func memberFrom(m shared.Member) Member {
+// memberFrom reads a member of accountID. A policy Cloudflare derives from
+// one of the member's roles goes to DerivedPolicies; every other policy is
+// the member's own (Policies).
+func memberFrom(m shared.Member, accountID string) Member {
 	out := Member{ID: m.ID, Email: m.Email, Status: string(m.Status)}
 	if out.Email == "" {
 		out.Email = m.User.Email
 	}
 	out.Email = strings.TrimSpace(out.Email)
+	roleNames := map[string]bool{}
 	for _, r := range m.Roles {
 		out.Roles = append(out.Roles, r.ID)
+		if n := strings.TrimSpace(r.Name); n != "" {
+			roleNames[strings.ToLower(n)] = true
+		}
 	}
 	for _, p := range m.Policies {
 		pol := Policy{Access: string(p.Access)}
@@ -470,7 +565,38 @@ func memberFrom(m shared.Member) Member {
 		for _, g := range p.ResourceGroups {
 			pol.ResourceGroups = append(pol.ResourceGroups, g.ID)
 		}
+		if derivedFromRole(p, roleNames, accountID) {
+			out.DerivedPolicies = append(out.DerivedPolicies, pol)
+			continue
+		}
 		out.Policies = append(out.Policies, pol)
 	}
 	return out
+}
+
+// AccountScope is the scope key of the resource group that stands for the
+// whole account.
+func AccountScope(accountID string) string { return "com.cloudflare.api.account." + accountID }
+
+// derivedFromRole reports whether p is the policy Cloudflare shows for a
+// role the member holds: allow; exactly one permission group, named (in any
+// case) as one of roleNames; exactly one resource group, the account scope
+// with every object ("*").
+func derivedFromRole(p shared.MemberPolicy, roleNames map[string]bool, accountID string) bool {
+	if p.Access != shared.MemberPoliciesAccessAllow || len(p.PermissionGroups) != 1 || len(p.ResourceGroups) != 1 {
+		return false
+	}
+	if !roleNames[strings.ToLower(strings.TrimSpace(p.PermissionGroups[0].Name))] {
+		return false
+	}
+	rg := p.ResourceGroups[0]
+	if accountID == "" || rg.Scope.Key != AccountScope(accountID) {
+		return false
+	}
+	for _, o := range rg.Scope.Objects {
+		if o.Key != "*" {
+			return false
+		}
+	}
+	return true
 }

@@ -113,8 +113,14 @@ func TestCreateMemberWithRoles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateMember: %v", err)
 	}
-	if m.Status != "pending" || m.Email != "new@example.com" || !slices.Equal(m.Roles, []string{role}) || m.ID == "" {
+	// Cloudflare's POST answer carries no roles (1b); the client reports
+	// what was answered and invents nothing.
+	if m.Status != "pending" || m.Email != "new@example.com" || len(m.Roles)+len(m.Policies)+len(m.DerivedPolicies) != 0 || m.ID == "" {
 		t.Fatalf("created member = %+v", m)
+	}
+	got, err := c.GetMember(context.Background(), acct, m.ID)
+	if err != nil || !slices.Equal(got.Roles, []string{role}) || len(got.Policies) != 0 || len(got.DerivedPolicies) != 1 {
+		t.Fatalf("read back = %+v, %v; want the role, its derived policy apart", got, err)
 	}
 	stored, ok := srv.Member(acct, "new@example.com")
 	if !ok || stored.ID != m.ID || !slices.Equal(stored.Roles, []string{role}) {
@@ -135,8 +141,11 @@ func TestCreateMemberWithPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateMember: %v", err)
 	}
-	if m.Status != "pending" || len(m.Roles) != 0 || len(m.Policies) != 1 {
-		t.Fatalf("created member = %+v", m)
+	if m.Status != "pending" || len(m.Roles) != 0 || len(m.Policies) != 0 {
+		t.Fatalf("created member = %+v, want the POST answer without policies (1b)", m)
+	}
+	if m, err = c.GetMember(context.Background(), acct, m.ID); err != nil || len(m.Roles) != 0 || len(m.Policies) != 1 || len(m.DerivedPolicies) != 0 {
+		t.Fatalf("read back = %+v, %v", m, err)
 	}
 	got := m.Policies[0]
 	if got.Access != "allow" || !slices.Equal(got.PermissionGroups, pol.PermissionGroups) || !slices.Equal(got.ResourceGroups, pol.ResourceGroups) {
@@ -259,7 +268,7 @@ func TestAlreadyMemberIncludingPending(t *testing.T) {
 		t.Errorf("members = %d, want 1 (no duplicate invite)", n)
 	}
 	if n := srv.Calls(http.MethodPost, cftest.RouteMembers); n != 2 {
-		t.Errorf("POST calls = %d, want 2 (409 not retried)", n)
+		t.Errorf("POST calls = %d, want 2 (the 400 not retried)", n)
 	}
 }
 
@@ -498,8 +507,9 @@ func TestCatalogListings(t *testing.T) {
 		t.Error("super administrator role missing")
 	}
 	pgs, err := c.ListPermissionGroups(ctx, acct)
-	if err != nil || len(pgs) != len(cftest.DefaultPermissionGroups) {
-		t.Fatalf("permission groups = %d, %v", len(pgs), err)
+	// Every role comes with its permission group of the same name.
+	if err != nil || len(pgs) != len(cftest.DefaultPermissionGroups)+60 || srv.Calls(http.MethodGet, cftest.RoutePermissionGroups) != 2 {
+		t.Fatalf("permission groups = %d over %d pages, %v", len(pgs), srv.Calls(http.MethodGet, cftest.RoutePermissionGroups), err)
 	}
 	rgs, err := c.ListResourceGroups(ctx, acct)
 	if err != nil {

@@ -23,7 +23,8 @@ const (
 const ExpiryWarningWindow = 14 * 24 * time.Hour
 
 // ErrTokenRejected: Cloudflare refused the API token itself (HTTP 401 or
-// 403 from the verify endpoints): it is unknown, revoked or malformed.
+// 403 from the verify endpoints, or 400 with code 6003/6111 when it is not
+// a well-formed token at all): it is unknown, revoked or malformed.
 var ErrTokenRejected = errors.New("cloudflare: API token rejected")
 
 // TokenStatus is Cloudflare's answer about the API token in use.
@@ -84,7 +85,7 @@ func (c *Client) VerifyToken(ctx context.Context, accountIDs []string) (TokenSta
 
 func refused(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.malformedToken())
 }
 
 // TokenHealth is what scimflare last learned about its Cloudflare API token,
@@ -109,7 +110,7 @@ func Assess(source string, st TokenStatus, err error, now time.Time) TokenHealth
 	switch {
 	case errors.Is(err, ErrTokenRejected):
 		h.Rejected = true
-		why := "answered 401 or 403"
+		why := "answered 400, 401 or 403"
 		var ae *APIError
 		if errors.As(err, &ae) {
 			why = ae.Error()

@@ -3,6 +3,7 @@ package cloudflare_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -127,5 +128,27 @@ func TestAssessAndWarnings(t *testing.T) {
 				t.Errorf("health = %+v", h)
 			}
 		})
+	}
+}
+
+// TestVerifyTokenMalformedIsRejected: Cloudflare answers a token that is
+// not a token at all 400 / 6003 (6111); that is a refused token, not an
+// outage.
+func TestVerifyTokenMalformedIsRejected(t *testing.T) {
+	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}, Token: "good-token"})
+	c, err := cloudflare.New(cloudflare.Config{BaseURL: srv.URL(), Token: "pasted with a space", HTTPClient: srv.HTTPClient(), Clock: srv.Clock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.VerifyToken(context.Background(), []string{acct})
+	if !errors.Is(err, cloudflare.ErrTokenRejected) {
+		t.Fatalf("err = %v, want ErrTokenRejected", err)
+	}
+	h := cloudflare.Assess("CLOUDFLARE_API_TOKEN", cloudflare.TokenStatus{}, err, srv.Clock().Now())
+	if !h.Rejected || !strings.Contains(h.Problem, "6111") {
+		t.Fatalf("health = %+v", h)
+	}
+	if n := srv.Calls(http.MethodGet, cftest.RouteAccountTokenVerify); n != 1 {
+		t.Errorf("account endpoint tried %d times, want 1", n)
 	}
 }

@@ -188,10 +188,14 @@ func (c *Client) backoff(attempt int) time.Duration {
 // an envelope (a proxy's HTML 502) still yields its status and a short excerpt.
 func newAPIError(method, route string, status int, body []byte) *APIError {
 	e := &APIError{Status: status, Method: method, Route: route}
+	type message struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
 	var env struct {
 		Errors []struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
+			message
+			ErrorChain []message `json:"error_chain"`
 		} `json:"errors"`
 	}
 	if json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
@@ -199,7 +203,12 @@ func newAPIError(method, route string, status int, body []byte) *APIError {
 		msgs := make([]string, 0, len(env.Errors))
 		for i, x := range env.Errors {
 			if i == 0 {
-				msgs = append(msgs, x.Message)
+				m := x.Message
+				for _, c := range x.ErrorChain {
+					e.Chain = append(e.Chain, c.Code)
+					m += fmt.Sprintf(" (error %d: %s)", c.Code, c.Message)
+				}
+				msgs = append(msgs, m)
 				continue
 			}
 			msgs = append(msgs, fmt.Sprintf("error %d: %s", x.Code, x.Message))

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,36 @@ const (
 	// 401) for a token they do not know, e.g. an account-owned token at
 	// /user/tokens/verify.
 	CodeInvalidToken = 1000
+	// CodeInvalidHeaders (HTTP 400, "Invalid request headers") with
+	// CodeInvalidAuthorization in its error_chain ("Invalid format for
+	// Authorization header") is Cloudflare's answer to a bearer token that
+	// is not a token at all (testdata/BEHAVIOURS.md, 1f).
+	CodeInvalidHeaders       = 6003
+	CodeInvalidAuthorization = 6111
+)
+
+// ListingFault makes a listing answer HTTP 200 yet be wrong, as a
+// misbehaving API or a proxy could: see Fault.Listing.
+type ListingFault int
+
+// Listing faults.
+const (
+	ListingOK ListingFault = iota
+	// ListingUnsuccessful answers HTTP 200 with "success": false.
+	ListingUnsuccessful
+	// ListingNullResult answers HTTP 200 with "result": null.
+	ListingNullResult
+	// ListingShortPage leaves the page's last item out while result_info
+	// (total_count) still counts it.
+	ListingShortPage
+	// ListingTotalChanged reports a total_count one higher than the listing
+	// holds, as when a member is invited between two pages.
+	ListingTotalChanged
+	// ListingDuplicate serves the page one item early (page 1: its last
+	// item is the first again), so an item appears twice in the listing
+	// and another is never served, as when a member is added before the
+	// page boundary between two pages.
+	ListingDuplicate
 )
 
 // TokenInfo is what the verify endpoints say about the accepted token.
@@ -95,7 +126,8 @@ type Write struct {
 	At                                 time.Time
 }
 
-// InvalidRequest is a request that failed OpenAPI validation.
+// InvalidRequest is a request that failed OpenAPI validation, or (in
+// InvalidResponses) a request whose answer from the fake did.
 type InvalidRequest struct {
 	Method, URL, Body, Err string
 }
@@ -125,6 +157,10 @@ type Fault struct {
 	// Writes) and then closes the connection without an answer: a reset
 	// after Cloudflare acted, or a client that gave up too late.
 	DropAfterApply bool
+	// Listing answers a list request (members, roles, permission or
+	// resource groups) HTTP 200 but wrong in this way. Such answers are
+	// deliberately outside the schema and are not response-validated.
+	Listing ListingFault
 }
 
 type fault struct {
@@ -147,6 +183,7 @@ type Server struct {
 	total    int
 	writes   []Write
 	invalid  []InvalidRequest
+	badResp  []InvalidRequest
 	faults   []*fault
 	window   []time.Time // accepted request times, oldest first
 	blocked  time.Time   // rate-limit block ends
@@ -201,6 +238,7 @@ func New(t testing.TB, opts Options) *Server {
 		if !opts.AllowInvalid {
 			s.AssertValid(t)
 		}
+		s.AssertValidResponses(t)
 	})
 	return s
 }
@@ -285,6 +323,23 @@ func (s *Server) InvalidRequests() []InvalidRequest {
 	return append([]InvalidRequest(nil), s.invalid...)
 }
 
+// InvalidResponses lists answers of the fake that did not match the
+// schema (injected faults and throttling excepted): a defect of the fake.
+func (s *Server) InvalidResponses() []InvalidRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]InvalidRequest(nil), s.badResp...)
+}
+
+// AssertValidResponses fails t for every answer of the fake that did not
+// match the schema. New runs it when the test ends, whatever AllowInvalid.
+func (s *Server) AssertValidResponses(t testing.TB) {
+	t.Helper()
+	for _, r := range s.InvalidResponses() {
+		t.Errorf("cftest: invalid answer to %s %s: %s (answer %s)", r.Method, r.URL, r.Err, r.Body)
+	}
+}
+
 // AssertValid fails t for every request that did not match the schema.
 func (s *Server) AssertValid(t testing.TB) {
 	t.Helper()
@@ -353,14 +408,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNoRoute, "No route for that URI")
 		return
 	}
+	if auth := r.Header.Get("Authorization"); auth != "" && !wellFormedBearer(auth) {
+		s.answer(w, r, body, http.StatusBadRequest, envelope{
+			Errors: []apiMessage{{Code: CodeInvalidHeaders, Message: "Invalid request headers",
+				ErrorChain: []apiMessage{{Code: CodeInvalidAuthorization, Message: "Invalid format for Authorization header"}}}},
+			Messages: []apiMessage{},
+		}, true)
+		return
+	}
 	if token != "" && r.Header.Get("Authorization") != "Bearer "+token {
-		writeError(w, http.StatusForbidden, CodeAuth, "Authentication error")
+		s.answer(w, r, body, http.StatusForbidden, errorEnvelope(CodeAuth, "Authentication error"), true)
 		return
 	}
 	if route != RouteTokenVerify && route != RouteAccountTokenVerify {
 		if err := s.validate(r, body); err != nil {
 			s.recordInvalid(r, body, err.Error())
-			writeError(w, http.StatusBadRequest, CodeInvalidRequest, "Invalid request: "+firstLine(err.Error()))
+			s.answer(w, r, body, http.StatusBadRequest, errorEnvelope(CodeInvalidRequest, "Invalid request: "+firstLine(err.Error())), true)
 			return
 		}
 	}
@@ -391,8 +454,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	var lf ListingFault
+	if f != nil && r.Method == http.MethodGet {
+		lf = f.Listing
+	}
 	s.mu.Lock()
-	status, payload := s.handle(r.Method, route, accountID, memberID, r.URL.Query(), body)
+	status, payload := s.handle(r.Method, route, accountID, memberID, r.URL.Query(), body, lf)
 	if r.Method != http.MethodGet {
 		s.writes = append(s.writes, Write{
 			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
@@ -404,7 +471,46 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		hangUp(w)
 		return
 	}
-	writeJSON(w, status, payload)
+	s.answer(w, r, body, status, payload, lf == ListingOK)
+}
+
+// answer writes payload and, when check is set, validates it as an answer
+// to r against the schema, recording a mismatch (InvalidResponses).
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, reqBody []byte, status int, payload any, check bool) {
+	b := encode(&status, payload)
+	if check {
+		if err := s.validateResponse(r, reqBody, status, b); err != nil {
+			s.mu.Lock()
+			s.badResp = append(s.badResp, InvalidRequest{Method: r.Method, URL: r.URL.String(), Body: string(b), Err: err.Error()})
+			s.mu.Unlock()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// wellFormedBearer reports whether an Authorization header is the bearer
+// scheme with a token of RFC 6750's b64token syntax; Cloudflare answers
+// anything else 400 / 6003 (6111).
+func wellFormedBearer(h string) bool {
+	tok, found := strings.CutPrefix(h, "Bearer ")
+	if !found {
+		return false
+	}
+	body := strings.TrimRight(tok, "=")
+	if body == "" {
+		return false
+	}
+	for _, c := range body {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("-._~+/", c):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // hangUp closes the connection without an answer.
@@ -514,6 +620,32 @@ func (s *Server) validate(r *http.Request, body []byte) error {
 	return openapi3filter.ValidateRequest(req.Context(), in)
 }
 
+// validateResponse checks an answer of the fake against the schema. Routes
+// outside the schema (token verification) and answers the schema does not
+// describe are not checked: 429s come from Cloudflare's edge rate limiter
+// (code 971, below the IAM schema's minimum error code 1000), 5xx are
+// undeclared.
+func (s *Server) validateResponse(r *http.Request, reqBody []byte, status int, out []byte) error {
+	if status == http.StatusTooManyRequests || status >= 500 {
+		return nil
+	}
+	req := r.Clone(context.Background())
+	req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		return nil
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts},
+		Status:                 status,
+		Header:                 http.Header{"Content-Type": {"application/json"}},
+		Body:                   io.NopCloser(bytes.NewReader(out)),
+		Options:                opts,
+	}
+	return openapi3filter.ValidateResponse(req.Context(), in)
+}
+
 func (s *Server) recordInvalid(r *http.Request, body []byte, msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -521,8 +653,9 @@ func (s *Server) recordInvalid(r *http.Request, body []byte, msg string) {
 }
 
 type apiMessage struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
+	Code       int          `json:"code"`
+	Message    string       `json:"message"`
+	ErrorChain []apiMessage `json:"error_chain,omitempty"`
 }
 
 type envelope struct {
@@ -533,12 +666,13 @@ type envelope struct {
 	ResultInfo *resultInfo  `json:"result_info,omitempty"`
 }
 
+// resultInfo is a page's result_info as Cloudflare sends it: no
+// total_pages (testdata/BEHAVIOURS.md, 1c).
 type resultInfo struct {
 	Page       int `json:"page"`
 	PerPage    int `json:"per_page"`
 	Count      int `json:"count"`
 	TotalCount int `json:"total_count"`
-	TotalPages int `json:"total_pages"`
 }
 
 func errorEnvelope(code int, msg string) envelope {
@@ -550,13 +684,19 @@ func writeError(w http.ResponseWriter, status, code int, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"success":false,"errors":[{"code":10001,"message":"fake could not encode its answer"}],"messages":[],"result":null}`)
-	}
+	b := encode(&status, v)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+func encode(status *int, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		*status = http.StatusInternalServerError
+		return []byte(`{"success":false,"errors":[{"code":10001,"message":"fake could not encode its answer"}],"messages":[],"result":null}`)
+	}
+	return b
 }
 
 // pageParams reads page and per_page with Cloudflare's default of 20 a page.
@@ -571,15 +711,30 @@ func pageParams(q url.Values) (page, perPage int) {
 	return page, perPage
 }
 
-// paginate slices items for one page and fills result_info.
-func paginate[T any](items []T, page, perPage int) ([]T, *resultInfo) {
+// paginate slices items for one page and fills result_info, wrong in the
+// way lf says.
+func paginate[T any](items []T, page, perPage int, lf ListingFault) ([]T, *resultInfo) {
 	total := len(items)
-	pages := (total + perPage - 1) / perPage
 	start := min((page-1)*perPage, total)
 	end := min(start+perPage, total)
-	out := items[start:end]
+	var out []T
+	if lf == ListingDuplicate && start > 0 {
+		out = slices.Clone(items[start-1 : end-1])
+	} else {
+		out = slices.Clone(items[start:end])
+	}
+	if lf == ListingDuplicate && start == 0 && len(out) > 1 {
+		out[len(out)-1] = out[0]
+	}
+	if lf == ListingShortPage && len(out) > 0 {
+		out = out[:len(out)-1]
+	}
 	if out == nil {
 		out = []T{}
 	}
-	return out, &resultInfo{Page: page, PerPage: perPage, Count: len(out), TotalCount: total, TotalPages: pages}
+	info := &resultInfo{Page: page, PerPage: perPage, Count: len(out), TotalCount: total}
+	if lf == ListingTotalChanged {
+		info.TotalCount++
+	}
+	return out, info
 }

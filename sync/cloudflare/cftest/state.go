@@ -39,6 +39,8 @@ type Policy struct {
 
 // DefaultRoles are the role names every account made by New or AddAccount
 // has. Role ids derive from the name alone, so they are stable across runs.
+// Every name is one of Cloudflare's account-scoped roles as its
+// documentation lists them (see testdata/BEHAVIOURS.md, "Catalog names").
 var DefaultRoles = []string{
 	"Super Administrator - All Privileges",
 	"Administrator",
@@ -56,17 +58,21 @@ var DefaultRoles = []string{
 	"Workers Platform (Read-only)",
 }
 
-// DefaultPermissionGroups are the permission-group names every account has.
-var DefaultPermissionGroups = []string{
-	"Administrator",
-	"Administrator Read Only",
-	"Analytics",
-	"Billing",
-	"DNS",
-	"Load Balancer",
-	"Workers Platform Admin",
-	"Workers Platform (Read-only)",
-	"Zero Trust",
+// DefaultPermissionGroups are the permission-group names every account has:
+// one per role, of the same name, as Cloudflare exposes each role as a
+// permission group ("A PermissionGroup (roles)", developers.cloudflare.com
+// /fundamentals/manage-members/policies/). A member granted a role reads back
+// with a policy naming the role's permission group.
+var DefaultPermissionGroups = slices.Clone(DefaultRoles)
+
+// permissionGroupLabels are the meta labels Cloudflare gives two permission
+// groups, as terraform-provider-cloudflare's account_member acceptance test
+// looks them up (label "admin" for Administrator, "all_privileges" for Super
+// Administrator). Other groups are served without meta rather than with an
+// invented label.
+var permissionGroupLabels = map[string]string{
+	"Administrator":                        "admin",
+	"Super Administrator - All Privileges": "all_privileges",
 }
 
 // DefaultResourceGroups are the resource-group names every account has, plus
@@ -128,11 +134,14 @@ func addNamed(list *[]Named, kind, scope, name string) string {
 	return id
 }
 
-// AddRole adds a role to the account's catalog and returns its id.
+// AddRole adds a role to the account's catalog, with its permission group
+// of the same name, and returns the role's id.
 func (s *Server) AddRole(accountID, name string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return addNamed(&s.mustAccount(accountID).roles, "role", "", name)
+	a := s.mustAccount(accountID)
+	addNamed(&a.permGroups, "permission_group", "", name)
+	return addNamed(&a.roles, "role", "", name)
 }
 
 // AddPermissionGroup adds a permission group and returns its id.
@@ -319,7 +328,63 @@ func (s *Server) RemoveMember(accountID, email string) bool {
 	return true
 }
 
-// Wire shapes, as the current API answers.
+// GrantRole adds the named role to a member by hand, as someone using the
+// dashboard would, and returns the role's id. It fails the test when the
+// email is not a member or the account has no such role.
+func (s *Server) GrantRole(accountID, email, role string) string {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.mustAccount(accountID)
+	m := a.byEmail(email)
+	if m == nil {
+		s.t.Fatalf("cftest: %s is not a member of %s", email, accountID)
+	}
+	id := ""
+	for _, r := range a.roles {
+		if r.Name == role {
+			id = r.ID
+		}
+	}
+	if id == "" {
+		s.t.Fatalf("cftest: account %s has no role %q", accountID, role)
+	}
+	if !slices.Contains(m.Roles, id) {
+		m.Roles = append(m.Roles, id)
+	}
+	return id
+}
+
+// RevokeRole removes the named role from a member by hand; false when the
+// member did not hold it. It fails the test when the email is not a member.
+func (s *Server) RevokeRole(accountID, email, role string) bool {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.mustAccount(accountID)
+	m := a.byEmail(email)
+	if m == nil {
+		s.t.Fatalf("cftest: %s is not a member of %s", email, accountID)
+	}
+	for i, id := range m.Roles {
+		if nameOf(a.roles, id) == role {
+			m.Roles = slices.Delete(m.Roles, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
+// AcceptInvite turns a pending member into an accepted one, as when the
+// invitee follows the link in Cloudflare's email. It fails the test when
+// the email is not a member.
+func (s *Server) AcceptInvite(accountID, email string) {
+	s.t.Helper()
+	s.SetMemberStatus(accountID, email, "accepted")
+}
+
+// Wire shapes, as the current API answers (cloudflare-go v7.9.0
+// shared.Member and its policies; testdata/BEHAVIOURS.md).
 
 type wireRole struct {
 	ID          string         `json:"id"`
@@ -328,10 +393,20 @@ type wireRole struct {
 	Permissions map[string]any `json:"permissions"`
 }
 
+type wireScopeObject struct {
+	Key string `json:"key"`
+}
+
+type wireScope struct {
+	Key     string            `json:"key"`
+	Objects []wireScopeObject `json:"objects"`
+}
+
 type wireGroup struct {
-	ID   string            `json:"id"`
-	Name string            `json:"name"`
-	Meta map[string]string `json:"meta"`
+	ID    string            `json:"id"`
+	Name  string            `json:"name"`
+	Meta  map[string]string `json:"meta,omitempty"`
+	Scope *wireScope        `json:"scope,omitempty"`
 }
 
 type wirePolicy struct {
@@ -367,22 +442,83 @@ func nameOf(list []Named, id string) string {
 	return ""
 }
 
+func idOf(list []Named, name string) string {
+	for _, n := range list {
+		if n.Name == name {
+			return n.ID
+		}
+	}
+	return ""
+}
+
+// AccountScope is the key of the resource group that stands for the whole
+// account: the scope of every policy Cloudflare derives from a role.
+func AccountScope(accountID string) string { return "com.cloudflare.api.account." + accountID }
+
+// wirePermissionGroup is a permission group as Cloudflare shows it in a
+// member's policy (cloudflare/cf-terraforming
+// testdata/cloudflare/v5/cloudflare_account_member.yaml): a built-in group
+// has meta with editable "false" and the account scope, and its label
+// where that label is public.
+func (a *account) wirePermissionGroup(id string) wireGroup {
+	g := wireGroup{ID: id, Name: nameOf(a.permGroups, id)}
+	g.Meta = map[string]string{"editable": "false", "scopes": "com.cloudflare.api.account"}
+	if l, ok := permissionGroupLabels[g.Name]; ok {
+		g.Meta["label"] = l
+	}
+	return g
+}
+
+// wireResourceGroup is a resource group as Cloudflare shows it: every group
+// of the fake scopes the whole account (objects "*"); the account-scope
+// group itself is built in (meta editable "false").
+func (a *account) wireResourceGroup(id string) wireGroup {
+	g := wireGroup{ID: id, Name: nameOf(a.resGroups, id),
+		Scope: &wireScope{Key: AccountScope(a.id), Objects: []wireScopeObject{{Key: "*"}}}}
+	if g.Name == AccountScope(a.id) {
+		g.Meta = map[string]string{"editable": "false"}
+	}
+	return g
+}
+
+// wire is the member as GET, list and PUT answer it. A role is read back as
+// the role and as a policy Cloudflare derives from it: allow, the role's
+// permission group, on the account-scope resource group (behaviour 1a).
 func (a *account) wire(m *Member) wireMember {
 	w := wireMember{ID: m.ID, Email: m.Email, Status: m.Status, Roles: []wireRole{}, Policies: []wirePolicy{},
 		User: wireUser{ID: catalogID("user", "", strings.ToLower(m.Email)), Email: m.Email}}
+	accountGroup := idOf(a.resGroups, AccountScope(a.id))
 	for _, id := range m.Roles {
-		w.Roles = append(w.Roles, wireRole{ID: id, Name: nameOf(a.roles, id), Description: nameOf(a.roles, id), Permissions: map[string]any{}})
+		name := nameOf(a.roles, id)
+		w.Roles = append(w.Roles, wireRole{ID: id, Name: name, Description: name, Permissions: map[string]any{}})
+		pg := idOf(a.permGroups, name)
+		if name == "" || pg == "" {
+			continue // a retired role: Cloudflare no longer knows what it grants
+		}
+		w.Policies = append(w.Policies, wirePolicy{
+			ID: catalogID("policy", m.ID, "role "+id), Access: "allow",
+			PermissionGroups: []wireGroup{a.wirePermissionGroup(pg)},
+			ResourceGroups:   []wireGroup{a.wireResourceGroup(accountGroup)},
+		})
 	}
 	for _, p := range m.Policies {
 		wp := wirePolicy{ID: p.ID, Access: p.Access, PermissionGroups: []wireGroup{}, ResourceGroups: []wireGroup{}}
 		for _, id := range p.PermissionGroups {
-			wp.PermissionGroups = append(wp.PermissionGroups, wireGroup{ID: id, Name: nameOf(a.permGroups, id), Meta: map[string]string{}})
+			wp.PermissionGroups = append(wp.PermissionGroups, a.wirePermissionGroup(id))
 		}
 		for _, id := range p.ResourceGroups {
-			wp.ResourceGroups = append(wp.ResourceGroups, wireGroup{ID: id, Name: nameOf(a.resGroups, id), Meta: map[string]string{}})
+			wp.ResourceGroups = append(wp.ResourceGroups, a.wireResourceGroup(id))
 		}
 		w.Policies = append(w.Policies, wp)
 	}
+	return w
+}
+
+// wireCreated is the member as POST answers it: without the roles or
+// policies it was given (behaviour 1b); a later GET or list shows them.
+func (a *account) wireCreated(m *Member) wireMember {
+	w := a.wire(m)
+	w.Roles, w.Policies = []wireRole{}, []wirePolicy{}
 	return w
 }
 
@@ -409,8 +545,47 @@ func invalid(msg string) (int, any) {
 	return http.StatusBadRequest, errorEnvelope(CodeInvalidRequest, "Invalid request: "+msg)
 }
 
-// handle answers one validated request; the caller holds s.mu.
-func (s *Server) handle(method, route, accountID, memberID string, q url.Values, body []byte) (int, any) {
+// memberOrder sorts a members listing as the order and direction query
+// parameters ask; without order, members list in creation order.
+func memberOrder(list []*Member, q url.Values) []*Member {
+	out := slices.Clone(list)
+	key := func(m *Member) string { return strings.ToLower(m.Email) }
+	switch q.Get("order") {
+	case "":
+		if q.Get("direction") == "desc" {
+			slices.Reverse(out)
+		}
+		return out
+	case "status":
+		key = func(m *Member) string { return m.Status + "\x00" + strings.ToLower(m.Email) }
+	}
+	// user.first_name and user.last_name: the fake keeps no names, so they
+	// order like user.email.
+	slices.SortStableFunc(out, func(x, y *Member) int { return strings.Compare(key(x), key(y)) })
+	if q.Get("direction") == "desc" {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// listAnswer is a paged listing's envelope, with the listing fault applied.
+func listAnswer[T any](all []T, q url.Values, lf ListingFault) (int, any) {
+	page, perPage := pageParams(q)
+	items, info := paginate(all, page, perPage, lf)
+	env := ok(items)
+	env.ResultInfo = info
+	switch lf {
+	case ListingUnsuccessful:
+		env.Success = false
+	case ListingNullResult:
+		env.Result = nil
+	}
+	return http.StatusOK, env
+}
+
+// handle answers one validated request; the caller holds s.mu. lf, when
+// set, makes a listing answer wrong in that way.
+func (s *Server) handle(method, route, accountID, memberID string, q url.Values, body []byte, lf ListingFault) (int, any) {
 	switch route {
 	case RouteTokenVerify, RouteAccountTokenVerify:
 		return s.verifyToken(route, accountID)
@@ -421,21 +596,17 @@ func (s *Server) handle(method, route, accountID, memberID string, q url.Values,
 	}
 	switch route + " " + method {
 	case RouteMembers + " GET":
-		page, perPage := pageParams(q)
-		if perPage > 50 {
-			return invalid("per_page must be at most 50")
+		if _, perPage := pageParams(q); perPage < 5 || perPage > 50 {
+			return invalid("per_page must be between 5 and 50")
 		}
-		var list []wireMember
-		for _, m := range a.members {
+		list := []wireMember{}
+		for _, m := range memberOrder(a.members, q) {
 			if st := q.Get("status"); st != "" && m.Status != st {
 				continue
 			}
 			list = append(list, a.wire(m))
 		}
-		items, info := paginate(list, page, perPage)
-		env := ok(items)
-		env.ResultInfo = info
-		return http.StatusOK, env
+		return listAnswer(list, q, lf)
 	case RouteMembers + " POST":
 		var b memberBody
 		if err := json.Unmarshal(body, &b); err != nil {
@@ -446,14 +617,14 @@ func (s *Server) handle(method, route, accountID, memberID string, q url.Values,
 			return invalid("automatic verification of new members is not allowed")
 		}
 		if a.byEmail(b.Email) != nil {
-			return http.StatusConflict, errorEnvelope(CodeInvalidRequest, "Invalid request: user is already a member of this account")
+			return http.StatusBadRequest, errorEnvelope(CodeInvalidRequest, "Invalid request: user is already a member of this account")
 		}
 		m := &Member{ID: s.newMemberID(accountID), Email: b.Email, Status: "pending"}
 		if st, msg := s.applyGrants(a, m, b); st != 0 {
 			return st, msg
 		}
 		a.members = append(a.members, m)
-		return http.StatusOK, ok(a.wire(m))
+		return http.StatusOK, ok(a.wireCreated(m))
 	case RouteMember + " GET":
 		_, m := a.byID(memberID)
 		if m == nil {
@@ -483,47 +654,45 @@ func (s *Server) handle(method, route, accountID, memberID string, q url.Values,
 		a.members = slices.Delete(a.members, i, i+1)
 		return http.StatusOK, ok(idRef{ID: memberID})
 	case RouteRoles + " GET":
-		return listNamed(a.roles, q, func(n Named) any {
-			return wireRole{ID: n.ID, Name: n.Name, Description: n.Name, Permissions: map[string]any{}}
-		})
-	case RoutePermissionGroups + " GET":
-		return listNamed(a.permGroups, q, func(n Named) any {
-			return wireGroup{ID: n.ID, Name: n.Name, Meta: map[string]string{}}
-		})
-	case RouteResourceGroups + " GET":
-		// Served as a single page, as cloudflare-go models this listing.
-		out := make([]any, 0, len(a.resGroups))
-		for _, n := range a.resGroups {
-			out = append(out, map[string]any{
-				"id": n.ID, "name": n.Name, "meta": map[string]string{},
-				"scope": map[string]any{"key": "com.cloudflare.api.account." + accountID, "objects": []map[string]string{{"key": "*"}}},
-			})
+		all := make([]wireRole, 0, len(a.roles))
+		for _, n := range a.roles {
+			all = append(all, wireRole{ID: n.ID, Name: n.Name, Description: n.Name, Permissions: map[string]any{}})
 		}
-		return http.StatusOK, ok(out)
+		return listAnswer(all, q, lf)
+	case RoutePermissionGroups + " GET":
+		all := make([]wireGroup, 0, len(a.permGroups))
+		for _, n := range a.permGroups {
+			all = append(all, a.wirePermissionGroup(n.ID))
+		}
+		return listAnswer(all, q, lf)
+	case RouteResourceGroups + " GET":
+		// One page, no result_info: Cloudflare does not page this listing
+		// (cloudflare-go v7.9.0 models it as a SinglePage).
+		out := make([]wireGroup, 0, len(a.resGroups))
+		for _, n := range a.resGroups {
+			out = append(out, a.wireResourceGroup(n.ID))
+		}
+		env := ok(out)
+		switch lf {
+		case ListingUnsuccessful:
+			env.Success = false
+		case ListingNullResult:
+			env.Result = nil
+		}
+		return http.StatusOK, env
 	}
 	return http.StatusMethodNotAllowed, errorEnvelope(CodeNoRoute, "Method not allowed for this route")
 }
 
-func listNamed(list []Named, q url.Values, wire func(Named) any) (int, any) {
-	page, perPage := pageParams(q)
-	all := make([]any, 0, len(list))
-	for _, n := range list {
-		all = append(all, wire(n))
-	}
-	items, info := paginate(all, page, perPage)
-	env := ok(items)
-	env.ResultInfo = info
-	return http.StatusOK, env
-}
-
 // applyGrants sets m's roles or policies from a create/update body,
-// rejecting ids the account's catalog does not have.
+// rejecting ids the account's catalog does not have. A body with both
+// roles and policies is taken, and the policies win (behaviour 1e).
 func (s *Server) applyGrants(a *account, m *Member, b memberBody) (int, any) {
 	hasRoles := len(b.Roles) > 0 && string(b.Roles) != "null"
-	if hasRoles == (b.Policies != nil) {
-		return invalid("exactly one of roles or policies is required")
+	if !hasRoles && b.Policies == nil {
+		return invalid("one of roles or policies is required")
 	}
-	if hasRoles {
+	if hasRoles && len(b.Policies) == 0 {
 		// Create sends role ids, update sends role objects {"id": …}.
 		var ids []string
 		if err := json.Unmarshal(b.Roles, &ids); err != nil {
