@@ -103,6 +103,17 @@ func (r *Reconciler) nextExpiries(rn *run) (idx *expiryIndex, ok bool) {
 	return idx, true
 }
 
+// refreshExpiries keeps the index rn leaves.
+func (r *Reconciler) refreshExpiries(rn *run) {
+	idx, ok := r.nextExpiries(rn)
+	if !ok {
+		return
+	}
+	if err := r.keepExpiries(idx); err != nil {
+		r.log.Error("cannot keep pending expiries", "error", err)
+	}
+}
+
 // expiryIndex is the index in memory, else as stored; nil when neither
 // exists (a state written before the index was kept).
 func (r *Reconciler) expiryIndex() *expiryIndex {

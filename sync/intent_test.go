@@ -268,7 +268,7 @@ func TestIntentLostInviteSettledByTheNextTargetedRun(t *testing.T) {
 	if len(res.Failed) > 0 || len(res.Settled) != 1 {
 		t.Fatalf("failed %+v settled %s", res.Failed, kinds(res.Settled))
 	}
-	if w := e.fake.Writes(); len(w) != 1 || w[0].Status != http.StatusConflict {
+	if w := e.fake.Writes(); len(w) != 1 || w[0].Status != http.StatusBadRequest {
 		t.Errorf("writes %+v, want one invitation refused as a duplicate", w)
 	}
 	l, _ := e.ledgerOf(alice)

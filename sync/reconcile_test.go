@@ -448,7 +448,7 @@ func TestStaleCacheIsRefreshedOnceAndRetried(t *testing.T) {
 			t.Errorf("%d member listings, want one refresh", n)
 		}
 		w := e.fake.Writes()
-		if len(w) != 2 || w[0].Method != http.MethodPost || w[0].Status != http.StatusConflict || w[1].Method != http.MethodPut || w[1].Status != http.StatusOK {
+		if len(w) != 2 || w[0].Method != http.MethodPost || w[0].Status != http.StatusBadRequest || w[1].Method != http.MethodPut || w[1].Status != http.StatusOK {
 			t.Fatalf("writes %+v", w)
 		}
 		if roles, _ := e.memberRoles(prodID, "bob@example.com"); !slices.Equal(roles, []string{"DNS", wpa}) {

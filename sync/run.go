@@ -179,6 +179,11 @@ type accountRead struct {
 
 func (rn *run) do(ctx context.Context) {
 	changes, ok := rn.prepare(ctx)
+	if !rn.req.dry {
+		// Before any Cloudflare call: what expires follows the store, and
+		// status should show it while the run's writes are in flight.
+		rn.r.refreshExpiries(rn)
+	}
 	if !ok || rn.req.dry {
 		return
 	}

@@ -126,10 +126,7 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 
 	var exp []Expiry
 	var next time.Time
-	if idx, ok := r.nextExpiries(rn); ok {
-		if err := r.keepExpiries(idx); err != nil {
-			r.log.Error("cannot keep pending expiries", "error", err)
-		}
+	if idx := r.expiryIndex(); idx != nil {
 		exp, next = idx.List, idx.Next
 	} else if e, n, err := r.computeExpiries(rn.cfg, r.now()); err != nil {
 		r.log.Error("cannot compute pending expiries", "error", err)

@@ -223,7 +223,14 @@ func TestCrashDuringReconcileConvergesWithoutDuplicateInvites(t *testing.T) {
 	fake.Inject(cftest.Fault{Method: http.MethodPost, Route: cftest.RouteMembers, Delay: 300 * time.Millisecond, Times: -1})
 	call("PATCH", "/Groups/"+deployers, addMemberBody(ids...), 204)
 	call("PATCH", "/Groups/"+oncall, addMemberBody(ids[:5]...), 204)
-	before := pendingExpiries(t, cfg)
+	// Pending expiries follow the targeted run that plans the pushes (it
+	// starts after the debounce, before its first Cloudflare call).
+	var before []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if before = pendingExpiries(t, cfg); len(before) == 5 {
+			break
+		}
+	}
 	if len(before) != 5 {
 		t.Fatalf("pending expiries before the kills: %q, want the 5 on-call grants", before)
 	}
