@@ -77,8 +77,8 @@ type auditJSON struct {
 }
 
 func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) > 0 && args[0] == "verify" {
-		return runAuditVerify(env, args[1:], out, errOut)
+	if sub, rest := subcommand(args); sub == "verify" {
+		return runAuditVerify(env, rest, out, errOut)
 	}
 	fs := newFlags("audit", errOut)
 	since := fs.String("since", "", "from this time (RFC 3339, date, or a duration ago such as 24h)")

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -107,12 +108,85 @@ func newFlags(name string, errOut io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parse reads flags and refuses positional arguments.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usagef("%s: %v", fs.Name(), err)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	if len(pos) > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), pos[0])
 	}
 	return nil
+}
+
+// parseArgs reads flags wherever they stand among the positional
+// arguments, which it returns in order: users type `token revoke NAME
+// --config F` as often as `token revoke --config F NAME`, and the flag
+// package alone stops at the first positional argument. After "--" every
+// argument is positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// isConfigFlag reports whether args[i] is the global --config flag and how
+// many arguments it spans.
+func isConfigFlag(args []string, i int) (int, bool) {
+	a := args[i]
+	switch {
+	case a == "--config" || a == "-config":
+		return min(2, len(args)-i), true
+	case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+		return 1, true
+	}
+	return 0, false
+}
+
+// subcommand splits `token --config F revoke NAME` into "revoke" and the
+// rest, --config kept: the global flag may stand before the subcommand.
+func subcommand(args []string) (string, []string) {
+	var global []string
+	for i := 0; i < len(args); {
+		n, ok := isConfigFlag(args, i)
+		if !ok {
+			return args[i], slices.Concat(global, args[i+1:])
+		}
+		global = append(global, args[i:i+n]...)
+		i += n
+	}
+	return "", global
+}
+
+// IsHelp reports whether args ask for help (-h, -help or --help before
+// any "--").
+func IsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// UsageOf is the usage line of the state command name.
+func UsageOf(name string) (string, bool) {
+	c, ok := commands[name]
+	return c.usage, ok
 }

@@ -36,13 +36,14 @@ const (
 )
 
 func runReport(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || args[0] != "access" {
+	sub, rest := subcommand(args)
+	if sub != "access" {
 		return usagef("report: say `report access`")
 	}
 	fs := newFlags("report access", errOut)
 	at := fs.String("at", "", "as of this past time (RFC 3339, date, or a duration ago such as 90d)")
 	asCSV := fs.Bool("csv", false, "print CSV")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, rest); err != nil {
 		return err
 	}
 	now := env.Now()

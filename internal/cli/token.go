@@ -25,15 +25,15 @@ func init() {
 }
 
 func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 {
+	sub, rest := subcommand(args)
+	switch sub {
+	case "":
 		return usagef("token: say create, list or revoke")
-	}
-	switch args[0] {
 	case "create":
 		fs := newFlags("token create", errOut)
 		name := fs.String("name", "", "token name")
-		ttl := fs.String("ttl", "90d", "lifetime, e.g. 90d; 0 for none")
-		if err := parse(fs, args[1:]); err != nil {
+		ttl := fs.String("ttl", "90d", "lifetime, e.g. 90d, or never")
+		if err := parse(fs, rest); err != nil {
 			return err
 		}
 		if *name == "" {
@@ -79,7 +79,7 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		return nil
 	case "list":
 		fs := newFlags("token list", errOut)
-		if err := parse(fs, args[1:]); err != nil {
+		if err := parse(fs, rest); err != nil {
 			return err
 		}
 		toks, err := env.Store.Tokens()
@@ -102,20 +102,25 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		}
 		return tw.Flush()
 	case "revoke":
-		if len(args) != 2 {
-			return usagef("token revoke: give exactly one token name")
+		pos, err := parseArgs(newFlags("token revoke", errOut), rest)
+		if err != nil {
+			return err
 		}
-		rec := store.AuditRecord{Time: env.Now(), Actor: ActorToken, Action: ActionTokenRevoke, Reason: fmt.Sprintf("SCIM token %q revoked", args[1])}
-		if err := env.Store.DeleteTokenAudited(args[1], rec); err != nil {
+		if len(pos) != 1 {
+			return usagef("token revoke: give exactly one token name, e.g. token revoke okta --config FILE")
+		}
+		name := pos[0]
+		rec := store.AuditRecord{Time: env.Now(), Actor: ActorToken, Action: ActionTokenRevoke, Reason: fmt.Sprintf("SCIM token %q revoked", name)}
+		if err := env.Store.DeleteTokenAudited(name, rec); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return usagef("token revoke: there is no token named %q", args[1])
+				return usagef("token revoke: there is no token named %q", name)
 			}
 			return err
 		}
-		fmt.Fprintf(out, "revoked SCIM token %q\n", args[1])
+		fmt.Fprintf(out, "revoked SCIM token %q\n", name)
 		return nil
 	}
-	return usagef("token: unknown subcommand %q (create, list or revoke)", args[0])
+	return usagef("token: unknown subcommand %q (create, list or revoke)", sub)
 }
 
 func formatAge(d time.Duration) string {
