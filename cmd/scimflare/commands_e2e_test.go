@@ -224,3 +224,48 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenTTLZeroIsRefusedAndNeverIsWarned: `--ttl 0` used to mean a SCIM
+// token that never expires (issue 16 point 11); it is now an error, the
+// unlimited token must be asked for as --ttl never, and validate and status
+// warn about it.
+func TestTokenTTLZeroIsRefusedAndNeverIsWarned(t *testing.T) {
+	dir := t.TempDir()
+	fake := cftest.New(t, cftest.Options{Accounts: []string{e2eAccount}, Token: e2eCFToken})
+	cfg := writeE2EConfig(t, dir, fake, e2eOptions{})
+
+	for _, ttl := range []string{"0", "0d", "0s", "-1h"} {
+		code, out, errOut := runMain("token", "create", "--name", "okta", "--ttl", ttl, "--config", cfg)
+		if code != 1 || !strings.Contains(errOut, "--ttl never") || strings.Contains(out, "created") {
+			t.Errorf("token create --ttl %s: exit %d, want 1 and a sentence naming --ttl never\nstdout: %s\nstderr: %s", ttl, code, out, errOut)
+		}
+	}
+	if _, list, _ := runMain("token", "list", "--config", cfg); strings.Contains(list, "okta") {
+		t.Fatalf("a refused --ttl still stored a token:\n%s", list)
+	}
+	if code, out, errOut := runMain("token", "create", "--name", "rotating", "--config", cfg); code != 0 || !strings.Contains(out, "expires") {
+		t.Fatalf("token create with the default ttl: %d %s %s", code, out, errOut)
+	}
+	_, status, _ := runMain("status", "--config", cfg)
+	_, _, lint := runMain("validate", "--config", cfg)
+	if strings.Contains(status, "never expires") || strings.Contains(lint, "never expires") {
+		t.Errorf("a warning about a token that expires:\nstatus: %s\nvalidate: %s", status, lint)
+	}
+
+	code, out, errOut := runMain("token", "create", "--name", "forever", "--ttl", "never", "--config", cfg)
+	if code != 0 || strings.Contains(out, "expires") {
+		t.Fatalf("token create --ttl never: %d %s %s", code, out, errOut)
+	}
+	_, list, _ := runMain("token", "list", "--config", cfg)
+	if !strings.Contains(list, "forever") || !strings.Contains(list, "never") {
+		t.Errorf("token list does not show the token that never expires:\n%s", list)
+	}
+	code, status, errOut = runMain("status", "--config", cfg)
+	if code != 0 || !strings.Contains(status, `warning: SCIM token "forever" never expires`) || strings.Contains(status, `"rotating" never`) {
+		t.Errorf("status must warn about the token that never expires, and only it: %d\n%s%s", code, status, errOut)
+	}
+	code, out, lint = runMain("validate", "--config", cfg)
+	if code != 0 || !strings.Contains(lint, `warning: `) || !strings.Contains(lint, `SCIM token "forever" never expires`) {
+		t.Errorf("validate must warn about the token that never expires: %d\n%s%s", code, out, lint)
+	}
+}

@@ -92,7 +92,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	}
 	fmt.Fprintf(out, "scim tokens: %d\n", len(toks))
 	for _, t := range toks {
-		exp := "never expires"
+		exp := "NEVER EXPIRES"
 		if !t.ExpiresAt.IsZero() {
 			if now.Before(t.ExpiresAt) {
 				exp = "expires " + t.ExpiresAt.UTC().Format(time.RFC3339) + " (in " + formatAge(t.ExpiresAt.Sub(now)) + ")"
@@ -105,6 +105,11 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 			flag = "  (older than 90 days: rotate)"
 		}
 		fmt.Fprintf(out, "  %s  age %s  %s%s\n", t.Name, formatAge(now.Sub(t.CreatedAt)), exp, flag)
+	}
+	for _, t := range toks {
+		if t.ExpiresAt.IsZero() {
+			fmt.Fprintln(out, "warning: "+neverExpires(t.Name))
+		}
 	}
 	return nil
 }

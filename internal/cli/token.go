@@ -21,7 +21,7 @@ const (
 )
 
 func init() {
-	register("token", "token create --name N [--ttl 90d] | token list | token revoke N", runToken)
+	register("token", "token create --name N [--ttl 90d|never] | token list | token revoke N", runToken)
 }
 
 func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
@@ -39,13 +39,9 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		if *name == "" {
 			return usagef("token create: --name is required")
 		}
-		var life time.Duration
-		if *ttl != "0" {
-			d, err := config.ParseDuration(*ttl)
-			if err != nil || d <= 0 {
-				return usagef("token create: --ttl %q is not a duration such as 90d", *ttl)
-			}
-			life = d
+		life, err := tokenTTL(*ttl)
+		if err != nil {
+			return err
 		}
 		secret, hash, err := scim.NewToken()
 		if err != nil {
@@ -121,6 +117,30 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		return nil
 	}
 	return usagef("token: unknown subcommand %q (create, list or revoke)", sub)
+}
+
+// tokenTTL reads --ttl. A token that never expires is asked for by name:
+// "0" reads as "no time at all" to some and as "no limit" to others, and
+// the second meaning leaves a leaked secret valid for ever.
+func tokenTTL(s string) (time.Duration, error) {
+	if s == "never" {
+		return 0, nil
+	}
+	d, err := config.ParseDuration(s)
+	switch {
+	case err == nil && d > 0:
+		return d, nil
+	case err == nil:
+		return 0, usagef("token create: --ttl %s is not a lifetime: give one such as 90d, or --ttl never for a token that never expires", s)
+	default:
+		return 0, usagef("token create: --ttl %q is not a duration such as 90d (or never)", s)
+	}
+}
+
+// neverExpires is the warning validate and status give about a token
+// without an expiry.
+func neverExpires(name string) string {
+	return fmt.Sprintf("SCIM token %q never expires: replace it with one that does (token create --ttl 90d, then token revoke %s)", name, name)
 }
 
 func formatAge(d time.Duration) string {

@@ -117,6 +117,9 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 		return nil, nil, err
 	}
 	for _, t := range toks {
+		if t.ExpiresAt.IsZero() {
+			warn("", "%s", neverExpires(t.Name))
+		}
 		if age := now.Sub(t.CreatedAt); age > tokenAgeLimit {
 			warn("", "SCIM token %q is %d days old: rotate it (token create, then token revoke), or let the IdP authenticate with scim.oidc", t.Name, int(age.Hours()/24))
 		}
