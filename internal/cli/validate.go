@@ -143,6 +143,10 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 	if err != nil {
 		return err
 	}
+	// serve would refuse to start; say so now.
+	if err := cfg.CheckAdminSocket(); err != nil {
+		return err
+	}
 	warnings := cfg.Warnings
 	var st LintState
 	if env.Store != nil {
