@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -118,12 +119,12 @@ func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Write
 			return true
 		}
 		n++
-		action := r.Action
+		action := esc(r.Action)
 		if r.Privileged {
 			action += " (!)"
 		}
-		_, werr = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format(time.RFC3339), r.Actor, action,
-			accountLabel(env.Config, r.AccountID), r.Email, change(r.Before, r.After), oneLine(r.Reason))
+		_, werr = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format(time.RFC3339), esc(r.Actor), action,
+			esc(accountLabel(env.Config, r.AccountID)), esc(r.Email), change(r.Before, r.After), esc(r.Reason))
 		return werr == nil
 	})
 	if err = errors.Join(err, werr); err != nil {
@@ -197,7 +198,7 @@ func change(before, after []string) string {
 	if len(before) == 0 && len(after) == 0 {
 		return "-"
 	}
-	return "[" + strings.Join(before, ", ") + "] -> [" + strings.Join(after, ", ") + "]"
+	return "[" + strings.Join(terminal.EscapeAll(before), ", ") + "] -> [" + strings.Join(terminal.EscapeAll(after), ", ") + "]"
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -68,6 +69,9 @@ type UsageError struct{ msg string }
 
 func (e UsageError) Error() string { return e.msg }
 
+// esc makes a value from SCIM or Cloudflare safe for text output.
+var esc = terminal.Escape
+
 func usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
 
 // ExitError carries a specific exit status (plan --detailed-exitcode).
@@ -94,7 +98,7 @@ func Run(ctx context.Context, env *Env, args []string, out, errOut io.Writer) in
 	case errors.As(err, &ee):
 		return ee.Code
 	default:
-		fmt.Fprintln(errOut, "scimflare: "+strings.TrimSuffix(err.Error(), "."))
+		fmt.Fprintln(errOut, "scimflare: "+terminal.EscapeLines(strings.TrimSuffix(err.Error(), ".")))
 		return 1
 	}
 }

@@ -78,7 +78,7 @@ func runReport(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tACCOUNT\tROLE\tSOURCE\tGRANTED AT\tEXPIRES AT")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Email, r.Account, r.Role, r.Source, stamp(r.GrantedAt, "unknown"), stamp(r.ExpiresAt, "never"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(r.Email), esc(r.Account), esc(r.Role), esc(r.Source), stamp(r.GrantedAt, "unknown"), stamp(r.ExpiresAt, "never"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

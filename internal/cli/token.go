@@ -94,7 +94,7 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 				}
 			}
 			age := now.Sub(t.CreatedAt).Truncate(time.Hour)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), formatAge(age), exp, state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(t.Name), t.CreatedAt.UTC().Format(time.RFC3339), formatAge(age), exp, state)
 		}
 		return tw.Flush()
 	case "revoke":

@@ -158,10 +158,10 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 	}
 	warnings = append(warnings, more...)
 	for _, w := range warnings {
-		fmt.Fprintln(errOut, "warning: "+w.String())
+		fmt.Fprintln(errOut, "warning: "+esc(w.String()))
 	}
 	for _, n := range notes {
-		fmt.Fprintln(errOut, "note: "+n)
+		fmt.Fprintln(errOut, "note: "+esc(n))
 	}
 	if *online {
 		problems, err := resolveOnline(ctx, cfg)
@@ -171,11 +171,11 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 		var bad int
 		for _, p := range problems {
 			if p.Warning {
-				fmt.Fprintf(errOut, "warning: %s: %s: %s\n", cfg.Path, p.Path, p.Message)
+				fmt.Fprintf(errOut, "warning: %s: %s: %s\n", cfg.Path, p.Path, esc(p.Message))
 				continue
 			}
 			bad++
-			fmt.Fprintf(errOut, "%s: %s: %s\n", cfg.Path, p.Path, p.Message)
+			fmt.Fprintf(errOut, "%s: %s: %s\n", cfg.Path, p.Path, esc(p.Message))
 		}
 		if bad > 0 {
 			return fmt.Errorf("%s: %d name(s) do not resolve in Cloudflare", cfg.Path, bad)
