@@ -119,6 +119,8 @@ func everyCommand(cfgPath, dir string) []cliCase {
 		{words: []string{"audit", "verify"}, want: "audit trail intact"},
 		{words: []string{"report", "access"}, want: "grant(s)"},
 		{words: []string{"report", "access"}, flags: []string{"--csv"}, want: "user,account,role"},
+		// A flag before the subcommand.
+		{words: []string{"report"}, flags: []string{"--csv", "access"}, want: "user,account,role"},
 		{words: []string{"token", "create"}, setup: func(t *testing.T, form int) ([]string, []string) {
 			return nil, []string{"--name", fmt.Sprintf("new-%d", form), "--ttl", "30d"}
 		}, want: "created SCIM token"},

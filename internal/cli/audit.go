@@ -87,8 +87,14 @@ func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Write
 	user := fs.String("user", "", "only this email")
 	account := fs.String("account", "", "only this account (name or id)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) == 1 && pos[0] == "verify" {
+		return usagef("audit verify: checks the whole trail and takes no filter; run it as `audit verify --config FILE`")
+	} else if len(pos) > 0 {
+		return usagef("audit: unexpected argument %q", pos[0])
 	}
 	now := env.Now()
 	from, err := parseWhen("--since", *since, now)

@@ -36,15 +36,15 @@ const (
 )
 
 func runReport(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	sub, rest := subcommand(args)
-	if sub != "access" {
-		return usagef("report: say `report access`")
-	}
 	fs := newFlags("report access", errOut)
 	at := fs.String("at", "", "as of this past time (RFC 3339, date, or a duration ago such as 90d)")
 	asCSV := fs.Bool("csv", false, "print CSV")
-	if err := parse(fs, rest); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 1 || pos[0] != "access" {
+		return usagef("report: say `report access`")
 	}
 	now := env.Now()
 	when, err := parseWhen("--at", *at, now)
