@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -269,5 +270,39 @@ func TestTokenTTLZeroIsRefusedAndNeverIsWarned(t *testing.T) {
 	code, out, lint = runMain("validate", "--config", cfg)
 	if code != 0 || !strings.Contains(lint, `warning: `) || !strings.Contains(lint, `SCIM token "forever" never expires`) {
 		t.Errorf("validate must warn about the token that never expires: %d\n%s%s", code, out, lint)
+	}
+}
+
+// TestRevokedTokenIsRefusedAtOnce: the point of `token revoke NAME --config
+// F` is that a leaked secret stops working; the next SCIM request with it
+// is refused.
+func TestRevokedTokenIsRefusedAtOnce(t *testing.T) {
+	e := startE2E(t, e2eOptions{})
+	code, out, errOut := runMain("token", "create", "--name", "leaked", "--config", e.cfgPath)
+	if code != 0 {
+		t.Fatalf("token create: %d %s %s", code, out, errOut)
+	}
+	secret := strings.Split(out, "\n")[1]
+	status := func() int {
+		req, err := http.NewRequest("GET", e.base+"/Users", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != http.StatusOK {
+		t.Fatalf("the new token is refused: %d", got)
+	}
+	if code, out, errOut := runMain("token", "revoke", "leaked", "--config", e.cfgPath); code != 0 || !strings.Contains(out, `revoked SCIM token "leaked"`) {
+		t.Fatalf("token revoke leaked --config F: %d %s %s", code, out, errOut)
+	}
+	if got := status(); got != http.StatusUnauthorized {
+		t.Errorf("the revoked token still works: %d", got)
 	}
 }
