@@ -12,6 +12,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -506,7 +507,9 @@ func compact(d time.Duration) string {
 // block per account with an aligned table of roles and their reasons.
 func (x *Explanation) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s, as of %s\n", x.Email, stamp(x.At))
+	// Values from SCIM and Cloudflare cannot forge a line or a colour.
+	esc := terminal.Escape
+	fmt.Fprintf(&b, "%s, as of %s\n", esc(x.Email), stamp(x.At))
 	for _, u := range x.Users {
 		state := "inactive"
 		if u.Active {
@@ -519,13 +522,13 @@ func (x *Explanation) WriteText(w io.Writer) error {
 		if email == "" {
 			email = "(none)"
 		}
-		fmt.Fprintf(&b, "  SCIM user %s: userName %s, identity email %s, %s\n", u.ID, u.UserName, email, state)
+		fmt.Fprintf(&b, "  SCIM user %s: userName %s, identity email %s, %s\n", esc(u.ID), esc(u.UserName), esc(email), state)
 	}
 	for _, n := range x.Notes {
-		fmt.Fprintf(&b, "  note: %s\n", n)
+		fmt.Fprintf(&b, "  note: %s\n", esc(n))
 	}
 	for _, a := range x.Accounts {
-		fmt.Fprintf(&b, "\naccount %s (%s)\n", a.Name, a.ID)
+		fmt.Fprintf(&b, "\naccount %s (%s)\n", esc(a.Name), esc(a.ID))
 		switch a.Source {
 		case SourceLive:
 			b.WriteString("  Cloudflare: listed just now\n")
@@ -536,7 +539,7 @@ func (x *Explanation) WriteText(w io.Writer) error {
 		}
 		if m := a.Member; m != nil {
 			own := map[string]string{OwnedCreated: "invited by scimflare", OwnedAdopted: "adopted by scimflare", OwnedNone: "not managed by scimflare"}[m.Ownership]
-			fmt.Fprintf(&b, "  member %s, %s, %s\n", m.ID, m.Status, own)
+			fmt.Fprintf(&b, "  member %s, %s, %s\n", esc(m.ID), esc(m.Status), own)
 		} else {
 			b.WriteString("  not a member\n")
 		}
@@ -566,9 +569,9 @@ func (x *Explanation) WriteText(w io.Writer) error {
 			if len(lines) == 0 {
 				lines = []string{"-"}
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Role, yesNo(r.Has), yesNo(r.Should), state, lines[0])
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", esc(r.Role), yesNo(r.Has), yesNo(r.Should), esc(state), esc(lines[0]))
 			for _, l := range lines[1:] {
-				fmt.Fprintf(tw, "  \t\t\t\t%s\n", l)
+				fmt.Fprintf(tw, "  \t\t\t\t%s\n", esc(l))
 			}
 		}
 		if err := tw.Flush(); err != nil {

@@ -76,52 +76,7 @@ func startE2E(t *testing.T, o e2eOptions) *e2e {
 	if o.beforeStart != nil {
 		o.beforeStart(fake)
 	}
-	t.Setenv("E2E_SCIM_TOKEN", e2eSCIMToken)
-	t.Setenv("E2E_CF_TOKEN", e2eCFToken)
-	if o.unmanaged == "" {
-		o.unmanaged = "report"
-	}
-	if o.debounce == "" {
-		o.debounce = "300ms"
-	}
-	cfgYAML := fmt.Sprintf(`server:
-  listen: "127.0.0.1:0"
-admin:
-  socket: %s
-state:
-  path: %s
-scim:
-  token_env: E2E_SCIM_TOKEN
-cloudflare:
-  api_token_env: E2E_CF_TOKEN
-  base_url: %s
-  request_budget: 1200
-sync:
-  schedule: "@every 1h"
-  debounce: %s
-  unmanaged: %s
-  max_grant_duration: 24h
-  guards:
-    max_removals: 25
-    max_removal_percent: 20
-  protected: [breakglass@example.com]
-accounts:
-  - name: prod
-    id: %s
-    environment: production
-mappings:
-  - group: cf-deployers
-    account: prod
-    roles: [Workers Platform Admin]
-  - group: cf-oncall
-    account: prod
-    roles: [Administrator]
-    ttl: 2s
-%s`, filepath.Join(dir, "admin.sock"), filepath.Join(dir, "state.db"), fake.URL(), o.debounce, o.unmanaged, e2eAccount, o.extraConfig)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeE2EConfig(t, dir, fake, o)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +124,59 @@ mappings:
 		return resp.StatusCode == http.StatusOK
 	})
 	return e
+}
+
+// writeE2EConfig writes the e2e config into dir (state, socket and config
+// file all inside it) and sets the token variables it names.
+func writeE2EConfig(t *testing.T, dir string, fake *cftest.Server, o e2eOptions) string {
+	t.Helper()
+	t.Setenv("E2E_SCIM_TOKEN", e2eSCIMToken)
+	t.Setenv("E2E_CF_TOKEN", e2eCFToken)
+	if o.unmanaged == "" {
+		o.unmanaged = "report"
+	}
+	if o.debounce == "" {
+		o.debounce = "300ms"
+	}
+	cfgYAML := fmt.Sprintf(`server:
+  listen: "127.0.0.1:0"
+admin:
+  socket: %s
+state:
+  path: %s
+scim:
+  token_env: E2E_SCIM_TOKEN
+cloudflare:
+  api_token_env: E2E_CF_TOKEN
+  base_url: %s
+  request_budget: 1200
+sync:
+  schedule: "@every 1h"
+  debounce: %s
+  unmanaged: %s
+  max_grant_duration: 24h
+  guards:
+    max_removals: 25
+    max_removal_percent: 20
+  protected: [breakglass@example.com]
+accounts:
+  - name: prod
+    id: %s
+    environment: production
+mappings:
+  - group: cf-deployers
+    account: prod
+    roles: [Workers Platform Admin]
+  - group: cf-oncall
+    account: prod
+    roles: [Administrator]
+    ttl: 2s
+%s`, filepath.Join(dir, "admin.sock"), filepath.Join(dir, "state.db"), fake.URL(), o.debounce, o.unmanaged, e2eAccount, o.extraConfig)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
 }
 
 func (e *e2e) scim(method, path string, body any) (int, map[string]any) {

@@ -36,15 +36,20 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stderr)
+	args = commandFirst(args)
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) == 0 {
+			usage(stderr)
 			return 1
 		}
+		usage(stdout)
 		return 0
 	}
+	if cli.IsHelp(args[1:]) {
+		return commandHelp(args[0], stdout, stderr)
+	}
 	switch args[0] {
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "scimflare %s (commit %s, %s)\n", version, commitID(), runtime.Version())
 		return 0
 	case "serve":
@@ -106,6 +111,39 @@ func usage(w io.Writer) {
 		fmt.Fprintln(w, "  "+u)
 	}
 	fmt.Fprintln(w, "  version")
+}
+
+// commandHelp answers `COMMAND --help` without reading any config.
+func commandHelp(name string, stdout, stderr io.Writer) int {
+	line, ok := cli.UsageOf(name)
+	switch {
+	case name == "serve":
+		line = "serve --config FILE"
+	case name == "version":
+		line = "version"
+	case !ok:
+		fmt.Fprintf(stderr, "scimflare: unknown command %q; run `scimflare help` for the list\n", name)
+		return 1
+	}
+	fmt.Fprintln(stdout, "usage: scimflare "+line)
+	return 0
+}
+
+// commandFirst moves a --config given before the command behind it:
+// `scimflare --config F status` is `scimflare status --config F`.
+func commandFirst(args []string) []string {
+	var global []string
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case (a == "--config" || a == "-config") && len(args) > 1:
+			global, args = append(global, args[:2]...), args[2:]
+		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+			global, args = append(global, a), args[1:]
+		default:
+			return slices.Concat(args[:1], global, args[1:])
+		}
+	}
+	return global
 }
 
 // configFlag finds --config in args without consuming the command's flags.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -33,15 +34,13 @@ type Response struct {
 // RunFunc executes a command inside the daemon.
 type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
-// Listen opens the admin socket with mode 0600, replacing a stale socket
-// file left by a crashed daemon but refusing to steal a live one.
+// Listen opens the admin socket with mode 0600. What stands at path must
+// be nothing or a stale socket: it refuses to replace any other file (a
+// mistyped admin.socket must not delete it) and a socket a daemon still
+// answers on.
 func Listen(path string) (net.Listener, error) {
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("admin socket %s is in use by another scimflare daemon", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale admin socket %s: %w", path, err)
+	if err := removeStale(path); err != nil {
+		return nil, err
 	}
 	old := syscall.Umask(0o177)
 	l, err := net.Listen("unix", path)
@@ -54,6 +53,45 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod admin socket %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// removeStale removes the socket at path if it is a socket that refuses
+// connections: a crashed daemon's.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check admin socket %s: %w", path, err)
+	case fi.Mode()&fs.ModeSocket == 0:
+		return fmt.Errorf("admin socket %s exists and is not a unix socket: scimflare will not delete it", path)
+	}
+	c, err := net.DialTimeout("unix", path, 200*time.Millisecond)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("admin socket %s is in use by another scimflare daemon", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		// Busy or not ours to judge: a daemon may be there.
+		return fmt.Errorf("admin socket %s: cannot tell whether a daemon still answers on it (%w); stop it or remove the socket yourself", path, err)
+	}
+	// Checked again just before removal, in case it changed meanwhile.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("admin socket %s exists and is not a unix socket: scimflare will not delete it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale admin socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Remove removes the admin socket at path when the daemon stops, and
+// nothing else that may have taken its place.
+func Remove(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+		_ = os.Remove(path)
+	}
 }
 
 // Handler serves commands on the admin socket.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -78,8 +79,8 @@ type auditJSON struct {
 }
 
 func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) > 0 && args[0] == "verify" {
-		return runAuditVerify(env, args[1:], out, errOut)
+	if sub, rest := subcommand(args); sub == "verify" {
+		return runAuditVerify(env, rest, out, errOut)
 	}
 	fs := newFlags("audit", errOut)
 	since := fs.String("since", "", "from this time (RFC 3339, date, or a duration ago such as 24h)")
@@ -87,8 +88,14 @@ func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Write
 	user := fs.String("user", "", "only this email")
 	account := fs.String("account", "", "only this account (name or id)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) == 1 && pos[0] == "verify" {
+		return usagef("audit verify: checks the whole trail and takes no filter; run it as `audit verify --config FILE`")
+	} else if len(pos) > 0 {
+		return usagef("audit: unexpected argument %q", pos[0])
 	}
 	now := env.Now()
 	from, err := parseWhen("--since", *since, now)
@@ -119,12 +126,12 @@ func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Write
 			return true
 		}
 		n++
-		action := r.Action
+		action := esc(r.Action)
 		if r.Privileged {
 			action += " (!)"
 		}
-		_, werr = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format(time.RFC3339), r.Actor, action,
-			accountLabel(env.Config, r.AccountID), r.Email, change(r.Before, r.After), oneLine(r.Reason))
+		_, werr = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format(time.RFC3339), esc(r.Actor), action,
+			esc(accountLabel(env.Config, r.AccountID)), esc(r.Email), change(r.Before, r.After), esc(r.Reason))
 		return werr == nil
 	})
 	if err = errors.Join(err, werr); err != nil {
@@ -198,7 +205,7 @@ func change(before, after []string) string {
 	if len(before) == 0 && len(after) == 0 {
 		return "-"
 	}
-	return "[" + strings.Join(before, ", ") + "] -> [" + strings.Join(after, ", ") + "]"
+	return "[" + strings.Join(terminal.EscapeAll(before), ", ") + "] -> [" + strings.Join(terminal.EscapeAll(after), ", ") + "]"
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/scimflare/scimflare/internal/config"
+
 	"github.com/scimflare/scimflare/store"
 )
 
@@ -21,6 +23,18 @@ func runBackup(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	}
 	if *dest == "" {
 		return usagef("backup: --out FILE is required")
+	}
+	// A backup moved into place over the admin socket or the config would
+	// replace them; over the state file, it would replace the live state.
+	cfg := env.Config
+	for _, k := range [][2]string{
+		{cfg.Admin.Socket, "the admin socket (admin.socket in " + cfg.Path + ")"},
+		{cfg.State.Path, "the live state file (state.path in " + cfg.Path + ")"},
+		{cfg.Path, "the config file " + cfg.Path},
+	} {
+		if config.SameFile(*dest, k[0]) {
+			return usagef("backup: --out %s is %s; write the backup to a file of its own", *dest, k[1])
+		}
 	}
 	if env.Daemon && !filepath.IsAbs(*dest) {
 		// The daemon's working directory is not the caller's.

@@ -10,11 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -67,6 +69,9 @@ type UsageError struct{ msg string }
 
 func (e UsageError) Error() string { return e.msg }
 
+// esc makes a value from SCIM or Cloudflare safe for text output.
+var esc = terminal.Escape
+
 func usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
 
 // ExitError carries a specific exit status (plan --detailed-exitcode).
@@ -93,7 +98,7 @@ func Run(ctx context.Context, env *Env, args []string, out, errOut io.Writer) in
 	case errors.As(err, &ee):
 		return ee.Code
 	default:
-		fmt.Fprintln(errOut, "scimflare: "+strings.TrimSuffix(err.Error(), "."))
+		fmt.Fprintln(errOut, "scimflare: "+terminal.EscapeLines(strings.TrimSuffix(err.Error(), ".")))
 		return 1
 	}
 }
@@ -107,12 +112,85 @@ func newFlags(name string, errOut io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parse reads flags and refuses positional arguments.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usagef("%s: %v", fs.Name(), err)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	if len(pos) > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), pos[0])
 	}
 	return nil
+}
+
+// parseArgs reads flags wherever they stand among the positional
+// arguments, which it returns in order: users type `token revoke NAME
+// --config F` as often as `token revoke --config F NAME`, and the flag
+// package alone stops at the first positional argument. After "--" every
+// argument is positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// isConfigFlag reports whether args[i] is the global --config flag and how
+// many arguments it spans.
+func isConfigFlag(args []string, i int) (int, bool) {
+	a := args[i]
+	switch {
+	case a == "--config" || a == "-config":
+		return min(2, len(args)-i), true
+	case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
+		return 1, true
+	}
+	return 0, false
+}
+
+// subcommand splits `token --config F revoke NAME` into "revoke" and the
+// rest, --config kept: the global flag may stand before the subcommand.
+func subcommand(args []string) (string, []string) {
+	var global []string
+	for i := 0; i < len(args); {
+		n, ok := isConfigFlag(args, i)
+		if !ok {
+			return args[i], slices.Concat(global, args[i+1:])
+		}
+		global = append(global, args[i:i+n]...)
+		i += n
+	}
+	return "", global
+}
+
+// IsHelp reports whether args ask for help (-h, -help or --help before
+// any "--").
+func IsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// UsageOf is the usage line of the state command name.
+func UsageOf(name string) (string, bool) {
+	c, ok := commands[name]
+	return c.usage, ok
 }

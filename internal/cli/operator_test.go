@@ -198,10 +198,10 @@ func TestLint(t *testing.T) {
 	if _, err := te.Store.CreateGroup(t0, store.Group{DisplayName: "CF-Deployers"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.Store.PutToken(store.Token{Name: "old", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -120)}); err != nil {
+	if err := te.Store.PutToken(store.Token{Name: "old", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -120), ExpiresAt: t0.AddDate(0, 0, 30)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.Store.PutToken(store.Token{Name: "new", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -10)}); err != nil {
+	if err := te.Store.PutToken(store.Token{Name: "new", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -10), ExpiresAt: t0.AddDate(0, 0, 80)}); err != nil {
 		t.Fatal(err)
 	}
 	ws, notes, err := Lint(te.Config, te.Store, t0)

@@ -88,7 +88,7 @@ func runApply(ctx context.Context, env *Env, args []string, out, errOut io.Write
 	}
 	if len(res.Failed) > 0 {
 		for _, f := range res.Failed {
-			fmt.Fprintf(errOut, "failed: %s %s on %s: %v\n", f.Change.Kind, f.Change.Email, res.AccountNames[f.Change.AccountID], f.Err)
+			fmt.Fprintf(errOut, "failed: %s %s on %s: %s\n", f.Change.Kind, esc(f.Change.Email), esc(res.AccountNames[f.Change.AccountID]), esc(f.Err.Error()))
 		}
 		return fmt.Errorf("%d change(s) failed; the next run retries them", len(res.Failed))
 	}
@@ -124,7 +124,7 @@ func runGrant(ctx context.Context, env *Env, args []string, out, errOut io.Write
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "granted %s (grant %s) until %s\n", *user, g.ID, g.End.UTC().Format(time.RFC3339))
+	fmt.Fprintf(out, "granted %s (grant %s) until %s\n", esc(*user), esc(g.ID), g.End.UTC().Format(time.RFC3339))
 	return reportResult(out, res)
 }
 
@@ -141,7 +141,7 @@ func runRevoke(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "revoked grant %s\n", *id)
+	fmt.Fprintf(out, "revoked grant %s\n", esc(*id))
 	return reportResult(out, res)
 }
 
@@ -156,10 +156,10 @@ func reportResult(out io.Writer, res *syncer.Result) error {
 		fmt.Fprintln(out, "plan-only: Cloudflare was not changed")
 	}
 	for _, c := range res.Applied {
-		fmt.Fprintf(out, "  %s %s on %s\n", c.Kind, c.Email, res.AccountNames[c.AccountID])
+		fmt.Fprintf(out, "  %s %s on %s\n", c.Kind, esc(c.Email), esc(res.AccountNames[c.AccountID]))
 	}
 	for _, f := range res.Failed {
-		fmt.Fprintf(out, "  FAILED %s %s: %v\n", f.Change.Kind, f.Change.Email, f.Err)
+		fmt.Fprintf(out, "  FAILED %s %s: %s\n", f.Change.Kind, esc(f.Change.Email), esc(f.Err.Error()))
 	}
 	return nil
 }

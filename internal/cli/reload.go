@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
@@ -58,16 +59,16 @@ func RunReload(ctx context.Context, reload ReloadFunc, args []string, out, errOu
 	}
 	res, err := reload(ctx, "scimflare reload")
 	if err != nil {
-		fmt.Fprintln(errOut, "scimflare: "+strings.TrimSuffix(err.Error(), "."))
+		fmt.Fprintln(errOut, "scimflare: "+terminal.EscapeLines(strings.TrimSuffix(err.Error(), ".")))
 		return 1
 	}
-	fmt.Fprintln(out, res.Summary)
+	fmt.Fprintln(out, esc(res.Summary))
 	run := res.Run
 	if run == nil {
 		return 0
 	}
 	if run.Aborted != nil {
-		fmt.Fprintf(errOut, "scimflare: the new config is in force, but the reconcile after it aborted before any change: %v\n", run.Aborted)
+		fmt.Fprintf(errOut, "scimflare: the new config is in force, but the reconcile after it aborted before any change: %s\n", esc(run.Aborted.Error()))
 		return 1
 	}
 	fmt.Fprintf(out, "reconcile after reload: %d change(s) applied\n", len(run.Applied))
@@ -82,7 +83,7 @@ func RunReload(ctx context.Context, reload ReloadFunc, args []string, out, errOu
 				held += w.Change.Removals()
 			}
 		}
-		fmt.Fprintf(out, "removal guard TRIPPED on %s: %d removal(s) withheld until `scimflare apply --force`\n", run.AccountNames[id], held)
+		fmt.Fprintf(out, "removal guard TRIPPED on %s: %d removal(s) withheld until `scimflare apply --force`\n", esc(run.AccountNames[id]), held)
 	}
 	return 0
 }

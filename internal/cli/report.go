@@ -37,14 +37,15 @@ const (
 )
 
 func runReport(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 || args[0] != "access" {
-		return usagef("report: say `report access`")
-	}
 	fs := newFlags("report access", errOut)
 	at := fs.String("at", "", "as of this past time (RFC 3339, date, or a duration ago such as 90d)")
 	asCSV := fs.Bool("csv", false, "print CSV")
-	if err := parse(fs, args[1:]); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) != 1 || pos[0] != "access" {
+		return usagef("report: say `report access`")
 	}
 	now := env.Now()
 	when, err := parseWhen("--at", *at, now)
@@ -78,7 +79,7 @@ func runReport(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tACCOUNT\tROLE\tSOURCE\tGRANTED AT\tEXPIRES AT")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Email, r.Account, r.Role, r.Source, stamp(r.GrantedAt, "unknown"), stamp(r.ExpiresAt, "never"))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(r.Email), esc(r.Account), esc(r.Role), esc(r.Source), stamp(r.GrantedAt, "unknown"), stamp(r.ExpiresAt, "never"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

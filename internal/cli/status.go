@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/scimflare/scimflare/internal/terminal"
 )
 
 func init() {
@@ -35,9 +37,9 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	}
 	fmt.Fprintf(tw, "daemon\t%v\n", env.Daemon)
 	fmt.Fprintf(tw, "mode\t%s\n", mode)
-	fmt.Fprintf(tw, "last reconcile\t%s (%s, %s)\n", ts(st.LastRun), orNone(st.LastTrigger), orNone(st.LastOutcome))
+	fmt.Fprintf(tw, "last reconcile\t%s (%s, %s)\n", ts(st.LastRun), esc(orNone(st.LastTrigger)), esc(orNone(st.LastOutcome)))
 	if st.LastError != "" {
-		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
+		fmt.Fprintf(tw, "last error\t%s\n", esc(st.LastError))
 	}
 	fmt.Fprintf(tw, "last success\t%s\n", ts(st.LastSuccess))
 	next := ts(st.NextRun)
@@ -53,7 +55,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	fmt.Fprintf(tw, "next run\t%s\n", next)
 	guard := "ok"
 	if len(st.Tripped) > 0 {
-		guard = "TRIPPED on " + strings.Join(st.Tripped, ", ") + " (run `scimflare apply --force` after review)"
+		guard = "TRIPPED on " + strings.Join(terminal.EscapeAll(st.Tripped), ", ") + " (run `scimflare apply --force` after review)"
 	}
 	fmt.Fprintf(tw, "guard\t%s\n", guard)
 	switch {
@@ -66,7 +68,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	}
 	if env.CloudflareToken != nil {
 		h := env.CloudflareToken()
-		state := orNone(h.Status)
+		state := esc(orNone(h.Status))
 		if h.Checked.IsZero() {
 			state = "not verified yet"
 		}
@@ -76,7 +78,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 		}
 		fmt.Fprintf(tw, "cloudflare token\t%s, %s, checked %s\n", state, exp, ts(h.Checked))
 		for _, w := range h.Warnings(now) {
-			fmt.Fprintf(tw, "cloudflare token warning\t%s\n", w)
+			fmt.Fprintf(tw, "cloudflare token warning\t%s\n", esc(w))
 		}
 	}
 	fmt.Fprintf(tw, "pending expiries\t%d\n", len(st.PendingExpiries))
@@ -84,7 +86,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 		return err
 	}
 	for _, e := range st.PendingExpiries {
-		fmt.Fprintf(out, "  %s  (in %s)  %s  %s  %s  (%s)\n", e.At.UTC().Format(time.RFC3339), e.At.Sub(now).Round(time.Second), e.Account, e.Email, e.Role, e.Source)
+		fmt.Fprintf(out, "  %s  (in %s)  %s  %s  %s  (%s)\n", e.At.UTC().Format(time.RFC3339), e.At.Sub(now).Round(time.Second), esc(e.Account), esc(e.Email), esc(e.Role), esc(e.Source))
 	}
 	if len(st.IdentityProblems) > 0 {
 		fmt.Fprintf(out, "identity problems: %d (these users get no Cloudflare access, or share one email)\n", len(st.IdentityProblems))
@@ -99,7 +101,7 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	}
 	fmt.Fprintf(out, "scim tokens: %d\n", len(toks))
 	for _, t := range toks {
-		exp := "never expires"
+		exp := "NEVER EXPIRES"
 		if !t.ExpiresAt.IsZero() {
 			if now.Before(t.ExpiresAt) {
 				exp = "expires " + t.ExpiresAt.UTC().Format(time.RFC3339) + " (in " + formatAge(t.ExpiresAt.Sub(now)) + ")"
@@ -111,7 +113,12 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 		if now.Sub(t.CreatedAt) > tokenAgeLimit {
 			flag = "  (older than 90 days: rotate)"
 		}
-		fmt.Fprintf(out, "  %s  age %s  %s%s\n", t.Name, formatAge(now.Sub(t.CreatedAt)), exp, flag)
+		fmt.Fprintf(out, "  %s  age %s  %s%s\n", esc(t.Name), formatAge(now.Sub(t.CreatedAt)), exp, flag)
+	}
+	for _, t := range toks {
+		if t.ExpiresAt.IsZero() {
+			fmt.Fprintln(out, "warning: "+esc(neverExpires(t.Name)))
+		}
 	}
 	return nil
 }

@@ -21,31 +21,27 @@ const (
 )
 
 func init() {
-	register("token", "token create --name N [--ttl 90d] | token list | token revoke N", runToken)
+	register("token", "token create --name N [--ttl 90d|never] | token list | token revoke N", runToken)
 }
 
 func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
-	if len(args) == 0 {
+	sub, rest := subcommand(args)
+	switch sub {
+	case "":
 		return usagef("token: say create, list or revoke")
-	}
-	switch args[0] {
 	case "create":
 		fs := newFlags("token create", errOut)
 		name := fs.String("name", "", "token name")
-		ttl := fs.String("ttl", "90d", "lifetime, e.g. 90d; 0 for none")
-		if err := parse(fs, args[1:]); err != nil {
+		ttl := fs.String("ttl", "90d", "lifetime, e.g. 90d, or never")
+		if err := parse(fs, rest); err != nil {
 			return err
 		}
 		if *name == "" {
 			return usagef("token create: --name is required")
 		}
-		var life time.Duration
-		if *ttl != "0" {
-			d, err := config.ParseDuration(*ttl)
-			if err != nil || d <= 0 {
-				return usagef("token create: --ttl %q is not a duration such as 90d", *ttl)
-			}
-			life = d
+		life, err := tokenTTL(*ttl)
+		if err != nil {
+			return err
 		}
 		secret, hash, err := scim.NewToken()
 		if err != nil {
@@ -79,7 +75,7 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 		return nil
 	case "list":
 		fs := newFlags("token list", errOut)
-		if err := parse(fs, args[1:]); err != nil {
+		if err := parse(fs, rest); err != nil {
 			return err
 		}
 		toks, err := env.Store.Tokens()
@@ -98,24 +94,53 @@ func runToken(ctx context.Context, env *Env, args []string, out, errOut io.Write
 				}
 			}
 			age := now.Sub(t.CreatedAt).Truncate(time.Hour)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.CreatedAt.UTC().Format(time.RFC3339), formatAge(age), exp, state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(t.Name), t.CreatedAt.UTC().Format(time.RFC3339), formatAge(age), exp, state)
 		}
 		return tw.Flush()
 	case "revoke":
-		if len(args) != 2 {
-			return usagef("token revoke: give exactly one token name")
+		pos, err := parseArgs(newFlags("token revoke", errOut), rest)
+		if err != nil {
+			return err
 		}
-		rec := store.AuditRecord{Time: env.Now(), Actor: ActorToken, Action: ActionTokenRevoke, Reason: fmt.Sprintf("SCIM token %q revoked", args[1])}
-		if err := env.Store.DeleteTokenAudited(args[1], rec); err != nil {
+		if len(pos) != 1 {
+			return usagef("token revoke: give exactly one token name, e.g. token revoke okta --config FILE")
+		}
+		name := pos[0]
+		rec := store.AuditRecord{Time: env.Now(), Actor: ActorToken, Action: ActionTokenRevoke, Reason: fmt.Sprintf("SCIM token %q revoked", name)}
+		if err := env.Store.DeleteTokenAudited(name, rec); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return usagef("token revoke: there is no token named %q", args[1])
+				return usagef("token revoke: there is no token named %q", name)
 			}
 			return err
 		}
-		fmt.Fprintf(out, "revoked SCIM token %q\n", args[1])
+		fmt.Fprintf(out, "revoked SCIM token %q\n", name)
 		return nil
 	}
-	return usagef("token: unknown subcommand %q (create, list or revoke)", args[0])
+	return usagef("token: unknown subcommand %q (create, list or revoke)", sub)
+}
+
+// tokenTTL reads --ttl. A token that never expires is asked for by name:
+// "0" reads as "no time at all" to some and as "no limit" to others, and
+// the second meaning leaves a leaked secret valid for ever.
+func tokenTTL(s string) (time.Duration, error) {
+	if s == "never" {
+		return 0, nil
+	}
+	d, err := config.ParseDuration(s)
+	switch {
+	case err == nil && d > 0:
+		return d, nil
+	case err == nil:
+		return 0, usagef("token create: --ttl %s is not a lifetime: give one such as 90d, or --ttl never for a token that never expires", s)
+	default:
+		return 0, usagef("token create: --ttl %q is not a duration such as 90d (or never)", s)
+	}
+}
+
+// neverExpires is the warning validate and status give about a token
+// without an expiry.
+func neverExpires(name string) string {
+	return fmt.Sprintf("SCIM token %q never expires: replace it with one that does (token create --ttl 90d, then token revoke %s)", name, name)
 }
 
 func formatAge(d time.Duration) string {

@@ -117,6 +117,9 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 		return nil, nil, err
 	}
 	for _, t := range toks {
+		if t.ExpiresAt.IsZero() {
+			warn("", "%s", neverExpires(t.Name))
+		}
 		if age := now.Sub(t.CreatedAt); age > tokenAgeLimit {
 			warn("", "SCIM token %q is %d days old: rotate it (token create, then token revoke), or let the IdP authenticate with scim.oidc", t.Name, int(age.Hours()/24))
 		}
@@ -140,6 +143,10 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 	if err != nil {
 		return err
 	}
+	// serve would refuse to start; say so now.
+	if err := cfg.CheckAdminSocket(); err != nil {
+		return err
+	}
 	warnings := cfg.Warnings
 	var st LintState
 	if env.Store != nil {
@@ -151,10 +158,10 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 	}
 	warnings = append(warnings, more...)
 	for _, w := range warnings {
-		fmt.Fprintln(errOut, "warning: "+w.String())
+		fmt.Fprintln(errOut, "warning: "+esc(w.String()))
 	}
 	for _, n := range notes {
-		fmt.Fprintln(errOut, "note: "+n)
+		fmt.Fprintln(errOut, "note: "+esc(n))
 	}
 	if *online {
 		problems, err := resolveOnline(ctx, cfg)
@@ -164,11 +171,11 @@ func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Wr
 		var bad int
 		for _, p := range problems {
 			if p.Warning {
-				fmt.Fprintf(errOut, "warning: %s: %s: %s\n", cfg.Path, p.Path, p.Message)
+				fmt.Fprintf(errOut, "warning: %s: %s: %s\n", cfg.Path, p.Path, esc(p.Message))
 				continue
 			}
 			bad++
-			fmt.Fprintf(errOut, "%s: %s: %s\n", cfg.Path, p.Path, p.Message)
+			fmt.Fprintf(errOut, "%s: %s: %s\n", cfg.Path, p.Path, esc(p.Message))
 		}
 		if bad > 0 {
 			return fmt.Errorf("%s: %d name(s) do not resolve in Cloudflare", cfg.Path, bad)

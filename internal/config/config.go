@@ -256,6 +256,7 @@ func (c *Config) validate() []Problem {
 	if c.State.Path == "" {
 		bad("state.path", "must name the state file")
 	}
+	ps = append(ps, c.socketProblems()...)
 	if c.SCIM.MaxBodyBytes < 1024 {
 		bad("scim.max_body_bytes", "must be at least 1024, got %d", c.SCIM.MaxBodyBytes)
 	}

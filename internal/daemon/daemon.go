@@ -80,6 +80,11 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	// 6.7-7.0 ms with 2ms, 2,766-2,807 and 5.3 ms with 1ms, and 1,561-1,703
 	// ops/s and 7.6-8.1 ms without batching). See BENCHMARKS.md, "Lookup
 	// and write-latency tuning".
+	// Before anything is opened: serve would otherwise replace what
+	// stands at admin.socket.
+	if err := cfg.CheckAdminSocket(); err != nil {
+		return err
+	}
 	st, err := store.Open(cfg.State.Path, store.WithBatch(500*time.Microsecond))
 	if err != nil {
 		return err
@@ -141,7 +146,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		_ = ln.Close()
 		return err
 	}
-	defer os.Remove(cfg.Admin.Socket)
+	defer admin.Remove(cfg.Admin.Socket)
 	// Reconciles that admin commands and SIGHUP reloads start must end
 	// before the store closes under them: work tracks them, and adminCtx
 	// (the admin requests' base context) is cancelled when shutdown starts

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/mapping"
 )
 
@@ -35,19 +36,22 @@ func accountLabel(c *Changes, id string, accountNames map[string]string) string 
 var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!"}
 
 // RenderText writes the plan for people, grouped by account, then what was
-// withheld, drift, tripped guards and a one-line summary.
+// withheld, drift, tripped guards and a one-line summary. Every value from
+// SCIM or Cloudflare is escaped (terminal.Escape): a line break or control
+// sequence in an email or a role name cannot forge a line.
 func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	var b strings.Builder
+	esc := terminal.Escape
 	change := func(ch Change, indent string) {
-		fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, ch.Email)
+		fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, esc(ch.Email))
 		if len(ch.Before) > 0 {
-			fmt.Fprintf(&b, "%s    before: %s\n", indent, strings.Join(keyNames(ch.Before, names), ", "))
+			fmt.Fprintf(&b, "%s    before: %s\n", indent, strings.Join(terminal.EscapeAll(keyNames(ch.Before, names)), ", "))
 		}
 		if len(ch.After) > 0 {
-			fmt.Fprintf(&b, "%s    after:  %s\n", indent, strings.Join(keyNames(ch.After, names), ", "))
+			fmt.Fprintf(&b, "%s    after:  %s\n", indent, strings.Join(terminal.EscapeAll(keyNames(ch.After, names)), ", "))
 		}
 		if ch.Reason != "" {
-			fmt.Fprintf(&b, "%s    reason: %s\n", indent, ch.Reason)
+			fmt.Fprintf(&b, "%s    reason: %s\n", indent, esc(ch.Reason))
 		}
 	}
 	count := map[Kind]int{}
@@ -55,7 +59,7 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 		if len(a.Changes) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "Account %s (%s):\n", a.Name, a.ID)
+		fmt.Fprintf(&b, "Account %s (%s):\n", esc(a.Name), esc(a.ID))
 		for _, ch := range a.Changes {
 			change(ch, "  ")
 			count[ch.Kind]++
@@ -65,7 +69,7 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	if len(c.Withheld) > 0 {
 		b.WriteString("Withheld:\n")
 		for _, wh := range c.Withheld {
-			fmt.Fprintf(&b, "  in %s, %s:\n", accountLabel(c, wh.Change.AccountID, nil), wh.Why)
+			fmt.Fprintf(&b, "  in %s, %s:\n", esc(accountLabel(c, wh.Change.AccountID, nil)), esc(wh.Why))
 			change(wh.Change, "    ")
 		}
 		b.WriteString("\n")
@@ -73,7 +77,7 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	if len(c.Drift) > 0 {
 		b.WriteString("Drift (roles scimflare did not grant):\n")
 		for _, d := range c.Drift {
-			fmt.Fprintf(&b, "  %s %s: %s\n", accountLabel(c, d.AccountID, nil), d.Email, mapping.KeyName(d.Key, names))
+			fmt.Fprintf(&b, "  %s %s: %s\n", esc(accountLabel(c, d.AccountID, nil)), esc(d.Email), esc(mapping.KeyName(d.Key, names)))
 		}
 		b.WriteString("\n")
 	}
@@ -88,7 +92,7 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	if len(c.Tripped) > 0 {
 		tripped := make([]string, len(c.Tripped))
 		for i, id := range c.Tripped {
-			tripped[i] = accountLabel(c, id, nil)
+			tripped[i] = esc(accountLabel(c, id, nil))
 		}
 		fmt.Fprintf(&b, "Guard tripped: %s\n\n", strings.Join(tripped, ", "))
 	}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// SameFile reports whether paths a and b name the same file: the same
+// path once made absolute and cleaned, or (when both exist) the same inode
+// through a link.
+func SameFile(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	aa, errA := filepath.Abs(a)
+	ab, errB := filepath.Abs(b)
+	if errA == nil && errB == nil && aa == ab {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
+}
+
+// fileKeys lists the keys of c that name a file other than the admin
+// socket, with their values.
+func (c *Config) fileKeys() [][2]string {
+	return [][2]string{
+		{"state.path", c.State.Path},
+		{"the config file", c.Path},
+		{"server.tls_cert_file", c.Server.TLSCertFile},
+		{"server.tls_key_file", c.Server.TLSKeyFile},
+		{"cloudflare.api_token_file", c.Cloudflare.APITokenFile},
+	}
+}
+
+// socketProblems: serve replaces what stands at admin.socket, so it must
+// not name a file scimflare needs (with state.path it would delete the
+// live state).
+func (c *Config) socketProblems() []Problem {
+	var ps []Problem
+	for _, k := range c.fileKeys() {
+		if SameFile(c.Admin.Socket, k[1]) {
+			ps = append(ps, Problem{Path: "admin.socket", Message: fmt.Sprintf("%s is also %s: give the admin socket a path of its own", c.Admin.Socket, k[0])})
+		}
+	}
+	return ps
+}
+
+// ErrNotSocket: something other than a unix socket stands at admin.socket.
+var ErrNotSocket = errors.New("is not a unix socket")
+
+// CheckAdminSocket checks what stands at admin.socket now: nothing, or a
+// socket (a live daemon's or a stale one). Anything else is a file someone
+// needs, which serve must not delete.
+func (c *Config) CheckAdminSocket() error {
+	fi, err := os.Lstat(c.Admin.Socket)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: admin.socket %s cannot be checked: %w", c.Path, c.Admin.Socket, unwrapPathError(err))
+	case fi.Mode()&fs.ModeSocket == 0:
+		return fmt.Errorf("%s: admin.socket %s exists and %w: scimflare will not delete it; move the file or point admin.socket elsewhere", c.Path, c.Admin.Socket, ErrNotSocket)
+	}
+	return nil
+}
