@@ -68,7 +68,8 @@ func explainText(t *testing.T, x *Explanation) string {
 }
 
 func TestExplain(t *testing.T) {
-	e := newEnv(t)
+	// min_removals 1: two pending removals trip the percent rule below.
+	e := newEnv(t, withGuards("    min_removals: 1\n"))
 	alice := e.user("alice@example.com")
 	carol := e.user("carol@example.com")
 	dave := e.user("dave@example.com")
@@ -251,7 +252,8 @@ func TestExplain(t *testing.T) {
 	t.Run("ttl ended, held back by the guard, then applied", func(t *testing.T) {
 		e.clock.Advance(2 * time.Second) // 3s after the join; the ttl is 2s
 		// Two removals pending (erin's and this one) of 6 managed grants
-		// exceed max_removal_percent 20%: the guard holds both back.
+		// exceed max_removal_percent 20% (above min_removals 1): the guard
+		// holds both back.
 		x := e.explain("alice@example.com", ExplainOptions{})
 		adm := explainedRole(t, x, "prod", "Administrator")
 		if !adm.Has || adm.Should || adm.State != StateWithheld || adm.Change != "expire_grant" ||

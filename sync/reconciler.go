@@ -122,6 +122,8 @@ type Status struct {
 	// IdentityProblems are users whose address gives no Cloudflare access
 	// and emails several users share, as the last run found them.
 	IdentityProblems []plan.IdentityProblem
+	// Withheld are the removals a guard holds back, oldest first.
+	Withheld []WithheldRemoval
 }
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.

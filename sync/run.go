@@ -322,6 +322,8 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 		plan.GuardPolicy{
 			MaxRemovals:       cfg.Sync.Guards.MaxRemovals,
 			MaxRemovalPercent: cfg.Sync.Guards.MaxRemovalPercent,
+			MinRemovals:       cfg.Sync.Guards.MinRemovals,
+			Window:            rn.window(),
 			ManagedGrants:     managed,
 			Latched:           rn.latched,
 			Force:             rn.req.force,
@@ -330,6 +332,16 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, bool) {
 	rn.result.Changes = changes
 	rn.reads = reads
 	return changes, true
+}
+
+// window is the rolling-window guard as of this run. apply --force resets
+// the count: removals are counted again after it.
+func (rn *run) window() *plan.WindowLimit {
+	g := rn.cfg.Sync.Guards
+	if rn.req.force {
+		rn.saved.Removals = nil
+	}
+	return &plan.WindowLimit{Max: g.MaxRemovalsPerWindow, Window: g.Window, Removed: windowRemovals(rn.saved.Removals, g.Window, rn.now)}
 }
 
 // buildDesired reads the temporary grants and the names, and builds
@@ -661,7 +673,7 @@ func (rn *run) guard(c *plan.Changes) {
 	var recs []store.AuditRecord
 	withheld := map[string]int{}
 	for _, w := range c.Withheld {
-		if strings.HasPrefix(w.Why, "guard:") {
+		if w.By == plan.WithheldByGuard {
 			withheld[w.Change.AccountID] += w.Change.Removals()
 		}
 	}
@@ -681,7 +693,7 @@ func (rn *run) guard(c *plan.Changes) {
 			}
 			why := ""
 			for _, w := range c.Withheld {
-				if w.Change.AccountID == id && strings.HasPrefix(w.Why, "guard:") {
+				if w.Change.AccountID == id && w.By == plan.WithheldByGuard {
 					why = w.Why
 					break
 				}
@@ -833,6 +845,14 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		rn.stopped = fmt.Errorf("applied in Cloudflare but not recorded in the state; no further change is applied: %w", err)
 		rn.fail(ch, rn.stopped)
 		return
+	}
+	// What a forced run lets through was approved by the operator: the
+	// window counts from after it.
+	if n := ch.Removals(); n > 0 && !rn.req.dry && !rn.req.force {
+		if rn.saved.Removals == nil {
+			rn.saved.Removals = map[string][]removalStamp{}
+		}
+		rn.saved.Removals[ch.AccountID] = append(rn.saved.Removals[ch.AccountID], removalStamp{At: rn.now, N: n})
 	}
 	rn.result.Applied = append(rn.result.Applied, ch)
 	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()

@@ -35,6 +35,12 @@ type savedStatus struct {
 	// users' addresses (invalid, shared): kept so status shows it and so
 	// each problem is logged once, not on every run.
 	Identity []plan.IdentityProblem `json:"identity,omitempty"`
+	// Removals are the removals applied per account id within the guard
+	// window, what max_removals_per_window counts; apply --force clears
+	// them.
+	Removals map[string][]removalStamp `json:"removals,omitempty"`
+	// Withheld are the removals a guard holds back, with since when.
+	Withheld []savedWithheld `json:"withheld,omitempty"`
 }
 
 // cachedStatus is the status the last run recorded, from memory once it
@@ -49,6 +55,24 @@ func (r *Reconciler) cachedStatus() (savedStatus, error) {
 		r.saved.CompareAndSwap(nil, &s)
 	}
 	return s, err
+}
+
+// Withheld lists the removals a guard holds back, oldest first, from the
+// last runs: what /readyz and status show.
+func (r *Reconciler) Withheld() []WithheldRemoval {
+	s, err := r.cachedStatus()
+	if err != nil {
+		return nil
+	}
+	return withheldOf(r.config(), s.Withheld)
+}
+
+func withheldOf(cfg *config.Config, ws []savedWithheld) []WithheldRemoval {
+	var out []WithheldRemoval
+	for _, w := range ws {
+		out = append(out, WithheldRemoval{Account: accountName(cfg, w.AccountID), Email: w.Email, Since: w.Since, Why: w.Why})
+	}
+	return out
 }
 
 // PlanOnly reports whether runs currently start in plan-only mode.
@@ -95,7 +119,22 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	}
 	if res.Aborted == nil {
 		s.Tripped = rn.latched
+		if !rn.planOnly {
+			before := len(s.Withheld)
+			s.Withheld = nextWithheld(s.Withheld, res.Changes, rn.scope, rn.now)
+			for _, w := range s.Withheld {
+				if w.Since.Equal(rn.now) {
+					r.log.Warn("removal withheld by a guard", "account", accountName(rn.cfg, w.AccountID), "email", w.Email,
+						"since", w.Since, "why", w.Why)
+				}
+			}
+			if before > 0 && len(s.Withheld) == 0 {
+				r.log.Info("no removal is withheld any more")
+			}
+		}
 	}
+	s.Removals = pruneRemovals(s.Removals, rn.cfg.Sync.Guards.Window, rn.now)
+	r.m.RemovalsWithheld.Set(float64(len(s.Withheld)))
 	if rn.desired != nil {
 		s.Identity = r.noteIdentity(s.Identity, rn.desired.Problems, rn.req.kind != targetedRun)
 	}
@@ -251,6 +290,7 @@ func (r *Reconciler) Status() Status {
 	}
 	st.PendingExpiries = exp
 	st.IdentityProblems = s.Identity
+	st.Withheld = withheldOf(cfg, s.Withheld)
 	return st
 }
 
@@ -323,6 +363,10 @@ func (r *Reconciler) Ready() (bool, []string) {
 	}
 	if s.LastOutcome != "" && s.LastOutcome != OutcomeSuccess && s.LastError != "" {
 		reasons = append(reasons, "last run "+s.LastOutcome+": "+s.LastError)
+	}
+	if len(s.Withheld) > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d removal(s) withheld by a guard, the oldest since %s (see `scimflare status`)",
+			len(s.Withheld), s.Withheld[0].Since.UTC().Format(time.RFC3339)))
 	}
 	if len(s.Tripped) > 0 {
 		ok = false

@@ -91,19 +91,23 @@ func TestTextOutputEscapesValuesFromSCIMAndCloudflare(t *testing.T) {
 	var p struct {
 		Accounts []struct{ Changes []struct{ Email string } }
 		Drift    []struct{ Email string }
+		Identity []struct{ Email string }
 	}
+	// The identity rule grants the hostile address nothing: it is
+	// reported, exactly, not planned.
 	if err := json.Unmarshal([]byte(out), &p); code != 0 || err != nil || len(p.Drift) != 1 || p.Drift[0].Email != hostileMember ||
-		len(p.Accounts) != 1 || len(p.Accounts[0].Changes) != 1 || p.Accounts[0].Changes[0].Email != hostileUser {
+		len(p.Accounts) != 1 || len(p.Accounts[0].Changes) != 0 || len(p.Identity) != 1 || p.Identity[0].Email != hostileUser {
 		t.Errorf("plan --json must carry the values exactly: %d %v %+v\n%s", code, err, p, errOut)
 	}
 
-	// A full run: drift and the invite (or its failure) go to the audit.
+	// A full run: drift goes to the audit (the hostile user is granted
+	// nothing, so nothing of it is audited).
 	runMain("apply", "--config", cfg)
 	code, out, errOut = runMain("audit", "--config", cfg)
 	if code != 0 {
 		t.Fatalf("audit: %d %s %s", code, out, errOut)
 	}
-	assertPrintable(t, "audit", out, hostileMember, hostileUser)
+	assertPrintable(t, "audit", out, hostileMember)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	records := lines[1 : len(lines)-1]
 	if want := fmt.Sprintf("%d record(s);", len(records)); !strings.HasPrefix(lines[len(lines)-1], want) {

@@ -15,6 +15,7 @@ import (
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
+	"github.com/scimflare/scimflare/sync/plan"
 )
 
 func init() {
@@ -79,7 +80,7 @@ func RunReload(ctx context.Context, reload ReloadFunc, args []string, out, errOu
 	for _, id := range run.Changes.Tripped {
 		held := 0
 		for _, w := range run.Changes.Withheld {
-			if w.Change.AccountID == id && strings.HasPrefix(w.Why, "guard:") {
+			if w.Change.AccountID == id && w.By == plan.WithheldByGuard {
 				held += w.Change.Removals()
 			}
 		}

@@ -88,11 +88,16 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	for _, e := range st.PendingExpiries {
 		fmt.Fprintf(out, "  %s  (in %s)  %s  %s  %s  (%s)\n", e.At.UTC().Format(time.RFC3339), e.At.Sub(now).Round(time.Second), esc(e.Account), esc(e.Email), esc(e.Role), esc(e.Source))
 	}
+	if len(st.Withheld) > 0 {
+		fmt.Fprintf(out, "removals withheld by a guard: %d (until `scimflare apply --force`)\n", len(st.Withheld))
+		for _, w := range st.Withheld {
+			fmt.Fprintf(out, "  since %s  %s  %s  %s\n", w.Since.UTC().Format(time.RFC3339), w.Account, terminal.Escape(w.Email), terminal.Escape(w.Why))
+		}
+	}
 	if len(st.IdentityProblems) > 0 {
 		fmt.Fprintf(out, "identity problems: %d (these users get no Cloudflare access, or share one email)\n", len(st.IdentityProblems))
 		for _, p := range st.IdentityProblems {
-			// %q: the address came from the IdP and may hold anything.
-			fmt.Fprintf(out, "  %s  %q  users %s  %s\n", p.Kind, p.Email, strings.Join(p.UserIDs, ","), p.Why)
+			fmt.Fprintf(out, "  %s  %s  users %s  %s\n", p.Kind, terminal.Escape(p.Email), strings.Join(p.UserIDs, ","), p.Why)
 		}
 	}
 	toks, err := env.Store.Tokens()

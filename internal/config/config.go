@@ -89,6 +89,15 @@ type Sync struct {
 type Guards struct {
 	MaxRemovals       int     `yaml:"max_removals"`
 	MaxRemovalPercent float64 `yaml:"max_removal_percent"`
+	// MinRemovals: the percent rule applies only to a run removing more
+	// than this many grants, so one or two leavers in a small account are
+	// never held back by it.
+	MinRemovals int `yaml:"min_removals"`
+	// Window and MaxRemovalsPerWindow bound an account's removals over a
+	// rolling window, whatever the runs they were split over: a mass
+	// removal trickled in slower than the debounce trips it.
+	Window               time.Duration `yaml:"window"`
+	MaxRemovalsPerWindow int           `yaml:"max_removals_per_window"`
 }
 
 // Sync modes and unmanaged policies.
@@ -120,7 +129,7 @@ func Default() Config {
 			Mode:             ModeEnforce,
 			Unmanaged:        UnmanagedReport,
 			MaxGrantDuration: 24 * time.Hour,
-			Guards:           Guards{MaxRemovals: 25, MaxRemovalPercent: 20},
+			Guards:           Guards{MaxRemovals: 25, MaxRemovalPercent: 20, MinRemovals: 3, Window: time.Hour, MaxRemovalsPerWindow: 100},
 		},
 	}
 }
@@ -301,6 +310,15 @@ func (c *Config) validate() []Problem {
 	}
 	if c.Sync.Guards.MaxRemovalPercent < 0 || c.Sync.Guards.MaxRemovalPercent > 100 {
 		bad("sync.guards.max_removal_percent", "must be between 0 and 100")
+	}
+	if c.Sync.Guards.MinRemovals < 0 {
+		bad("sync.guards.min_removals", "must not be negative")
+	}
+	if c.Sync.Guards.Window <= 0 {
+		bad("sync.guards.window", "must be positive (e.g. 1h)")
+	}
+	if c.Sync.Guards.MaxRemovalsPerWindow < 0 {
+		bad("sync.guards.max_removals_per_window", "must not be negative")
 	}
 	for i, e := range c.Sync.Protected {
 		if _, err := identity.Email(e); err != nil {

@@ -322,6 +322,11 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, why := d.rec.Ready()
 	body := map[string]any{"plan_only": d.rec.PlanOnly()}
+	if w := d.rec.Withheld(); len(w) > 0 {
+		// Who waits and since when; the first 100 (status lists all).
+		body["withheld_count"] = len(w)
+		body["withheld"] = w[:min(len(w), 100)]
+	}
 	if warn := d.credentialWarnings(); len(warn) > 0 {
 		body["warnings"] = warn
 	}

@@ -27,6 +27,7 @@ type Metrics struct {
 	BudgetLeft        prometheus.Gauge
 	DriftFound        prometheus.Gauge
 	ChangesFailed     *prometheus.CounterVec
+	RemovalsWithheld  prometheus.Gauge
 	IdentityProblems  *prometheus.GaugeVec
 	GuardTrips        prometheus.Counter
 	GuardTripped      prometheus.Gauge
@@ -76,6 +77,10 @@ func New() *Metrics {
 			Name: "scimflare_changes_failed_total",
 			Help: "Changes Cloudflare refused, or whose answer disagreed with what was sent, by kind; the next run repairs them.",
 		}, []string{"kind"}),
+		RemovalsWithheld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scimflare_removals_withheld",
+			Help: "Removals a guard holds back until `scimflare apply --force` (or until the window allows them), at the last run.",
+		}),
 		IdentityProblems: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "scimflare_identity_problems",
 			Help: "SCIM users whose address gives no Cloudflare access (kind invalid_email) and Cloudflare emails several active users share (kind shared_email), at the last run.",
@@ -101,7 +106,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.ChangesFailed, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
+		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.ChangesFailed, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -2,11 +2,12 @@ package plan
 
 import (
 	"fmt"
-	"github.com/scimflare/scimflare/internal/identity"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/scimflare/scimflare/internal/identity"
 )
 
 // Actual is a member as Cloudflare reports it. A pending invite is a member.
@@ -101,11 +102,19 @@ func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged)
 // found at adoption.
 type Drift struct{ AccountID, Email, Key string }
 
-// Withheld is a change a policy held back, and why.
+// Withheld is a change a policy held back, which policy (By), and why.
 type Withheld struct {
 	Change Change
+	By     string // WithheldByProtected, WithheldByLastSuperAdmin or WithheldByGuard
 	Why    string
 }
+
+// The policies that withhold changes.
+const (
+	WithheldByProtected      = "protected"
+	WithheldByLastSuperAdmin = "last_super_admin"
+	WithheldByGuard          = "guard"
+)
 
 // Changes is a plan. Accounts has one entry per input account, in input
 // order, even when it has no change. Tripped lists the accounts whose

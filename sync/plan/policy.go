@@ -2,8 +2,10 @@ package plan
 
 import (
 	"fmt"
-	"github.com/scimflare/scimflare/internal/identity"
 	"slices"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/identity"
 )
 
 // Policy holds back changes that must not happen, like external-dns's
@@ -34,6 +36,7 @@ func (c *Changes) clone() *Changes {
 		Drift:    slices.Clone(c.Drift),
 		Tripped:  slices.Clone(c.Tripped),
 		Records:  slices.Clone(c.Records),
+		Identity: slices.Clone(c.Identity),
 	}
 	for _, a := range c.Accounts {
 		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})
@@ -41,8 +44,9 @@ func (c *Changes) clone() *Changes {
 	return out
 }
 
-// filter keeps the changes keep accepts and withholds the rest with why.
-func (c *Changes) filter(keep func(Change) (bool, string)) *Changes {
+// filter keeps the changes keep accepts and withholds the rest with why,
+// as policy by.
+func (c *Changes) filter(by string, keep func(Change) (bool, string)) *Changes {
 	out := c.clone()
 	for i := range out.Accounts {
 		var kept []Change
@@ -50,7 +54,7 @@ func (c *Changes) filter(keep func(Change) (bool, string)) *Changes {
 			if ok, why := keep(ch); ok {
 				kept = append(kept, ch)
 			} else {
-				out.Withheld = append(out.Withheld, Withheld{Change: ch, Why: why})
+				out.Withheld = append(out.Withheld, Withheld{Change: ch, By: by, Why: why})
 			}
 		}
 		out.Accounts[i].Changes = kept
@@ -71,7 +75,7 @@ func ProtectedPolicy(emails []string) Policy {
 }
 
 func (p protectedPolicy) Apply(c *Changes) *Changes {
-	return c.filter(func(ch Change) (bool, string) {
+	return c.filter(WithheldByProtected, func(ch Change) (bool, string) {
 		return !p[identity.Key(ch.Email)], WhyProtected
 	})
 }
@@ -118,7 +122,7 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 			left[id][e] = true
 		}
 	}
-	return c.filter(func(ch Change) (bool, string) {
+	return c.filter(WithheldByLastSuperAdmin, func(ch Change) (bool, string) {
 		key := p.key[ch.AccountID]
 		if key == "" || !slices.Contains(ch.Before, key) || slices.Contains(ch.After, key) {
 			return true, ""
@@ -148,10 +152,16 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 // zero GuardPolicy is the safe one; the config loader supplies SPEC.md's
 // defaults.
 //
-// The percent limit needs at least MinPercentRemovals removals to trip: in
-// a small account a single leaver is already "100% of the managed grants",
-// and withholding that removal is exactly the failure (a leaver keeping
-// access) the guard exists to avoid. Mass removals are what it catches.
+// The percent limit applies only to a run removing more than MinRemovals
+// grants (sync.guards.min_removals): in a small account one or two leavers
+// are already "over 20% of the managed grants", and withholding those
+// removals is exactly the failure (a leaver keeping access) the guard
+// exists to avoid. Mass removals are what it catches.
+//
+// Window, when set, bounds the account's removals over a rolling window
+// (sync.guards.max_removals_per_window): the removals this run would make
+// plus those already made in the window. It catches a mass removal
+// trickled in over many small runs, which no per-run limit sees.
 //
 // Latched lists accounts whose guard tripped in an earlier run and was not
 // cleared by a forced apply: SPEC holds every removal there until `apply
@@ -160,17 +170,24 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 type GuardPolicy struct {
 	MaxRemovals       int
 	MaxRemovalPercent float64
+	MinRemovals       int
+	Window            *WindowLimit
 	ManagedGrants     map[string]int
 	Latched           []string
 	Force             bool
 }
 
+// WindowLimit is the rolling-window guard: Max removals per account within
+// the window, of which Removed[account] were already made.
+type WindowLimit struct {
+	Max     int
+	Window  time.Duration // for the message only
+	Removed map[string]int
+}
+
 // WhyLatched prefixes the why of a removal withheld because the account's
 // guard tripped earlier and has not been forced since.
 const WhyLatched = "guard: tripped earlier; removals are withheld until `scimflare apply --force`"
-
-// MinPercentRemovals is the fewest removals the percent guard trips on.
-const MinPercentRemovals = 2
 
 func (g GuardPolicy) trip(account string, removals int) string {
 	if removals == 0 {
@@ -180,8 +197,12 @@ func (g GuardPolicy) trip(account string, removals int) string {
 		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removals %d", removals, g.MaxRemovals)
 	}
 	base := g.ManagedGrants[account]
-	if g.MaxRemovalPercent >= 0 && removals >= MinPercentRemovals && float64(removals)*100 > g.MaxRemovalPercent*float64(base) {
+	if g.MaxRemovalPercent >= 0 && removals > g.MinRemovals && float64(removals)*100 > g.MaxRemovalPercent*float64(base) {
 		return fmt.Sprintf("guard: %d removals exceed sync.guards.max_removal_percent %g%% of %d managed grants", removals, g.MaxRemovalPercent, base)
+	}
+	if w := g.Window; w != nil && w.Max >= 0 && w.Removed[account]+removals > w.Max {
+		return fmt.Sprintf("guard: %d removals, with the %d made in the last %s, exceed sync.guards.max_removals_per_window %d",
+			removals, w.Removed[account], w.Window, w.Max)
 	}
 	return ""
 }
@@ -217,7 +238,7 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 			if add != nil {
 				kept = append(kept, *add)
 			}
-			out.Withheld = append(out.Withheld, Withheld{Change: hold, Why: why})
+			out.Withheld = append(out.Withheld, Withheld{Change: hold, By: WithheldByGuard, Why: why})
 		}
 		out.Accounts[i].Changes = kept
 	}

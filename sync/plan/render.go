@@ -84,8 +84,7 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	if len(c.Identity) > 0 {
 		b.WriteString("Identity problems (reported once per user; nothing is granted to an invalid address):\n")
 		for _, p := range c.Identity {
-			// %q: the address came from the IdP and may hold anything.
-			fmt.Fprintf(&b, "  %s %q (SCIM users %s): %s\n", p.Kind, p.Email, strings.Join(p.UserIDs, ", "), p.Why)
+			fmt.Fprintf(&b, "  %s %s (SCIM users %s): %s\n", p.Kind, esc(p.Email), strings.Join(p.UserIDs, ", "), p.Why)
 		}
 		b.WriteString("\n")
 	}
