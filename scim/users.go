@@ -209,7 +209,7 @@ func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
 func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
 	s := h.s
 	attrs, excluded := listParams(r)
-	f, _, err := listFilter(r, userResource)
+	f, err := listFilter(r, userResource)
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "User", "")
 	}
@@ -262,6 +262,7 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "User", "")
 	}
+	setListCount(r, len(page.Resources))
 	return page, nil
 }
 
