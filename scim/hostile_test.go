@@ -411,6 +411,11 @@ func TestRFCDetails(t *testing.T) {
 		if got := e.must(200, "GET", "/Users/"+uid, "").obj(t)["active"]; got != false {
 			t.Fatalf("active reads back %v after remove active", got)
 		}
+		// A PUT that leaves active out does not re-activate either.
+		e.must(200, "PUT", "/Users/"+uid, `{"schemas":["`+userURN+`"],"userName":"leaver@example.com"}`)
+		if getUser(t, e.st, uid).Active {
+			t.Fatal("a PUT without active re-activated a deactivated user")
+		}
 		e.must(204, "PATCH", "/Users/"+u1, patchBody(`[{"op":"replace","path":"active","value":null}]`))
 		if getUser(t, e.st, u1).Active {
 			t.Fatal("replace active with null left the user active")

@@ -325,7 +325,16 @@ func (h userHandler) Replace(r *http.Request, id string, attrs elimity.ResourceA
 	var oldEmail string
 	u, err := s.st.UpdateUser(id, s.now(), ifv, func(u *store.User) error {
 		oldEmail = u.Email
-		return s.userFromAttrs(attrs, u)
+		wasActive := u.Active
+		if err := s.userFromAttrs(attrs, u); err != nil {
+			return err
+		}
+		// A replacement that leaves active out does not change it: it
+		// must not re-activate a deactivated user (nor deactivate one).
+		if _, given := attrs["active"].(bool); !given {
+			u.Active = wasActive
+		}
+		return nil
 	})
 	if err != nil {
 		return elimity.Resource{}, s.toSCIM(err, "User", id)
