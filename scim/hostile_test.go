@@ -13,6 +13,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
+	"github.com/scimflare/scimflare/store"
 )
 
 // Hostile input, round two (issue 16): what an attacker, an RFC conformance
@@ -241,12 +242,38 @@ func maximalPatch(offset int) string {
 	return patchBody("[" + strings.Join(ops, ",") + "]")
 }
 
-// TestMaximalPatchDoesNotStallWrites: while maximal PATCHes run, small
-// writes from another client keep completing promptly.
+// writeHold measures how long PATCHes of one user hold the store's write
+// transaction (the UpdateUser callback runs inside it, every other writer
+// waiting).
+type writeHold struct {
+	store.Store
+	id  string
+	mu  sync.Mutex
+	max time.Duration
+}
+
+func (h *writeHold) UpdateUser(id string, now time.Time, ifVersion uint64, fn func(*store.User) error) (store.User, error) {
+	return h.Store.UpdateUser(id, now, ifVersion, func(u *store.User) error {
+		start := time.Now()
+		err := fn(u)
+		if d := time.Since(start); id == h.id {
+			h.mu.Lock()
+			h.max = max(h.max, d)
+			h.mu.Unlock()
+		}
+		return err
+	})
+}
+
+// TestMaximalPatchDoesNotStallWrites: a PATCH at the operation limit is
+// computed outside the store's write transaction, and while maximal
+// PATCHes run, small writes from another client keep completing promptly.
 func TestMaximalPatchDoesNotStallWrites(t *testing.T) {
-	e := newEnv(t)
+	hold := &writeHold{}
+	e := newEnv(t, withStore(func(s store.Store) store.Store { hold.Store = s; return hold }))
 	big := e.createUser("big@example.com")
 	small := e.createUser("small@example.com")
+	hold.id = big
 	const rounds = 10
 	var bigDur []time.Duration
 	done := make(chan struct{})
@@ -256,7 +283,7 @@ func TestMaximalPatchDoesNotStallWrites(t *testing.T) {
 		defer wg.Done()
 		defer close(done)
 		for i := range rounds {
-			// Each round replaces the emails first so every PATCH adds
+			// Each round removes the emails first so every PATCH adds
 			// MaxPatchOperations new values.
 			e.req("PATCH", "/Users/"+big, patchBody(`[{"op":"remove","path":"emails"}]`))
 			start := time.Now()
@@ -284,14 +311,30 @@ func TestMaximalPatchDoesNotStallWrites(t *testing.T) {
 		break
 	}
 	wg.Wait()
+	if n := len(userDoc(t, e.st, big)["emails"].([]any)); n != scim.MaxPatchOperations {
+		t.Fatalf("the last maximal PATCH left %d emails, want %d", n, scim.MaxPatchOperations)
+	}
+	// The work inside the write transaction does not grow with the PATCH:
+	// it copies the computed fields (it applied all 1,000 operations
+	// there, ~175 ms, before).
+	if hold.max > 5*time.Millisecond {
+		t.Errorf("a maximal PATCH held the store's write transaction for %v", hold.max)
+	}
 	if len(lat) < 2 {
 		t.Fatalf("only %d small writes completed while %d maximal PATCHes ran (%v): the big PATCH holds the store", len(lat), rounds, bigDur)
 	}
 	slices.Sort(lat)
 	p99 := lat[len(lat)*99/100]
-	t.Logf("maximal PATCH took %v; %d small writes meanwhile, median %v, p99 %v, max %v", bigDur, len(lat), lat[len(lat)/2], p99, lat[len(lat)-1])
-	if p99 > 50*time.Millisecond {
-		t.Fatalf("small writes p99 %v while maximal PATCHes ran (%v)", p99, bigDur)
+	t.Logf("maximal PATCH took %v, held the write transaction at most %v; %d small writes meanwhile, median %v, p99 %v, max %v",
+		bigDur, hold.max, len(lat), lat[len(lat)/2], p99, lat[len(lat)-1])
+	// Generous: each small write is a bbolt commit on a shared 2-core
+	// machine; the race detector slows everything several times.
+	bound := 50 * time.Millisecond
+	if raceEnabled {
+		bound = 250 * time.Millisecond
+	}
+	if p99 > bound {
+		t.Errorf("small writes p99 %v while maximal PATCHes ran (%v)", p99, bigDur)
 	}
 }
 

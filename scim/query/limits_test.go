@@ -44,8 +44,9 @@ func TestFilterLimits(t *testing.T) {
 		if _, err := ParsePath(f, r); err == nil || !strings.Contains(err.Error(), "limit") {
 			t.Errorf("%s as a PATCH path: err %v, want the limit named", name, err)
 		}
-		// One scan and one error: a handful of allocations whatever the size.
-		if n := testing.AllocsPerRun(5, func() { _, _ = Compile(f, r) }); n > 10 {
+		// One scan and one error: a handful of allocations whatever the size
+		// (the parser allocated per token: tens of thousands here).
+		if n := testing.AllocsPerRun(5, func() { _, _ = Compile(f, r) }); n > 20 {
 			t.Errorf("%s: refusing it took %v allocations", name, n)
 		}
 	}
