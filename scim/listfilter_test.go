@@ -116,3 +116,18 @@ func TestOwnFilterAcceptsWhatLibraryAccepted(t *testing.T) {
 }
 
 func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+// TestSetItemsPerPage: the library's key order takes the fast path; any
+// other shape is decoded and re-encoded, never left wrong.
+func TestSetItemsPerPage(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{"Resources":[{"itemsPerPage":7}],"itemsPerPage":100,"schemas":[],"startIndex":1,"totalResults":2}`,
+			`{"Resources":[{"itemsPerPage":7}],"itemsPerPage":2,"schemas":[],"startIndex":1,"totalResults":2}`},
+		{`{"itemsPerPage":100,"Resources":[{"itemsPerPage":7}]}`, `{"Resources":[{"itemsPerPage":7}],"itemsPerPage":2}`},
+		{`{"Resources":[],"itemsPerPage":1e2}`, `{"Resources":[],"itemsPerPage":2}`},
+	} {
+		if got := string(setItemsPerPage([]byte(c.in), 2)); got != c.want {
+			t.Errorf("setItemsPerPage(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

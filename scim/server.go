@@ -359,16 +359,43 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	s.lib.ServeHTTP(rec, r)
 	body := rec.body.Bytes()
 	if rec.code == http.StatusOK && *n >= 0 {
-		var doc map[string]json.RawMessage
-		if json.Unmarshal(body, &doc) == nil {
-			doc["itemsPerPage"] = json.RawMessage(strconv.Itoa(*n))
-			if b, err := json.Marshal(doc); err == nil {
-				body = b
-			}
-		}
+		body = setItemsPerPage(body, *n)
 	}
 	w.WriteHeader(rec.code)
 	_, _ = w.Write(body)
+}
+
+// setItemsPerPage rewrites the top-level itemsPerPage of a ListResponse.
+// The library marshals it from a map, keys sorted: a body that starts with
+// "Resources" has the top-level member after it, as the last
+// `"itemsPerPage":` in the body (a string value cannot hold that sequence
+// unescaped). Anything unexpected
+// takes the slow path: decode, set, encode.
+func setItemsPerPage(body []byte, n int) []byte {
+	key := []byte(`"itemsPerPage":`)
+	i := bytes.LastIndex(body, key)
+	if i >= 0 && bytes.HasPrefix(body, []byte(`{"Resources":`)) {
+		j := i + len(key)
+		k := j
+		for k < len(body) && body[k] >= '0' && body[k] <= '9' {
+			k++
+		}
+		if k > j && k < len(body) && (body[k] == ',' || body[k] == '}') {
+			out := make([]byte, 0, len(body)+8)
+			out = append(out, body[:j]...)
+			out = strconv.AppendInt(out, int64(n), 10)
+			return append(out, body[k:]...)
+		}
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	doc["itemsPerPage"] = json.RawMessage(strconv.Itoa(n))
+	if b, err := json.Marshal(doc); err == nil {
+		return b
+	}
+	return body
 }
 
 type listCountKey struct{}
