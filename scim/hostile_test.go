@@ -315,26 +315,29 @@ func TestMaximalPatchDoesNotStallWrites(t *testing.T) {
 		t.Fatalf("the last maximal PATCH left %d emails, want %d", n, scim.MaxPatchOperations)
 	}
 	// The work inside the write transaction does not grow with the PATCH:
-	// it copies the computed fields (it applied all 1,000 operations
-	// there, ~175 ms, before).
-	if hold.max > 5*time.Millisecond {
+	// it copies the computed fields, well under a millisecond (it applied
+	// all 1,000 operations there, ~175 ms, before). The bound leaves room
+	// for the goroutine being descheduled on a loaded machine.
+	if hold.max > 25*time.Millisecond {
 		t.Errorf("a maximal PATCH held the store's write transaction for %v", hold.max)
 	}
 	if len(lat) < 2 {
 		t.Fatalf("only %d small writes completed while %d maximal PATCHes ran (%v): the big PATCH holds the store", len(lat), rounds, bigDur)
 	}
 	slices.Sort(lat)
-	p99 := lat[len(lat)*99/100]
-	t.Logf("maximal PATCH took %v, held the write transaction at most %v; %d small writes meanwhile, median %v, p99 %v, max %v",
-		bigDur, hold.max, len(lat), lat[len(lat)/2], p99, lat[len(lat)-1])
-	// Generous: each small write is a bbolt commit on a shared 2-core
-	// machine; the race detector slows everything several times.
+	p90, p99 := lat[len(lat)*90/100], lat[len(lat)*99/100]
+	t.Logf("maximal PATCH took %v, held the write transaction at most %v; %d small writes meanwhile, median %v, p90 %v, p99 %v, max %v",
+		bigDur, hold.max, len(lat), lat[len(lat)/2], p90, p99, lat[len(lat)-1])
+	// A backstop, generous: each small write is a bbolt commit on a shared
+	// 2-core machine where one scheduling hiccup can cost tens of
+	// milliseconds (so p90, not p99), and the race detector slows
+	// everything several times. The hold time above is the exact check.
 	bound := 50 * time.Millisecond
 	if raceEnabled {
 		bound = 250 * time.Millisecond
 	}
-	if p99 > bound {
-		t.Errorf("small writes p99 %v while maximal PATCHes ran (%v)", p99, bigDur)
+	if p90 > bound {
+		t.Errorf("small writes p90 %v while maximal PATCHes ran (%v)", p90, bigDur)
 	}
 }
 
