@@ -298,7 +298,7 @@ func methodLabel(m string) string {
 // set of statuses, and anything else is counted by its class.
 func statusLabel(code int) string {
 	switch code {
-	case 200, 201, 204, 400, 401, 403, 404, 405, 409, 412, 413, 415, 500, 501, 503:
+	case 200, 201, 204, 400, 401, 403, 404, 405, 409, 412, 413, 415, 429, 500, 501, 503:
 		return strconv.Itoa(code)
 	}
 	return strconv.Itoa(code/100) + "xx"
