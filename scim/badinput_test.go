@@ -44,7 +44,8 @@ func TestBadMissingUserName(t *testing.T) {
 	wantSCIMError(t, e.req("POST", "/Users", `{"schemas":["`+userURN+`"],"name":{"givenName":"x"}}`), 400, "invalidValue")
 	wantSCIMError(t, e.req("POST", "/Users", `{"schemas":["`+userURN+`"],"userName":"  "}`), 400, "invalidValue")
 	wantSCIMError(t, e.req("PUT", "/Users/"+u1, `{"schemas":["`+userURN+`"],"active":false}`), 400, "invalidValue")
-	wantSCIMError(t, e.req("PATCH", "/Users/"+u1, patchBody(`[{"op":"remove","path":"userName"}]`)), 400, "invalidValue")
+	// RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
+	wantSCIMError(t, e.req("PATCH", "/Users/"+u1, patchBody(`[{"op":"remove","path":"userName"}]`)), 400, "mutability")
 	unchanged(t, e.st, before)
 	e.wantNoChange()
 }
@@ -198,7 +199,7 @@ func TestBadPatchAtomic(t *testing.T) {
 	wantSCIMError(t, e.req("PATCH", "/Groups/"+g, patchBody(`[
 	  {"op":"remove","path":"members"},
 	  {"op":"replace","path":"displayName","value":"renamed"},
-	  {"op":"remove","path":"displayName"}]`)), 400, "invalidValue")
+	  {"op":"remove","path":"displayName"}]`)), 400, "mutability")
 	unchanged(t, e.st, before)
 	e.wantNoChange()
 }

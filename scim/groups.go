@@ -202,12 +202,19 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 	s := h.s
 	want, excluded := listParams(r)
 	withMembers := wantMembers(want, excluded)
-	f, raw, err := listFilter(r, groupResource)
+	f, err := listFilter(r, groupResource)
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "Group", "")
 	}
+	var raw string
+	if f != nil {
+		raw = strings.ToLower(f.String())
+	}
 	// A filter on members needs them in the document it is matched against.
-	filterMembers := strings.Contains(strings.ToLower(raw), "members")
+	filterMembers := strings.Contains(raw, "members")
+	// The member a members.value hint names is all the filter needs of the
+	// members only when the hint is the filter's one mention of them.
+	hintSuffices := strings.Count(raw, "members") == 1
 	page := elimity.Page{Resources: []elimity.Resource{}}
 	skip := max(p.StartIndex, 1) - 1
 	err = s.st.View(func(rd store.Reader) error {
@@ -266,7 +273,7 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 			}
 			for _, g := range groups {
 				var h map[string]any
-				if hinted {
+				if hinted && hintSuffices {
 					// Matching needs only the member the hint names, not all of them.
 					h = map[string]any{"displayName": g.DisplayName, "members": []any{map[string]any{"value": val}}}
 					if len(g.Doc) > 0 {
@@ -292,6 +299,7 @@ func (h groupHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elim
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "Group", "")
 	}
+	setListCount(r, len(page.Resources))
 	return page, nil
 }
 

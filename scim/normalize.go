@@ -3,12 +3,9 @@ package scim
 import (
 	"bytes"
 	"encoding/json"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-
-	filterparser "github.com/scim2/filter-parser/v2"
 )
 
 const (
@@ -117,17 +114,10 @@ func containsFold(list []any, s string) bool {
 // `meta.created gt 2015-10-10T14:38:21-07:00`).
 var bareValue = regexp.MustCompile(`(?i)(\s(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)([^\s()"\[\]]+)`)
 
-// lenientFilterQuery quotes bare string values in a filter that does not
-// parse as written. A filter that parses is never touched, and one that
-// still fails after quoting is left for the library to reject.
-func lenientFilterQuery(q url.Values, resource string) (url.Values, bool) {
-	f := q.Get("filter")
-	if f == "" || (resource != "Users" && resource != "Groups") {
-		return q, false
-	}
-	if _, err := filterparser.ParseFilter([]byte(f)); err == nil {
-		return q, false
-	}
+// quoteBareValues quotes bare string values in a filter: ok is false when
+// there was nothing to quote.
+func quoteBareValues(f string) (string, bool) {
+	changed := false
 	fixed := bareValue.ReplaceAllStringFunc(f, func(m string) string {
 		parts := bareValue.FindStringSubmatch(m)
 		v := parts[2]
@@ -138,11 +128,8 @@ func lenientFilterQuery(q url.Values, resource string) (url.Values, bool) {
 		if _, err := strconv.ParseFloat(v, 64); err == nil {
 			return m
 		}
+		changed = true
 		return parts[1] + strconv.Quote(v)
 	})
-	if _, err := filterparser.ParseFilter([]byte(fixed)); err != nil {
-		return q, false
-	}
-	q.Set("filter", fixed)
-	return q, true
+	return fixed, changed
 }

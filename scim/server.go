@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,6 @@ type Server struct {
 	lib      elimity.Server
 	userType elimity.ResourceType
 	grpType  elimity.ResourceType
-	shapes   filterShapes
 }
 
 const maxResults = 1000
@@ -164,8 +164,9 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.opt.Metrics.SCIMRequests.WithLabelValues(endpoint, r.Method, strconv.Itoa(status)).Inc()
-			s.opt.Metrics.SCIMLatency.WithLabelValues(endpoint, r.Method).Observe(time.Since(start).Seconds())
+			method := methodLabel(r.Method)
+			s.opt.Metrics.SCIMRequests.WithLabelValues(endpoint, method, statusLabel(status)).Inc()
+			s.opt.Metrics.SCIMLatency.WithLabelValues(endpoint, method).Observe(time.Since(start).Seconds())
 		}
 	}()
 	err := s.opt.Auth.Check(r)
@@ -197,15 +198,28 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		body = b
 	}
+	if len(body) > 0 && !jsonContentType(r.Header.Get("Content-Type")) {
+		writeError(w, scimError(http.StatusUnsupportedMediaType, "", "the request body must be JSON: Content-Type %q is not application/scim+json or application/json", shorten(r.Header.Get("Content-Type"))))
+		return
+	}
+	if endpoint == "ServiceProviderConfig" || endpoint == "Schemas" || endpoint == "ResourceTypes" {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeError(w, scimError(http.StatusMethodNotAllowed, "", "%s is read-only: only GET is allowed", endpoint))
+			return
+		}
+	}
 
+	// path is decoded once (by net/http); id is used as it is, never
+	// decoded again.
 	resource, id, hasID := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if r.Method == http.MethodPatch && hasID && id != "" {
 		switch resource {
 		case "Users":
-			s.patchUser(w, r, unescape(id), body)
+			s.patchUser(w, r, id, body)
 			return
 		case "Groups":
-			s.patchGroup(w, r, unescape(id), body)
+			s.patchGroup(w, r, id, body)
 			return
 		}
 	}
@@ -220,19 +234,42 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	r2 := r.Clone(r.Context())
 	u := *r.URL
 	u.Path = path
+	if hasID && (resource == "Users" || resource == "Groups") {
+		// The library unescapes the id it routes on: hand it the id
+		// escaped once more so that it ends up decoded exactly once.
+		u.Path = "/" + resource + "/" + url.PathEscape(id)
+	}
 	u.RawPath = ""
 	q := u.Query()
-	if rt, ok := s.listType(r.Method, path); ok && q.Has("filter") && s.shapes.libraryAccepts(rt, q.Get("filter")) {
+	// Every filter is decided by scimflare's own parser, within its limits,
+	// before any other code sees it: a list filter is compiled here and
+	// handed to the list handlers, and taken out of the query so the
+	// library never parses it; any other filter (/Schemas,
+	// /ResourceTypes …) must at least be within the limits.
+	listRes, isList := s.listResource(r.Method, path)
+	if q.Has("filter") {
 		raw := q.Get("filter")
-		q.Del("filter")
-		u.RawQuery = q.Encode()
-		r2 = withListFilter(r2, raw)
-	} else if q, changed := lenientFilterQuery(q, resource); changed {
-		u.RawQuery = q.Encode()
+		if isList {
+			f, err := compileListFilter(raw, listRes)
+			if err != nil {
+				writeError(w, s.toSCIM(err, "", ""))
+				return
+			}
+			q.Del("filter")
+			u.RawQuery = q.Encode()
+			r2 = withListFilter(r2, f)
+		} else if err := query.CheckLimits(raw); err != nil {
+			writeError(w, s.toSCIM(err, "", ""))
+			return
+		}
 	}
 	r2.URL = &u
-	if endpoint == "ServiceProviderConfig" && r.Method == http.MethodGet {
+	switch {
+	case endpoint == "ServiceProviderConfig":
 		s.serviceProviderConfig(w, r2)
+		return
+	case endpoint == "Schemas":
+		s.schemas(w, r2)
 		return
 	}
 	if body != nil {
@@ -240,21 +277,148 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		r2.ContentLength = int64(len(body))
 		r2 = r2.WithContext(context.WithValue(r2.Context(), rawBodyKey{}, body))
 	}
+	if isList {
+		s.list(w, r2)
+		return
+	}
 	s.lib.ServeHTTP(w, r2)
 }
 
-// listType is the resource type a GET of its collection lists.
-func (s *Server) listType(method, path string) (elimity.ResourceType, bool) {
+// methodLabel is the method as a metrics label, from a closed set: a client
+// can send any token as a method, and each would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel is the status as a metrics label; scimflare answers a known
+// set of statuses, and anything else is counted by its class.
+func statusLabel(code int) string {
+	switch code {
+	case 200, 201, 204, 400, 401, 403, 404, 405, 409, 412, 413, 415, 429, 500, 501, 503:
+		return strconv.Itoa(code)
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// jsonContentType accepts a missing Content-Type (a body is read as JSON)
+// and the two JSON media types RFC 7644 §3.1 names, with any parameters.
+func jsonContentType(h string) bool {
+	if strings.TrimSpace(h) == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(h)
+	if err != nil {
+		return false
+	}
+	return mt == "application/scim+json" || mt == "application/json"
+}
+
+// shorten keeps a client's value short in an error message.
+func shorten(v string) string {
+	if len(v) > 100 {
+		return v[:100] + "…"
+	}
+	return v
+}
+
+// compileListFilter is scimflare's decision on a list filter: the filter as
+// written, else with bare string values quoted (Microsoft's conformance
+// collection sends `userName sw O`). An empty filter is no filter.
+func compileListFilter(raw string, res query.Resource) (*query.Filter, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	f, err := query.Compile(raw, res)
+	if err == nil {
+		return f, nil
+	}
+	if query.CheckLimits(raw) != nil {
+		return nil, err
+	}
+	if fixed, ok := quoteBareValues(raw); ok {
+		if f, ferr := query.Compile(fixed, res); ferr == nil {
+			return f, nil
+		}
+	}
+	return nil, err
+}
+
+// list answers a list request through the library, with itemsPerPage set
+// to the number of resources returned (RFC 7644 §3.4.2.4) rather than the
+// count asked for.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	n := new(int)
+	*n = -1
+	r = r.WithContext(context.WithValue(r.Context(), listCountKey{}, n))
+	rec := &bufferedResponse{header: w.Header(), code: http.StatusOK}
+	s.lib.ServeHTTP(rec, r)
+	body := rec.body.Bytes()
+	if rec.code == http.StatusOK && *n >= 0 {
+		body = setItemsPerPage(body, *n)
+	}
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(body)
+}
+
+// setItemsPerPage rewrites the top-level itemsPerPage of a ListResponse.
+// The library marshals it from a map, keys sorted: a body that starts with
+// "Resources" has the top-level member after it, as the last
+// `"itemsPerPage":` in the body (a string value cannot hold that sequence
+// unescaped). Anything unexpected
+// takes the slow path: decode, set, encode.
+func setItemsPerPage(body []byte, n int) []byte {
+	key := []byte(`"itemsPerPage":`)
+	i := bytes.LastIndex(body, key)
+	if i >= 0 && bytes.HasPrefix(body, []byte(`{"Resources":`)) {
+		j := i + len(key)
+		k := j
+		for k < len(body) && body[k] >= '0' && body[k] <= '9' {
+			k++
+		}
+		if k > j && k < len(body) && (body[k] == ',' || body[k] == '}') {
+			out := make([]byte, 0, len(body)+8)
+			out = append(out, body[:j]...)
+			out = strconv.AppendInt(out, int64(n), 10)
+			return append(out, body[k:]...)
+		}
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return body
+	}
+	doc["itemsPerPage"] = json.RawMessage(strconv.Itoa(n))
+	if b, err := json.Marshal(doc); err == nil {
+		return b
+	}
+	return body
+}
+
+type listCountKey struct{}
+
+// setListCount tells list how many resources a list handler returned.
+func setListCount(r *http.Request, n int) {
+	if p, ok := r.Context().Value(listCountKey{}).(*int); ok {
+		*p = n
+	}
+}
+
+// listResource is the resource a GET of its collection lists.
+func (s *Server) listResource(method, path string) (query.Resource, bool) {
 	if method != http.MethodGet {
-		return elimity.ResourceType{}, false
+		return query.Resource{}, false
 	}
 	switch path {
 	case s.userType.Endpoint:
-		return s.userType, true
+		return userResource, true
 	case s.grpType.Endpoint:
-		return s.grpType, true
+		return groupResource, true
 	}
-	return elimity.ResourceType{}, false
+	return query.Resource{}, false
 }
 
 type rawBodyKey struct{}
@@ -262,13 +426,6 @@ type rawBodyKey struct{}
 func rawBody(r *http.Request) []byte {
 	b, _ := r.Context().Value(rawBodyKey{}).([]byte)
 	return b
-}
-
-func unescape(id string) string {
-	if u, err := url.PathUnescape(id); err == nil {
-		return u
-	}
-	return id
 }
 
 // canonicalPath maps the path below the base path onto the library's
@@ -346,15 +503,20 @@ func listParams(r *http.Request) (attrs, excluded []string) {
 	return split(q.Get("attributes")), split(q.Get("excludedAttributes"))
 }
 
-// listFilter compiles a list request's filter parameter, if any: f is nil
-// when there is none, and raw is the parameter as sent.
-func listFilter(r *http.Request, res query.Resource) (f *query.Filter, raw string, err error) {
-	raw = strings.TrimSpace(listFilterParam(r))
-	if raw == "" {
-		return nil, "", nil
+// listFilter is a list request's filter, compiled by serveHTTP; nil when
+// there is none.
+func listFilter(r *http.Request, res query.Resource) (*query.Filter, error) {
+	if f, ok := r.Context().Value(listFilterKey{}).(*query.Filter); ok {
+		return f, nil
 	}
-	f, err = query.Compile(raw, res)
-	return f, raw, err
+	return compileListFilter(r.URL.Query().Get("filter"), res)
+}
+
+type listFilterKey struct{}
+
+// withListFilter hands a compiled list filter to the list handlers.
+func withListFilter(r *http.Request, f *query.Filter) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), listFilterKey{}, f))
 }
 
 // writePatched answers a successful PATCH: 204 No Content unless the client
@@ -397,7 +559,9 @@ func (s *Server) writePatched(w http.ResponseWriter, r *http.Request, attrs, exc
 
 // serviceProviderConfig corrects the library's answer, which always says
 // etag unsupported: scimflare issues meta.version ETags and honours
-// If-Match, and a client that reads this document should know it.
+// If-Match, and a client that reads this document should know it. It also
+// leaves out the optional URIs scimflare has none of, which the library
+// sends as "" (python-scim and authentik refuse an empty URI).
 func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
 	s.lib.ServeHTTP(rec, r)
@@ -411,6 +575,7 @@ func (s *Server) serviceProviderConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	doc["etag"] = map[string]bool{"supported": true}
+	dropEmptyURIs(doc)
 	w.Header().Set("Content-Type", "application/scim+json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(doc)
@@ -427,3 +592,73 @@ type bufferedResponse struct {
 func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// dropEmptyURIs removes every "…Uri" member whose value is "", at any depth.
+func dropEmptyURIs(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, sv := range v {
+			if str, ok := sv.(string); ok && str == "" && strings.HasSuffix(k, "Uri") {
+				delete(v, k)
+				continue
+			}
+			dropEmptyURIs(sv)
+		}
+	case []any:
+		for _, sv := range v {
+			dropEmptyURIs(sv)
+		}
+	}
+}
+
+// schemas answers /Schemas and /Schemas/{id} from the library, with the
+// Group schema's members.display marked "returned": "never": scimflare
+// accepts it and keeps only the member's id, so a client must not wait for
+// it.
+func (s *Server) schemas(w http.ResponseWriter, r *http.Request) {
+	rec := &bufferedResponse{header: w.Header(), code: http.StatusOK}
+	s.lib.ServeHTTP(rec, r)
+	body := rec.body.Bytes()
+	if rec.code == http.StatusOK {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var doc map[string]any
+		if dec.Decode(&doc) == nil {
+			markDisplayNeverReturned(doc)
+			if b, err := json.Marshal(doc); err == nil {
+				body = b
+			}
+		}
+	}
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(body)
+}
+
+func markDisplayNeverReturned(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["id"] == groupSchemaURN {
+			attrs, _ := v["attributes"].([]any)
+			for _, a := range attrs {
+				am, _ := a.(map[string]any)
+				if am["name"] != "members" {
+					continue
+				}
+				subs, _ := am["subAttributes"].([]any)
+				for _, sa := range subs {
+					if sm, _ := sa.(map[string]any); sm["name"] == "display" {
+						sm["returned"] = "never"
+					}
+				}
+			}
+			return
+		}
+		for _, sv := range v {
+			markDisplayNeverReturned(sv)
+		}
+	case []any:
+		for _, sv := range v {
+			markDisplayNeverReturned(sv)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -55,11 +56,34 @@ func storedDoc(attrs map[string]any, fields []string, kind string) (map[string]a
 		deleteFold(doc, k)
 	}
 	dropUnassigned(doc)
+	if err := checkMultiValues(doc, ""); err != nil {
+		return nil, nil, err
+	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, nil, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the %s attributes cannot be stored: %v", kind, err)
 	}
 	return doc, raw, nil
+}
+
+// checkMultiValues refuses a multi-valued attribute with more than
+// MaxMultiValues values, in the core schema or an extension object.
+func checkMultiValues(m map[string]any, prefix string) error {
+	for k, v := range m {
+		switch v := v.(type) {
+		case []any:
+			if len(v) > MaxMultiValues {
+				return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "%s%s has %d values, over the limit of %d values per attribute", prefix, k, len(v), MaxMultiValues)
+			}
+		case map[string]any:
+			if prefix == "" && strings.HasPrefix(strings.ToLower(k), "urn:") {
+				if err := checkMultiValues(v, k+":"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // dropUnassigned removes null values and empty arrays, which RFC 7643 §2.5
@@ -209,7 +233,7 @@ func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
 func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
 	s := h.s
 	attrs, excluded := listParams(r)
-	f, _, err := listFilter(r, userResource)
+	f, err := listFilter(r, userResource)
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "User", "")
 	}
@@ -262,6 +286,7 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 	if err != nil {
 		return elimity.Page{}, s.toSCIM(err, "User", "")
 	}
+	setListCount(r, len(page.Resources))
 	return page, nil
 }
 
@@ -300,7 +325,16 @@ func (h userHandler) Replace(r *http.Request, id string, attrs elimity.ResourceA
 	var oldEmail string
 	u, err := s.st.UpdateUser(id, s.now(), ifv, func(u *store.User) error {
 		oldEmail = u.Email
-		return s.userFromAttrs(attrs, u)
+		wasActive := u.Active
+		if err := s.userFromAttrs(attrs, u); err != nil {
+			return err
+		}
+		// A replacement that leaves active out does not change it: it
+		// must not re-activate a deactivated user (nor deactivate one).
+		if _, given := attrs["active"].(bool); !given {
+			u.Active = wasActive
+		}
+		return nil
 	})
 	if err != nil {
 		return elimity.Resource{}, s.toSCIM(err, "User", id)
@@ -338,8 +372,13 @@ func (h userHandler) Delete(r *http.Request, id string) error {
 	return nil
 }
 
-// patchUser applies a PATCH atomically inside one store transaction, so
-// concurrent PATCHes of the same user never lose an update.
+// patchUser applies a PATCH atomically. The PATCH is computed against a
+// snapshot of the user outside the store's write transaction, so that a
+// large PATCH never holds up other writers, and committed only if the user
+// has not changed since (else it is computed again): concurrent PATCHes of
+// one user never lose an update. A PATCH that changes nothing writes
+// nothing (RFC 7644 §3.5.2.1: an add of a value already held makes no
+// change).
 func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, id string, body []byte) {
 	ops, err := patch.Parse(body)
 	if err != nil {
@@ -348,28 +387,101 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, id string, bo
 	}
 	ifv, _ := ifMatch(r)
 	var oldEmail string
-	u, err := s.st.UpdateUser(id, s.now(), ifv, func(u *store.User) error {
-		oldEmail = u.Email
-		doc := userDoc(*u)
-		delete(doc, "meta")
-		delete(doc, "schemas")
-		next, err := patch.Apply(doc, ops, userResource)
-		if err != nil {
-			return err
+	var u store.User
+	const optimisticTries = 4
+	for try := 0; ; try++ {
+		if try == optimisticTries {
+			// Contended: compute inside the transaction, as a last resort.
+			u, err = s.st.UpdateUser(id, s.now(), ifv, func(cur *store.User) error {
+				oldEmail = cur.Email
+				next, err := s.patchedUser(*cur, ops)
+				if err != nil {
+					return err
+				}
+				setUserFields(cur, next)
+				return nil
+			})
+			break
 		}
-		attrs, err := validateUser(next)
-		if err != nil {
-			return err
+		var cur store.User
+		if cur, err = s.st.GetUser(id); err != nil {
+			break
 		}
-		return s.userFromAttrs(attrs, u)
-	})
+		if ifv != 0 && cur.Meta.Version != ifv {
+			err = store.ErrVersionMismatch
+			break
+		}
+		var next store.User
+		if next, err = s.patchedUser(cur, ops); err != nil {
+			break
+		}
+		if sameUserFields(cur, next) {
+			u = cur
+			break
+		}
+		oldEmail = cur.Email
+		u, err = s.st.UpdateUser(id, s.now(), cur.Meta.Version, func(stored *store.User) error {
+			setUserFields(stored, next)
+			return nil
+		})
+		if !errors.Is(err, store.ErrVersionMismatch) || ifv != 0 {
+			break
+		}
+	}
 	if err != nil {
 		writeError(w, s.toSCIM(err, "User", id))
 		return
 	}
+	// Notified even when nothing changed: an IdP repeating a deactivation
+	// gets the user re-planned, which is cheap and never wrong.
 	s.notify(Change{UserIDs: []string{u.ID}, Emails: changedEmail(oldEmail, u.Email)})
 	attrs, excluded := listParams(r)
 	s.writePatched(w, r, attrs, excluded, func() elimity.Resource { return userResourceOf(u, attrs, excluded) }, "/Users/"+u.ID)
+}
+
+// patchedUser is cur after ops, validated as a POST body is.
+//
+// "remove active" (or replace with null) leaves the user inactive: an
+// unassigned active must never read back as the POST default true, which
+// would give a deactivated user back their Cloudflare access.
+func (s *Server) patchedUser(cur store.User, ops []patch.Operation) (store.User, error) {
+	doc := userDoc(cur)
+	delete(doc, "meta")
+	delete(doc, "schemas")
+	next, err := patch.Apply(doc, ops, userResource)
+	if err != nil {
+		return store.User{}, err
+	}
+	if _, present := lookupFold(next, "active"); !present {
+		next["active"] = false
+	}
+	attrs, err := validateUser(next)
+	if err != nil {
+		return store.User{}, err
+	}
+	out := cur
+	if err := s.userFromAttrs(attrs, &out); err != nil {
+		return store.User{}, err
+	}
+	return out, nil
+}
+
+// setUserFields copies what a PATCH may change.
+func setUserFields(dst *store.User, src store.User) {
+	dst.UserName, dst.ExternalID, dst.Active, dst.Doc, dst.Email = src.UserName, src.ExternalID, src.Active, src.Doc, src.Email
+}
+
+func sameUserFields(a, b store.User) bool {
+	return a.UserName == b.UserName && a.ExternalID == b.ExternalID && a.Active == b.Active && a.Email == b.Email && bytes.Equal(a.Doc, b.Doc)
+}
+
+func lookupFold(m map[string]any, key string) (any, bool) {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, v != nil
+		}
+	}
+	return nil, false
 }
 
 // validateUser checks a patched document against the User schema and its

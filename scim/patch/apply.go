@@ -60,7 +60,12 @@ func Apply(doc map[string]any, ops []Operation, r Resource) (map[string]any, err
 		}
 		for name, was := range before {
 			if was && !presentValue(mustGet(a.doc, name)) {
-				return nil, a.fail(errors.ScimTypeInvalidValue, "%s is required and cannot be removed or emptied", name)
+				if a.op.Op == "remove" || a.op.Value == nil {
+					// RFC 7644 §3.5.2.2: removing a required attribute
+					// is a mutability error.
+					return nil, a.fail(errors.ScimTypeMutability, "%s is required and cannot be removed", name)
+				}
+				return nil, a.fail(errors.ScimTypeInvalidValue, "%s is required and cannot be emptied", name)
 			}
 		}
 	}
@@ -73,6 +78,26 @@ type applier struct {
 	doc map[string]any
 	i   int
 	op  Operation
+
+	// step counts the paths applied; idx is the element index of the
+	// multi-valued attribute the previous step added to, kept while
+	// consecutive adds go to the same attribute, so that n add operations
+	// on one attribute cost O(n), not O(n²).
+	step int
+	idx  *cachedIndex
+}
+
+type cachedIndex struct {
+	step int
+	ext  string
+	name string
+	list []any
+	idx  *elementIndex
+}
+
+// sameList reports whether b is exactly the slice a (same array, same length).
+func sameList(a, b []any) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (a *applier) fail(t errors.ScimType, format string, args ...any) error {
@@ -182,6 +207,7 @@ func (a *applier) wholeSchema(urn string, v any, noPath bool) error {
 
 // at applies the operation to one resolved path with value v.
 func (a *applier) at(p query.Path, v any, noPath bool) error {
+	a.step++
 	def, leaf := p.Attr.Def, p.Attr.Leaf()
 	name := p.Attr.Name()
 	if def.Mutability() == "writeOnly" || leaf.Mutability() == "writeOnly" {
@@ -213,7 +239,7 @@ func (a *applier) at(p query.Path, v any, noPath bool) error {
 	case p.Attr.Sub != nil:
 		return a.sub(cont, p, v)
 	default:
-		return a.whole(cont, def, v)
+		return a.whole(cont, p.Attr.Extension, def, v)
 	}
 }
 
@@ -253,7 +279,7 @@ func (a *applier) container(ext string, create bool) map[string]any {
 }
 
 // whole handles a path naming a whole attribute.
-func (a *applier) whole(cont map[string]any, def schema.CoreAttribute, v any) error {
+func (a *applier) whole(cont map[string]any, ext string, def schema.CoreAttribute, v any) error {
 	name := def.Name()
 	_, cur, _ := getKey(cont, name)
 	op := a.op.Op
@@ -289,12 +315,27 @@ func (a *applier) whole(cont map[string]any, def schema.CoreAttribute, v any) er
 		if op == "add" {
 			list = asList(cur)
 		}
-		idx := newElementIndex(def, list)
+		c := a.idx
+		cached := op == "add" && c != nil && c.step == a.step-1 && c.ext == ext && c.name == name && sameList(c.list, list)
+		var idx *elementIndex
+		if cached {
+			idx = c.idx
+		} else {
+			idx = newElementIndex(def, list)
+		}
 		for _, it := range items {
 			list, touched = idx.add(list, it, touched)
 		}
-		normalizePrimary(def, list, touched)
+		// The list was normalized when the cached index was built; only
+		// an element this op made primary can break that.
+		if !cached || anyPrimary(list, touched) {
+			normalizePrimary(def, list, touched)
+		}
 		setOrDelete(cont, name, list)
+		a.idx = nil
+		if op == "add" {
+			a.idx = &cachedIndex{step: a.step, ext: ext, name: name, list: list, idx: idx}
+		}
 	case def.AttributeType() == "complex":
 		m, err := coerceComplex(def, v)
 		if err != nil {
@@ -517,7 +558,9 @@ func (x *elementIndex) find(list []any, el any) int {
 }
 
 // add appends it to list unless an equal element is there, in which case it
-// merges it into that element. touched collects the index written.
+// merges it into that element. An element whose value another element
+// already holds (of another type) changes nothing (RFC 7644 §3.5.2.1).
+// touched collects the index written.
 func (x *elementIndex) add(list []any, it any, touched []int) ([]any, []int) {
 	if i := x.find(list, it); i >= 0 {
 		if em, ok := list[i].(map[string]any); ok {
@@ -529,8 +572,32 @@ func (x *elementIndex) add(list []any, it any, touched []int) ([]any, []int) {
 		}
 		return list, append(touched, i)
 	}
+	if x.holdsValue(list, it) {
+		return list, touched
+	}
 	x.put(it, len(list))
 	return append(list, it), append(touched, len(list))
+}
+
+// holdsValue reports whether an element of list has el's value.
+func (x *elementIndex) holdsValue(list []any, el any) bool {
+	k, ok := x.key(el)
+	if !ok {
+		return false
+	}
+	_, isObj := el.(map[string]any)
+	return isObj && len(x.byKey[k]) > 0
+}
+
+func anyPrimary(list []any, touched []int) bool {
+	for _, i := range touched {
+		if m, ok := list[i].(map[string]any); ok {
+			if b, _ := mustGet(m, "primary").(bool); b {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // normalizePrimary keeps at most one element with primary true (RFC 7643

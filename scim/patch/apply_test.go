@@ -137,7 +137,9 @@ func TestApplyRFC(t *testing.T) {
 		{name: "sub-attribute of the wrong type", ops: `[{"op":"add","path":"emails","value":[{"value":"a@x","primary":"yes"}]}]`, err: errors.ScimTypeInvalidValue},
 		{name: "no-path value not an object", ops: `[{"op":"replace","value":"x"}]`, err: errors.ScimTypeInvalidValue},
 		{name: "password of the wrong type", ops: `[{"op":"replace","path":"password","value":5}]`, err: errors.ScimTypeInvalidValue},
-		{name: "required attribute cannot be removed", ops: `[{"op":"remove","path":"userName"}]`, err: errors.ScimTypeInvalidValue},
+		// RFC 7644 §3.5.2.2: removing a required attribute is a mutability error.
+		{name: "required attribute cannot be removed", ops: `[{"op":"remove","path":"userName"}]`, err: errors.ScimTypeMutability},
+		{name: "required attribute cannot be replaced with null", ops: `[{"op":"replace","path":"userName","value":null}]`, err: errors.ScimTypeMutability},
 		{name: "required attribute cannot be emptied", ops: `[{"op":"replace","value":{"userName":""}}]`, err: errors.ScimTypeInvalidValue},
 		{name: "atomic: op 3 of 3 invalid",
 			ops: `[{"op":"replace","path":"userName","value":"babs"},{"op":"remove","path":"emails"},{"op":"replace","path":"active","value":"perhaps"}]`,
@@ -222,7 +224,7 @@ func TestApplyIdPShapes(t *testing.T) {
 			err: errors.ScimTypeMutability},
 		{name: "group displayName is required", doc: baseGroup,
 			ops: `[{"op":"remove","path":"displayName"}]`,
-			err: errors.ScimTypeInvalidValue},
+			err: errors.ScimTypeMutability},
 	}
 	runApply(t, query.GroupResource(), groupTests)
 }

@@ -21,6 +21,12 @@ type Operation struct {
 	Value any    // decoded with json.Number; nil when absent or null
 }
 
+// MaxOperations bounds the operations of one PATCH request. Entra ID and
+// Okta send one to a few hundred (AWS IAM Identity Center, which both
+// provision, refuses more than 100), so a request over the limit is not an
+// IdP's.
+const MaxOperations = 1000
+
 // Resource describes what is being patched; see query.UserResource and
 // query.GroupResource.
 type Resource = query.Resource
@@ -52,6 +58,9 @@ func Parse(body []byte) ([]Operation, error) {
 	list, ok := rawOps.([]any)
 	if !ok || len(list) == 0 {
 		return nil, badRequest(errors.ScimTypeInvalidSyntax, "The PATCH body must have a non-empty Operations array.")
+	}
+	if len(list) > MaxOperations {
+		return nil, badRequest(errors.ScimTypeInvalidValue, "The PATCH has %d operations, over the limit of %d per request; send them in several requests.", len(list), MaxOperations)
 	}
 	ops := make([]Operation, 0, len(list))
 	for i, el := range list {

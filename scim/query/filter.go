@@ -20,6 +20,9 @@ func (f *Filter) String() string { return f.src }
 // syntax, an unknown attribute, or an operator or value that does not suit
 // the attribute's type is 400 invalidFilter.
 func Compile(expr string, r Resource) (*Filter, error) {
+	if err := CheckLimits(expr); err != nil {
+		return nil, err
+	}
 	toks, err := lex(expr)
 	if err != nil {
 		return nil, filterErr(expr, err.Error())
@@ -108,14 +111,17 @@ func (c *compareExpr) eval(s map[string]any) bool {
 		if c.val == nil {
 			return anyPresent(vals)
 		}
-		// ne is the negation of eq over the whole attribute, so that
-		// `emails.value ne "x"` excludes every user holding x.
+		// RFC 7644 §3.4.2.2: a comparison on a multi-valued attribute
+		// matches when any value satisfies it, so `emails.value ne "x"`
+		// matches a user with some email other than x, exactly as
+		// `emails[value ne "x"]` does. A single-valued attribute without a
+		// value is not equal to x.
 		for _, v := range vals {
-			if c.match(v, "eq") {
-				return false
+			if c.match(v, "eq") != c.multi {
+				return c.multi
 			}
 		}
-		return true
+		return !c.multi
 	}
 	for _, v := range vals {
 		if c.match(v, c.op) {

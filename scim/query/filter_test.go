@@ -80,7 +80,10 @@ func TestCompileMatch(t *testing.T) {
 		{`name.familyName sw "Jen" and name.givenName ew "ara"`, true},
 		{`emails.value eq "BABS@jensen.org"`, true},
 		{`emails co "jensen.org"`, true},
-		{`emails.value ne "babs@jensen.org"`, false},
+		// RFC 7644 §3.4.2.2 "any value": bjensen@example.com is not babs@jensen.org.
+		{`emails.value ne "babs@jensen.org"`, true},
+		{`emails[value ne "babs@jensen.org"]`, true},
+		{`not (emails.value eq "babs@jensen.org")`, false},
 		{`emails.value ne "nobody@x"`, true},
 		{`emails[type eq "work" and value co "@example.com"]`, true},
 		{`emails[type eq "home" and value co "@example.com"]`, false},

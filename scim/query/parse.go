@@ -132,7 +132,7 @@ func (p *parser) parseAnd() (expr, error) {
 
 func (p *parser) parseUnary() (expr, error) {
 	if p.depth >= maxDepth {
-		return nil, p.errf("nested more than %d levels deep", maxDepth)
+		return nil, p.errf("nested more than %d levels deep, over the limit", maxDepth)
 	}
 	p.depth++
 	defer func() { p.depth-- }()

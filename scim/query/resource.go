@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/elimity-com/scim/errors"
 	"github.com/elimity-com/scim/schema"
@@ -188,6 +189,9 @@ type Path struct {
 // ParsePath parses a PATCH path. Syntax errors and unknown attributes are
 // 400 invalidPath; a malformed value filter is 400 invalidFilter.
 func ParsePath(raw string, r Resource) (Path, error) {
+	if msg := overLimit(raw); msg != "" {
+		return Path{}, pathErr(raw, msg)
+	}
 	toks, err := lex(raw)
 	if err != nil {
 		return Path{}, pathErr(raw, err.Error())
@@ -244,7 +248,7 @@ func pathErr(raw, msg string) error {
 	return errors.ScimError{
 		ScimType: errors.ScimTypeInvalidPath,
 		Status:   400,
-		Detail:   fmt.Sprintf("path %q: %s.", raw, msg),
+		Detail:   fmt.Sprintf("path %q: %s.", shorten(raw), msg),
 	}
 }
 
@@ -252,6 +256,19 @@ func filterErr(raw, msg string) error {
 	return errors.ScimError{
 		ScimType: errors.ScimTypeInvalidFilter,
 		Status:   400,
-		Detail:   fmt.Sprintf("filter %q: %s.", raw, msg),
+		Detail:   fmt.Sprintf("filter %q: %s.", shorten(raw), msg),
 	}
+}
+
+// shorten keeps an error message short whatever the client sent.
+func shorten(raw string) string {
+	const max = 200
+	if len(raw) <= max {
+		return raw
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return raw[:cut] + "…"
 }
