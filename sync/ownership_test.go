@@ -13,6 +13,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
 
 // rewriteTransport edits the fake's answers on their way back: what a
@@ -260,5 +261,40 @@ func TestUpdateAnswerThatDisagreesIsAFailedChange(t *testing.T) {
 	e.mustApply(RunOptions{})
 	if roles, _ := e.memberRoles(prodID, "alice@example.com"); len(roles) != 2 {
 		t.Errorf("after the repair alice has %v", roles)
+	}
+}
+
+// A SCIM address that only looks like a protected or granted one — a
+// trailing space, a zero-width space, a dotted capital I — gets nothing,
+// touches nobody, and is reported; the protected member stays as it is.
+func TestLookalikeAddressesGetNothing(t *testing.T) {
+	e := newEnv(t)
+	admin := e.fake.RoleID(prodID, "Administrator")
+	e.fake.AddMember(prodID, cftest.Member{Email: "breakglass@example.com", Status: "accepted", Roles: []string{admin}})
+	ids := []string{
+		e.user("breakglass@example.com "),
+		e.user("info\u200b@example.com"),
+		e.user("İnfo@example.com"),
+	}
+	e.group("cf-deployers", ids...)
+	res := e.mustApply(RunOptions{})
+	if len(res.Applied) != 0 || len(res.Failed) != 0 {
+		t.Fatalf("applied %s, failed %+v: a look-alike address was acted on", kinds(res.Applied), res.Failed)
+	}
+	if len(res.Changes.Identity) != 3 {
+		t.Errorf("identity problems %+v, want the three addresses", res.Changes.Identity)
+	}
+	if roles, ok := e.memberRoles(prodID, "breakglass@example.com"); !ok || len(roles) != 1 || roles[0] != "Administrator" {
+		t.Errorf("the protected member changed: %v %v", ok, roles)
+	}
+	if st := e.r.Status(); len(st.IdentityProblems) != 3 {
+		t.Errorf("status identity problems %+v", st.IdentityProblems)
+	}
+	if n := metricValue(e.m.IdentityProblems.WithLabelValues("invalid_email")); n != 3 {
+		t.Errorf("scimflare_identity_problems{kind=invalid_email} = %v", n)
+	}
+	// Reported once: a second run logs nothing new and changes nothing.
+	if res := e.mustApply(RunOptions{}); len(res.Applied) != 0 || len(res.Failed) != 0 {
+		t.Errorf("second run applied %s failed %+v", kinds(res.Applied), res.Failed)
 	}
 }
