@@ -273,3 +273,33 @@ func TestValidateCommandExitCodes(t *testing.T) {
 		t.Errorf("validate --online without a token: %d %s", code, errOut)
 	}
 }
+
+// Two active SCIM users that resolve to one Cloudflare email are a
+// conflict validate reports; a deactivated one and a look-alike are not.
+func TestLintSharedEmail(t *testing.T) {
+	te := newEnv(t, baseYAML)
+	for _, u := range []store.User{
+		{UserName: "a1", Email: "shared@example.com", Active: true},
+		{UserName: "a2", Email: "Shared@Example.com", Active: true},
+		{UserName: "a3", Email: "shared@example.com", Active: false},
+		{UserName: "a4", Email: "İshared@example.com", Active: true},
+		{UserName: "a5", Email: "solo@example.com", Active: true},
+	} {
+		if _, err := te.Store.CreateUser(t0, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ws, _, err := Lint(te.Config, te.Store, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared []string
+	for _, w := range ws {
+		if w.Path == "identity.email_from" {
+			shared = append(shared, w.Message)
+		}
+	}
+	if len(shared) != 1 || !strings.Contains(shared[0], "2 active SCIM users") || !strings.Contains(shared[0], "shared@example.com") {
+		t.Fatalf("shared-email warnings %q", shared)
+	}
+}

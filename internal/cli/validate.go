@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
@@ -32,6 +34,7 @@ type LintState interface {
 	Tokens() ([]store.Token, error)
 	CachedMembers(accountID string) (map[string]store.CachedMember, error)
 	MemberCacheScannedAt(accountID string) (time.Time, error)
+	ListUsers(afterID string, fn func(store.User) bool) error
 }
 
 // Lint finds what is legal but likely wrong in cfg, beyond config.Load's
@@ -54,7 +57,7 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 	}
 	protected := map[string]bool{}
 	for _, e := range cfg.Sync.Protected {
-		protected[store.Fold(e)] = true
+		protected[identity.Key(e)] = true
 	}
 	for i, a := range cfg.Accounts {
 		if a.Environment != mapping.EnvProduction {
@@ -81,8 +84,8 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 			return nil, nil, err
 		}
 		found := false
-		for fold := range members {
-			found = found || protected[fold]
+		for _, m := range members {
+			found = found || protected[identity.Key(m.Email)]
 		}
 		if !found {
 			warn(path, "production account %s has no protected member: none of sync.protected was a member at the last listing (%s)", a.Name, scanned.UTC().Format(time.RFC3339))
@@ -112,6 +115,14 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 			}
 		}
 	}
+	shared, err := sharedEmails(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range shared {
+		warn("identity.email_from", "%d active SCIM users (%s) resolve to the Cloudflare email %s: it holds the union of their grants; fix the duplicate in the IdP",
+			len(s.ids), strings.Join(s.ids, ", "), s.email)
+	}
 	toks, err := st.Tokens()
 	if err != nil {
 		return nil, nil, err
@@ -125,6 +136,36 @@ func Lint(cfg *config.Config, st LintState, now time.Time) (warnings []config.Pr
 		}
 	}
 	return warnings, notes, nil
+}
+
+type sharedEmail struct {
+	email string
+	ids   []string
+}
+
+// sharedEmails finds the Cloudflare emails (by the identity rule) that
+// more than one active SCIM user resolves to. It reads every user: validate
+// is an offline check, not a probe.
+func sharedEmails(st LintState) ([]sharedEmail, error) {
+	byKey := map[string][]string{}
+	err := st.ListUsers("", func(u store.User) bool {
+		if u.Active && identity.Valid(u.Email) {
+			k := identity.Key(u.Email)
+			byKey[k] = append(byKey[k], u.ID)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list SCIM users: %w", err)
+	}
+	var out []sharedEmail
+	for k, ids := range byKey {
+		if len(ids) > 1 {
+			out = append(out, sharedEmail{email: k, ids: ids})
+		}
+	}
+	slices.SortFunc(out, func(a, b sharedEmail) int { return strings.Compare(a.email, b.email) })
+	return out, nil
 }
 
 func runValidate(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
