@@ -173,8 +173,9 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
 	rn.saved, rn.latched = saved, saved.Tripped
-	if _, ok := rn.prepare(ctx); !ok {
-		return nil, fmt.Errorf("explain %s: %w", email, rn.result.Aborted)
+	if _, err := rn.prepare(ctx); err != nil {
+		rn.abort(err)
+		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
 	x := &Explanation{Email: email, At: rn.now, PlanOnly: rn.planOnly, Notes: []string{}}
 	if err := x.scimUsers(r.state, rn.cfg); err != nil {

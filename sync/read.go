@@ -1,0 +1,272 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+// accountRead is what a run read about one account before planning.
+type accountRead struct {
+	ledger map[string]plan.LedgerEntry
+	// gone are owned members two consecutive complete listings lacked;
+	// marks are the ledger entries whose MissingSince the listing sets
+	// (first absence) or clears (listed again).
+	gone   []store.LedgerEntry
+	marks  []store.LedgerEntry
+	actual map[string]plan.Actual
+	listed []cloudflare.Member
+	fresh  bool
+	// settle records what the listing says about unconfirmed entries
+	// (intents); settled are the changes it shows applied.
+	settle  store.SyncCommit
+	settled []plan.Change
+	// scannedAt is when the cached member list was taken; zero when the
+	// run listed the account itself or there is no list.
+	scannedAt time.Time
+}
+
+func (rn *run) nameKeys(keys []string) {
+	for _, k := range keys {
+		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
+			rn.result.Names[k] = "deny " + mapping.KeyName(rest, rn.result.Names)
+		}
+	}
+}
+
+func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
+	out := make(map[string]plan.Actual, len(ms))
+	for _, m := range ms {
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+	}
+	return out
+}
+
+func actualFromCache(cached map[string]store.CachedMember) map[string]plan.Actual {
+	out := make(map[string]plan.Actual, len(cached))
+	for _, m := range cached {
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: slices.Clone(m.Keys)}
+	}
+	return out
+}
+
+func cacheFromMembers(accountID string, ms []cloudflare.Member) []store.CachedMember {
+	out := make([]store.CachedMember, len(ms))
+	for i, m := range ms {
+		out[i] = cachedMember(accountID, m)
+	}
+	return out
+}
+
+func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
+	return store.CachedMember{AccountID: accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+}
+
+// maxConfirm bounds the members one listing may lack that are each
+// confirmed with a GET; past it the listing is too odd to spend the
+// budget on, and the rest wait for the next listing.
+const maxConfirm = 20
+
+// confirmAbsent decides what becomes of owned members a complete listing
+// lacked. One listing's word is not enough to forget a grant: a member
+// already missing from the previous listing is gone; otherwise a GET asks
+// Cloudflare directly — 404 means gone, the member itself means the
+// listing was not complete and the run aborts before any change; past
+// maxConfirm the member is marked missing and still owned.
+func (rn *run) confirmAbsent(ctx context.Context, a mapping.Account, rd *accountRead, absent []store.LedgerEntry) error {
+	slices.SortFunc(absent, func(x, y store.LedgerEntry) int { return strings.Compare(identity.Key(x.Email), identity.Key(y.Email)) })
+	asked := 0
+	for _, e := range absent {
+		if !e.MissingSince.IsZero() {
+			rd.gone = append(rd.gone, e)
+			continue
+		}
+		if asked < maxConfirm {
+			asked++
+			m, err := rn.r.cf.GetMember(ctx, a.ID, e.MemberID)
+			switch {
+			case errors.Is(err, cloudflare.ErrNotFound):
+				rd.gone = append(rd.gone, e)
+				continue
+			case err != nil:
+				return fmt.Errorf("confirm that member %s (%s) left account %s: %w", e.MemberID, e.Email, a.Name, err)
+			default:
+				return fmt.Errorf("%w: the listing of account %s lacked %s (member %s), which Cloudflare still has", errIncompleteListing, a.Name, m.Email, e.MemberID)
+			}
+		}
+		e.MissingSince = rn.now
+		rd.marks = append(rd.marks, e)
+		rd.ledger[identity.Key(e.Email)] = planEntry(e)
+	}
+	return nil
+}
+
+// errIncompleteListing marks a listing that lacked a member Cloudflare
+// still has.
+var errIncompleteListing = errors.New("incomplete member listing")
+
+// mark records in the ledger which owned members the listing lacked for
+// the first time, and which are listed again.
+func (rn *run) mark(account string, marks []store.LedgerEntry) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := rn.r.state.Commit(store.SyncCommit{PutLedger: marks}); err != nil {
+		return fmt.Errorf("record which members the listing of account %s lacked: %w", account, err)
+	}
+	for _, e := range marks {
+		if !e.MissingSince.IsZero() {
+			rn.r.log.Warn("a member scimflare granted access is missing from a complete listing; ownership is kept until a second listing confirms it",
+				"account", account, "email", e.Email, "member_id", e.MemberID)
+		}
+	}
+	return nil
+}
+
+// memberGone drops the ledger entry of a member Cloudflare no longer has
+// (someone removed it by hand): scimflare owns nothing there any more.
+func (rn *run) memberGone(e store.LedgerEntry) error {
+	c := goneCommit(e, rn.req.actor, rn.now, rn.result.Names)
+	if err := rn.r.state.Commit(c); err != nil {
+		return fmt.Errorf("forget gone member %s in account %s: %w", e.Email, e.AccountID, err)
+	}
+	rn.r.log.Warn("member removed outside scimflare", "account", rn.result.AccountNames[e.AccountID], "email", e.Email)
+	return nil
+}
+
+// goneCommit forgets a member Cloudflare no longer has, audited. A removal
+// whose answer was lost ends here too, one run later.
+func goneCommit(e store.LedgerEntry, actor string, now time.Time, names map[string]string) store.SyncCommit {
+	return store.SyncCommit{
+		DeleteLedger: []store.LedgerEntry{e},
+		DeleteCache:  []store.CachedMember{{AccountID: e.AccountID, Email: e.Email}},
+		Audit: []store.AuditRecord{{
+			Time: now, Actor: actor, Action: ActionMemberGone, AccountID: e.AccountID, Email: e.Email,
+			Before: keyNames(e.Managed, names),
+			Reason: "member " + e.MemberID + " no longer exists in Cloudflare; scimflare forgets what it granted there",
+		}},
+	}
+}
+
+// readAccount reads one account before planning: the ledger, Cloudflare's
+// members (listed in a full run, from the member cache otherwise), the
+// owned members a listing lacked, and the intents the listing settles.
+func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead, error) {
+	r := rn.r
+	var rd accountRead
+	led, err := r.state.Ledger(a.ID)
+	if err != nil {
+		return rd, fmt.Errorf("read the ledger of account %s: %w", a.Name, err)
+	}
+	list := r.cf != nil && (rn.req.kind == fullRun || rn.req.live)
+	if !list {
+		// A targeted run against a cache never filled would miss
+		// removals; list instead.
+		at, err := r.state.MemberCacheScannedAt(a.ID)
+		if err != nil {
+			return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
+		}
+		list = r.cf != nil && at.IsZero()
+		rd.scannedAt = at
+	}
+	if list {
+		members, err := r.cf.ListMembers(ctx, a.ID)
+		if err != nil {
+			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
+		}
+		rd.listed, rd.fresh = members, true
+		rd.actual = actualFromMembers(members)
+	} else {
+		cached, err := r.state.CachedMembers(a.ID)
+		if err != nil {
+			return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
+		}
+		if r.cf == nil && len(cached) > 0 {
+			// Without a client names stand for themselves, but the cache
+			// holds Cloudflare's ids: every role would look both missing
+			// and foreign.
+			return rd, fmt.Errorf("%w: the member list of account %s holds Cloudflare role ids that only the API token can name", ErrNeedToken, a.Name)
+		}
+		rd.actual = actualFromCache(cached)
+	}
+	rd.ledger = map[string]plan.LedgerEntry{}
+	var intents, absent []store.LedgerEntry
+	for _, e := range led {
+		key := identity.Key(e.Email)
+		if rd.fresh && isIntent(e) {
+			intents = append(intents, e)
+			continue
+		}
+		_, present := rd.actual[key]
+		switch {
+		case rd.fresh && !present:
+			absent = append(absent, e)
+			continue
+		case rd.fresh && !e.MissingSince.IsZero():
+			e.MissingSince = time.Time{}
+			rd.marks = append(rd.marks, e)
+		}
+		rd.ledger[key] = planEntry(e)
+	}
+	if err := rn.confirmAbsent(ctx, a, &rd, absent); err != nil {
+		return rd, err
+	}
+	if len(intents) == 0 {
+		return rd, nil
+	}
+	// The intent's own commit left each member in the cache as it was just
+	// before the write.
+	cached, err := r.state.CachedMembers(a.ID)
+	if err != nil {
+		return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
+	}
+	before := actualFromCache(cached)
+	for _, e := range intents {
+		key := identity.Key(e.Email)
+		entry, settled := rn.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))
+		if entry != nil {
+			rd.ledger[key] = *entry
+		}
+		if settled != nil {
+			rd.settled = append(rd.settled, *settled)
+		}
+	}
+	return rd, nil
+}
+
+// recordReads records what fresh listings showed, whatever the mode:
+// settled intents, the member cache, members missing once, members gone.
+func (rn *run) recordReads() error {
+	for i, a := range rn.cfg.Accounts {
+		rd := rn.reads[i]
+		if !rd.fresh {
+			continue
+		}
+		// Before the cache is replaced: it holds what settling compares.
+		if err := rn.commitSettled(rd.settle, rd.settled); err != nil {
+			return fmt.Errorf("record the outcome of unconfirmed writes in account %s: %w", a.Name, err)
+		}
+		if err := rn.r.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), rn.now); err != nil {
+			return fmt.Errorf("store the member list of account %s: %w", a.Name, err)
+		}
+		rn.refreshed[a.ID] = true
+		if err := rn.mark(a.Name, rd.marks); err != nil {
+			return err
+		}
+		for _, e := range rd.gone {
+			if err := rn.memberGone(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
