@@ -302,12 +302,19 @@ func TestImageRootServesAsNonRoot(t *testing.T) {
 		t.Error("status over the admin socket printed nothing")
 	}
 
+	// The Dockerfile's HEALTHCHECK, run in the image: it must pass while the
+	// daemon serves, and fail once it has stopped (below).
+	healthcheck := func() (string, error) {
+		out, err := inImage(ctx, root, d, "", d.healthcheck...).CombinedOutput()
+		return string(out), err
+	}
+	hasHealthcheck := false
 	t.Run("HEALTHCHECK", func(t *testing.T) {
-		cmd := inImage(ctx, root, d, "", d.healthcheck...)
-		got, err := cmd.CombinedOutput()
-		if strings.Contains(string(got), "unknown command") {
+		got, err := healthcheck()
+		if strings.Contains(got, "unknown command") {
 			t.Skipf("skipped: scimflare has no %q subcommand yet, which the Dockerfile's HEALTHCHECK runs", d.healthcheck[1])
 		}
+		hasHealthcheck = true
 		if err != nil {
 			t.Fatalf("HEALTHCHECK %q against a serving daemon: %v\n%s", d.healthcheck, err, got)
 		}
@@ -323,6 +330,11 @@ func TestImageRootServesAsNonRoot(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("scimflare still runs 10 s after SIGTERM\n%s", out.String())
+	}
+	if hasHealthcheck {
+		if got, err := healthcheck(); err == nil {
+			t.Errorf("HEALTHCHECK %q passes with the daemon stopped:\n%s", d.healthcheck, got)
+		}
 	}
 	if after := listTree(t, root, state, filepath.Join(root, "tmp")); !slices.Equal(before, after) {
 		t.Errorf("files outside the state volume and /tmp changed:\nbefore %q\nafter  %q", before, after)
