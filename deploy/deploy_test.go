@@ -534,6 +534,19 @@ func TestSystemdUnitExposure(t *testing.T) {
 	if score > 2.0 {
 		t.Errorf("exposure %.1f, want at most 2.0:\n%s", score, out)
 	}
+
+	// systemd ignores a directive it cannot parse, with only a warning: a
+	// typo would silently drop a protection. verify prints those warnings;
+	// it needs ExecStart to exist, so it checks a copy pointing at a stand-in.
+	dir := t.TempDir()
+	standIn := filepath.Join(dir, "scimflare")
+	mustDo(t, os.WriteFile(standIn, []byte("#!/bin/sh\n"), 0o755))
+	copyUnit := filepath.Join(dir, "scimflare.service")
+	mustDo(t, os.WriteFile(copyUnit, bytes.ReplaceAll(raw, []byte("/usr/local/bin/scimflare"), []byte(standIn)), 0o644))
+	out, err = exec.Command("systemd-analyze", "verify", copyUnit).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+	}
 }
 
 // TestExampleConfigsLoad loads every config deploy/ ships, as the daemon
