@@ -13,7 +13,18 @@ var ErrBadKey = errors.New("malformed grant key")
 const (
 	rolePrefix   = "role:"
 	policyPrefix = "policy:"
+	denyPrefix   = "deny:"
 )
+
+// DenyKey is the key of a deny policy found on a member: scimflare never
+// grants one and never removes one from a member it keeps.
+func DenyKey(policyKey string) string { return denyPrefix + policyKey }
+
+// IsDenyKey reports whether key is a DenyKey.
+func IsDenyKey(key string) bool { return strings.HasPrefix(key, denyPrefix) }
+
+// CutDeny is the policy key of a DenyKey, and whether key was one.
+func CutDeny(key string) (policyKey string, ok bool) { return strings.CutPrefix(key, denyPrefix) }
 
 // RoleKey is the grant key of one Cloudflare role, by role id.
 func RoleKey(roleID string) string { return rolePrefix + roleID }
@@ -60,16 +71,25 @@ func ParseKey(key string) (roleID string, pgIDs, rgIDs []string, isPolicy bool, 
 func permissionGroupNameKey(id string) string { return "permission_group:" + id }
 func resourceGroupNameKey(id string) string   { return "resource_group:" + id }
 
-// KeyName is a grant key in words, for plans, audit and explain: the name
-// Resolve recorded, or one built from the names of a policy's parts, or the
-// key itself when nothing is known about it.
+// KeyName is a grant key in words, for plans, audit, explain and reports —
+// the one place keys become words: the name Resolve recorded, or one built
+// from the names of a policy's parts, "deny …" for a deny policy, a role's
+// id when its name is unknown (without a Cloudflare token names stand for
+// themselves, so the id is the name), or the key itself when it is not a
+// grant key at all.
 func KeyName(key string, names map[string]string) string {
 	if n, ok := names[key]; ok {
 		return n
 	}
-	_, pgs, rgs, isPolicy, err := ParseKey(key)
-	if err != nil || !isPolicy {
+	if rest, ok := strings.CutPrefix(key, denyPrefix); ok {
+		return "deny " + KeyName(rest, names)
+	}
+	roleID, pgs, rgs, isPolicy, err := ParseKey(key)
+	if err != nil {
 		return key
+	}
+	if !isPolicy {
+		return roleID
 	}
 	named := func(ids []string, nameKey func(string) string) string {
 		out := make([]string, len(ids))
@@ -84,4 +104,17 @@ func KeyName(key string, names map[string]string) string {
 		return strings.Join(out, ", ")
 	}
 	return named(pgs, permissionGroupNameKey) + " on " + named(rgs, resourceGroupNameKey)
+}
+
+// KeyNames is keys in words (KeyName), sorted; nil for no keys.
+func KeyNames(keys []string, names map[string]string) []string {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = KeyName(k, names)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -38,11 +38,12 @@ func TestKeyName(t *testing.T) {
 		"resource_group:rg1":   "prod-zones",
 	}
 	for key, want := range map[string]string{
-		"role:r1":            "Administrator",
-		"role:zz":            "role:zz",
-		"policy:pg1,pg2|rg1": "Analytics Read, DNS Read on prod-zones",
-		"policy:pg1|rgX":     "DNS Read on rgX",
-		"not a key":          "not a key",
+		"role:r1":             "Administrator",
+		"role:zz":             "zz", // an unnamed role shows its id
+		"deny:policy:pg1|rg1": "deny DNS Read on prod-zones",
+		"policy:pg1,pg2|rg1":  "Analytics Read, DNS Read on prod-zones",
+		"policy:pg1|rgX":      "DNS Read on rgX",
+		"not a key":           "not a key",
 	} {
 		if got := KeyName(key, names); got != want {
 			t.Errorf("KeyName(%q) = %q, want %q", key, got, want)

@@ -24,11 +24,6 @@ var ErrMixedShapes = errors.New("member would hold both roles and policies; Clou
 // reading it needs the API token to turn names into those ids.
 var ErrNeedToken = errors.New("no Cloudflare API token (cloudflare.api_token_env or cloudflare.api_token_file)")
 
-// denyPrefix marks a deny policy found on a member. scimflare never grants
-// one, but it must send it back unchanged when it updates that member:
-// dropping a deny would widen access.
-const denyPrefix = plan.DenyKeyPrefix
-
 // nameCache is what the most recent live name resolution found. Targeted,
 // expiry, grant and revoke runs plan with it, so that one SCIM change costs
 // one write and no list call; full runs always resolve afresh and renew it.
@@ -294,7 +289,7 @@ func keysOf(m cloudflare.Member) []string {
 	for _, p := range m.Policies {
 		k := mapping.PolicyKey(p.PermissionGroups, p.ResourceGroups)
 		if p.Access == "deny" {
-			k = denyPrefix + k
+			k = mapping.DenyKey(k)
 		}
 		keys = append(keys, k)
 	}
@@ -306,7 +301,7 @@ func keysOf(m cloudflare.Member) []string {
 func shapeOf(keys []string) (roles []string, policies []cloudflare.Policy, err error) {
 	for _, k := range keys {
 		access := "allow"
-		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
+		if rest, ok := mapping.CutDeny(k); ok {
 			access, k = "deny", rest
 		}
 		roleID, pgs, rgs, isPolicy, err := mapping.ParseKey(k)
@@ -323,21 +318,4 @@ func shapeOf(keys []string) (roles []string, policies []cloudflare.Policy, err e
 		return nil, nil, ErrMixedShapes
 	}
 	return roles, policies, nil
-}
-
-// keyNames is keys in words, sorted, for audit records and logs.
-func keyNames(keys []string, names map[string]string) []string {
-	if len(keys) == 0 {
-		return nil
-	}
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
-			out[i] = "deny " + mapping.KeyName(rest, names)
-			continue
-		}
-		out[i] = mapping.KeyName(k, names)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -337,7 +337,7 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	}
 	for k := range keys {
 		er := ExplainedRole{Reasons: []ExplainedReason{}}
-		er.Role = keyNames([]string{k}, rn.result.Names)[0]
+		er.Role = mapping.KeyNames([]string{k}, rn.result.Names)[0]
 		er.Has = present && slices.Contains(act.Keys, k)
 		er.Should = dm != nil && len(dm.Keys[k]) > 0
 		er.Managed = inLedger && slices.Contains(led.Managed, k)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -38,7 +39,7 @@ func (rn *run) recordDrift(drift []plan.Drift) {
 		}
 		recs = append(recs, store.AuditRecord{
 			Time: rn.now, Actor: rn.req.actor, Action: ActionDrift, AccountID: d.AccountID, Email: d.Email,
-			Before: keyNames([]string{d.Key}, rn.result.Names),
+			Before: mapping.KeyNames([]string{d.Key}, rn.result.Names),
 			Reason: "found in Cloudflare but not granted by scimflare (sync.unmanaged: " + rn.cfg.Sync.Unmanaged + ")",
 		})
 	}
@@ -106,7 +107,7 @@ func (rn *run) guard(c *plan.Changes) {
 			}
 			recs = append(recs, store.AuditRecord{
 				Time: rn.now, Actor: rn.req.actor, Action: ActionRemovalWithheld, AccountID: w.Change.AccountID, Email: w.Change.Email,
-				Before: keyNames(w.Change.Before, rn.result.Names), After: keyNames(w.Change.After, rn.result.Names),
+				Before: mapping.KeyNames(w.Change.Before, rn.result.Names), After: mapping.KeyNames(w.Change.After, rn.result.Names),
 				Reason: string(w.Change.Kind) + " withheld: " + w.Why,
 			})
 		}

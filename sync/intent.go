@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -173,7 +174,7 @@ func (rn *run) settleIntent(c *store.SyncCommit, accountID, email string, e plan
 		ch.Reason += lostAnswer
 		c.Audit = append(c.Audit, store.AuditRecord{
 			Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: accountID, Email: email,
-			Before: keyNames(ch.Before, names), After: keyNames(ch.After, names),
+			Before: mapping.KeyNames(ch.Before, names), After: mapping.KeyNames(ch.After, names),
 			Reason: ch.Reason, Privileged: ch.Privileged,
 		})
 	}
@@ -253,7 +254,7 @@ func (rn *run) commitSettled(c store.SyncCommit, settled []plan.Change) error {
 		rn.result.Settled = append(rn.result.Settled, ch)
 		rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
 		rn.r.log.Warn("a change whose answer was lost is in Cloudflare; recorded now", "account", rn.result.AccountNames[ch.AccountID],
-			"kind", string(ch.Kind), "email", ch.Email, "before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names))
+			"kind", string(ch.Kind), "email", ch.Email, "before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names))
 	}
 	return nil
 }

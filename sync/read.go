@@ -35,14 +35,6 @@ type accountRead struct {
 	scannedAt time.Time
 }
 
-func (rn *run) nameKeys(keys []string) {
-	for _, k := range keys {
-		if rest, ok := strings.CutPrefix(k, denyPrefix); ok {
-			rn.result.Names[k] = "deny " + mapping.KeyName(rest, rn.result.Names)
-		}
-	}
-}
-
 func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
 	out := make(map[string]plan.Actual, len(ms))
 	for _, m := range ms {
@@ -151,7 +143,7 @@ func goneCommit(e store.LedgerEntry, actor string, now time.Time, names map[stri
 		DeleteCache:  []store.CachedMember{{AccountID: e.AccountID, Email: e.Email}},
 		Audit: []store.AuditRecord{{
 			Time: now, Actor: actor, Action: ActionMemberGone, AccountID: e.AccountID, Email: e.Email,
-			Before: keyNames(e.Managed, names),
+			Before: mapping.KeyNames(e.Managed, names),
 			Reason: "member " + e.MemberID + " no longer exists in Cloudflare; scimflare forgets what it granted there",
 		}},
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -140,7 +141,7 @@ func (rn *run) applied(ch plan.Change, m cloudflare.Member) {
 	rn.result.Applied = append(rn.result.Applied, ch)
 	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
 	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names), "trigger", rn.req.actor,
+		"before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names), "trigger", rn.req.actor,
 		"reason", ch.Reason)
 }
 
@@ -158,7 +159,7 @@ func (rn *run) fail(ch plan.Change, err error) {
 	// The trail shows what was attempted and refused, not only what landed:
 	// an operator reviewing access must see that a removal did not happen.
 	rec := store.AuditRecord{Time: rn.now, Actor: rn.req.actor, Action: ActionChangeFailed, AccountID: ch.AccountID, Email: ch.Email,
-		Before: keyNames(ch.Before, rn.result.Names), After: keyNames(ch.After, rn.result.Names),
+		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
 		Reason: string(ch.Kind) + " failed: " + err.Error()}
 	if aerr := rn.r.state.AppendAudit(rec); aerr != nil {
 		rn.r.log.Error("cannot audit a failed change", "error", aerr)
@@ -369,7 +370,7 @@ func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
 	}
 	c.Audit = []store.AuditRecord{{
 		Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
-		Before: keyNames(ch.Before, rn.result.Names), After: keyNames(ch.After, rn.result.Names),
+		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
 		Reason: ch.Reason, Privileged: ch.Privileged,
 	}}
 	if err := rn.r.state.Commit(c); err != nil {

@@ -233,9 +233,6 @@ func (rn *run) planChanges() *plan.Changes {
 			in.ManagedGrants += len(l.Managed)
 		}
 		managed[a.ID] = in.ManagedGrants
-		for _, act := range rd.actual {
-			rn.nameKeys(act.Keys)
-		}
 		rn.byID[a.ID] = len(rn.inputs)
 		rn.inputs = append(rn.inputs, in)
 	}
@@ -269,7 +266,7 @@ func (rn *run) logPlan(c *plan.Changes) {
 			kinds[string(ch.Kind)]++
 			if i < planLogDetail {
 				rn.r.log.Info("plan-only: would change", "account", ac.Name, "kind", string(ch.Kind), "email", ch.Email,
-					"before", keyNames(ch.Before, names), "after", keyNames(ch.After, names), "reason", ch.Reason)
+					"before", mapping.KeyNames(ch.Before, names), "after", mapping.KeyNames(ch.After, names), "reason", ch.Reason)
 			}
 		}
 		if len(ac.Changes) > planLogDetail {

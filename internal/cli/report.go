@@ -128,7 +128,7 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 			le := ledger[fold]
 			dm := desired.Accounts[a.ID][identity.Key(m.Email)]
 			for _, key := range m.Keys {
-				row := AccessRow{Email: m.Email, Account: a.Name, Role: keyName(key, names)}
+				row := AccessRow{Email: m.Email, Account: a.Name, Role: mapping.KeyName(key, names)}
 				switch {
 				case slices.Contains(le.Managed, key):
 					row.Source = SourceUndesired
@@ -154,19 +154,6 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 	}
 	sortRows(rows)
 	return rows, nil
-}
-
-// keyName is a grant key in words. An unnamed role shows its id, which
-// without a Cloudflare token is its name (names stand for themselves).
-func keyName(key string, names map[string]string) string {
-	if rest, ok := strings.CutPrefix(key, "deny:"); ok {
-		return "deny " + keyName(rest, names)
-	}
-	n := mapping.KeyName(key, names)
-	if rest, ok := strings.CutPrefix(n, "role:"); ok {
-		return rest
-	}
-	return n
 }
 
 // describeSources names every reason for a key; access expires when its

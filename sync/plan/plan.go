@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/mapping"
 )
 
 // Actual is a member as Cloudflare reports it. A pending invite is a member.
@@ -48,10 +49,6 @@ type AccountInput struct {
 	// back more, never less.
 	SuperAdmins []string
 }
-
-// DenyKeyPrefix marks the key of a deny policy found on a member.
-// scimflare never grants one and never removes one from a member it keeps.
-const DenyKeyPrefix = "deny:"
 
 // Kind of change.
 type Kind string
@@ -314,7 +311,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	for k := range current {
 		// A deny policy only ever narrows access: removing it as drift would
 		// widen what the member may do, so it stays even with unmanagedRemove.
-		if found[k] || (drift[k] && (!unmanagedRemove || strings.HasPrefix(k, DenyKeyPrefix))) {
+		if found[k] || (drift[k] && (!unmanagedRemove || mapping.IsDenyKey(k))) {
 			target[k] = true
 		}
 	}

@@ -3,6 +3,8 @@ package plan
 import (
 	"reflect"
 	"testing"
+
+	"github.com/scimflare/scimflare/mapping"
 )
 
 func want(keys ...string) *DesiredMember {
@@ -55,11 +57,11 @@ func TestPlan(t *testing.T) {
 			want: &Change{Kind: UpdateRoles, Op: OpUpdate, MemberID: "m1", Before: []string{"role:a", "role:z"}, After: []string{"role:a"}, RemovedUnmanaged: []string{"role:z"},
 				Reason: unmanagedReason, NewLedger: LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}}},
 		{name: "a hand-added deny policy is reported but never removed: removing it would widen access",
-			desired: want("role:a"), actual: ptr(actual("accepted", "role:a", "role:z", DenyKeyPrefix+"policy:pg|rg")),
+			desired: want("role:a"), actual: ptr(actual("accepted", "role:a", "role:z", mapping.DenyKey("policy:pg|rg"))),
 			ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}, unmanaged: true,
-			drift: []string{DenyKeyPrefix + "policy:pg|rg", "role:z"},
-			want: &Change{Kind: UpdateRoles, Op: OpUpdate, MemberID: "m1", Before: []string{DenyKeyPrefix + "policy:pg|rg", "role:a", "role:z"},
-				After: []string{DenyKeyPrefix + "policy:pg|rg", "role:a"}, RemovedUnmanaged: []string{"role:z"},
+			drift: []string{mapping.DenyKey("policy:pg|rg"), "role:z"},
+			want: &Change{Kind: UpdateRoles, Op: OpUpdate, MemberID: "m1", Before: []string{mapping.DenyKey("policy:pg|rg"), "role:a", "role:z"},
+				After: []string{mapping.DenyKey("policy:pg|rg"), "role:a"}, RemovedUnmanaged: []string{"role:z"},
 				Reason: unmanagedReason, NewLedger: LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}}},
 		{name: "hand-added key that becomes desired is claimed, not drift", desired: want("role:a", "role:z"), actual: ptr(actual("accepted", "role:a", "role:z")), ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
 		{name: "last managed key of a created member", actual: ptr(actual("accepted", "role:a")), ledger: &LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a"}},

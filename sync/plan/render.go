@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/scimflare/scimflare/internal/terminal"
@@ -12,13 +11,12 @@ import (
 )
 
 // names turns keys into sorted names: people read role lists, not ids.
+// (Never nil: `plan --json` lists are never null.)
 func keyNames(keys []string, names map[string]string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = mapping.KeyName(k, names)
+	if out := mapping.KeyNames(keys, names); out != nil {
+		return out
 	}
-	slices.Sort(out)
-	return out
+	return []string{}
 }
 
 func accountLabel(c *Changes, id string, accountNames map[string]string) string {
