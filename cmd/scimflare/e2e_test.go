@@ -213,6 +213,32 @@ func (e *e2e) cli(args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// runs counts the finished reconciles of trigger, from /metrics: the event
+// a test waits on instead of sleeping past the debounce.
+func (e *e2e) runs(trigger string) float64 {
+	e.t.Helper()
+	res, err := http.Get(e.root + "/metrics")
+	if err != nil {
+		e.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatalf("GET /metrics: %v", err)
+	}
+	var n float64
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "scimflare_reconcile_runs_total{") || !strings.Contains(line, `trigger="`+trigger+`"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
+			n += v
+		}
+	}
+	return n
+}
+
 func (e *e2e) waitFor(limit time.Duration, what string, cond func() bool) {
 	e.t.Helper()
 	deadline := time.Now().Add(limit)
@@ -500,11 +526,13 @@ func TestE2EProtectedEmailIsNeverTouched(t *testing.T) {
 	if !strings.Contains(out, `"withheld"`) || !strings.Contains(out, "breakglass@example.com") {
 		t.Errorf("plan --json must show the protected change as withheld: %s", out)
 	}
+	pushes := e.runs("idp-push")
 	e.deactivate(bg)
 	if code, _, errOut := e.cli("apply"); code != 0 {
 		t.Fatalf("apply: %d %s", code, errOut)
 	}
-	time.Sleep(600 * time.Millisecond) // past the debounce
+	// The deactivation's own targeted run, before or after the apply.
+	e.waitFor(10*time.Second, "the targeted run after the deactivation", func() bool { return e.runs("idp-push") > pushes })
 	for _, w := range e.fake.Writes() {
 		t.Errorf("a write reached Cloudflare for a protected setup: %+v", w)
 	}
