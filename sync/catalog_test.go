@@ -68,19 +68,19 @@ func TestGrantRevokeAndExpiryCostOneWriteEach(t *testing.T) {
 	if err != nil || res.Aborted != nil || len(res.Applied) != 1 {
 		t.Fatalf("grant: %v, %+v", err, res)
 	}
-	e.wantCalls("grant", calls{puts: 1, total: 1})
+	e.wantCalls("grant", calls{gets: 1, puts: 1, total: 2})
 
 	res, err = e.r.Revoke(context.Background(), g.ID, "ops@example.com")
 	if err != nil || res.Aborted != nil || len(res.Applied) != 1 {
 		t.Fatalf("revoke: %v, %+v", err, res)
 	}
-	e.wantCalls("revoke", calls{puts: 1, total: 1})
+	e.wantCalls("revoke", calls{gets: 1, puts: 1, total: 2})
 
 	e.clock.Advance(3 * time.Second)
 	if res := e.expiry(); res.Aborted != nil || kinds(res.Applied) != "expire_grant user2@example.com" {
 		t.Fatalf("expiry run: aborted %v, applied %s", res.Aborted, kinds(res.Applied))
 	}
-	e.wantCalls("expiry", calls{puts: 1, total: 1})
+	e.wantCalls("expiry", calls{gets: 1, puts: 1, total: 2})
 	if roles, _ := e.memberRoles(prodID, "user2@example.com"); !slices.Equal(roles, []string{wpa}) {
 		t.Errorf("user2 after the expiry: %v", roles)
 	}
@@ -113,9 +113,9 @@ func TestReloadResolvesNamesAgain(t *testing.T) {
 
 	e.r.Reload(parseConfig(t, strings.Replace(configYAML(""), "roles: [Workers Platform Admin]", "roles: [Workers Platform Admin, DNS]", 1)))
 	e.mustTargeted(ids[0])
-	e.wantCalls("targeted run after a reload", calls{names: nameCalls, puts: 1, total: nameCalls + 1})
+	e.wantCalls("targeted run after a reload", calls{names: nameCalls, gets: 1, puts: 1, total: nameCalls + 2})
 	e.mustTargeted(ids[1])
-	e.wantCalls("the next one", calls{puts: 1, total: 1})
+	e.wantCalls("the next one", calls{gets: 1, puts: 1, total: 2})
 	for _, email := range []string{"user0@example.com", "user1@example.com"} {
 		if roles, _ := e.memberRoles(prodID, email); !slices.Equal(roles, []string{"DNS", wpa}) {
 			t.Errorf("%s after the reload: %v", email, roles)

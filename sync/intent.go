@@ -74,7 +74,8 @@ func minus(a, b []string) []string {
 }
 
 // intentOf is the entry to commit before ch is written, and the commit.
-// A create claims the keys it invites with. An update claims what the
+// A create claims the keys it invites with, plus those of an earlier,
+// unsettled invitation of the same email. An update claims what the
 // entry already managed plus the keys it adds, never a key found on the
 // member: prev's Found, or, for a member not yet in the ledger, every key
 // it holds now (what adoption files as found). The member cache keeps the
@@ -83,7 +84,15 @@ func intentOf(ch plan.Change, prev plan.LedgerEntry, had bool, act plan.Actual, 
 	var e plan.LedgerEntry
 	c := store.SyncCommit{}
 	if ch.Op == plan.OpCreate {
-		e = plan.LedgerEntry{Created: true, Managed: sortedSet(ch.NewLedger.Managed)}
+		claims := ch.NewLedger.Managed
+		if had && prev.MemberID == "" {
+			// An earlier invitation's answer was lost and no listing has
+			// settled it yet: its claims stand beside this one's, or its
+			// keys would be filed as found when this invitation is refused
+			// as a duplicate.
+			claims = sortedSet(prev.Managed, claims)
+		}
+		e = plan.LedgerEntry{Created: true, Managed: sortedSet(claims)}
 		c.DeleteCache = []store.CachedMember{{AccountID: ch.AccountID, Email: ch.Email}}
 	} else {
 		found := prev.Found

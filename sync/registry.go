@@ -74,14 +74,49 @@ func (rn *run) current(ctx context.Context, ch plan.Change) (plan.Change, bool, 
 		}
 		ch = next
 	}
-	if !rn.refreshed[ch.AccountID] && rn.r.cf != nil && rn.removesSuperAdmin(ch) {
+	if rn.refreshed[ch.AccountID] || rn.r.cf == nil || ch.Op == plan.OpCreate {
+		return ch, true, nil
+	}
+	if rn.removesSuperAdmin(ch) {
 		next, ok, err := rn.replan(ctx, ch, false)
 		if err != nil {
 			return ch, false, fmt.Errorf("list the members of the account before removing a Super Administrator: %w", err)
 		}
 		return next, ok, nil
 	}
-	return ch, true, nil
+	return rn.readBeforeWrite(ctx, ch)
+}
+
+// readBeforeWrite reads the member an update or removal planned from the
+// member cache is about to change, and plans it again when someone changed
+// it since the cache was filled. A PUT replaces every role: planned from a
+// stale cache it would give back a role removed by hand (a leaver keeping
+// it, filed as found) or take away one added by hand (drift scimflare must
+// only report).
+func (rn *run) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
+	m, err := rn.r.cf.GetMember(ctx, ch.AccountID, ch.MemberID)
+	if errors.Is(err, cloudflare.ErrNotFound) {
+		return rn.replan(ctx, ch, true)
+	}
+	if err != nil {
+		return ch, false, fmt.Errorf("read member %s (%s) before changing it: %w", ch.MemberID, ch.Email, err)
+	}
+	in := &rn.inputs[rn.byID[ch.AccountID]]
+	key := identity.Key(ch.Email)
+	if m.Email == "" {
+		m.Email = ch.Email
+	}
+	fresh := plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+	if old, ok := in.Actual[key]; ok && old.Status == fresh.Status && slices.Equal(sortedSet(old.Keys), fresh.Keys) {
+		return ch, true, nil
+	}
+	rn.r.log.Info("member changed since the last listing; planning it again", "account", in.Name, "email", ch.Email)
+	in.Actual[key] = fresh
+	if err := rn.r.state.Commit(store.SyncCommit{PutCache: []store.CachedMember{cachedMember(ch.AccountID, m)}}); err != nil {
+		return ch, false, fmt.Errorf("%w: store member %s as read: %w", errStateRefused, ch.Email, err)
+	}
+	next, ok := rn.planOne(ch)
+	return next, ok, nil
 }
 
 // retryAfterRefresh handles an answer that shows the member cache stale
