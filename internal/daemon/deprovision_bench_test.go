@@ -47,6 +47,11 @@ const (
 	deprovStay = 20
 	// deprovWait bounds the wait for one member's removal to reach the fake.
 	deprovWait = deprovDebounce + 2*time.Minute
+	// deprovSpacing is the pause between one removal reaching Cloudflare
+	// and the next PATCH in the spaced variant: longer than the tail of a
+	// run (finish()) at 100k, so that each deactivation finds the
+	// reconciler idle.
+	deprovSpacing = 5 * time.Second
 	// deprovSettle is the pause after a round for the last run to end.
 	deprovSettle = 10 * time.Second
 )
@@ -59,13 +64,17 @@ const (
 // proxy in front of the fake notes when each member write arrives.
 //
 // Shapes: "mapped=all" puts every user of the store in the mapped group,
-// all but 2*deprovRound+deprovStay of them deactivated earlier (so the
-// account holds 220 members while every run flattens and decodes the whole
-// group: the directory-wide cost issue 12 measured); "mapped=220" keeps the
-// other users active but in no mapped group. Each shape runs two variants
+// all but (variants*deprovRound)+deprovStay of them deactivated earlier
+// (so the account holds 220 or 320 members while every run flattens, and
+// finish() decodes, the whole group: the directory-wide cost issue 12
+// measured); "mapped=220" keeps the other users active but in no mapped
+// group (only 220 users in it). Each shape runs its variants
 // on one daemon: "one-at-a-time" sends the next PATCH as soon as the
-// previous removal reached Cloudflare; "burst" sends deprovRound PATCHes
-// from 4 concurrent clients and waits for all the removals.
+// previous removal reached Cloudflare (so it may find the previous run
+// still in its finish()); "spaced-5s" (100k, mapped=all only) waits 5s
+// more, so that each deactivation finds the reconciler idle; "burst" sends
+// deprovRound PATCHes from 4 concurrent clients and waits for all the
+// removals.
 //
 // One iteration is a round of deprovRound users; run with -benchtime=1x
 // (the pool holds one round per variant). The store is seeded directly
@@ -79,15 +88,23 @@ func BenchmarkDeprovisionLatency(b *testing.B) {
 		name      string
 		users     int
 		mappedAll bool
+		spaced    bool // also run the spaced variant
 	}{
-		{"users=10k,mapped=all", 10_000, true},
-		{"users=100k,mapped=all", 100_000, true},
-		{"users=100k,mapped=220", 100_000, false},
+		{"users=10k,mapped=all", 10_000, true, false},
+		{"users=100k,mapped=all", 100_000, true, true},
+		{"users=100k,mapped=220", 100_000, false, false},
 	} {
 		b.Run(sh.name, func(b *testing.B) {
-			d := startDeprov(b, sh.users, sh.mappedAll)
-			b.Run("one-at-a-time", func(b *testing.B) { d.bench(b, 1) })
-			b.Run("burst", func(b *testing.B) { d.bench(b, 4) })
+			rounds := 2
+			if sh.spaced {
+				rounds++
+			}
+			d := startDeprov(b, sh.users, sh.mappedAll, rounds)
+			b.Run("one-at-a-time", func(b *testing.B) { d.bench(b, 1, 0) })
+			if sh.spaced {
+				b.Run("spaced-5s", func(b *testing.B) { d.bench(b, 1, deprovSpacing) })
+			}
+			b.Run("burst", func(b *testing.B) { d.bench(b, 4, 0) })
 		})
 	}
 }
@@ -226,11 +243,11 @@ func deprovEmail(i int) string { return fmt.Sprintf("user%d@example.com", i) }
 
 // startDeprov seeds the store, starts the daemon against the fake and waits
 // for its start-up run to invite every active mapped user.
-func startDeprov(b *testing.B, n int, mappedAll bool) *deprovEnv {
+func startDeprov(b *testing.B, n int, mappedAll bool, rounds int) *deprovEnv {
 	b.Helper()
 	dir := b.TempDir()
 	statePath := filepath.Join(dir, "state.db")
-	active := 2*deprovRound + deprovStay
+	active := rounds*deprovRound + deprovStay
 	seedStart := time.Now()
 	ids := seedDeprov(b, statePath, n, active, mappedAll)
 	b.Logf("seeded %d users (%d active in %s) in %s", n, active, deprovGroup, time.Since(seedStart).Round(time.Millisecond))
@@ -327,7 +344,7 @@ mappings:
 		if !ok {
 			b.Fatalf("%s was not invited", email)
 		}
-		if i < 2*deprovRound {
+		if i < rounds*deprovRound {
 			e.pool = append(e.pool, deprovUser{id: ids[i], email: email, memberID: mid})
 		} else {
 			e.stayers = append(e.stayers, email)
@@ -339,8 +356,8 @@ mappings:
 
 // bench deactivates one round of users per iteration with `clients`
 // concurrent SCIM clients (1: each PATCH waits for the previous removal to
-// reach Cloudflare) and reports the latency percentiles.
-func (e *deprovEnv) bench(b *testing.B, clients int) {
+// reach Cloudflare, and then for gap) and reports the latency percentiles.
+func (e *deprovEnv) bench(b *testing.B, clients int, gap time.Duration) {
 	var lat, acks []time.Duration
 	runsBefore := e.runStats(b)
 	for b.Loop() {
@@ -349,7 +366,12 @@ func (e *deprovEnv) bench(b *testing.B, clients int) {
 		}
 		round := e.pool[:deprovRound]
 		e.pool = e.pool[deprovRound:]
-		l, a := e.round(b, round, clients)
+		l, a := e.round(b, round, clients, gap)
+		for i := range l {
+			if l[i] > deprovDebounce+2*time.Second {
+				b.Logf("slow: deactivation %d of the round took %s (its PATCH %s)", i+1, l[i].Round(time.Millisecond), a[i].Round(time.Millisecond))
+			}
+		}
 		lat, acks = append(lat, l...), append(acks, a...)
 		// The proxy notes a write as it arrives; the fake applies it a
 		// moment later.
@@ -372,6 +394,8 @@ func (e *deprovEnv) bench(b *testing.B, clients int) {
 	b.ReportMetric(ms(pct(lat, 99)), "p99-ms")
 	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
 	b.ReportMetric(ms(pct(acks, 50)), "scim-ack-p50-ms")
+	b.ReportMetric(ms(pct(acks, 99)), "scim-ack-p99-ms")
+	b.Logf("latency p10 %s, p25 %s, p50 %s, p75 %s, p90 %s, p95 %s, p99 %s, max %s", pct(lat, 10), pct(lat, 25), pct(lat, 50), pct(lat, 75), pct(lat, 90), pct(lat, 95), pct(lat, 99), lat[len(lat)-1])
 	// The daemon's own account of the targeted runs: how many, and how
 	// long each took. Its histogram is observed before finish() runs, so
 	// it leaves out finish()'s expiries pass. The pause lets the last run
@@ -389,7 +413,7 @@ func (e *deprovEnv) bench(b *testing.B, clients int) {
 
 // round deactivates users and returns, per user, the time from sending
 // the PATCH to its removal reaching Cloudflare, and the PATCH's own time.
-func (e *deprovEnv) round(b *testing.B, users []deprovUser, clients int) (lat, acks []time.Duration) {
+func (e *deprovEnv) round(b *testing.B, users []deprovUser, clients int, gap time.Duration) (lat, acks []time.Duration) {
 	lat = make([]time.Duration, len(users))
 	acks = make([]time.Duration, len(users))
 	arrived := make([]<-chan time.Time, len(users))
@@ -413,6 +437,7 @@ func (e *deprovEnv) round(b *testing.B, users []deprovUser, clients int) (lat, a
 					errc <- err
 					return
 				}
+				time.Sleep(gap)
 			}
 		})
 	}
