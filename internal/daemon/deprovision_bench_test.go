@@ -79,6 +79,8 @@ const (
 // One iteration is a round of deprovRound users; run with -benchtime=1x
 // (the pool holds one round per variant). The store is seeded directly
 // (setup, not measured); setup of the 100k shapes takes about a minute.
+// All shapes take about 25 minutes on 2 shared cores; pick one with e.g.
+// -bench 'BenchmarkDeprovisionLatency/users=10k'. Figures: BENCHMARKS.md.
 func BenchmarkDeprovisionLatency(b *testing.B) {
 	if testing.Short() {
 		b.Skip("seeds up to 100k users and waits out a debounce per deactivation")
