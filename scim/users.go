@@ -290,8 +290,9 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 	return page, nil
 }
 
-// userCandidates answers `userName eq`, `externalId eq`, `id eq` and
-// `emails.value eq` from an index; indexed=false means a scan is needed.
+// userCandidates answers `userName eq`, `externalId eq` and `id eq` from an
+// index; indexed=false means a scan is needed (there is no emails.value
+// index).
 func userCandidates(rd store.Reader, f *query.Filter) ([]store.User, bool, error) {
 	attr, val, ok := f.EqualityHint("userName", "externalId", "id")
 	if !ok {

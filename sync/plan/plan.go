@@ -32,22 +32,18 @@ type AccountInput struct {
 	ID, Name string
 	Desired  map[string]*DesiredMember // identity.Key(email) ->
 	Expired  []Expired
-	// Actual holds Cloudflare's members by lower(email); in a targeted run
-	// only the affected emails.
+	// Actual holds every member of the account by identity.Key(email): a
+	// full run's fresh listing, or the member cache of the last one (with
+	// the members a targeted run read since).
 	Actual map[string]Actual
 	Ledger map[string]LedgerEntry // lower(email) ->
 	// ManagedGrants counts the managed keys in the whole account before the
 	// run: the guard's percent base.
 	ManagedGrants int
-	// Scope is nil for a full run; else only these lower-case emails are
-	// planned.
+	// Scope is nil for a full run; else only these emails (identity.Key)
+	// are planned.
 	Scope         map[string]bool
 	SuperAdminKey string
-	// SuperAdmins lists the lower-case emails holding SuperAdminKey in the
-	// whole account, from the last full member list. Nil means "derive from
-	// Actual", which in a targeted run undercounts and so only ever holds
-	// back more, never less.
-	SuperAdmins []string
 }
 
 // Kind of change.

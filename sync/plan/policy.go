@@ -96,15 +96,9 @@ func LastSuperAdminPolicy(in []AccountInput) Policy {
 		}
 		p.key[a.ID] = a.SuperAdminKey
 		h := map[string]bool{}
-		if a.SuperAdmins != nil {
-			for _, e := range a.SuperAdmins {
-				h[identity.Key(e)] = true
-			}
-		} else {
-			for email, m := range a.Actual {
-				if m.Status != "pending" && slices.Contains(m.Keys, a.SuperAdminKey) {
-					h[identity.Key(email)] = true
-				}
+		for email, m := range a.Actual {
+			if m.Status != "pending" && slices.Contains(m.Keys, a.SuperAdminKey) {
+				h[identity.Key(email)] = true
 			}
 		}
 		p.holders[a.ID] = h
