@@ -224,7 +224,7 @@ func newPropModel() *propModel {
 	return m
 }
 
-func userRef(slot int) string    { return fmt.Sprintf("u%d", slot) }
+func userRef(slot int) string     { return fmt.Sprintf("u%d", slot) }
 func groupRef(name string) string { return "g" + name }
 
 func (m *propModel) liveUsers(pred func(*propUser) bool) []int {
@@ -258,9 +258,49 @@ func (m *propModel) emailTaken(email string, except int) bool {
 	return false
 }
 
-func (m *propModel) createUser(email, id string, now time.Time) int {
-	m.users = append(m.users, &propUser{id: id, email: email, exists: true, active: true, activeSince: now})
-	return len(m.users) - 1
+// createUser puts a new user in slot (len(users) when generating); a
+// shrunk sequence may leave earlier slots unused, kept as placeholders.
+func (m *propModel) createUser(slot int, email, id string, now time.Time) int {
+	for len(m.users) <= slot {
+		m.users = append(m.users, &propUser{})
+	}
+	m.users[slot] = &propUser{id: id, email: email, exists: true, active: true, activeSince: now}
+	return slot
+}
+
+// applicable says whether a step still makes sense in this model: always
+// for a generated sequence, not always once the shrinker dropped steps.
+func (m *propModel) applicable(s propStep) bool {
+	user := func(slot int) bool { return slot < len(m.users) && m.users[slot].exists }
+	group := func(name string) bool { return m.groups[name] != nil && m.groups[name].exists }
+	switch s.kind {
+	case kUserCreate:
+		return (s.slot >= len(m.users) || m.users[s.slot].id == "" && !m.users[s.slot].exists) && !m.emailTaken(s.email, -1)
+	case kUserDeactivate, kUserReactivate, kUserDelete, kGrant:
+		return user(s.slot)
+	case kUserRename, kUserRecase:
+		return user(s.slot) && !m.emailTaken(s.email, s.slot)
+	case kGroupCreate:
+		for _, u := range s.members {
+			if !user(u) {
+				return false
+			}
+		}
+		return !group(s.group)
+	case kGroupDelete:
+		return group(s.group)
+	case kGroupAddUser:
+		return group(s.group) && user(s.slot)
+	case kGroupRemoveUsr:
+		_, in := m.groups[s.group].members[userRef(s.slot)]
+		return group(s.group) && user(s.slot) && in
+	case kGroupNest:
+		return group(s.group) && group(s.other) && s.group != s.other && !m.reaches(s.other, s.group, map[string]bool{})
+	case kGroupUnnest:
+		_, in := m.groups[s.group].members[groupRef(s.other)]
+		return group(s.group) && group(s.other) && in
+	}
+	return true
 }
 
 func (m *propModel) setActive(slot int, on bool, now time.Time) {
