@@ -46,7 +46,10 @@ import (
 //   - under unmanaged: remove, a member no user ever wanted is gone;
 //   - the protected break-glass member is untouched;
 //   - the second full run changes nothing and no final run fails;
-//   - the audit chain verifies (what `scimflare audit verify` runs).
+//   - the audit chain verifies (what `scimflare audit verify` runs);
+//   - then every user is deactivated over SCIM: the targeted run that
+//     follows, and a full run after it, must leave nothing scimflare
+//     granted (ownership forgotten along the way shows here).
 //
 // Replay and tuning (environment variables, so `go test ./...` is unaffected):
 //
@@ -75,8 +78,14 @@ func TestLeaverNeverKeepsAccess(t *testing.T) {
 				}
 				return
 			}
-			msg := fmt.Sprintf("seed %d: %d violation(s):\n  %s\nsteps:\n%s\nreplay: SCIMFLARE_PROPERTY_SEED=%d go test -count=1 -run TestLeaverNeverKeepsAccess ./sync/",
-				seed, len(bad), strings.Join(bad, "\n  "), strings.Join(log, "\n"), seed)
+			replay := fmt.Sprintf("SCIMFLARE_PROPERTY_SEED=%d", seed)
+			for _, v := range []string{"SCIMFLARE_PROPERTY_STEPS", "SCIMFLARE_PROPERTY_WEIGHTS"} {
+				if x := os.Getenv(v); x != "" {
+					replay += fmt.Sprintf(" %s=%q", v, x)
+				}
+			}
+			msg := fmt.Sprintf("seed %d: %d violation(s):\n  %s\nsteps:\n%s\nreplay: %s go test -count=1 -run TestLeaverNeverKeepsAccess ./sync/",
+				seed, len(bad), strings.Join(bad, "\n  "), strings.Join(log, "\n"), replay)
 			if shrink {
 				msg += "\n" + shrinkProp(t, seq, bad)
 			}
@@ -755,8 +764,31 @@ func runPropSequence(t *testing.T, seq []propStep) ([]string, []string) {
 		h.logf("%3d. %s -> %s", i+1, s, out)
 	}
 	h.recover()
-	h.check()
+	h.check("after recovery")
+	h.everyoneLeaves()
 	return h.log, h.bad
+}
+
+// everyoneLeaves is the last probe of ownership: the IdP deactivates every
+// user, and the next reconcile (the targeted one SCIM's writes trigger)
+// must take away everything scimflare granted, and a full run after it
+// must find nothing left. Ownership forgotten earlier (a member_gone too
+// soon, a lost ledger entry) shows here as access nobody removes.
+func (h *propHarness) everyoneLeaves() {
+	for _, slot := range h.m.liveUsers(func(u *propUser) bool { return u.active }) {
+		h.scim.patch("/Users/"+h.slotID(slot), map[string]any{"op": "replace", "path": "active", "value": false})
+		h.m.setActive(slot, false, h.e.clock.Now())
+	}
+	h.m.settle(h.e.clock.Now())
+	h.logf("  L. everyone is deactivated over SCIM; targeted run -> %s", h.targeted())
+	if len(h.e.r.Status().Tripped) > 0 {
+		res, err := h.e.r.Apply(h.ctx, RunOptions{Force: true})
+		h.logf("  L. guard tripped: operator runs apply --force -> %s", summarize(res, err))
+	}
+	h.check("after everyone left (targeted run)")
+	res, err := h.e.r.Apply(h.ctx, RunOptions{Actor: ActorSchedule})
+	h.logf("  L. full run -> %s", summarize(res, err))
+	h.check("after everyone left (full run)")
 }
 
 func (h *propHarness) slotID(slot int) string { return h.m.users[slot].id }
@@ -1145,8 +1177,15 @@ func sameDesired(a, b map[string]map[string]map[string]bool) bool {
 	return true
 }
 
-// check states the property against Cloudflare as the fake holds it.
-func (h *propHarness) check() {
+// check states the property against Cloudflare as the fake holds it; when
+// names the moment in each violation.
+func (h *propHarness) check(when string) {
+	n := len(h.bad)
+	defer func() {
+		for i := n; i < len(h.bad); i++ {
+			h.bad[i] = when + ": " + h.bad[i]
+		}
+	}()
 	now := h.e.clock.Now()
 	desired := h.m.desired(now)
 	for _, acct := range []string{prodID, stagingID} {
