@@ -98,8 +98,11 @@ func rewrite(kind propKind, env map[string]json.RawMessage) {
 	_ = json.Unmarshal(env["result_info"], &info)
 	switch kind {
 	case kFaultSuccessFalse:
+		// Cloudflare says it failed, and what result it sent is partial: a
+		// client that reads success:false as success loses members.
 		env["success"] = json.RawMessage("false")
 		env["errors"] = json.RawMessage(`[{"code":10000,"message":"internal error"}]`)
+		items = items[:len(items)/2]
 	case kFaultResultNull:
 		env["result"] = json.RawMessage("null")
 	case kFaultShortPage:
@@ -118,7 +121,7 @@ func rewrite(kind propKind, env map[string]json.RawMessage) {
 			items[len(items)-1] = items[0]
 		}
 	}
-	if kind == kFaultShortPage || kind == kFaultDuplicateIDs {
+	if kind == kFaultShortPage || kind == kFaultDuplicateIDs || kind == kFaultSuccessFalse {
 		env["result"], _ = json.Marshal(items)
 	}
 	if info != nil {

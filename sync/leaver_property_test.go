@@ -61,7 +61,18 @@ import (
 //	SCIMFLARE_PROPERTY_WEIGHTS=id=w,... override step-kind weights (ids in propKinds), to explore
 //
 // A seed is also a subtest: go test -run 'TestLeaverNeverKeepsAccess/seed=17$' ./sync/
-// A failing seed prints its numbered steps, what each did, and the violations.
+// A failing seed prints its numbered steps, what each did, the violations
+// and the exact line that replays it. The step sequence depends on the
+// seed (and weights) alone; what the reconciler does with it is
+// deterministic too, except for the client's retry jitter moving the
+// injected clock by fractions of a second.
+//
+// Off by default (weight 0 in propKinds): the listing faults of issue 10
+// point 4, which the current reconciler mishandles (turn them on with
+// SCIMFLARE_PROPERTY_WEIGHTS=fault-result-null=3,… to see it), and the
+// not yet implemented odd-address rename (propTodo). Cloudflare's real
+// answers (issue 10 point 1) are not steps: once the fake gives them by
+// default, every step meets them.
 func TestLeaverNeverKeepsAccess(t *testing.T) {
 	seeds := propSeeds(t)
 	steps := envInt(t, "SCIMFLARE_PROPERTY_STEPS", propDefaultSteps)
@@ -95,7 +106,7 @@ func TestLeaverNeverKeepsAccess(t *testing.T) {
 }
 
 const (
-	propDefaultSequences = 24
+	propDefaultSequences = 32
 	propDefaultSteps     = 40
 )
 
