@@ -907,8 +907,10 @@ func summarize(res *Result, err error) string {
 	for _, f := range res.Failed {
 		parts = append(parts, fmt.Sprintf("FAILED %s %s: %v", f.Change.Kind, f.Change.Email, f.Err))
 	}
-	if res.Changes != nil && len(res.Changes.Withheld) > 0 {
-		parts = append(parts, fmt.Sprintf("withheld %d", len(res.Changes.Withheld)))
+	if res.Changes != nil {
+		for _, w := range res.Changes.Withheld {
+			parts = append(parts, fmt.Sprintf("WITHHELD %s %s %v->%v: %s", w.Change.Kind, w.Change.Email, propNamed(res, w.Change.Before), propNamed(res, w.Change.After), w.Why))
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -84,5 +85,51 @@ func TestTargetedRunKeepsARoleAddedByHand(t *testing.T) {
 	}
 	if roles, _ := e.memberRoles(prodID, "alice@example.com"); !slices.Equal(roles, []string{"DNS", wpa}) {
 		t.Errorf("alice holds %v after leaving cf-oncall, want [DNS %s]: the hand-added DNS must stay (%s)", roles, wpa, kinds(res.Applied))
+	}
+}
+
+// Found by TestLeaverNeverKeepsAccess (seed 6130 with time-heavy weights,
+// shrunk): an invitation whose answer was lost leaves an intent claiming
+// its keys; a second invitation of the same email before any listing
+// settled it replaces that intent with its own keys (intentOf, create), is
+// refused as a duplicate, and settling then files every key the member
+// holds, scimflare's own lost invitation included, as found: kept forever,
+// through a revocation and a deactivation.
+func TestRevokedGrantOfALostInviteIsNotFiledAsFound(t *testing.T) {
+	e := newEnv(t)
+	eve := e.user("eve@example.com")
+	e.mustApply(RunOptions{}) // the member cache is filled: nobody is a member
+	ctx := context.Background()
+
+	// The invitation lands, every answer is lost, and the client gives up.
+	e.fake.Inject(cftest.Fault{Method: "POST", Route: cftest.RouteMembers, DropAfterApply: true})
+	e.fake.Inject(cftest.Fault{Method: "POST", Route: cftest.RouteMembers, Drop: true, Times: -1})
+	g, res, err := e.r.Grant(ctx, GrantRequest{Email: "eve@example.com", Account: "prod", Role: "DNS", For: time.Hour, Reason: "incident", Actor: ActorGrant})
+	if err != nil || g.ID == "" {
+		t.Fatalf("grant: %v", err)
+	}
+	if len(res.Failed) != 1 {
+		t.Fatalf("the invite's answer was lost; want one failed change, got %+v", res.Failed)
+	}
+	if roles, ok := e.memberRoles(prodID, "eve@example.com"); !ok || !slices.Equal(roles, []string{"DNS"}) {
+		t.Fatalf("the invitation should have landed: %v %v", roles, ok)
+	}
+	e.fake.ClearFaults()
+
+	// Before any listing, eve joins a mapped group, and the grant is revoked.
+	e.group("cf-deployers", eve)
+	if _, err := e.r.Revoke(ctx, g.ID, ActorRevoke); err != nil {
+		t.Fatal(err)
+	}
+	e.mustApply(RunOptions{})
+	e.mustApply(RunOptions{})
+	if roles, _ := e.memberRoles(prodID, "eve@example.com"); !slices.Equal(roles, []string{wpa}) {
+		l, _ := e.ledgerOf("eve@example.com")
+		t.Errorf("eve holds %v, want [%s]: DNS came from scimflare's own invitation and its grant was revoked (ledger: managed %v, found %v)", roles, wpa, l.Managed, l.Found)
+	}
+	e.deactivate(eve)
+	e.mustApply(RunOptions{})
+	if roles, member := e.memberRoles(prodID, "eve@example.com"); member {
+		t.Errorf("deactivated eve is still a member holding %v", roles)
 	}
 }
