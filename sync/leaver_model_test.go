@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
 
@@ -278,7 +279,7 @@ func (m *propModel) applicable(s propStep) bool {
 		return (s.slot >= len(m.users) || m.users[s.slot].id == "" && !m.users[s.slot].exists) && !m.emailTaken(s.email, -1)
 	case kUserDeactivate, kUserReactivate, kUserDelete, kGrant:
 		return user(s.slot)
-	case kUserRename, kUserRecase:
+	case kUserRename, kUserRecase, kUserRenameOdd:
 		return user(s.slot) && !m.emailTaken(s.email, s.slot)
 	case kGroupCreate:
 		for _, u := range s.members {
@@ -391,7 +392,7 @@ func (m *propModel) starts(root string, visited map[string]bool, acc time.Time, 
 // activeEmail: some existing active user has this identity.
 func (m *propModel) activeEmail(email string) bool {
 	for _, u := range m.users {
-		if u.exists && u.active && fold(u.email) == fold(email) {
+		if u.exists && u.active && identity.Valid(u.email) && fold(u.email) == fold(email) {
 			return true
 		}
 	}
@@ -421,7 +422,9 @@ func (m *propModel) desired(now time.Time) map[string]map[string]map[string]bool
 		m.starts(mp.group, map[string]bool{}, time.Time{}, st)
 		for slot, t := range st {
 			u := m.users[slot]
-			if !u.exists || !u.active {
+			// The identity rule: an address that is not plain is granted
+			// nothing.
+			if !u.exists || !u.active || !identity.Valid(u.email) {
 				continue
 			}
 			if u.activeSince.After(t) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -70,7 +71,7 @@ import (
 // Off by default (weight 0 in propKinds): the listing faults of issue 10
 // point 4, which the current reconciler mishandles (turn them on with
 // SCIMFLARE_PROPERTY_WEIGHTS=fault-result-null=3,… to see it), and the
-// not yet implemented odd-address rename (propTodo). Cloudflare's real
+// no kind (propTodo is empty). Cloudflare's real
 // answers (issue 10 point 1) are not steps: once the fake gives them by
 // default, every step meets them.
 func TestLeaverNeverKeepsAccess(t *testing.T) {
@@ -276,7 +277,7 @@ type propKindInfo struct {
 }
 
 // propTodo are kinds not implemented yet: their weight must stay 0.
-var propTodo = map[propKind]bool{kUserRenameOdd: true}
+var propTodo = map[propKind]bool{}
 
 var propKinds = [numPropKinds]propKindInfo{
 	kUserCreate:           {"user-create", "scim create user", 8},
@@ -304,20 +305,21 @@ var propKinds = [numPropKinds]propKindInfo{
 	kFaultTimeout:         {"fault-timeout", "fault timeout", 1},
 	kFaultReset:           {"fault-reset", "fault reset", 2},
 	kFaultResetAfterApply: {"fault-reset-after-apply", "fault reset after apply", 2},
-	// Listing faults: implemented (leaver_faults_test.go), off by default
-	// until the coordinator's fix for issue 10 point 4 lands; then set each
-	// weight to 2.
-	kFaultSuccessFalse: {"fault-success-false", "fault 200 success:false", 0},
-	kFaultResultNull:   {"fault-result-null", "fault 200 result:null", 0},
-	kFaultShortPage:    {"fault-short-page", "fault short page", 0},
-	kFaultTotalChanges: {"fault-total-changes", "fault total_count changes", 0},
-	kFaultDuplicateIDs: {"fault-duplicate-ids", "fault duplicate member id", 0},
+	// Listing faults (issue 10 point 4): a listing that is not provably
+	// complete must abort the run, never cost ownership.
+	kFaultSuccessFalse: {"fault-success-false", "fault 200 success:false", 2},
+	kFaultResultNull:   {"fault-result-null", "fault 200 result:null", 2},
+	kFaultShortPage:    {"fault-short-page", "fault short page", 2},
+	kFaultTotalChanges: {"fault-total-changes", "fault total_count changes", 2},
+	kFaultDuplicateIDs: {"fault-duplicate-ids", "fault duplicate member id", 2},
 	kHandAddRole:       {"hand-add", "hand: add key", 3},
 	kHandRemoveRole:    {"hand-remove", "hand: remove key", 2},
 	kHandDeleteMember:  {"hand-delete", "hand: delete member", 2},
 	kHandCreateMember:  {"hand-create", "hand: create member", 2},
 	kHandAcceptInvite:  {"hand-accept", "hand: accept invite", 2},
-	kUserRenameOdd:     {"user-rename-odd", "scim rename (odd address)", 0}, // TODO: identity rule
+	// A look-alike address (padded, zero-width, dotted capital I): the
+	// identity rule grants it nothing, and the old address's access goes.
+	kUserRenameOdd: {"user-rename-odd", "scim rename (odd address)", 2},
 }
 
 // propStep is one generated step. Fields not used by a kind are zero.
@@ -467,7 +469,7 @@ func genPropSequence(seed int64, n int, kinds [numPropKinds]propKindInfo) []prop
 			}
 			s.email = pickS(free)
 			s.slot = m.createUser(len(m.users), s.email, "", zero)
-		case kUserDeactivate, kUserReactivate, kUserDelete, kUserRename, kUserRecase:
+		case kUserDeactivate, kUserReactivate, kUserDelete, kUserRename, kUserRecase, kUserRenameOdd:
 			slots := m.liveUsers(func(u *propUser) bool {
 				switch kind {
 				case kUserDeactivate:
@@ -501,6 +503,13 @@ func genPropSequence(seed int64, n int, kinds [numPropKinds]propKindInfo) []prop
 					break
 				}
 				s.email = pickS(free)
+				m.users[s.slot].email = s.email
+			case kUserRenameOdd:
+				s.email = oddAddress(rng, m.users[s.slot].email)
+				if m.emailTaken(s.email, s.slot) {
+					ok = false
+					break
+				}
 				m.users[s.slot].email = s.email
 			case kUserRecase:
 				cur := m.users[s.slot].email
@@ -634,8 +643,6 @@ func genPropSequence(seed int64, n int, kinds [numPropKinds]propKindInfo) []prop
 				s.key = strconv.Itoa(rng.IntN(len(handPolicies)))
 			}
 			s.n = rng.IntN(1000)
-		case kUserRenameOdd:
-			ok = false // TODO: pick a live user and an odd address
 		}
 		if ok {
 			out = append(out, s)
@@ -826,7 +833,7 @@ func (h *propHarness) step(s propStep) string {
 	case kUserDelete:
 		sc.do(http.MethodDelete, "/Users/"+h.slotID(s.slot), nil, http.StatusNoContent)
 		m.deleteUser(s.slot)
-	case kUserRename, kUserRecase:
+	case kUserRename, kUserRecase, kUserRenameOdd:
 		sc.patch("/Users/"+h.slotID(s.slot), map[string]any{"op": "replace", "path": "userName", "value": s.email})
 		m.users[s.slot].email = s.email
 	case kGroupCreate:
@@ -881,8 +888,6 @@ func (h *propHarness) step(s propStep) string {
 		h.listing.arm(s.kind, s.fault.Nth, s.fault.Times)
 	case kHandAddRole, kHandRemoveRole, kHandDeleteMember, kHandCreateMember, kHandAcceptInvite:
 		return h.handEdit(s)
-	case kUserRenameOdd:
-		h.t.Fatalf("%s: not implemented (weight must stay 0)", propKinds[s.kind].name)
 	}
 	return "ok"
 }
@@ -983,9 +988,12 @@ func (h *propHarness) grant(s propStep) string {
 	u := h.m.users[s.slot]
 	req := GrantRequest{Email: u.email, Account: s.acct, Role: s.key, Mapping: s.mapping, For: s.d, Reason: "property test", Actor: ActorGrant}
 	g, res, err := h.e.r.Grant(h.ctx, req)
-	pg := &propGrant{email: u.email, account: s.acct, role: s.key, mapping: s.mapping}
+	// grant takes the operator's --user as typed, around whitespace aside;
+	// the identity rule refuses what is still not plain.
+	email := strings.TrimSpace(u.email)
+	pg := &propGrant{email: email, account: s.acct, role: s.key, mapping: s.mapping}
 	h.m.grants = append(h.m.grants, pg)
-	want := h.m.activeEmail(u.email)
+	want := identity.Valid(email) && h.m.activeEmail(email)
 	switch {
 	case g.ID != "":
 		pg.id, pg.start, pg.end, pg.stored = g.ID, g.Start, g.End, true
@@ -1257,5 +1265,25 @@ func (h *propHarness) check(when string) {
 	}
 	if _, err := h.e.st.VerifyAudit(); err != nil {
 		h.violate("audit verify: %v", err)
+	}
+}
+
+// oddAddress is a look-alike of a pool address that the identity rule
+// refuses: padded, with a zero-width space, or with a dotted capital I.
+func oddAddress(rng *rand.Rand, email string) string {
+	base := strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r == '\u200b' {
+			return -1
+		}
+		return r
+	}, email))
+	switch rng.IntN(3) {
+	case 0:
+		return base + " "
+	case 1:
+		at := strings.IndexByte(base, '@')
+		return base[:at] + "\u200b" + base[at:]
+	default:
+		return "\u0130" + base[1:]
 	}
 }
