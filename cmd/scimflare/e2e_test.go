@@ -590,6 +590,60 @@ func TestE2EListingFailureRemovesNothing(t *testing.T) {
 	}
 }
 
+// A listing that answers HTTP 200 but is not provably complete — "result":
+// null, a short page, success:false, a duplicated member — is a failed
+// read: apply exits 1 with one sentence, nothing is removed, no ownership
+// is forgotten, and the leaver is removed once the listing is whole.
+func TestE2EIncompleteListingAbortsAndForgetsNothing(t *testing.T) {
+	for _, lf := range []struct {
+		name  string
+		fault cftest.ListingFault
+	}{
+		{"result null", cftest.ListingNullResult},
+		{"short page", cftest.ListingShortPage},
+		{"success false", cftest.ListingUnsuccessful},
+		{"duplicate member", cftest.ListingDuplicate},
+	} {
+		t.Run(lf.name, func(t *testing.T) {
+			e := startE2E(t, e2eOptions{debounce: "10m", beforeStart: func(f *cftest.Server) {
+				for i := range 55 {
+					f.AddMember(e2eAccount, cftest.Member{Email: fmt.Sprintf("manual%02d@example.com", i), Roles: []string{f.RoleID(e2eAccount, "Administrator")}})
+				}
+			}})
+			alice := e.createUser("alice@example.com")
+			e.addMembers(e.createGroup("cf-deployers"), alice)
+			if code, out, errOut := e.cli("apply"); code != 0 {
+				t.Fatalf("apply: %d %s %s", code, out, errOut)
+			}
+			e.deactivate(alice)
+			e.fake.Inject(cftest.Fault{Method: "GET", Route: cloudflare.RouteMembers, Listing: lf.fault, Times: -1})
+			code, out, errOut := e.cli("apply")
+			if code != 1 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "abort") {
+				t.Fatalf("apply with an incomplete listing: exit %d, want 1 with one sentence\n%s%s", code, out, errOut)
+			}
+			if got := e.writes("DELETE"); got != 0 {
+				t.Errorf("%d removals after an incomplete listing", got)
+			}
+			for _, a := range e.auditActions() {
+				if strings.HasPrefix(a, "member_gone/") {
+					t.Errorf("ownership forgotten on an incomplete listing: %v", e.auditActions())
+					break
+				}
+			}
+			e.fake.ClearFaults()
+			if code, out, errOut := e.cli("apply"); code != 0 {
+				t.Fatalf("apply after recovery: %d %s %s", code, out, errOut)
+			}
+			if _, ok := e.member("alice@example.com"); ok {
+				t.Error("the deactivated alice kept her access")
+			}
+			if got := len(e.fake.Members(e2eAccount)); got != 55 {
+				t.Errorf("members = %d, want the 55 hand-made ones", got)
+			}
+		})
+	}
+}
+
 func TestE2EServeHealthMetricsAndFileModes(t *testing.T) {
 	e := startE2E(t, e2eOptions{})
 	e.createUser("alice@example.com")
