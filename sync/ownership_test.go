@@ -65,12 +65,13 @@ func isMemberList(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/members")
 }
 
-// hideFromListing drops email from member listings and lowers the totals
-// to match: a listing that looks complete and is not.
-func hideFromListing(hide *atomic.Value) func(*http.Request, map[string]any) {
+// hideFromListing drops the emails hidden() names (identity keys) from
+// member listings and lowers the totals to match: a listing that looks
+// complete and is not.
+func hideFromListing(hidden func() map[string]bool) func(*http.Request, map[string]any) {
 	return func(r *http.Request, body map[string]any) {
-		email, _ := hide.Load().(string)
-		if email == "" || !isMemberList(r) {
+		h := hidden()
+		if len(h) == 0 || !isMemberList(r) {
 			return
 		}
 		res, _ := body["result"].([]any)
@@ -78,21 +79,32 @@ func hideFromListing(hide *atomic.Value) func(*http.Request, map[string]any) {
 		for _, m := range res {
 			mm, _ := m.(map[string]any)
 			u, _ := mm["user"].(map[string]any)
-			if e, _ := u["email"].(string); identity.Key(e) == identity.Key(email) {
-				continue
+			email, _ := u["email"].(string)
+			if email == "" {
+				email, _ = mm["email"].(string)
 			}
-			if e, _ := mm["email"].(string); identity.Key(e) == identity.Key(email) {
-				continue
+			if !h[identity.Key(email)] {
+				kept = append(kept, m)
 			}
-			kept = append(kept, m)
+		}
+		if info, ok := body["result_info"].(map[string]any); ok {
+			if tc, ok := info["total_count"].(float64); ok {
+				info["total_count"] = tc - float64(len(res)-len(kept))
+			}
+			info["count"] = len(kept)
 		}
 		body["result"] = kept
-		if info, ok := body["result_info"].(map[string]any); ok {
-			info["count"] = len(kept)
-			if tc, ok := info["total_count"].(float64); ok && len(kept) < len(res) {
-				info["total_count"] = tc - 1
-			}
+	}
+}
+
+// hideOne hides the one email hide holds ("" hides nothing).
+func hideOne(hide *atomic.Value) func() map[string]bool {
+	return func() map[string]bool {
+		email, _ := hide.Load().(string)
+		if email == "" {
+			return nil
 		}
+		return map[string]bool{identity.Key(email): true}
 	}
 }
 
@@ -102,7 +114,7 @@ func hideFromListing(hide *atomic.Value) func(*http.Request, map[string]any) {
 // afterwards removes the access.
 func TestListingThatLacksAnOwnedMemberAbortsAndOwnershipStays(t *testing.T) {
 	var hide atomic.Value
-	e := newRewriteEnv(t, hideFromListing(&hide))
+	e := newRewriteEnv(t, hideFromListing(hideOne(&hide)))
 	alice := e.user("alice@example.com")
 	e.group("cf-deployers", alice, e.user("bob@example.com"))
 	e.mustApply(RunOptions{})
@@ -162,29 +174,7 @@ func TestMemberRemovedByHandIsGoneOnItsOwn404(t *testing.T) {
 // owned until a second listing lacks them too.
 func TestManyAbsentMembersNeedASecondListing(t *testing.T) {
 	var hidden atomic.Value // map[string]bool
-	e := newRewriteEnv(t, func(r *http.Request, body map[string]any) {
-		h, _ := hidden.Load().(map[string]bool)
-		if len(h) == 0 || !isMemberList(r) {
-			return
-		}
-		res, _ := body["result"].([]any)
-		kept := res[:0]
-		for _, m := range res {
-			mm, _ := m.(map[string]any)
-			u, _ := mm["user"].(map[string]any)
-			if e, _ := u["email"].(string); h[identity.Key(e)] {
-				continue
-			}
-			kept = append(kept, m)
-		}
-		if info, ok := body["result_info"].(map[string]any); ok {
-			if tc, ok := info["total_count"].(float64); ok {
-				info["total_count"] = tc - float64(len(res)-len(kept))
-			}
-			info["count"] = len(kept)
-		}
-		body["result"] = kept
-	})
+	e := newRewriteEnv(t, hideFromListing(func() map[string]bool { h, _ := hidden.Load().(map[string]bool); return h }))
 	ids := e.users(maxConfirm+5, "user%02d@example.com")
 	e.group("cf-deployers", ids...)
 	e.mustApply(RunOptions{})
