@@ -13,6 +13,7 @@ import (
 	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
 
+	"github.com/scimflare/scimflare/scim/attr"
 	"github.com/scimflare/scimflare/scim/patch"
 	"github.com/scimflare/scimflare/scim/query"
 	"github.com/scimflare/scimflare/store"
@@ -92,18 +93,11 @@ func checkMultiValues(m map[string]any, prefix string) error {
 // see a difference that is not there.
 func dropUnassigned(m map[string]any) {
 	for k, v := range m {
-		switch v := v.(type) {
-		case nil:
+		if sub, ok := v.(map[string]any); ok {
+			dropUnassigned(sub)
+		}
+		if !attr.Assigned(v) {
 			delete(m, k)
-		case []any:
-			if len(v) == 0 {
-				delete(m, k)
-			}
-		case map[string]any:
-			dropUnassigned(v)
-			if len(v) == 0 {
-				delete(m, k)
-			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/elimity-com/scim/errors"
 	"github.com/elimity-com/scim/schema"
+	"github.com/scimflare/scimflare/scim/attr"
 	"github.com/scimflare/scimflare/scim/query"
 )
 
@@ -687,20 +688,8 @@ func setOrDelete(m map[string]any, name string, v any) {
 	}
 }
 
-// presentValue follows RFC 7643 §2.5: null, "", [] and {} are unassigned.
-func presentValue(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case string:
-		return v != ""
-	case []any:
-		return len(v) > 0
-	case map[string]any:
-		return len(v) > 0
-	}
-	return true
-}
+// presentValue is the one SCIM rule for an assigned value (attr.Assigned).
+func presentValue(v any) bool { return attr.Assigned(v) }
 
 func containsIndex(list []int, i int) bool {
 	for _, x := range list {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scimflare/scimflare/scim/attr"
 )
 
 // Filter is a compiled SCIM filter. It is immutable and safe for concurrent use.
@@ -250,34 +252,7 @@ func toTime(v any) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func anyPresent(vals []any) bool {
-	for _, v := range vals {
-		if present(v) {
-			return true
-		}
-	}
-	return false
-}
-
-// present follows RFC 7643 §2.5: null, "" , [] and {} are all unassigned.
-func present(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case string:
-		return v != ""
-	case []any:
-		return anyPresent(v)
-	case map[string]any:
-		for _, sv := range v {
-			if present(sv) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
-}
+func anyPresent(vals []any) bool { return attr.Assigned(vals) }
 
 // container is where an attribute of schema ext lives in doc.
 func container(doc map[string]any, ext string) map[string]any {
