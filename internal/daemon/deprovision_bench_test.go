@@ -281,6 +281,7 @@ sync:
   guards:
     max_removals: 1000
     max_removal_percent: 100
+    max_removals_per_window: 100000
 accounts:
   - {name: prod, id: %s, environment: production}
 mappings:
