@@ -9,6 +9,12 @@ import (
 // state; nothing is written then.
 var ErrNotEmpty = errors.New("target state is not empty")
 
+// ErrUnavailable: the backend cannot serve the call now (a database that
+// is down, unreachable or too slow, or writes that kept conflicting); the
+// call wrote nothing and may be retried later (SCIM: 503 with
+// Retry-After). BoltStore never returns it.
+var ErrUnavailable = errors.New("state backend unavailable")
+
 // Backend is the whole state as production holds it: what the daemon,
 // the CLI and `scimflare migrate` open, whichever backend keeps it
 // (BoltStore, or postgres.Store from store/postgres). It is exactly the
