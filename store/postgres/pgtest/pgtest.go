@@ -4,7 +4,8 @@
 // socket in a temporary directory. Each test gets its own empty schema.
 //
 // The server binaries are looked up in /usr/lib/postgresql/*/bin (Debian's
-// postgresql-NN packages; the newest version wins). Without them the tests
+// postgresql-NN packages; the newest version wins), or in the directory
+// $SCIMFLARE_POSTGRES_BIN names. Without them the tests
 // that need PostgreSQL skip, and Main says so in one line; with
 // SCIMFLARE_REQUIRE_POSTGRES=1 (set by .ci/run) they fail instead.
 //
@@ -129,8 +130,19 @@ func exec1(t testing.TB, dsn, sql string) {
 	}
 }
 
-// findBin returns the newest /usr/lib/postgresql/*/bin holding pg_ctl.
+// BinEnv names an environment variable that, when set, is the directory
+// holding initdb and pg_ctl (for machines that are not Debian).
+const BinEnv = "SCIMFLARE_POSTGRES_BIN"
+
+// findBin returns $SCIMFLARE_POSTGRES_BIN, or the newest
+// /usr/lib/postgresql/*/bin holding pg_ctl.
 func findBin() (string, error) {
+	if dir := os.Getenv(BinEnv); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err != nil {
+			return "", fmt.Errorf("no PostgreSQL binaries in %s=%s", BinEnv, dir)
+		}
+		return dir, nil
+	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
 	if len(matches) == 0 {
 		return "", fmt.Errorf("no PostgreSQL binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql-15)")
