@@ -208,14 +208,44 @@ func (w *wtx) insertEdge(groupID string, ref store.MemberRef, since time.Time) (
 	return n == 1, err
 }
 
-// addMember keeps an existing edge with its Since.
+// addMember keeps an existing edge with its Since. It resolves the member
+// and inserts the edge in one statement (one round trip per member: an
+// IdP's 1000-member PATCH is 1000 of them); only a member that does not
+// resolve takes resolveMember's slower path, for its exact error.
 func (w *wtx) addMember(groupID string, ref store.MemberRef, now time.Time) (store.MemberRef, bool, error) {
-	ref, err := w.resolveMember(groupID, ref)
+	if ref.ID == groupID || !store.ValidID(ref.ID) || (ref.Type != store.MemberUser && ref.Type != store.MemberGroup && ref.Type != "") {
+		_, err := w.resolveMember(groupID, ref)
+		if err == nil {
+			err = fmt.Errorf("member %q: %w", ref.ID, store.ErrMemberNotFound)
+		}
+		return store.MemberRef{}, false, err
+	}
+	var typ *string
+	var added bool
+	err := w.tx.QueryRow(w.ctx, `WITH m AS (
+			SELECT 'User'::text AS t, 1 AS pref FROM scim_users WHERE id = $2 AND $3 IN ('User', '')
+			UNION ALL
+			SELECT 'Group'::text, 2 FROM scim_groups WHERE id = $2 AND $3 IN ('Group', '')
+			ORDER BY pref LIMIT 1
+		), ins AS (
+			INSERT INTO scim_members (group_id, member_id, member_type, since_s, since_ns)
+			SELECT $1, $2, t, $4, $5 FROM m
+			ON CONFLICT DO NOTHING RETURNING 1
+		)
+		SELECT (SELECT t FROM m), EXISTS (SELECT 1 FROM ins)`,
+		b(groupID), b(ref.ID), string(ref.Type), now.Unix(), int32(now.Nanosecond())).Scan(&typ, &added)
 	if err != nil {
 		return store.MemberRef{}, false, err
 	}
-	added, err := w.insertEdge(groupID, ref, now)
-	return ref, added, err
+	if typ == nil {
+		_, err := w.resolveMember(groupID, ref)
+		if err == nil {
+			err = fmt.Errorf("member %q: %w", ref.ID, store.ErrMemberNotFound)
+		}
+		return store.MemberRef{}, false, err
+	}
+	ref.Type = store.MemberType(*typ)
+	return ref, added, nil
 }
 
 func (w *wtx) removeMember(groupID, memberID string) (bool, error) {
