@@ -126,7 +126,11 @@ func (w *wtx) replaceMemberCache(accountID string, members []store.CachedMember,
 	for _, r := range rows {
 		keep = append(keep, b(r.email))
 	}
-	if _, err := w.exec("DELETE FROM sync_member_cache WHERE account = $1 AND NOT (email = ANY($2::bytea[]))", b(accountID), keep); err != nil {
+	// EXCEPT (hashed or sorted), not NOT (email = ANY(…)), which compares
+	// every row with the whole list: 100k members would be 10^10 steps.
+	if _, err := w.exec(`DELETE FROM sync_member_cache c
+		USING (SELECT email FROM sync_member_cache WHERE account = $1 EXCEPT SELECT unnest($2::bytea[])) gone
+		WHERE c.account = $1 AND c.email = gone.email`, b(accountID), keep); err != nil {
 		return err
 	}
 	// Only rows that changed are written (upsert's WHERE).
