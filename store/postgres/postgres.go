@@ -80,6 +80,7 @@ type options struct {
 	opTimeout   time.Duration
 	maxAttempts int
 	onRetry     func(int, error)
+	noMigrate   bool
 }
 
 // Option configures Open.
@@ -110,6 +111,12 @@ func WithMaxAttempts(n int) Option {
 	}
 }
 
+// WithoutMigrations makes Open only check that the schema is at
+// SchemaVersion (store.ErrSchemaVersion otherwise) instead of migrating:
+// for commands that read or check and must not change the schema under
+// replicas still running an older scimflare (validate, offline CLI).
+func WithoutMigrations() Option { return func(o *options) { o.noMigrate = true } }
+
 // WithRetryObserver calls fn each time a write transaction failed with a
 // retryable error and is about to be retried (for metrics and tests).
 func WithRetryObserver(fn func(attempt int, err error)) Option {
@@ -137,7 +144,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("postgres state %s: %w", loc, err)
 	}
 	s := &Store{pool: pool, location: loc, opTimeout: o.opTimeout, maxAttempts: o.maxAttempts, onRetry: o.onRetry}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.noMigrate); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -204,8 +211,9 @@ func migrations() ([]migration, error) {
 // behind PgBouncer's transaction pooling).
 const migrationLock = 0x7363696d666c6172
 
-// migrate applies the missing migrations in one transaction.
-func (s *Store) migrate(ctx context.Context) error {
+// migrate applies the missing migrations in one transaction (with
+// checkOnly, it only checks that none is missing).
+func (s *Store) migrate(ctx context.Context, checkOnly bool) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -220,7 +228,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock)); err != nil {
 		return fmt.Errorf("postgres state %s: wait for the schema lock: %w", s.location, err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS scimflare_schema_migrations (
+	if checkOnly {
+		// A read-only role may lack CREATE: do not even try.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass('scimflare_schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+			return s.wrap(fmt.Errorf("postgres state %s: %w", s.location, err))
+		}
+		if !exists {
+			return fmt.Errorf("postgres state %s has no scimflare schema yet (start `scimflare serve` once to create it): %w", s.location, store.ErrSchemaVersion)
+		}
+	} else if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS scimflare_schema_migrations (
 		version integer PRIMARY KEY,
 		name text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
@@ -232,6 +249,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if have > len(ms) {
 		return fmt.Errorf("postgres state %s has schema version %d, this scimflare knows up to %d: %w", s.location, have, len(ms), store.ErrSchemaVersion)
+	}
+	if checkOnly && have < len(ms) {
+		return fmt.Errorf("postgres state %s has schema version %d, this scimflare expects %d (start `scimflare serve` of this version once to migrate it): %w", s.location, have, len(ms), store.ErrSchemaVersion)
 	}
 	for _, m := range ms[have:] {
 		if _, err := tx.Exec(ctx, m.sql); err != nil {

@@ -362,3 +362,18 @@ func TestLocationHidesPassword(t *testing.T) {
 		t.Fatalf("Location() = %q", loc)
 	}
 }
+
+// WithoutMigrations never changes the schema: an empty database is
+// refused, a migrated one opens.
+func TestWithoutMigrationsOnlyChecks(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	if _, err := postgres.Open(context.Background(), dsn, postgres.WithoutMigrations()); !errors.Is(err, store.ErrSchemaVersion) {
+		t.Fatalf("Open WithoutMigrations of an empty database: %v, want ErrSchemaVersion", err)
+	}
+	var n int
+	if err := conn(t, dsn).QueryRow(context.Background(), "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scim_users'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the check created tables (%d, %v)", n, err)
+	}
+	openDSN(t, dsn)
+	openDSN(t, dsn, postgres.WithoutMigrations())
+}
