@@ -51,11 +51,13 @@ type Backend interface {
 	// memberships, tokens, ledger, member cache and scans, grants, the
 	// audit trail in Seq order, status). An error from fn stops it.
 	Dump(fn func(DumpItem) error) error
-	// Load writes what fill puts into this store in one transaction
+	// Load writes what fill puts into this store, all or nothing
 	// (preserving ids, meta, Since times and audit hashes as given). It
 	// fails with ErrNotEmpty, writing nothing, if the store holds any
-	// state; an error from fill or put writes nothing either. An audit
-	// record whose hash does not match its content is refused.
+	// state; an error from fill or put leaves it empty again. An audit
+	// record whose hash does not match its content is refused. It is for
+	// the target of a copy or a backup: nobody else may write meanwhile
+	// (PostgreSQL makes them wait; a bbolt file commits in chunks).
 	Load(fill func(put func(DumpItem) error) error) error
 }
 

@@ -131,22 +131,112 @@ func (r readTx) dump(fn func(DumpItem) error) error {
 	return nil
 }
 
-// Load implements Backend in one write transaction.
+// loadChunk is how many records Load writes per bbolt transaction. bbolt
+// splits a node only when a transaction commits, so a million keys put in
+// one transaction pile into a few huge nodes and every put that does not
+// append moves half of one: quadratic. 20k keeps nodes near their size.
+const loadChunk = 20000
+
+// Load implements Backend. The records are committed in transactions of
+// loadChunk; if anything fails after the first commit, every bucket is
+// emptied again, so the file is left as empty as it was found. Nobody
+// else may write to the store meanwhile (it is the target of a copy or a
+// backup; Open's file lock keeps other processes out).
 func (s *BoltStore) Load(fill func(put func(DumpItem) error) error) error {
+	err := s.db.View(func(tx *bolt.Tx) error { return writeTx{readTx{tx}}.checkEmpty(s.path) })
+	if err != nil {
+		return err
+	}
+	l := &boltLoader{}
+	var tx *bolt.Tx
+	committed := false
+	fail := func(err error) error {
+		if tx != nil {
+			_ = tx.Rollback()
+		}
+		if committed {
+			if werr := s.wipe(); werr != nil {
+				return fmt.Errorf("%w (and emptying %s again failed: %v)", err, s.path, werr)
+			}
+		}
+		return err
+	}
+	n := 0
+	put := func(it DumpItem) error {
+		if tx == nil {
+			var err error
+			if tx, err = s.db.Begin(true); err != nil {
+				return err
+			}
+			l.w = newWriteTx(tx)
+		}
+		if err := l.put(it); err != nil {
+			return err
+		}
+		if n++; n%loadChunk == 0 {
+			if err := l.finish(); err != nil {
+				return err
+			}
+			err := tx.Commit()
+			tx = nil
+			if err != nil {
+				return err
+			}
+			committed = true
+		}
+		return nil
+	}
+	if err := fill(put); err != nil {
+		return fail(err)
+	}
+	if tx == nil {
+		var err error
+		if tx, err = s.db.Begin(true); err != nil {
+			return fail(err)
+		}
+		l.w = newWriteTx(tx)
+	}
+	if err := l.finish(); err != nil {
+		return fail(err)
+	}
+	err = tx.Commit()
+	tx = nil
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// finish writes the audit head reached so far.
+func (l *boltLoader) finish() error {
+	if err := l.w.put(bucketSyncMeta, keyAuditSeq, encodeUint(l.seq)); err != nil {
+		return err
+	}
+	return l.w.put(bucketSyncMeta, keyAuditHash, []byte(l.hash))
+}
+
+// wipe empties every bucket and resets the counters and the audit head.
+func (s *BoltStore) wipe() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		w := newWriteTx(tx)
-		if err := w.checkEmpty(s.path); err != nil {
-			return err
+		for _, b := range append(allBuckets[1:], syncBuckets[1:]...) {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
 		}
-		meta := w.bucket(bucketSyncMeta)
-		l := &boltLoader{w: w, seq: decodeUint(meta.Get(keyAuditSeq)), hash: string(meta.Get(keyAuditHash))}
-		if err := fill(l.put); err != nil {
-			return err
+		for _, k := range [][]byte{keyUserCount, keyGroupCount} {
+			if err := tx.Bucket(bucketMeta).Delete(k); err != nil {
+				return err
+			}
 		}
-		if err := w.put(bucketSyncMeta, keyAuditSeq, encodeUint(l.seq)); err != nil {
-			return err
+		for _, k := range [][]byte{keyAuditSeq, keyAuditHash} {
+			if err := tx.Bucket(bucketSyncMeta).Delete(k); err != nil {
+				return err
+			}
 		}
-		return w.put(bucketSyncMeta, keyAuditHash, []byte(l.hash))
+		return nil
 	})
 }
 

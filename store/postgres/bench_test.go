@@ -274,3 +274,64 @@ func BenchmarkReplaceMemberCache100k(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCopyBoltToPostgres: `scimflare migrate` of a state file with
+// SCIMFLARE_BENCH_USERS users (default 100k) in 10 of 100 groups each (1M
+// memberships) into an empty database, verification included; then the
+// way back, BackupFile of that database to a bbolt file. Run with
+// -benchtime=1x.
+func BenchmarkCopyBoltToPostgres(b *testing.B) {
+	users := 100000
+	if v, err := strconv.Atoi(os.Getenv("SCIMFLARE_BENCH_USERS")); err == nil && v > 0 {
+		users = v
+	}
+	const groups, perUser = 100, 10
+	for b.Loop() {
+		src := backends[0].open(b)
+		at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+		err := src.Load(func(put func(store.DumpItem) error) error {
+			ids := make([]string, users)
+			for i := range users {
+				u := benchUser(fmt.Sprintf("user%d@example.com", i))
+				u.ID = store.NewID(at.Add(time.Duration(i) * time.Millisecond))
+				u.Meta = store.Meta{Created: at, LastModified: at, Version: 1}
+				ids[i] = u.ID
+				if err := put(store.DumpItem{User: &u}); err != nil {
+					return err
+				}
+			}
+			for g := range groups {
+				grp := store.Group{ID: store.NewID(at), DisplayName: fmt.Sprintf("group%d", g), Meta: store.Meta{Created: at, LastModified: at, Version: 1}}
+				if err := put(store.DumpItem{Group: &grp}); err != nil {
+					return err
+				}
+				for i := range users {
+					if d := (i%groups - g + groups) % groups; d < perUser {
+						m := store.DumpedMember{GroupID: grp.ID, Membership: store.Membership{MemberRef: store.MemberRef{ID: ids[i], Type: store.MemberUser}, Since: at}}
+						if err := put(store.DumpItem{Member: &m}); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst := backends[1].open(b)
+		start := time.Now()
+		sum, err := store.Copy(b.Context(), src, dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		start = time.Now()
+		if _, err := dst.BackupFile(filepath.Join(b.TempDir(), "back.db")); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(took.Seconds(), "copy+verify-s")
+		b.ReportMetric(float64(sum.Users+sum.Members)/took.Seconds(), "records/s")
+		b.ReportMetric(time.Since(start).Seconds(), "backup-s")
+	}
+}
