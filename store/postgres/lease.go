@@ -88,8 +88,8 @@ func (s *Store) ReleaseLease(l store.Lease) error {
 // CommitFenced implements store.Leaser. The term is checked with a FOR
 // SHARE lock on the lease row in the commit's own transaction: an
 // acquisition by another replica (an UPDATE of that row) waits until this
-// transaction ends, and a term that changed after this transaction's
-// snapshot is a serialization failure, retried, and then seen as lost.
+// transaction ends, and one already under way makes this check wait and
+// then re-read the row, finding the term over.
 func (s *Store) CommitFenced(l store.Lease, c store.SyncCommit) error {
 	return s.write(len(c.Audit) > 0, func(w *wtx) error {
 		var held bool

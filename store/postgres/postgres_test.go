@@ -68,44 +68,52 @@ func pgCode(err error) string {
 	return ""
 }
 
-// Two replicas update the same user at once: replica B commits between
-// replica A's read and A's write, a real serialization failure (40001) in
-// A's SERIALIZABLE transaction. A retries inside the store: its caller
-// sees success, fn ran again on the fresh row, and neither update is lost.
+// rrConflict makes the store's transaction hit a real serialization
+// failure: the hook switches it to REPEATABLE READ and reads the user (its
+// snapshot), then another replica updates that user and commits, so the
+// store's locking read of the user fails with 40001.
+func rrConflict(ctx context.Context, id string, other *postgres.Store, everyAttempt bool) func(int, pgx.Tx) error {
+	return func(attempt int, tx pgx.Tx) error {
+		if attempt > 1 && !everyAttempt {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT rec FROM scim_users WHERE id = $1", []byte(id)); err != nil {
+			return err
+		}
+		_, err := other.UpdateUser(id, now.Add(time.Minute), 0, func(u *store.User) error { u.ExternalID += "b"; return nil })
+		return err
+	}
+}
+
+// Another replica commits a change to the user between the store's
+// snapshot and its write: a real serialization failure (40001) in the
+// store's own transaction. The store retries: its caller sees success,
+// fn ran on the fresh row, and neither update is lost.
 func TestSerializationFailureIsRetried(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	var mu sync.Mutex
 	var retried []string
-	a := openDSN(t, dsn, postgres.WithRetryObserver(func(attempt int, err error) {
-		mu.Lock()
-		retried = append(retried, pgCode(err))
-		mu.Unlock()
-	}))
-	bStore := openDSN(t, dsn)
+	a := openDSN(t, dsn, postgres.WithRetryObserver(func(attempt int, err error) { retried = append(retried, pgCode(err)) }))
+	other := openDSN(t, dsn)
 	u, err := a.CreateUser(now, store.User{UserName: "alice", Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := 0
+	a.SetTxHook(rrConflict(context.Background(), u.ID, other, false))
 	got, err := a.UpdateUser(u.ID, now.Add(time.Minute), 0, func(u *store.User) error {
-		calls++
-		if calls == 1 {
-			// Replica B writes the row A has just read, and commits.
-			if _, err := bStore.UpdateUser(u.ID, now.Add(time.Minute), 0, func(u *store.User) error { u.ExternalID = "from-b"; return nil }); err != nil {
-				return err
-			}
-		}
 		u.Email = "alice@example.com"
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("UpdateUser with a concurrent writer: %v (the store must retry 40001, not surface it)", err)
 	}
-	if calls != 2 || len(retried) != 1 || retried[0] != "40001" {
-		t.Fatalf("fn ran %d times, retries %v; want 2 runs after one 40001", calls, retried)
+	if len(retried) != 1 || retried[0] != "40001" {
+		t.Fatalf("retries %v; want one after a 40001", retried)
 	}
-	if got.ExternalID != "from-b" || got.Email != "alice@example.com" || got.Meta.Version != 3 {
-		t.Fatalf("after the retry the user is %+v; want both updates (externalId from-b, email) at version 3", got)
+	if got.ExternalID != "b" || got.Email != "alice@example.com" || got.Meta.Version != 3 {
+		t.Fatalf("after the retry the user is %+v; want both updates (externalId b, email) at version 3", got)
 	}
 }
 
@@ -194,16 +202,16 @@ func TestRetriesAreBounded(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	var attempts atomic.Int32
 	a := openDSN(t, dsn, postgres.WithMaxAttempts(3), postgres.WithRetryObserver(func(int, error) { attempts.Add(1) }))
-	bStore := openDSN(t, dsn)
+	other := openDSN(t, dsn)
 	u, err := a.CreateUser(now, store.User{UserName: "carol"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.SetTxHook(rrConflict(context.Background(), u.ID, other, true))
 	start := time.Now()
 	_, err = a.UpdateUser(u.ID, now, 0, func(u *store.User) error {
-		_, err := bStore.UpdateUser(u.ID, now, 0, func(u *store.User) error { u.ExternalID += "x"; return nil })
 		u.Email = "never@example.com"
-		return err
+		return nil
 	})
 	if !errors.Is(err, store.ErrUnavailable) || pgCode(err) != "40001" {
 		t.Fatalf("UpdateUser under a conflict on every attempt: %v; want ErrUnavailable wrapping the 40001", err)
@@ -212,8 +220,8 @@ func TestRetriesAreBounded(t *testing.T) {
 		t.Fatalf("%d retries in %v; want 2 (3 attempts), quickly", attempts.Load(), time.Since(start))
 	}
 	got, err := a.GetUser(u.ID)
-	if err != nil || got.Email != "" || got.ExternalID != "xxx" {
-		t.Fatalf("user after the failed update: %+v, %v; want B's three writes and none of A's", got, err)
+	if err != nil || got.Email != "" || got.ExternalID != "bbb" {
+		t.Fatalf("user after the failed update: %+v, %v; want the other replica's three writes and none of this one's", got, err)
 	}
 }
 

@@ -198,8 +198,8 @@ func (r reader) grants() ([]store.Grant, error) {
 }
 
 // appendAudit chains recs onto the head. The caller's transaction locked
-// sync_audit_head before its snapshot (write(true, …)), so the head read
-// here is the latest and no other append runs meanwhile.
+// sync_audit_head first (write(true, …)), so no other append runs
+// meanwhile and the head read here is the latest.
 func (w *wtx) appendAudit(recs []store.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
@@ -377,6 +377,10 @@ func (s *Store) GetGrant(id string) (store.Grant, error) {
 func (s *Store) GCGrants(before time.Time) (int, error) {
 	var n int
 	err := s.write(false, func(w *wtx) error {
+		// Lock them all (grants are few): a revocation in flight waits.
+		if _, err := w.exec("SELECT 1 FROM sync_grants FOR UPDATE"); err != nil {
+			return err
+		}
 		gs, err := w.grants()
 		if err != nil {
 			return err

@@ -64,8 +64,39 @@ func (w *wtx) createUser(now time.Time, u store.User) (store.User, error) {
 	return u, w.putUser(u, true)
 }
 
+// lockedUser reads a user under a row lock (FOR NO KEY UPDATE to change
+// it, FOR UPDATE to delete it).
+func (w *wtx) lockedUser(id, lock string) (store.User, error) {
+	var v []byte
+	var err error
+	if store.ValidID(id) {
+		if v, err = w.one("SELECT rec FROM scim_users WHERE id = $1 FOR "+lock, b(id)); err != nil {
+			return store.User{}, err
+		}
+	}
+	if v == nil {
+		return store.User{}, fmt.Errorf("user %q: %w", id, store.ErrNotFound)
+	}
+	return store.DecodeUser(v)
+}
+
+// lockedGroup is lockedUser for groups.
+func (w *wtx) lockedGroup(id, lock string) (store.Group, error) {
+	var v []byte
+	var err error
+	if store.ValidID(id) {
+		if v, err = w.one("SELECT rec FROM scim_groups WHERE id = $1 FOR "+lock, b(id)); err != nil {
+			return store.Group{}, err
+		}
+	}
+	if v == nil {
+		return store.Group{}, fmt.Errorf("group %q: %w", id, store.ErrNotFound)
+	}
+	return store.DecodeGroup(v)
+}
+
 func (w *wtx) updateUser(id string, now time.Time, ifVersion uint64, fn func(*store.User) error) (store.User, error) {
-	old, err := w.GetUser(id)
+	old, err := w.lockedUser(id, "NO KEY UPDATE")
 	if err != nil {
 		return store.User{}, err
 	}
@@ -98,7 +129,10 @@ func (w *wtx) updateUser(id string, now time.Time, ifVersion uint64, fn func(*st
 }
 
 func (w *wtx) deleteUser(id string) (store.DeletedUser, error) {
-	u, err := w.GetUser(id)
+	// FOR UPDATE waits for every transaction holding the user FOR KEY
+	// SHARE (adding it to a group); the edge delete below then sees their
+	// edges, READ COMMITTED taking a fresh snapshot per statement.
+	u, err := w.lockedUser(id, "UPDATE")
 	if err != nil {
 		return store.DeletedUser{}, err
 	}
@@ -174,7 +208,11 @@ func (w *wtx) resolveMember(groupID string, ref store.MemberRef) (store.MemberRe
 		return store.MemberRef{}, fmt.Errorf("member %q has type %q, want %q or %q: %w", ref.ID, ref.Type, store.MemberUser, store.MemberGroup, store.ErrInvalid)
 	}
 	if store.ValidID(ref.ID) {
-		if err := w.tx.QueryRow(w.ctx, "SELECT EXISTS (SELECT 1 FROM scim_users WHERE id = $1), EXISTS (SELECT 1 FROM scim_groups WHERE id = $1)",
+		// FOR KEY SHARE: the member cannot be deleted until this
+		// transaction ends (and its delete then removes the new edge too).
+		if err := w.tx.QueryRow(w.ctx, `WITH u AS (SELECT 1 FROM scim_users WHERE id = $1 FOR KEY SHARE),
+			g AS (SELECT 1 FROM scim_groups WHERE id = $1 FOR KEY SHARE)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM g)`,
 			b(ref.ID)).Scan(&isUser, &isGroup); err != nil {
 			return store.MemberRef{}, err
 		}
@@ -222,14 +260,15 @@ func (w *wtx) addMember(groupID string, ref store.MemberRef, now time.Time) (sto
 	}
 	var typ *string
 	var added bool
-	err := w.tx.QueryRow(w.ctx, `WITH m AS (
-			SELECT 'User'::text AS t, 1 AS pref FROM scim_users WHERE id = $2 AND $3 IN ('User', '')
-			UNION ALL
-			SELECT 'Group'::text, 2 FROM scim_groups WHERE id = $2 AND $3 IN ('Group', '')
-			ORDER BY pref LIMIT 1
+	err := w.tx.QueryRow(w.ctx, `WITH u AS (
+			SELECT 'User'::text AS t FROM scim_users WHERE id = $2 AND $3 IN ('User', '') FOR KEY SHARE
+		), g AS (
+			SELECT 'Group'::text AS t FROM scim_groups WHERE id = $2 AND $3 IN ('Group', '') FOR KEY SHARE
+		), m AS (
+			SELECT coalesce((SELECT t FROM u), (SELECT t FROM g)) AS t
 		), ins AS (
 			INSERT INTO scim_members (group_id, member_id, member_type, since_s, since_ns)
-			SELECT $1, $2, t, $4, $5 FROM m
+			SELECT $1, $2, t, $4, $5 FROM m WHERE t IS NOT NULL
 			ON CONFLICT DO NOTHING RETURNING 1
 		)
 		SELECT (SELECT t FROM m), EXISTS (SELECT 1 FROM ins)`,
@@ -284,7 +323,7 @@ func (w *wtx) removeAllMembers(groupID string) ([]store.MemberRef, error) {
 }
 
 func (w *wtx) deleteGroup(id string) ([]store.MemberRef, error) {
-	if _, err := w.GetGroup(id); err != nil {
+	if _, err := w.lockedGroup(id, "UPDATE"); err != nil {
 		return nil, err
 	}
 	members, err := w.removeAllMembers(id)
@@ -450,7 +489,9 @@ func (t *groupTx) Members(fn func(store.Membership) bool) error {
 }
 
 func (w *wtx) updateGroup(id string, now time.Time, ifVersion uint64, fn func(store.GroupTx) error) (store.Group, error) {
-	g, err := w.GetGroup(id)
+	// Writers of one group queue here; its edges change only under this lock
+	// (or are deleted with a member).
+	g, err := w.lockedGroup(id, "NO KEY UPDATE")
 	if err != nil {
 		return store.Group{}, err
 	}

@@ -30,6 +30,7 @@ func RunBackend(t *testing.T, open func(t *testing.T) store.Backend) {
 		{"ConcurrentCreatesOneNameOneWinner", testConcurrentCreates},
 		{"ConcurrentMemberAddsAllLand", testConcurrentMemberAdds},
 		{"ConcurrentUpdatesOfOneUserAllApply", testConcurrentUpdates},
+		{"DeleteRacingAddLeavesNoDanglingEdge", testDeleteRacingAdd},
 		{"CopyKeepsEverything", testCopy},
 		{"CopyRefusesNonEmptyTarget", testCopyRefusesNonEmpty},
 		{"LoadRefusesForgedAudit", testLoadForgedAudit},
@@ -221,6 +222,40 @@ func testConcurrentUpdates(t *testing.T, open func(t *testing.T) store.Backend) 
 	got := getUser(t, s, u.ID)
 	if want := fmt.Sprintf(`{"n":%d}`, writers*each); string(got.Doc) != want || got.Meta.Version != 1+writers*each {
 		t.Fatalf("after %d concurrent increments: doc %s version %d, want %s version %d", writers*each, got.Doc, got.Meta.Version, want, 1+writers*each)
+	}
+}
+
+// A user deleted while another writer adds it to groups: whichever
+// commits first, no edge may outlive the user (a dangling edge would be a
+// member the reconciler cannot resolve, or a grant for a leaver).
+func testDeleteRacingAdd(t *testing.T, open func(t *testing.T) store.Backend) {
+	s := open(t)
+	g1, g2 := createGroup(t, s, at(0), "g1"), createGroup(t, s, at(0), "g2")
+	for round := range 15 {
+		u := createUser(t, s, at(1), store.User{UserName: fmt.Sprintf("u%d", round)})
+		parallel(t, 3, func(i int) error {
+			switch i {
+			case 0:
+				_, err := s.DeleteUser(u.ID)
+				return err
+			default:
+				g := []store.Group{g1, g2}[i-1]
+				_, err := s.UpdateGroup(g.ID, at(2), 0, func(tx store.GroupTx) error {
+					_, err := tx.AddMember(userRef(u))
+					return err
+				})
+				if errors.Is(err, store.ErrMemberNotFound) {
+					return nil // the delete came first
+				}
+				return err
+			}
+		})
+		for _, g := range []store.Group{g1, g2} {
+			if ok, err := s.IsMember(g.ID, u.ID); err != nil || ok {
+				t.Fatalf("round %d: deleted user is still a member of %s (%v)", round, g.DisplayName, err)
+			}
+			countMembers(t, s, g.ID, 0)
+		}
 	}
 }
 

@@ -23,12 +23,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +67,18 @@ func Main(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "pgtest: %v: the PostgreSQL tests skip\n", err)
 	}
 	running = c
+	if c != nil {
+		// An interrupted test binary (^C, go test -timeout, a CI kill)
+		// must not leave a server running.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			s := <-sig
+			_ = c.stop()
+			fmt.Fprintf(os.Stderr, "pgtest: %v: cluster stopped\n", s)
+			os.Exit(2)
+		}()
+	}
 	code := m.Run()
 	if c != nil {
 		if err := c.stop(); err != nil {
@@ -188,7 +202,12 @@ func start() (*cluster, error) {
 			return nil, fmt.Errorf("running as root, and initdb refuses root: no postgres user to run it as: %v", err)
 		}
 	}
+	reapStale()
 	if c.dir, err = os.MkdirTemp("", "scimflare-pg-"); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		_ = os.RemoveAll(c.dir)
 		return nil, err
 	}
 	if c.asUser != nil {
@@ -250,4 +269,28 @@ func (c *cluster) stop() error {
 		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
 	return nil
+}
+
+// reapStale stops and removes the clusters of test binaries that died
+// without stopping them (SIGKILL, a -timeout panic).
+func reapStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "scimflare-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		stale := &cluster{dir: dir, data: filepath.Join(dir, "data")}
+		if bin, err := findBin(); err == nil {
+			stale.bin = bin
+		}
+		if os.Geteuid() == 0 {
+			stale.asUser, _ = user.Lookup("postgres")
+		}
+		_ = stale.stop()
+	}
 }
