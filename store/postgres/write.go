@@ -189,10 +189,12 @@ func (w *wtx) createGroup(now time.Time, g store.Group, members []store.MemberRe
 	if err := w.putGroup(g, true); err != nil {
 		return store.Group{}, err
 	}
-	for _, ref := range members {
-		if _, _, err := w.addMember(g.ID, ref, now); err != nil {
-			return store.Group{}, err
-		}
+	refs, err := w.resolveAll(g.ID, members)
+	if err != nil {
+		return store.Group{}, err
+	}
+	if _, err := w.insertEdges(g.ID, refs, now); err != nil {
+		return store.Group{}, err
 	}
 	return g, nil
 }
@@ -239,11 +241,109 @@ func (w *wtx) resolveMember(groupID string, ref store.MemberRef) (store.MemberRe
 	return ref, nil
 }
 
-func (w *wtx) insertEdge(groupID string, ref store.MemberRef, since time.Time) (bool, error) {
-	n, err := w.exec(`INSERT INTO scim_members (group_id, member_id, member_type, since_s, since_ns)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-		b(groupID), b(ref.ID), string(ref.Type), since.Unix(), int32(since.Nanosecond()))
-	return n == 1, err
+// resolveAll resolves refs as resolveMember does, one after the other
+// (the error names the first bad reference), in two statements whatever
+// their number, holding every member FOR KEY SHARE. Duplicates are dropped;
+// the order of first appearance is kept.
+func (w *wtx) resolveAll(groupID string, refs []store.MemberRef) ([]store.MemberRef, error) {
+	ids := make([][]byte, 0, len(refs))
+	for _, r := range refs {
+		if store.ValidID(r.ID) {
+			ids = append(ids, b(r.ID))
+		}
+	}
+	users, groups := map[string]bool{}, map[string]bool{}
+	for _, q := range []struct {
+		table string
+		into  map[string]bool
+	}{{"scim_users", users}, {"scim_groups", groups}} {
+		rows, err := w.tx.Query(w.ctx, "SELECT id FROM "+q.table+" WHERE id = ANY($1::bytea[]) ORDER BY id FOR KEY SHARE", ids)
+		if err != nil {
+			return nil, err
+		}
+		found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+			var id []byte
+			err := row.Scan(&id)
+			return string(id), err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range found {
+			q.into[id] = true
+		}
+	}
+	out := make([]store.MemberRef, 0, len(refs))
+	seen := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		if ref.ID == groupID {
+			return nil, fmt.Errorf("group %q cannot be a member of itself: %w", groupID, store.ErrInvalid)
+		}
+		ok := false
+		switch ref.Type {
+		case store.MemberUser:
+			ok = users[ref.ID]
+		case store.MemberGroup:
+			ok = groups[ref.ID]
+		case "":
+			if users[ref.ID] {
+				ref.Type, ok = store.MemberUser, true
+			} else if groups[ref.ID] {
+				ref.Type, ok = store.MemberGroup, true
+			}
+		default:
+			return nil, fmt.Errorf("member %q has type %q, want %q or %q: %w", ref.ID, ref.Type, store.MemberUser, store.MemberGroup, store.ErrInvalid)
+		}
+		if !ok {
+			if ref.Type == "" {
+				return nil, fmt.Errorf("member %q names no user or group: %w", ref.ID, store.ErrMemberNotFound)
+			}
+			return nil, fmt.Errorf("member %q names no %s: %w", ref.ID, ref.Type, store.ErrMemberNotFound)
+		}
+		if !seen[ref.ID] {
+			seen[ref.ID] = true
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+// insertEdges adds the edges that do not exist yet, in one statement, and
+// returns those it added.
+func (w *wtx) insertEdges(groupID string, refs []store.MemberRef, since time.Time) ([]store.MemberRef, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	ids := make([][]byte, len(refs))
+	types := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i], types[i] = b(r.ID), string(r.Type)
+	}
+	rows, err := w.tx.Query(w.ctx, `INSERT INTO scim_members (group_id, member_id, member_type, since_s, since_ns)
+		SELECT $1, m.id, m.t, $4, $5 FROM unnest($2::bytea[], $3::text[]) AS m(id, t)
+		ON CONFLICT DO NOTHING RETURNING member_id`, b(groupID), ids, types, since.Unix(), int32(since.Nanosecond()))
+	if err != nil {
+		return nil, err
+	}
+	added, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
+		var id []byte
+		err := row.Scan(&id)
+		return string(id), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	isAdded := make(map[string]bool, len(added))
+	for _, id := range added {
+		isAdded[id] = true
+	}
+	var out []store.MemberRef
+	for _, r := range refs {
+		if isAdded[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // addMember keeps an existing edge with its Since. It resolves the member
@@ -431,44 +531,42 @@ func (t *groupTx) SetMembers(refs []store.MemberRef) (added, removed []store.Mem
 	if t.done {
 		return nil, nil, errGroupTxDone
 	}
-	want := make(map[string]store.MemberRef, len(refs))
-	order := make([]store.MemberRef, 0, len(refs))
-	for _, ref := range refs {
-		r, err := t.w.resolveMember(t.cur.ID, ref)
-		if err != nil {
-			return nil, nil, err
-		}
-		if _, dup := want[r.ID]; !dup {
-			want[r.ID] = r
-			order = append(order, r)
-		}
+	// A handful of statements whatever the size: an IdP's PUT of a
+	// 10k-member group is not 20k round trips.
+	order, err := t.w.resolveAll(t.cur.ID, refs)
+	if err != nil {
+		return nil, nil, err
+	}
+	want := make(map[string]bool, len(order))
+	for _, r := range order {
+		want[r.ID] = true
 	}
 	current, err := t.w.members(t.cur.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	have := make(map[string]bool, len(current))
+	var gone [][]byte
 	for _, m := range current {
 		have[m.ID] = true
-		if _, keep := want[m.ID]; keep {
-			continue
+		if !want[m.ID] {
+			removed = append(removed, m.MemberRef)
+			gone = append(gone, b(m.ID))
 		}
-		if _, err := t.w.removeMember(t.cur.ID, m.ID); err != nil {
-			return nil, nil, err
-		}
-		removed = append(removed, m.MemberRef)
 	}
-	for _, r := range order {
-		if have[r.ID] {
-			continue
-		}
-		ok, err := t.w.insertEdge(t.cur.ID, r, t.now)
-		if err != nil {
+	if len(gone) > 0 {
+		if _, err := t.w.exec("DELETE FROM scim_members WHERE group_id = $1 AND member_id = ANY($2::bytea[])", b(t.cur.ID), gone); err != nil {
 			return nil, nil, err
 		}
-		if ok {
-			added = append(added, r)
+	}
+	var fresh []store.MemberRef
+	for _, r := range order {
+		if !have[r.ID] {
+			fresh = append(fresh, r)
 		}
+	}
+	if added, err = t.w.insertEdges(t.cur.ID, fresh, t.now); err != nil {
+		return nil, nil, err
 	}
 	t.membersChanged = t.membersChanged || len(added) > 0 || len(removed) > 0
 	return added, removed, nil
