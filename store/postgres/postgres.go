@@ -73,6 +73,7 @@ type Store struct {
 	pool        *pgxpool.Pool
 	location    string
 	opTimeout   time.Duration
+	viewTimeout time.Duration
 	maxAttempts int
 	onRetry     func(attempt int, err error)
 	// txHook, set only by tests, runs first in every write transaction
@@ -85,6 +86,7 @@ var _ store.Backend = (*Store)(nil)
 type options struct {
 	maxConns    int32
 	opTimeout   time.Duration
+	viewTimeout time.Duration
 	maxAttempts int
 	onRetry     func(int, error)
 	noMigrate   bool
@@ -104,6 +106,17 @@ func WithOpTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.opTimeout = d
+		}
+	}
+}
+
+// WithViewTimeout bounds a View (default 10 minutes): the reconciler
+// reads the whole state in one, which on a large state under load takes
+// far longer than one SCIM call.
+func WithViewTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.viewTimeout = d
 		}
 	}
 }
@@ -133,7 +146,7 @@ func WithRetryObserver(fn func(attempt int, err error)) Option {
 // Open connects to the database named by dsn, brings its schema to
 // SchemaVersion (one replica at a time) and returns the store.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	o := options{opTimeout: 30 * time.Second, maxAttempts: 20}
+	o := options{opTimeout: 30 * time.Second, viewTimeout: 10 * time.Minute, maxAttempts: 20}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -150,7 +163,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres state %s: %w", loc, err)
 	}
-	s := &Store{pool: pool, location: loc, opTimeout: o.opTimeout, maxAttempts: o.maxAttempts, onRetry: o.onRetry}
+	s := &Store{pool: pool, location: loc, opTimeout: o.opTimeout, viewTimeout: o.viewTimeout, maxAttempts: o.maxAttempts, onRetry: o.onRetry}
 	if err := s.migrate(ctx, o.noMigrate); err != nil {
 		pool.Close()
 		return nil, err
@@ -385,7 +398,7 @@ func (s *Store) snapshot(ctx context.Context, fn func(r reader) error) error {
 
 // View implements store.Store.
 func (s *Store) View(fn func(store.Reader) error) error {
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(context.Background(), s.viewTimeout)
 	defer cancel()
 	return s.snapshot(ctx, func(r reader) error { return fn(r) })
 }
