@@ -41,8 +41,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -301,6 +303,12 @@ func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
+	// Not connecting at all (whatever the server said: down, refusing
+	// connections, too many clients) comes first: it wraps a PgError too.
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
@@ -309,8 +317,10 @@ func (s *Store) wrap(err error) error {
 		}
 		return err
 	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+	// A connection that broke mid-call (server killed, network gone).
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &ne) {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err

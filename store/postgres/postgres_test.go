@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -384,4 +385,54 @@ func TestWithoutMigrationsOnlyChecks(t *testing.T) {
 	}
 	openDSN(t, dsn)
 	openDSN(t, dsn, postgres.WithoutMigrations())
+}
+
+// The database goes away under a running store (every connection killed,
+// new ones refused): calls fail with store.ErrUnavailable, quickly and
+// with nothing half-written, and the store recovers by itself when the
+// database is back.
+func TestDatabaseDownIsUnavailableThenRecovers(t *testing.T) {
+	ctx := context.Background()
+	admin := conn(t, pgtest.AdminDSN(t))
+	db := fmt.Sprintf("down_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
+	s := openDSN(t, strings.Replace(pgtest.AdminDSN(t), "/postgres?", "/"+db+"?", 1), postgres.WithOpTimeout(5*time.Second))
+	u, err := s.CreateUser(now, store.User{UserName: "dana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := func(allow bool) {
+		t.Helper()
+		if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", db, allow)); err != nil {
+			t.Fatal(err)
+		}
+		if !allow {
+			if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", db); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	down(false)
+	start := time.Now()
+	_, err = s.UpdateGroup("nope", now, 0, func(store.GroupTx) error { return nil })
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write while the database is down: %v, want ErrUnavailable", err)
+	}
+	_, err = s.CreateUser(now, store.User{UserName: "erin"})
+	if !errors.Is(err, store.ErrUnavailable) || time.Since(start) > 15*time.Second {
+		t.Fatalf("CreateUser while the database is down: %v after %v, want ErrUnavailable within the op timeout", err, time.Since(start))
+	}
+	if _, err := s.GetUser(u.ID); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read while the database is down: %v, want ErrUnavailable", err)
+	}
+	down(true)
+	if _, err := s.CreateUser(now, store.User{UserName: "erin"}); err != nil {
+		t.Fatalf("CreateUser after the database is back: %v (erin must not exist half-written)", err)
+	}
+	if n, err := s.CountUsers(); err != nil || n != 2 {
+		t.Fatalf("CountUsers after recovery = %d, %v; want dana and erin", n, err)
+	}
 }
