@@ -39,6 +39,10 @@ func TestConformanceBatched(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openBolt(t, store.WithBatch(time.Millisecond)) })
 }
 
+func TestBackendConformance(t *testing.T) {
+	storetest.RunBackend(t, func(t *testing.T) store.Backend { return openBolt(t, store.WithBatch(time.Millisecond)) })
+}
+
 var now = time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 
 func TestReopenKeepsData(t *testing.T) {

@@ -4,7 +4,10 @@
 // cache, temporary grants, audit trail, status) behind SyncState, with a
 // bbolt implementation of both (BoltStore). The SCIM layer
 // writes it; the reconciler reads consistent snapshots of it through View.
-// Any other backend must pass the suite in store/storetest.
+// Backend is all of it as production holds it (the daemon and the CLI);
+// store/postgres is the second implementation, for several replicas, and
+// Copy moves a state between backends. Any backend must pass the suite in
+// store/storetest.
 //
 // What the store guarantees:
 //   - every write is one transaction, durable (fsync) when the method

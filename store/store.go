@@ -189,11 +189,6 @@ type Store interface {
 	// its edges as a member of other groups; it returns its direct members.
 	DeleteGroup(id string) (members []MemberRef, err error)
 
-	// PutToken stores a new token; ErrConflict if the name exists.
-	PutToken(t Token) error
-	// DeleteToken removes a token; ErrNotFound if there is none.
-	DeleteToken(name string) error
-
 	Close() error
 }
 

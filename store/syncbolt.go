@@ -441,38 +441,20 @@ func (w writeTx) appendAudit(recs []AuditRecord) error {
 		return nil
 	}
 	meta := w.bucket(bucketSyncMeta)
-	seq, prev := decodeUint(meta.Get(keyAuditSeq)), string(meta.Get(keyAuditHash))
-	for _, a := range recs {
-		if a.Action == "" {
-			return fmt.Errorf("audit record for %s in account %s: action is required: %w", a.Email, a.AccountID, ErrInvalid)
-		}
-		if a.Time.IsZero() || a.Time.UTC().Year() > 9999 || a.Time.UTC().Year() < 0 {
-			return fmt.Errorf("audit record %s for %s: time %s is out of range: %w", a.Action, a.Email, a.Time, ErrInvalid)
-		}
-		seq++
-		r := auditRecord{
-			Seq: seq, Time: a.Time.UTC().Format(time.RFC3339Nano), Actor: a.Actor, Action: a.Action,
-			AccountID: a.AccountID, Email: a.Email, Before: nonNil(a.Before), After: nonNil(a.After),
-			Reason: a.Reason, Privileged: a.Privileged, PrevHash: prev,
-		}
-		h, err := r.hash()
-		if err != nil {
-			return fmt.Errorf("hash audit record %d: %w", seq, err)
-		}
-		r.Hash = h
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode audit record %d: %w", seq, err)
-		}
-		if err := w.put(bucketAudit, seqKey(seq), v); err != nil {
-			return err
-		}
-		prev = h
-	}
-	if err := w.put(bucketSyncMeta, keyAuditSeq, encodeUint(seq)); err != nil {
+	sealed, err := SealAudit(decodeUint(meta.Get(keyAuditSeq)), string(meta.Get(keyAuditHash)), recs)
+	if err != nil {
 		return err
 	}
-	return w.put(bucketSyncMeta, keyAuditHash, []byte(prev))
+	for _, a := range sealed {
+		if err := w.put(bucketAudit, seqKey(a.Seq), a.Bytes); err != nil {
+			return err
+		}
+	}
+	last := sealed[len(sealed)-1]
+	if err := w.put(bucketSyncMeta, keyAuditSeq, encodeUint(last.Seq)); err != nil {
+		return err
+	}
+	return w.put(bucketSyncMeta, keyAuditHash, []byte(last.Hash))
 }
 
 func (r readTx) audit(since time.Time, fn func(AuditRecord) bool) error {
@@ -510,60 +492,18 @@ func auditBroken(format string, args ...any) error {
 // link to the previous one, so a flipped byte is reported as an alteration
 // of that record, and a removed record as a gap at the one after it.
 func (r readTx) verifyAudit() (uint64, error) {
-	var seq uint64
-	prev := ""
+	var av AuditVerifier
 	c := r.bucket(bucketAudit).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
-			return seq + 1, auditBroken("audit record after %d has a malformed key %x", seq, k)
+			return av.Seq() + 1, auditBroken("audit record after %d has a malformed key %x", av.Seq(), k)
 		}
-		at := binary.BigEndian.Uint64(k)
-		if at != seq+1 {
-			switch {
-			case at == seq+2:
-				return at, auditBroken("audit record %d follows record %d: record %d was removed", at, seq, seq+1)
-			case at > seq+2:
-				return at, auditBroken("audit record %d follows record %d: records %d to %d were removed", at, seq, seq+1, at-1)
-			}
-			return at, auditBroken("audit record %d is out of sequence after record %d", at, seq)
+		if bad, err := av.Next(binary.BigEndian.Uint64(k), v); err != nil {
+			return bad, err
 		}
-		rec, err := decodeAudit(v)
-		if err != nil {
-			return at, auditBroken("audit record %d was altered: it no longer decodes (%v)", at, err)
-		}
-		h, err := rec.hash()
-		if err != nil {
-			return at, fmt.Errorf("hash audit record %d: %w", at, err)
-		}
-		if h != rec.Hash {
-			return at, auditBroken("audit record %d was altered: its hash does not match its content", at)
-		}
-		// encoding/json forgives what a hash must not (letter case in
-		// field names, escapes), so the stored bytes must also be exactly
-		// the canonical encoding of what they decode to: then no byte can
-		// change unnoticed.
-		if canon, err := json.Marshal(rec); err != nil || !bytes.Equal(canon, v) {
-			return at, auditBroken("audit record %d was altered: its stored form is not the one scimflare wrote", at)
-		}
-		if _, err := rec.public(); err != nil || rec.Seq != at {
-			return at, auditBroken("audit record %d was altered: its content does not match its position", at)
-		}
-		if rec.PrevHash != prev {
-			return at, auditBroken("audit record %d does not link to record %d: the chain is broken", at, seq)
-		}
-		seq, prev = at, rec.Hash
 	}
 	meta := r.bucket(bucketSyncMeta)
-	headSeq, headHash := decodeUint(meta.Get(keyAuditSeq)), string(meta.Get(keyAuditHash))
-	switch {
-	case headSeq > seq:
-		return seq + 1, auditBroken("audit record %d was removed: the trail ends at %d but %d records were written", seq+1, seq, headSeq)
-	case headSeq < seq:
-		return headSeq + 1, auditBroken("audit record %d was not written by scimflare: only %d records were written", headSeq+1, headSeq)
-	case headHash != prev:
-		return seq, auditBroken("audit record %d was replaced: it is not the last record scimflare wrote", seq)
-	}
-	return 0, nil
+	return av.End(decodeUint(meta.Get(keyAuditSeq)), string(meta.Get(keyAuditHash)))
 }
 
 // BoltStore methods: one transaction each.

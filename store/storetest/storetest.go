@@ -48,7 +48,6 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RemoveAllMembers", testRemoveAllMembers},
 		{"DeleteGroupRemovesNestedEdges", testDeleteGroup},
 		{"ReadsOfUnknownIDs", testUnknownIDs},
-		{"Tokens", testTokens},
 		{"ViewIsASnapshot", testViewSnapshot},
 	}
 	for _, tc := range tests {
@@ -1081,38 +1080,6 @@ func testUnknownIDs(t *testing.T, s store.Store) {
 	wantErr(t, "GetUser(group id)", err, store.ErrNotFound)
 	if ps, err := s.GroupsOf(g.ID); err != nil || len(ps) != 0 {
 		t.Fatalf("GroupsOf(top-level group) = %v, %v", ps, err)
-	}
-}
-
-func testTokens(t *testing.T, s store.Store) {
-	if ts, err := s.Tokens(); err != nil || len(ts) != 0 {
-		t.Fatalf("Tokens on empty store = %v, %v", ts, err)
-	}
-	okta := store.Token{Name: "okta", Hash: []byte{1, 2, 3}, CreatedAt: at(0), ExpiresAt: at(60 * 24 * 90)}
-	entra := store.Token{Name: "entra", Hash: []byte{4, 5}, CreatedAt: at(1)}
-	noErr(t, "PutToken okta", s.PutToken(okta))
-	noErr(t, "PutToken entra", s.PutToken(entra))
-	wantErr(t, "PutToken dup", s.PutToken(store.Token{Name: "okta", Hash: []byte{9}}), store.ErrConflict)
-	wantErr(t, "PutToken no name", s.PutToken(store.Token{Hash: []byte{9}}), store.ErrInvalid)
-
-	ts, err := s.Tokens()
-	noErr(t, "Tokens", err)
-	if len(ts) != 2 {
-		t.Fatalf("Tokens = %+v", ts)
-	}
-	for i, want := range []store.Token{entra, okta} { // ordered by name
-		got := ts[i]
-		if got.Name != want.Name || string(got.Hash) != string(want.Hash) || !got.CreatedAt.Equal(want.CreatedAt) ||
-			!got.ExpiresAt.Equal(want.ExpiresAt) || got.ExpiresAt.IsZero() != want.ExpiresAt.IsZero() {
-			t.Fatalf("token %d = %+v, want %+v", i, got, want)
-		}
-	}
-	noErr(t, "DeleteToken", s.DeleteToken("okta"))
-	wantErr(t, "DeleteToken twice", s.DeleteToken("okta"), store.ErrNotFound)
-	ts, err = s.Tokens()
-	noErr(t, "Tokens", err)
-	if len(ts) != 1 || ts[0].Name != "entra" {
-		t.Fatalf("Tokens after delete = %+v", ts)
 	}
 }
 

@@ -79,7 +79,8 @@ func verifyIntact(t *testing.T, s store.SyncState) {
 
 func sameLedger(a, b store.LedgerEntry) bool {
 	return a.AccountID == b.AccountID && a.Email == b.Email && a.MemberID == b.MemberID && a.Created == b.Created &&
-		slices.Equal(a.Managed, b.Managed) && slices.Equal(a.Found, b.Found) && a.UpdatedAt.Equal(b.UpdatedAt)
+		slices.Equal(a.Managed, b.Managed) && slices.Equal(a.Found, b.Found) && a.UpdatedAt.Equal(b.UpdatedAt) &&
+		a.MissingSince.Equal(b.MissingSince)
 }
 
 func sameCached(a, b store.CachedMember) bool {
@@ -97,7 +98,9 @@ func testLedgerRoundTrip(t *testing.T, s store.SyncState) {
 	}
 	alice := store.LedgerEntry{AccountID: acct, Email: "Alice@Example.com", MemberID: "m1", Created: true,
 		Managed: []string{"role:admin", "role:billing"}, Found: []string{"role:read"}, UpdatedAt: at(1)}
-	bob := store.LedgerEntry{AccountID: acct, Email: "bob@example.com", MemberID: "m2", UpdatedAt: at(2)}
+	// bob was missing from one complete listing: ownership is kept, and
+	// the mark must survive for the next listing to judge.
+	bob := store.LedgerEntry{AccountID: acct, Email: "bob@example.com", MemberID: "m2", UpdatedAt: at(2), MissingSince: at(2)}
 	noErr(t, "Commit", s.Commit(store.SyncCommit{PutLedger: []store.LedgerEntry{alice, bob}}))
 	l := ledgerOf(t, s, acct)
 	if len(l) != 2 || !sameLedger(l[store.Fold(alice.Email)], alice) || !sameLedger(l[store.Fold(bob.Email)], bob) {
