@@ -857,7 +857,7 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 	rn.result.Applied = append(rn.result.Applied, ch)
 	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
 	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names), "trigger", rn.req.actor)
+		"before", keyNames(ch.Before, rn.result.Names), "after", keyNames(ch.After, rn.result.Names), "trigger", rn.req.actor, "reason", ch.Reason)
 }
 
 // removesSuperAdmin reports whether ch takes the account's Super

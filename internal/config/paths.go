@@ -68,3 +68,18 @@ func (c *Config) CheckAdminSocket() error {
 	}
 	return nil
 }
+
+// resolvePaths makes every relative path in c absolute against the folder
+// of the config file.
+func (c *Config) resolvePaths() error {
+	dir, err := filepath.Abs(filepath.Dir(c.Path))
+	if err != nil {
+		return fmt.Errorf("cannot resolve the folder of config file %s: %w", c.Path, err)
+	}
+	for _, p := range []*string{&c.State.Path, &c.Admin.Socket, &c.Server.TLSCertFile, &c.Server.TLSKeyFile, &c.Cloudflare.APITokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	return nil
+}

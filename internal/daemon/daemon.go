@@ -39,6 +39,8 @@ type Options struct {
 	// TokenRecheck and TokenFilePoll pace the Cloudflare token checks
 	// (credentials.go); zero means hourly and every two seconds.
 	TokenRecheck, TokenFilePoll time.Duration
+	// Version and Commit are logged at start-up.
+	Version, Commit string
 }
 
 // Daemon is a running scimflare.
@@ -120,6 +122,13 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "problem", w.String())
 	}
+	if cfClient != nil {
+		d.metrics.ExportBudgetLeft(cfClient.BudgetLeft)
+	}
+	logStart(log, cfg, st, opt, d.rec.PlanOnly())
+	if !d.rec.PlanOnly() {
+		logFirstEnforce(log, cfg, st)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -155,11 +164,11 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	adminCtx, cancelAdmin := context.WithCancel(context.Background())
 	defer cancelAdmin()
 	adminSrv := &http.Server{
-		Handler: admin.Handler(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		Handler: admin.HandlerFor(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			work.Add(1)
 			defer work.Done()
 			return d.runCommand(ctx, args, stdout, stderr)
-		}),
+		}, func() string { return d.config().Path }),
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return adminCtx },
 	}
@@ -281,7 +290,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
 	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.hardenSCIM(d.scim.Handler(), d.auth)
+	scimHandler := d.logSCIM(d.hardenSCIM(d.scim.Handler(), d.auth))
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)
