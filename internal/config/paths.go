@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // SameFile reports whether paths a and b name the same file: the same
@@ -82,4 +84,34 @@ func (c *Config) resolvePaths() error {
 		}
 	}
 	return nil
+}
+
+// AdminSocketOf finds the admin socket a config file names without
+// validating the file: a read-only command can then still reach the
+// running daemon when the local file has a typo. It reads admin.socket
+// leniently (unknown keys and bad values elsewhere ignored), falls back to
+// the default, and resolves it against the file's folder. "" when the file
+// cannot be read or is not YAML at all.
+func AdminSocketOf(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var partial struct {
+		Admin struct {
+			Socket string `yaml:"socket"`
+		} `yaml:"admin"`
+	}
+	if err := yaml.Unmarshal(raw, &partial); err != nil {
+		// The socket may still be the default beside the file.
+		partial.Admin.Socket = ""
+	}
+	c := Config{Path: path, Admin: Admin{Socket: partial.Admin.Socket}}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = Default().Admin.Socket
+	}
+	if err := c.resolvePaths(); err != nil {
+		return ""
+	}
+	return c.Admin.Socket
 }
