@@ -36,6 +36,9 @@ type Config struct {
 	// non-fatal problems found in it.
 	Path     string    `yaml:"-"`
 	Warnings []Problem `yaml:"-"`
+	// written maps each path made absolute by Load to its spelling in the
+	// file.
+	written map[string]string
 }
 
 type Server struct {

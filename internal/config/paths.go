@@ -46,7 +46,7 @@ func (c *Config) socketProblems() []Problem {
 	var ps []Problem
 	for _, k := range c.fileKeys() {
 		if SameFile(c.Admin.Socket, k[1]) {
-			ps = append(ps, Problem{Path: "admin.socket", Message: fmt.Sprintf("%s is also %s: give the admin socket a path of its own", c.Admin.Socket, k[0])})
+			ps = append(ps, Problem{Path: "admin.socket", Message: fmt.Sprintf("%s is also %s%s: give the admin socket a path of its own", c.asWritten(c.Admin.Socket), k[0], c.resolvedNote(c.Admin.Socket))})
 		}
 	}
 	return ps
@@ -80,10 +80,32 @@ func (c *Config) resolvePaths() error {
 	}
 	for _, p := range []*string{&c.State.Path, &c.Admin.Socket, &c.Server.TLSCertFile, &c.Server.TLSKeyFile, &c.Cloudflare.APITokenFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
+			abs := filepath.Join(dir, *p)
+			if c.written == nil {
+				c.written = map[string]string{}
+			}
+			c.written[abs] = *p
+			*p = abs
 		}
 	}
 	return nil
+}
+
+// asWritten is path as the config file spells it: messages quote the
+// file.
+func (c *Config) asWritten(path string) string {
+	if w, ok := c.written[path]; ok {
+		return w
+	}
+	return path
+}
+
+// resolvedNote names the absolute path a relative one resolved to.
+func (c *Config) resolvedNote(path string) string {
+	if _, ok := c.written[path]; ok {
+		return " (" + path + ", relative to the config file's folder)"
+	}
+	return ""
 }
 
 // AdminSocketOf finds the admin socket a config file names without
