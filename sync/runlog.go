@@ -3,8 +3,10 @@ package sync
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	gosync "sync"
 	"time"
+	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -40,12 +42,17 @@ func (r *Reconciler) logRun(rn *run, outcome string, took time.Duration) {
 }
 
 // callTotals remembers each reconciler's Cloudflare call count at its last
-// summary line.
-var callTotals gosync.Map // *Reconciler -> float64
+// summary line. Keys are weak, and a reconciler's entry goes with it, so
+// the map holds no reconciler alive (tests make hundreds).
+var callTotals gosync.Map // weak.Pointer[Reconciler] -> float64
 
 func (r *Reconciler) callsSinceLastRun() int {
 	total := sumCounter(r.m.CloudflareCalls)
-	prev, _ := callTotals.Swap(r, total)
+	key := weak.Make(r)
+	prev, loaded := callTotals.Swap(key, total)
+	if !loaded {
+		runtime.AddCleanup(r, func(k weak.Pointer[Reconciler]) { callTotals.Delete(k) }, key)
+	}
 	p, _ := prev.(float64)
 	return int(total - p)
 }
