@@ -278,6 +278,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if configFlag(args) == "" {
+		fmt.Fprintln(stderr, "scimflare: serve: give --config FILE, or try it with --dev (a throw-away state against a fake Cloudflare)")
+		return 1
+	}
 	cfg, code := loadConfig(args, stderr)
 	if cfg == nil {
 		return code
