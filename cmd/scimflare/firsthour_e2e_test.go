@@ -395,3 +395,40 @@ func TestPlanOnlyStartWithoutCredentials(t *testing.T) {
 		t.Error("plan-only: status says n/a but /metrics exports scimflare_cloudflare_budget_left")
 	}
 }
+
+// TestLogLevelFollowsReload: log.level is read at start and on reload; at
+// warn the access log's INFO lines stop and the 4xx WARN lines stay.
+func TestLogLevelFollowsReload(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	cfg := procConfig(t, dir, "", "@every 1h", "1s")
+	raw, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(level string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, append(raw, []byte("log:\n  level: "+level+"\n  format: json\n  access_log: true\n")...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("info")
+	s := startServe(t, bin, cfg, "PROC_SCIM_TOKEN="+procSCIMToken)
+	users := "http://" + s.addr + "/scim/v2/Users"
+	if code, _ := get(t, users, procSCIMToken); code != 200 {
+		t.Fatalf("GET /Users: %d", code)
+	}
+	if n := len(logLines(s.logs.String(), "SCIM request")); n != 1 {
+		t.Fatalf("access log at info: %d lines, want 1\n%s", n, s.logs.String())
+	}
+	write("warn")
+	if code, out, errOut := runMain("reload", "--config", cfg); code != 0 {
+		t.Fatalf("reload: %d %s %s", code, out, errOut)
+	}
+	get(t, users, procSCIMToken)
+	get(t, users+"?filter=activ%20eq%20", procSCIMToken)
+	waitUntil(t, 5*time.Second, "the 400 logged at WARN", func() bool { return len(logLines(s.logs.String(), "SCIM request refused")) == 1 })
+	if n := len(logLines(s.logs.String(), "SCIM request")); n != 1 {
+		t.Errorf("access log after reload to warn: %d lines, want still 1\n%s", n, s.logs.String())
+	}
+}

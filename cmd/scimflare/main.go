@@ -272,7 +272,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "scimflare: "+err.Error())
 			return 1
 		}
-		if err := devmode.Run(context.Background(), stdout, devmode.Options{Logger: newLogger(stderr, example.Log), Version: version, Commit: commitID()}); err != nil {
+		logger, _ := newLogger(stderr, example.Log)
+		if err := devmode.Run(context.Background(), stdout, devmode.Options{Logger: logger, Version: version, Commit: commitID()}); err != nil {
 			fmt.Fprintln(stderr, "scimflare: "+err.Error())
 			return 1
 		}
@@ -286,7 +287,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	if err := daemon.Run(context.Background(), cfg, daemon.Options{Logger: newLogger(stderr, cfg.Log), Version: version, Commit: commitID()}); err != nil {
+	logger, level := newLogger(stderr, cfg.Log)
+	if err := daemon.Run(context.Background(), cfg, daemon.Options{Logger: logger, LogLevel: level, Version: version, Commit: commitID()}); err != nil {
 		fmt.Fprintln(stderr, "scimflare: "+err.Error())
 		return 1
 	}
@@ -355,12 +357,13 @@ func absolutePaths(args []string, flags ...string) []string {
 	return out
 }
 
-// newLogger builds the daemon's logger from the log section: level, and
-// format (auto: text on a terminal, else JSON).
-func newLogger(w io.Writer, lc config.Log) *slog.Logger {
-	var level slog.Level
+// newLogger builds the daemon's logger from the log section: level (a
+// LevelVar a reload can change), and format (auto: text on a terminal,
+// else JSON).
+func newLogger(w io.Writer, lc config.Log) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
-		level = slog.LevelInfo
+		level.Set(slog.LevelInfo)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	format := lc.Format
@@ -373,9 +376,9 @@ func newLogger(w io.Writer, lc config.Log) *slog.Logger {
 		}
 	}
 	if format == config.LogFormatText {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(slog.NewTextHandler(w, opts)), level
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(slog.NewJSONHandler(w, opts)), level
 }
 
 func commitID() string {

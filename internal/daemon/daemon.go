@@ -41,6 +41,9 @@ type Options struct {
 	TokenRecheck, TokenFilePoll time.Duration
 	// Version and Commit are logged at start-up.
 	Version, Commit string
+	// LogLevel, when set, is the Logger's level: a reload sets it from the
+	// new log.level (log.format takes a restart).
+	LogLevel *slog.LevelVar
 }
 
 // Daemon is a running scimflare.
@@ -60,6 +63,7 @@ type Daemon struct {
 	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 	probe    *storeProbe
+	logLevel *slog.LevelVar
 }
 
 // Run serves until ctx ends or SIGINT/SIGTERM arrives, then shuts down:
@@ -92,7 +96,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		return err
 	}
 	defer st.Close()
-	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
+	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New(), logLevel: opt.LogLevel}
 	// Real time, not opt.Now: this measures the disk, not the schedule.
 	d.probe = newStoreProbe(func() error { _, err := st.CountUsers(); return err }, time.Now)
 
@@ -270,6 +274,12 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	d.cfg = next
 	d.cfgMu.Unlock()
 	d.rec.Reload(next)
+	if d.logLevel != nil {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
+			d.logLevel.Set(level)
+		}
+	}
 	for _, w := range next.Warnings {
 		d.log.Warn("config warning", "problem", w.String())
 	}
