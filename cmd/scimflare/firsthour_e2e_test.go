@@ -432,3 +432,33 @@ func TestLogLevelFollowsReload(t *testing.T) {
 		t.Errorf("access log after reload to warn: %d lines, want still 1\n%s", n, s.logs.String())
 	}
 }
+
+// TestReadOnlyCommandsLeaveTheStateUnchanged: looking at the state never
+// writes to it (no bucket added, no schema stamped, no transaction
+// committed), and works on a file the user may only read.
+func TestReadOnlyCommandsLeaveTheStateUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	cfg := firstHourConfig(t, dir, "./state.db", "./admin.sock", "")
+	if code, out, errOut := runMain("token", "create", "--name", "okta", "--config", cfg); code != 0 {
+		t.Fatalf("token create: %d %s %s", code, out, errOut)
+	}
+	state := filepath.Join(dir, "state.db")
+	if err := os.Chmod(state, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"status"}, {"audit"}, {"audit", "verify"}, {"explain", "--user", "alice@example.com"},
+		{"report", "access"}, {"plan"}, {"token", "list"}, {"backup", "--out", filepath.Join(dir, "copy.db")},
+	} {
+		if code, out, errOut := runMain(append(args, "--config", cfg)...); code != 0 {
+			t.Errorf("%s on a read-only state file: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	if after, err := os.ReadFile(state); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("a read-only command changed the state file (%v)", err)
+	}
+}

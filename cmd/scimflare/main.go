@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -138,14 +137,17 @@ func stateCommand(args []string, stdout, stderr io.Writer) int {
 	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cfg.Path, args, stdout, stderr); done {
 		return code
 	}
+	open := store.Open
 	if readOnly(args) {
-		if _, err := os.Stat(cfg.State.Path); errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(stderr, "scimflare: %s: no state file at %s (state.path) and no daemon on %s (admin.socket); %s only reads state and never creates it: start `scimflare serve --config %s` first, or fix the paths\n",
-				cfg.Path, cfg.State.Path, cfg.Admin.Socket, args[0], cfg.Path)
-			return 1
-		}
+		// Looking never creates, migrates or changes the state.
+		open = store.OpenReadOnly
 	}
-	st, err := store.Open(cfg.State.Path)
+	st, err := open(cfg.State.Path)
+	if errors.Is(err, store.ErrNoStateFile) {
+		fmt.Fprintf(stderr, "scimflare: %s: no state file at %s (state.path) and no daemon on %s (admin.socket); %s only reads state and never creates it: start `scimflare serve --config %s` first, or fix the paths\n",
+			cfg.Path, cfg.State.Path, cfg.Admin.Socket, args[0], cfg.Path)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "scimflare: %v\n", err)
 		return 1
