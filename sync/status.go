@@ -155,6 +155,7 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 		r.m.BudgetLeft.Set(float64(r.cf.BudgetLeft()))
 	}
 	r.setPlanOnly(r.planOnly.Load())
+	r.logRun(rn, outcome, took)
 
 	// Ended grants stay a day so that plans and audit can still name them.
 	if n, err := r.state.GCGrants(rn.now.Add(-grantRetention)); err != nil {

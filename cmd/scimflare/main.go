@@ -17,10 +17,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	scimflare "github.com/scimflare/scimflare"
 	"github.com/scimflare/scimflare/internal/admin"
 	"github.com/scimflare/scimflare/internal/cli"
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/daemon"
+	devmode "github.com/scimflare/scimflare/internal/dev"
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 )
@@ -37,41 +41,113 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	args = commandFirst(args)
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		if len(args) == 0 {
-			usage(stderr)
-			return 1
+	root := newRoot(stdout, stderr, func(name string, args []string) int {
+		switch name {
+		case "serve":
+			return serve(args, stdout, stderr)
+		case "validate":
+			return validate(args, stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, versionLine())
+			return 0
 		}
-		usage(stdout)
-		return 0
-	}
-	if cli.IsHelp(args[1:]) {
-		return commandHelp(args[0], stdout, stderr)
-	}
-	switch args[0] {
-	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "scimflare %s (commit %s, %s)\n", version, commitID(), runtime.Version())
-		return 0
-	case "serve":
-		return serve(args[1:], stderr)
-	case "validate":
-		return validate(args[1:], stdout, stderr)
-	}
-	if !cli.Has(args[0]) {
-		fmt.Fprintf(stderr, "scimflare: unknown command %q; run `scimflare help` for the list\n", args[0])
+		return stateCommand(append([]string{name}, args...), stdout, stderr)
+	})
+	if len(args) == 0 {
+		root.SetOut(stderr)
+		_ = root.Usage()
 		return 1
 	}
-	cfg, code := loadConfig(args[1:], stderr)
-	if cfg == nil {
-		return code
+	switch args[0] {
+	case "-version", "--version":
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	case "-help", "-h":
+		args[0] = "--help"
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd(args...)
+	complete := args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd
+	if !strings.HasPrefix(args[0], "-") && !complete {
+		if c, _, err := root.Find(args[:1]); err != nil || c == root {
+			fmt.Fprintf(stderr, "scimflare: unknown command %q; run `scimflare help` for the list\n", args[0])
+			return 1
+		}
+	}
+	root.SetArgs(args)
+	err := root.Execute()
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	}
+	fmt.Fprintln(stderr, "scimflare: "+err.Error())
+	return 1
+}
+
+func versionLine() string {
+	return fmt.Sprintf("scimflare %s (commit %s, %s)", version, commitID(), runtime.Version())
+}
+
+// readOnly reports whether args (command first) only read the state:
+// such a command never creates or migrates a state file, and reaches the
+// daemon even when the local config does not load.
+func readOnly(args []string) bool {
+	switch args[0] {
+	case "status", "audit", "explain", "report", "plan", "backup", "validate":
+		return true
+	case "token":
+		for i := 1; i < len(args); i++ {
+			a := args[i]
+			switch {
+			case a == "--config" || a == "-config":
+				i++
+			case strings.HasPrefix(a, "-"):
+			default:
+				return a == "list"
+			}
+		}
+	}
+	return false
+}
+
+// stateCommand runs a command of internal/cli: in the daemon when one
+// answers on admin.socket, else on the state file.
+func stateCommand(args []string, stdout, stderr io.Writer) int {
+	path := configFlag(args[1:])
+	if path == "" {
+		fmt.Fprintln(stderr, "scimflare: --config FILE is required")
+		return 1
 	}
 	ctx := context.Background()
 	// The daemon resolves paths against its own working directory.
 	args = absolutePaths(args, "--out")
-	if code, done := viaDaemon(ctx, cfg.Admin.Socket, args, stdout, stderr); done {
+	cfg, err := config.Load(path)
+	if err != nil {
+		if readOnly(args) {
+			if code, ok := daemonDespiteConfig(ctx, path, err, args, stdout, stderr); ok {
+				return code
+			}
+		}
+		fmt.Fprintln(stderr, "scimflare: "+err.Error())
+		return 1
+	}
+	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cfg.Path, args, stdout, stderr); done {
 		return code
 	}
-	st, err := store.Open(cfg.State.Path)
+	open := store.Open
+	if readOnly(args) {
+		// Looking never creates, migrates or changes the state.
+		open = store.OpenReadOnly
+	}
+	st, err := open(cfg.State.Path)
+	if errors.Is(err, store.ErrNoStateFile) {
+		fmt.Fprintf(stderr, "scimflare: %s: no state file at %s (state.path) and no daemon on %s (admin.socket); %s only reads state and never creates it: start `scimflare serve --config %s` first, or fix the paths\n",
+			cfg.Path, cfg.State.Path, cfg.Admin.Socket, args[0], cfg.Path)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "scimflare: %v\n", err)
 		return 1
@@ -87,11 +163,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return cli.Run(ctx, &cli.Env{Config: cfg, Store: st, Now: time.Now, Reconciler: rec}, args, stdout, stderr)
 }
 
+// daemonDespiteConfig runs a read-only command in the daemon when the
+// local config file does not load: a typo in the daemon's config must not
+// block `status` or `audit verify` while the daemon serves. ok reports
+// whether a daemon answered; code is its exit status.
+func daemonDespiteConfig(ctx context.Context, path string, loadErr error, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	socket := config.AdminSocketOf(path)
+	if socket == "" {
+		return 0, false
+	}
+	resp, err := admin.Call(ctx, socket, args)
+	if err != nil {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(loadErr.Error(), "\n")
+	fmt.Fprintf(stderr, "note: %s does not load (%s); the daemon on %s answered with its running config %s\n", path, first, socket, resp.Config)
+	fmt.Fprint(stdout, resp.Stdout)
+	fmt.Fprint(stderr, resp.Stderr)
+	return resp.Exit, true
+}
+
 // viaDaemon runs args in the daemon listening on socket. done is false
-// when no daemon runs there: the caller then runs the command itself.
-func viaDaemon(ctx context.Context, socket string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+// when no daemon runs there: the caller then runs the command itself. When
+// the daemon runs with another config file than cfgPath, it says so: the
+// daemon answers with its own config, not the one given.
+func viaDaemon(ctx context.Context, socket, cfgPath string, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	resp, err := admin.Call(ctx, socket, args)
 	if err == nil {
+		if resp.Config != "" && !config.SameFile(resp.Config, cfgPath) {
+			fmt.Fprintf(stderr, "note: the daemon on %s runs with %s, not %s: it answered with its own config\n", socket, resp.Config, cfgPath)
+		}
 		fmt.Fprint(stdout, resp.Stdout)
 		fmt.Fprint(stderr, resp.Stderr)
 		return resp.Exit, true
@@ -101,32 +202,6 @@ func viaDaemon(ctx context.Context, socket string, args []string, stdout, stderr
 		return 1, true
 	}
 	return 0, false
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: scimflare COMMAND --config FILE [flags]")
-	fmt.Fprintln(w, "commands:")
-	fmt.Fprintln(w, "  serve --config FILE")
-	for _, u := range cli.Usage() {
-		fmt.Fprintln(w, "  "+u)
-	}
-	fmt.Fprintln(w, "  version")
-}
-
-// commandHelp answers `COMMAND --help` without reading any config.
-func commandHelp(name string, stdout, stderr io.Writer) int {
-	line, ok := cli.UsageOf(name)
-	switch {
-	case name == "serve":
-		line = "serve --config FILE"
-	case name == "version":
-		line = "version"
-	case !ok:
-		fmt.Fprintf(stderr, "scimflare: unknown command %q; run `scimflare help` for the list\n", name)
-		return 1
-	}
-	fmt.Fprintln(stdout, "usage: scimflare "+line)
-	return 0
 }
 
 // commandFirst moves a --config given before the command behind it:
@@ -177,18 +252,45 @@ func loadConfig(args []string, stderr io.Writer) (*config.Config, int) {
 	return cfg, 0
 }
 
-func serve(args []string, stderr io.Writer) int {
+func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.String("config", "", "config file")
+	dev := fs.Bool("dev", false, "throw-away state against an in-process fake Cloudflare")
 	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "scimflare: serve: unexpected argument %q\n", fs.Arg(0))
+		return 1
+	}
+	if *dev {
+		if configFlag(args) != "" {
+			fmt.Fprintln(stderr, "scimflare: serve: --dev runs on the embedded config.example.yaml; leave out --config")
+			return 1
+		}
+		example, err := config.Parse("config.example.yaml", scimflare.ExampleConfig)
+		if err != nil {
+			fmt.Fprintln(stderr, "scimflare: "+err.Error())
+			return 1
+		}
+		logger, _ := newLogger(stderr, example.Log)
+		if err := devmode.Run(context.Background(), stdout, devmode.Options{Logger: logger, Version: version, Commit: commitID()}); err != nil {
+			fmt.Fprintln(stderr, "scimflare: "+err.Error())
+			return 1
+		}
+		return 0
+	}
+	if configFlag(args) == "" {
+		fmt.Fprintln(stderr, "scimflare: serve: give --config FILE, or try it with --dev (a throw-away state against a fake Cloudflare)")
 		return 1
 	}
 	cfg, code := loadConfig(args, stderr)
 	if cfg == nil {
 		return code
 	}
-	if err := daemon.Run(context.Background(), cfg, daemon.Options{Logger: newLogger(stderr)}); err != nil {
+	logger, level := newLogger(stderr, cfg.Log)
+	if err := daemon.Run(context.Background(), cfg, daemon.Options{Logger: logger, LogLevel: level, Version: version, Commit: commitID()}); err != nil {
 		fmt.Fprintln(stderr, "scimflare: "+err.Error())
 		return 1
 	}
@@ -220,7 +322,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		cmd = append(cmd, "--online")
 	}
 	ctx := context.Background()
-	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cmd, stdout, stderr); done {
+	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cfg.Path, cmd, stdout, stderr); done {
 		return code
 	}
 	env := &cli.Env{Config: cfg, Now: time.Now}
@@ -257,14 +359,28 @@ func absolutePaths(args []string, flags ...string) []string {
 	return out
 }
 
-// newLogger logs JSON unless stderr is a terminal.
-func newLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
+// newLogger builds the daemon's logger from the log section: level (a
+// LevelVar a reload can change), and format (auto: text on a terminal,
+// else JSON).
+func newLogger(w io.Writer, lc config.Log) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
+		level.Set(slog.LevelInfo)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := lc.Format
+	if format == "" || format == config.LogFormatAuto {
+		format = config.LogFormatJSON
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = config.LogFormatText
+			}
 		}
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	if format == config.LogFormatText {
+		return slog.New(slog.NewTextHandler(w, opts)), level
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), level
 }
 
 func commitID() string {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -29,6 +30,9 @@ type Response struct {
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
 	Exit   int    `json:"exit"`
+	// Config is the path of the config file the daemon runs with, so a
+	// command given another --config can say so.
+	Config string `json:"config,omitempty"`
 }
 
 // RunFunc executes a command inside the daemon.
@@ -95,7 +99,11 @@ func Remove(path string) {
 }
 
 // Handler serves commands on the admin socket.
-func Handler(run RunFunc) http.Handler {
+func Handler(run RunFunc) http.Handler { return HandlerFor(run, nil) }
+
+// HandlerFor is Handler that also reports the daemon's config file (an
+// absolute path) with every answer.
+func HandlerFor(run RunFunc, configPath func() string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/run", func(w http.ResponseWriter, r *http.Request) {
 		var req Request
@@ -106,7 +114,11 @@ func Handler(run RunFunc) http.Handler {
 		var out, errOut bytes.Buffer
 		code := run(r.Context(), req.Args, &out, &errOut)
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Response{Stdout: out.String(), Stderr: errOut.String(), Exit: code})
+		resp := Response{Stdout: out.String(), Stderr: errOut.String(), Exit: code}
+		if configPath != nil {
+			resp.Config, _ = filepath.Abs(configPath())
+		}
+		_ = json.NewEncoder(w).Encode(resp)
 	})
 	return mux
 }

@@ -28,6 +28,7 @@ type Config struct {
 	Identity   Identity          `yaml:"identity"`
 	Cloudflare Cloudflare        `yaml:"cloudflare"`
 	Sync       Sync              `yaml:"sync"`
+	Log        Log               `yaml:"log"`
 	Accounts   []mapping.Account `yaml:"accounts"`
 	Mappings   []mapping.Mapping `yaml:"mappings"`
 
@@ -35,6 +36,9 @@ type Config struct {
 	// non-fatal problems found in it.
 	Path     string    `yaml:"-"`
 	Warnings []Problem `yaml:"-"`
+	// written maps each path made absolute by Load to its spelling in the
+	// file.
+	written map[string]string
 }
 
 type Server struct {
@@ -86,6 +90,21 @@ type Sync struct {
 	Protected        []string      `yaml:"protected"`
 }
 
+// Log says how much `serve` logs and in which format.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // auto | json | text
+	// AccessLog logs one line per SCIM request (never the token).
+	AccessLog bool `yaml:"access_log"`
+}
+
+// Log formats.
+const (
+	LogFormatAuto = "auto"
+	LogFormatJSON = "json"
+	LogFormatText = "text"
+)
+
 type Guards struct {
 	MaxRemovals       int     `yaml:"max_removals"`
 	MaxRemovalPercent float64 `yaml:"max_removal_percent"`
@@ -119,10 +138,14 @@ func Default() Config {
 		SCIM:     SCIM{TokenEnv: "SCIMFLARE_SCIM_TOKEN", MaxBodyBytes: 1 << 20},
 		Identity: Identity{EmailFrom: EmailFromUserName},
 		Cloudflare: Cloudflare{
-			APITokenEnv:   "CLOUDFLARE_API_TOKEN",
+			// scimflare's own variable: the CLOUDFLARE_API_TOKEN that
+			// Wrangler and Terraform users have exported must never make a
+			// first start write to a real account.
+			APITokenEnv:   DefaultCloudflareTokenEnv,
 			BaseURL:       "https://api.cloudflare.com/client/v4",
 			RequestBudget: 600,
 		},
+		Log: Log{Level: "info", Format: LogFormatAuto},
 		Sync: Sync{
 			Schedule:         "@every 5m",
 			Debounce:         10 * time.Second,
@@ -133,6 +156,10 @@ func Default() Config {
 		},
 	}
 }
+
+// DefaultCloudflareTokenEnv is the environment variable the Cloudflare API
+// token is read from unless cloudflare.api_token_env names another.
+const DefaultCloudflareTokenEnv = "SCIMFLARE_CLOUDFLARE_API_TOKEN"
 
 // Problem is one finding about a config file, positioned at a line.
 type Problem struct {
@@ -178,7 +205,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read config file %s: %w", path, unwrapPathError(err))
 	}
-	return Parse(path, raw)
+	return parse(path, raw, true)
 }
 
 func unwrapPathError(err error) error {
@@ -189,8 +216,14 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// Parse decodes and validates config bytes; path is only used in messages.
-func Parse(path string, raw []byte) (*Config, error) {
+// Parse decodes and validates config bytes; path is only used in messages,
+// and relative paths in the config stay as they are.
+func Parse(path string, raw []byte) (*Config, error) { return parse(path, raw, false) }
+
+// parse decodes and validates; with resolve, relative paths in the config
+// are made absolute against the folder of the config file, so a command
+// run from another folder finds the same state and socket as the daemon.
+func parse(path string, raw []byte, resolve bool) (*Config, error) {
 	cfg := Default()
 	cfg.Path = path
 	var root yaml.Node
@@ -204,6 +237,11 @@ func Parse(path string, raw []byte) (*Config, error) {
 			if errors.As(err, &de) {
 				return nil, &Error{Problems: []Problem{{File: path, Line: de.Line, Path: de.Path, Message: de.Msg}}}
 			}
+			return nil, err
+		}
+	}
+	if resolve {
+		if err := cfg.resolvePaths(); err != nil {
 			return nil, err
 		}
 	}
@@ -280,8 +318,18 @@ func (c *Config) validate() []Problem {
 	default:
 		bad("identity.email_from", "%q must be userName or primaryEmail", c.Identity.EmailFrom)
 	}
-	if !strings.HasPrefix(c.Cloudflare.BaseURL, "https://") && !strings.HasPrefix(c.Cloudflare.BaseURL, "http://") {
-		bad("cloudflare.base_url", "%q must be an http(s) URL", c.Cloudflare.BaseURL)
+	if msg := httpURLProblem(c.Cloudflare.BaseURL); msg != "" {
+		bad("cloudflare.base_url", "%q %s", c.Cloudflare.BaseURL, msg)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case LogFormatAuto, LogFormatJSON, LogFormatText:
+	default:
+		bad("log.format", "%q must be auto, json or text", c.Log.Format)
 	}
 	if c.Cloudflare.RequestBudget < 1 || c.Cloudflare.RequestBudget > 1200 {
 		bad("cloudflare.request_budget", "must be between 1 and 1200 (Cloudflare allows 1200 per 5 minutes in all), got %d", c.Cloudflare.RequestBudget)
@@ -337,6 +385,27 @@ func (c *Config) PlanOnly(token string) bool {
 // Table is the mapping table of this config.
 func (c *Config) Table() mapping.Table {
 	return mapping.Table{Accounts: c.Accounts, Mappings: c.Mappings}
+}
+
+// httpURLProblem says what keeps raw from being the absolute http(s) URL
+// the Cloudflare client needs, parsed exactly as the client parses it
+// (url.Parse): "" when nothing does. A prefix test accepted
+// http://127.0.0.1:PORT/client/v4, which serve then refused.
+func httpURLProblem(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "is not a URL: " + err.Error()
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "must start with https:// (or http:// for a local fake)"
+	case u.Host == "":
+		return "names no host"
+	}
+	return ""
 }
 
 // secureURL reports whether raw is an https URL, or an http one whose host

@@ -174,7 +174,7 @@ func TestSecureURLAcceptsHTTPSAndExactLoopbackOnly(t *testing.T) {
 	}
 }
 
-// With both set, the file wins: the env default (CLOUDFLARE_API_TOKEN) would
+// With both set, the file wins: the env default (SCIMFLARE_CLOUDFLARE_API_TOKEN) would
 // otherwise make api_token_file unusable without also blanking api_token_env.
 func TestCloudflareTokenFileWinsOverEnv(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "tok")

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // SameFile reports whether paths a and b name the same file: the same
@@ -44,7 +46,7 @@ func (c *Config) socketProblems() []Problem {
 	var ps []Problem
 	for _, k := range c.fileKeys() {
 		if SameFile(c.Admin.Socket, k[1]) {
-			ps = append(ps, Problem{Path: "admin.socket", Message: fmt.Sprintf("%s is also %s: give the admin socket a path of its own", c.Admin.Socket, k[0])})
+			ps = append(ps, Problem{Path: "admin.socket", Message: fmt.Sprintf("%s is also %s%s: give the admin socket a path of its own", c.asWritten(c.Admin.Socket), k[0], c.resolvedNote(c.Admin.Socket))})
 		}
 	}
 	return ps
@@ -67,4 +69,71 @@ func (c *Config) CheckAdminSocket() error {
 		return fmt.Errorf("%s: admin.socket %s exists and %w: scimflare will not delete it; move the file or point admin.socket elsewhere", c.Path, c.Admin.Socket, ErrNotSocket)
 	}
 	return nil
+}
+
+// resolvePaths makes every relative path in c absolute against the folder
+// of the config file.
+func (c *Config) resolvePaths() error {
+	dir, err := filepath.Abs(filepath.Dir(c.Path))
+	if err != nil {
+		return fmt.Errorf("cannot resolve the folder of config file %s: %w", c.Path, err)
+	}
+	for _, p := range []*string{&c.State.Path, &c.Admin.Socket, &c.Server.TLSCertFile, &c.Server.TLSKeyFile, &c.Cloudflare.APITokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			abs := filepath.Join(dir, *p)
+			if c.written == nil {
+				c.written = map[string]string{}
+			}
+			c.written[abs] = *p
+			*p = abs
+		}
+	}
+	return nil
+}
+
+// asWritten is path as the config file spells it: messages quote the
+// file.
+func (c *Config) asWritten(path string) string {
+	if w, ok := c.written[path]; ok {
+		return w
+	}
+	return path
+}
+
+// resolvedNote names the absolute path a relative one resolved to.
+func (c *Config) resolvedNote(path string) string {
+	if _, ok := c.written[path]; ok {
+		return " (" + path + ", relative to the config file's folder)"
+	}
+	return ""
+}
+
+// AdminSocketOf finds the admin socket a config file names without
+// validating the file: a read-only command can then still reach the
+// running daemon when the local file has a typo. It reads admin.socket
+// leniently (unknown keys and bad values elsewhere ignored), falls back to
+// the default, and resolves it against the file's folder. "" when the file
+// cannot be read or is not YAML at all.
+func AdminSocketOf(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var partial struct {
+		Admin struct {
+			Socket string `yaml:"socket"`
+		} `yaml:"admin"`
+	}
+	if err := yaml.Unmarshal(raw, &partial); err != nil {
+		// The socket may still be the default beside the file.
+		partial.Admin.Socket = ""
+	}
+	c := Config{Path: path, Admin: Admin{Socket: partial.Admin.Socket}}
+	if c.Admin.Socket == "" {
+		c.Admin.Socket = Default().Admin.Socket
+	}
+	if err := c.resolvePaths(); err != nil {
+		return ""
+	}
+	return c.Admin.Socket
 }

@@ -39,6 +39,11 @@ type Options struct {
 	// TokenRecheck and TokenFilePoll pace the Cloudflare token checks
 	// (credentials.go); zero means hourly and every two seconds.
 	TokenRecheck, TokenFilePoll time.Duration
+	// Version and Commit are logged at start-up.
+	Version, Commit string
+	// LogLevel, when set, is the Logger's level: a reload sets it from the
+	// new log.level (log.format takes a restart).
+	LogLevel *slog.LevelVar
 }
 
 // Daemon is a running scimflare.
@@ -58,6 +63,7 @@ type Daemon struct {
 	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 	probe    *storeProbe
+	logLevel *slog.LevelVar
 }
 
 // Run serves until ctx ends or SIGINT/SIGTERM arrives, then shuts down:
@@ -90,7 +96,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		return err
 	}
 	defer st.Close()
-	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New()}
+	d := &Daemon{cfg: cfg, log: log, now: opt.Now, st: st, metrics: metrics.New(), logLevel: opt.LogLevel}
 	// Real time, not opt.Now: this measures the disk, not the schedule.
 	d.probe = newStoreProbe(func() error { _, err := st.CountUsers(); return err }, time.Now)
 
@@ -119,6 +125,13 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "problem", w.String())
+	}
+	if cfClient != nil {
+		d.metrics.ExportBudgetLeft(cfClient.BudgetLeft)
+	}
+	logStart(log, cfg, st, opt, d.rec.PlanOnly())
+	if !d.rec.PlanOnly() {
+		logFirstEnforce(log, cfg, st)
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -155,11 +168,11 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	adminCtx, cancelAdmin := context.WithCancel(context.Background())
 	defer cancelAdmin()
 	adminSrv := &http.Server{
-		Handler: admin.Handler(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		Handler: admin.HandlerFor(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			work.Add(1)
 			defer work.Done()
 			return d.runCommand(ctx, args, stdout, stderr)
-		}),
+		}, func() string { return d.config().Path }),
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return adminCtx },
 	}
@@ -261,6 +274,12 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	d.cfg = next
 	d.cfgMu.Unlock()
 	d.rec.Reload(next)
+	if d.logLevel != nil {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
+			d.logLevel.Set(level)
+		}
+	}
 	for _, w := range next.Warnings {
 		d.log.Warn("config warning", "problem", w.String())
 	}
@@ -281,7 +300,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
 	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.hardenSCIM(d.scim.Handler(), d.auth)
+	scimHandler := d.logSCIM(d.hardenSCIM(d.scim.Handler(), d.auth))
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)

@@ -106,10 +106,22 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.BudgetLeft, m.DriftFound, m.ChangesFailed, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
+		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ExportBudgetLeft exports scimflare_cloudflare_budget_left, read live
+// from left (the Cloudflare client's limiter) at every scrape, so it says
+// what `status` says. Without a Cloudflare client the series is absent, as
+// `status` shows "n/a": a 0 there would fire a "budget exhausted" alert in
+// plan-only mode. The BudgetLeft gauge the reconciler sets after each run
+// is not exported.
+func (m *Metrics) ExportBudgetLeft(left func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "scimflare_cloudflare_budget_left", Help: "Cloudflare requests left in the rolling 5-minute budget (absent without a Cloudflare client).",
+	}, func() float64 { return float64(left()) }))
 }
 
 // Handler serves the registry in the Prometheus text format.

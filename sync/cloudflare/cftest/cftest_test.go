@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -246,5 +247,42 @@ func TestTokenVerifyAndAuth(t *testing.T) {
 	_ = json.Unmarshal(a.env.Result, &res)
 	if a.status != 200 || res.Status != "active" {
 		t.Fatalf("verify: %d %s", a.status, a.env.Result)
+	}
+}
+
+// TestOnChangeReportsAcceptedMemberWrites: serve --dev prints what changed
+// in the fake from these: invites, role changes and removals by name, and
+// nothing for a refused write.
+func TestOnChangeReportsAcceptedMemberWrites(t *testing.T) {
+	var changes []cftest.Change
+	var mu gosync.Mutex
+	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}, OnChange: func(c cftest.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		changes = append(changes, c)
+	}})
+	dns, admin := srv.RoleID(acct, "DNS"), srv.RoleID(acct, "Administrator")
+	a := send(t, srv, "POST", "/accounts/"+acct+"/members", `{"email":"a@example.com","roles":["`+dns+`"]}`, "x")
+	var created struct{ ID string }
+	if err := json.Unmarshal(a.env.Result, &created); err != nil || a.status != 200 {
+		t.Fatalf("invite: %d %s", a.status, a.raw)
+	}
+	send(t, srv, "POST", "/accounts/"+acct+"/members", `{"email":"a@example.com","roles":["`+dns+`"]}`, "x") // refused: already a member
+	send(t, srv, "PUT", "/accounts/"+acct+"/members/"+created.ID, `{"roles":[{"id":"`+admin+`"}]}`, "x")
+	send(t, srv, "DELETE", "/accounts/"+acct+"/members/"+created.ID, "", "x")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"account " + acct + ": a@example.com invited (pending) [DNS]",
+		"account " + acct + ": a@example.com [DNS] -> [Administrator]",
+		"account " + acct + ": a@example.com removed (held [Administrator])",
+	}
+	if len(changes) != len(want) {
+		t.Fatalf("changes = %v, want %d", changes, len(want))
+	}
+	for i, c := range changes {
+		if c.String() != want[i] {
+			t.Errorf("change %d = %q, want %q", i, c, want[i])
+		}
 	}
 }

@@ -1,31 +1,21 @@
-package cftest
+package cloudflarefake
 
 import (
 	"bytes"
-	"context"
-	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
-
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
-
-//go:embed testdata/openapi-iam.json
-var specJSON []byte
 
 // BasePath is where the fake serves the API, as api.cloudflare.com does.
 const BasePath = "/client/v4"
@@ -113,9 +103,49 @@ type Options struct {
 	RateLimit  int
 	RateWindow time.Duration
 	RateBlock  time.Duration
-	// AllowInvalid stops the cleanup check that fails the test when any
-	// request did not match the OpenAPI schema.
-	AllowInvalid bool
+	// Validator, when set, checks every request and every answer against
+	// Cloudflare's schema (cftest's is kin-openapi over the schema in its
+	// testdata). A request it refuses is answered 400 and recorded
+	// (InvalidRequests); an answer it refuses is recorded
+	// (InvalidResponses).
+	Validator Validator
+	// OnChange, when set, is called with every member write the fake
+	// accepted (invite, update, removal), after the write and outside the
+	// fake's lock: `serve --dev` prints them.
+	OnChange func(Change)
+	// Reporter receives the fake's complaints about its own use (a
+	// helper naming an account or member that does not exist); nil panics
+	// with the complaint. A testing.TB is a Reporter.
+	Reporter Reporter
+}
+
+// Validator checks traffic against a schema.
+type Validator interface {
+	// Request checks a request the fake received; body is its body.
+	Request(r *http.Request, body []byte) error
+	// Response checks the fake's answer to r; nil when the schema does not
+	// describe the answer.
+	Response(r *http.Request, reqBody []byte, status int, answer []byte) error
+}
+
+// Reporter is where the fake reports a helper called with names it does
+// not hold: a testing.TB in tests.
+type Reporter interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// Errorer is what the Assert methods report to: a testing.TB in tests.
+type Errorer interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+type panicReporter struct{}
+
+func (panicReporter) Helper() {}
+func (panicReporter) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
 }
 
 // Write is one write call (POST, PUT, DELETE) the fake received.
@@ -170,11 +200,12 @@ type fault struct {
 
 // Server is a running fake. Methods are safe for concurrent use.
 type Server struct {
-	t      testing.TB
-	hs     *httptest.Server
-	router routers.Router
-	clock  *Clock
-	opts   Options
+	t         Reporter
+	hs        *http.Server
+	url       string
+	transport *http.Transport
+	clock     *Clock
+	opts      Options
 
 	mu       sync.Mutex
 	accounts map[string]*account
@@ -191,22 +222,8 @@ type Server struct {
 	tokenInf TokenInfo
 }
 
-// New starts a fake on loopback and stops it when the test ends.
-func New(t testing.TB, opts Options) *Server {
-	t.Helper()
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(specJSON)
-	if err != nil {
-		t.Fatalf("cftest: load OpenAPI schema: %v", err)
-	}
-	doc.Servers = openapi3.Servers{{URL: BasePath}}
-	if err := doc.Validate(loader.Context, openapi3.DisableExamplesValidation()); err != nil {
-		t.Fatalf("cftest: OpenAPI schema invalid: %v", err)
-	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatalf("cftest: OpenAPI router: %v", err)
-	}
+// New starts a fake on a loopback port of its own. Close stops it.
+func New(opts Options) (*Server, error) {
 	if opts.Clock == nil {
 		opts.Clock = NewClock(Epoch)
 	}
@@ -219,38 +236,51 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.RateBlock <= 0 {
 		opts.RateBlock = 5 * time.Minute
 	}
+	if opts.Reporter == nil {
+		opts.Reporter = panicReporter{}
+	}
 	s := &Server{
-		t:        t,
-		router:   router,
-		clock:    opts.Clock,
-		opts:     opts,
-		accounts: map[string]*account{},
-		calls:    map[string]int{},
-		token:    opts.Token,
+		t:         opts.Reporter,
+		clock:     opts.Clock,
+		opts:      opts,
+		accounts:  map[string]*account{},
+		calls:     map[string]int{},
+		token:     opts.Token,
+		transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16},
 	}
 	for _, id := range opts.Accounts {
 		s.AddAccount(id)
 	}
-	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(func() {
-		s.hs.CloseClientConnections()
-		s.hs.Close()
-		if !opts.AllowInvalid {
-			s.AssertValid(t)
+	// Loopback only: the fake never listens where another machine could
+	// reach it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("fake Cloudflare: listen on loopback: %w", err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	s.hs = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.t.Fatalf("cloudflarefake: serve: %v", err)
 		}
-		s.AssertValidResponses(t)
-	})
-	return s
+	}()
+	return s, nil
+}
+
+// Close stops the fake and drops every open connection.
+func (s *Server) Close() {
+	_ = s.hs.Close()
+	s.transport.CloseIdleConnections()
 }
 
 // URL is the API base URL to configure the client with (…/client/v4).
-func (s *Server) URL() string { return s.hs.URL + BasePath }
+func (s *Server) URL() string { return s.url + BasePath }
 
 // Clock is the fake's clock.
 func (s *Server) Clock() *Clock { return s.clock }
 
 // HTTPClient returns a client for the fake's listener.
-func (s *Server) HTTPClient() *http.Client { return s.hs.Client() }
+func (s *Server) HTTPClient() *http.Client { return &http.Client{Transport: s.transport} }
 
 // Inject adds a fault. Faults are checked in the order added; the first
 // that fires decides.
@@ -332,19 +362,20 @@ func (s *Server) InvalidResponses() []InvalidRequest {
 }
 
 // AssertValidResponses fails t for every answer of the fake that did not
-// match the schema. New runs it when the test ends, whatever AllowInvalid.
-func (s *Server) AssertValidResponses(t testing.TB) {
+// match the schema. cftest.New runs it when the test ends, whatever
+// AllowInvalid.
+func (s *Server) AssertValidResponses(t Errorer) {
 	t.Helper()
 	for _, r := range s.InvalidResponses() {
-		t.Errorf("cftest: invalid answer to %s %s: %s (answer %s)", r.Method, r.URL, r.Err, r.Body)
+		t.Errorf("cloudflarefake: invalid answer to %s %s: %s (answer %s)", r.Method, r.URL, r.Err, r.Body)
 	}
 }
 
 // AssertValid fails t for every request that did not match the schema.
-func (s *Server) AssertValid(t testing.TB) {
+func (s *Server) AssertValid(t Errorer) {
 	t.Helper()
 	for _, r := range s.InvalidRequests() {
-		t.Errorf("cftest: invalid request %s %s: %s (body %q)", r.Method, r.URL, r.Err, r.Body)
+		t.Errorf("cloudflarefake: invalid request %s %s: %s (body %q)", r.Method, r.URL, r.Err, r.Body)
 	}
 }
 
@@ -420,8 +451,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, r, body, http.StatusForbidden, errorEnvelope(CodeAuth, "Authentication error"), true)
 		return
 	}
-	if route != RouteTokenVerify && route != RouteAccountTokenVerify {
-		if err := s.validate(r, body); err != nil {
+	if v := s.opts.Validator; v != nil && route != RouteTokenVerify && route != RouteAccountTokenVerify {
+		if err := v.Request(r, body); err != nil {
 			s.recordInvalid(r, body, err.Error())
 			s.answer(w, r, body, http.StatusBadRequest, errorEnvelope(CodeInvalidRequest, "Invalid request: "+firstLine(err.Error())), true)
 			return
@@ -459,14 +490,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		lf = f.Listing
 	}
 	s.mu.Lock()
+	var email, before string
+	var grants []string
+	watch := s.opts.OnChange != nil && r.Method != http.MethodGet
+	if watch {
+		email, before, grants = s.snapshot(route, accountID, memberID)
+	}
 	status, payload := s.handle(r.Method, route, accountID, memberID, r.URL.Query(), body, lf)
+	var changed *Change
 	if r.Method != http.MethodGet {
 		s.writes = append(s.writes, Write{
 			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
 			Body: string(body), Status: status, At: now,
 		})
+		if watch && status < 300 {
+			changed = s.change(r.Method, route, accountID, memberID, email, before, grants)
+		}
 	}
 	s.mu.Unlock()
+	if changed != nil {
+		s.opts.OnChange(*changed)
+	}
 	if f != nil && f.DropAfterApply {
 		hangUp(w)
 		return
@@ -478,8 +522,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // to r against the schema, recording a mismatch (InvalidResponses).
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, reqBody []byte, status int, payload any, check bool) {
 	b := encode(&status, payload)
-	if check {
-		if err := s.validateResponse(r, reqBody, status, b); err != nil {
+	if v := s.opts.Validator; check && v != nil {
+		if err := v.Response(r, reqBody, status, b); err != nil {
 			s.mu.Lock()
 			s.badResp = append(s.badResp, InvalidRequest{Method: r.Method, URL: r.URL.String(), Body: string(b), Err: err.Error()})
 			s.mu.Unlock()
@@ -596,54 +640,6 @@ func (s *Server) pickFault(method, route string, page int) *fault {
 		return f
 	}
 	return nil
-}
-
-func (s *Server) validate(r *http.Request, body []byte) error {
-	// The router matches on the URL as a client sent it.
-	req := r.Clone(context.Background())
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		return fmt.Errorf("route: %w", err)
-	}
-	in := &openapi3filter.RequestValidationInput{
-		Request:    req,
-		PathParams: params,
-		Route:      route,
-		Options: &openapi3filter.Options{
-			// Cloudflare's schema declares key/email auth; bearer tokens are
-			// checked by the fake itself.
-			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-			MultiError:         true,
-		},
-	}
-	return openapi3filter.ValidateRequest(req.Context(), in)
-}
-
-// validateResponse checks an answer of the fake against the schema. Routes
-// outside the schema (token verification) and answers the schema does not
-// describe are not checked: 429s come from Cloudflare's edge rate limiter
-// (code 971, below the IAM schema's minimum error code 1000), 5xx are
-// undeclared.
-func (s *Server) validateResponse(r *http.Request, reqBody []byte, status int, out []byte) error {
-	if status == http.StatusTooManyRequests || status >= 500 {
-		return nil
-	}
-	req := r.Clone(context.Background())
-	req.Body = io.NopCloser(bytes.NewReader(reqBody))
-	route, params, err := s.router.FindRoute(req)
-	if err != nil {
-		return nil
-	}
-	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts},
-		Status:                 status,
-		Header:                 http.Header{"Content-Type": {"application/json"}},
-		Body:                   io.NopCloser(bytes.NewReader(out)),
-		Options:                opts,
-	}
-	return openapi3filter.ValidateResponse(req.Context(), in)
 }
 
 func (s *Server) recordInvalid(r *http.Request, body []byte, msg string) {

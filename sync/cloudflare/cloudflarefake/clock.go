@@ -1,4 +1,4 @@
-package cftest
+package cloudflarefake
 
 import (
 	"context"

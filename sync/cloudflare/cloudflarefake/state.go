@@ -1,4 +1,4 @@
-package cftest
+package cloudflarefake
 
 import (
 	"crypto/sha256"
@@ -118,7 +118,7 @@ func (s *Server) AddAccount(id string) {
 func (s *Server) mustAccount(id string) *account {
 	a, ok := s.accounts[id]
 	if !ok {
-		s.t.Fatalf("cftest: no account %q (add it with Options.Accounts or AddAccount)", id)
+		s.t.Fatalf("cloudflarefake: no account %q (add it with Options.Accounts or AddAccount)", id)
 	}
 	return a
 }
@@ -188,7 +188,7 @@ func (s *Server) idByName(accountID, what string, list []Named, name string) str
 			return n.ID
 		}
 	}
-	s.t.Fatalf("cftest: account %s has no %s %q", accountID, what, name)
+	s.t.Fatalf("cloudflarefake: account %s has no %s %q", accountID, what, name)
 	return ""
 }
 
@@ -256,7 +256,7 @@ func (s *Server) AddMember(accountID string, m Member) Member {
 	defer s.mu.Unlock()
 	a := s.mustAccount(accountID)
 	if a.byEmail(m.Email) != nil {
-		s.t.Fatalf("cftest: %s already is a member of %s", m.Email, accountID)
+		s.t.Fatalf("cloudflarefake: %s already is a member of %s", m.Email, accountID)
 	}
 	if m.ID == "" {
 		m.ID = s.newMemberID(accountID)
@@ -309,7 +309,7 @@ func (s *Server) SetMemberStatus(accountID, email, status string) {
 	defer s.mu.Unlock()
 	m := s.mustAccount(accountID).byEmail(email)
 	if m == nil {
-		s.t.Fatalf("cftest: %s is not a member of %s", email, accountID)
+		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
 	}
 	m.Status = status
 }
@@ -338,7 +338,7 @@ func (s *Server) GrantRole(accountID, email, role string) string {
 	a := s.mustAccount(accountID)
 	m := a.byEmail(email)
 	if m == nil {
-		s.t.Fatalf("cftest: %s is not a member of %s", email, accountID)
+		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
 	}
 	id := ""
 	for _, r := range a.roles {
@@ -347,7 +347,7 @@ func (s *Server) GrantRole(accountID, email, role string) string {
 		}
 	}
 	if id == "" {
-		s.t.Fatalf("cftest: account %s has no role %q", accountID, role)
+		s.t.Fatalf("cloudflarefake: account %s has no role %q", accountID, role)
 	}
 	if !slices.Contains(m.Roles, id) {
 		m.Roles = append(m.Roles, id)
@@ -364,7 +364,7 @@ func (s *Server) RevokeRole(accountID, email, role string) bool {
 	a := s.mustAccount(accountID)
 	m := a.byEmail(email)
 	if m == nil {
-		s.t.Fatalf("cftest: %s is not a member of %s", email, accountID)
+		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
 	}
 	for i, id := range m.Roles {
 		if nameOf(a.roles, id) == role {

@@ -1,4 +1,4 @@
-package cftest
+package cloudflarefake
 
 import (
 	"fmt"
@@ -38,6 +38,6 @@ func (s *Server) ReplaceRole(accountID, name string) string {
 			return a.roles[i].ID
 		}
 	}
-	s.t.Fatalf("cftest: account %s has no role %q", accountID, name)
+	s.t.Fatalf("cloudflarefake: account %s has no role %q", accountID, name)
 	return ""
 }
