@@ -114,6 +114,11 @@ func (a *Authenticator) Check(r *http.Request) error {
 	if a.staticHash != nil {
 		match |= subtle.ConstantTimeCompare(got, a.staticHash)
 	}
+	if match == 1 {
+		// The static token needs no store: an IdP using it keeps
+		// provisioning (and deprovisioning) while the store is down.
+		return nil
+	}
 	if a.tokens != nil {
 		stored, err := a.tokens.Tokens()
 		if err != nil {

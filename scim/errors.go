@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,14 @@ type errorBody struct {
 	Detail   string   `json:"detail,omitempty"`
 }
 
+// unavailableDetail marks the error of a request the state backend could
+// not serve: it is answered 503 with Retry-After.
+const unavailableDetail = "the state backend is unavailable; nothing was written; retry later"
+
 func writeError(w http.ResponseWriter, e scimerr.ScimError) {
+	if e.Detail == unavailableDetail {
+		e.Status = http.StatusServiceUnavailable
+	}
 	w.Header().Set("Content-Type", "application/scim+json")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(errorBody{
@@ -61,9 +69,53 @@ func (s *Server) toSCIM(err error, resource, id string) scimerr.ScimError {
 		// The store refuses values no schema check catches: a group as its
 		// own member, a name longer than the store accepts.
 		return scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "%v", err)
+	case errors.Is(err, store.ErrUnavailable):
+		// PostgreSQL down or unreachable: nothing was written. The library
+		// refuses a 503 for most operations, so this travels as a 500 with
+		// unavailableDetail and leaves as a 503 with Retry-After
+		// (writeError, unavailableWriter), which an IdP retries.
+		return scimError(http.StatusInternalServerError, "", unavailableDetail)
 	case errors.Is(err, store.ErrVersionMismatch):
 		return scimError(http.StatusPreconditionFailed, "", "%s %q has changed since the version given in If-Match", resource, id)
 	}
 	s.log.Error("scim request failed", "resource", resource, "id", id, "err", err)
 	return scimError(http.StatusInternalServerError, "", "internal error; the request was not applied")
+}
+
+// unavailableWriter turns the library's 500 for an unavailable state
+// backend (unavailableDetail) into the 503 with Retry-After that the
+// library will not write itself. Other answers pass through unchanged.
+type unavailableWriter struct {
+	http.ResponseWriter
+	held bool
+	buf  bytes.Buffer
+}
+
+func (u *unavailableWriter) WriteHeader(code int) {
+	if code == http.StatusInternalServerError {
+		u.held = true
+		return
+	}
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *unavailableWriter) Write(p []byte) (int, error) {
+	if u.held {
+		return u.buf.Write(p)
+	}
+	return u.ResponseWriter.Write(p)
+}
+
+// finish writes a held 500, as a 503 when it says the backend is down.
+func (u *unavailableWriter) finish() {
+	if !u.held {
+		return
+	}
+	var body errorBody
+	if json.Unmarshal(u.buf.Bytes(), &body) == nil && body.Detail == unavailableDetail {
+		writeError(u.ResponseWriter, scimerr.ScimError{Status: http.StatusServiceUnavailable, Detail: unavailableDetail})
+		return
+	}
+	u.ResponseWriter.WriteHeader(http.StatusInternalServerError)
+	_, _ = u.ResponseWriter.Write(u.buf.Bytes())
 }

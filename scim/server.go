@@ -143,8 +143,17 @@ func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
+	if code == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// An IdP backs off a 503 that says when to come back, instead of
+		// counting it toward quarantining the provisioning job.
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// retryAfterUnavailable is the Retry-After of a 503: the state backend is
+// down, and a database failover takes seconds.
+const retryAfterUnavailable = "5"
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
@@ -175,8 +184,12 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scimflare"`)
 		detail := "authentication failed: " + err.Error()
 		if !errors.Is(err, errNoToken) && !errors.Is(err, errBadToken) {
+			// The server's fault, not the client's: a 401 would make an
+			// IdP count it toward quarantining the provisioning job.
 			s.log.Error("token check failed", "err", err)
-			detail = "authentication failed: the token store could not be read"
+			writeError(w, scimerr.ScimError{Status: http.StatusServiceUnavailable,
+				Detail: "the token store cannot be read right now; nothing was done; retry later"})
+			return
 		}
 		writeError(w, scimerr.ScimError{Status: http.StatusUnauthorized, Detail: detail})
 		return
@@ -281,7 +294,9 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.list(w, r2)
 		return
 	}
-	s.lib.ServeHTTP(w, r2)
+	uw := &unavailableWriter{ResponseWriter: w}
+	s.lib.ServeHTTP(uw, r2)
+	uw.finish()
 }
 
 // methodLabel is the method as a metrics label, from a closed set: a client

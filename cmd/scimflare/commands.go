@@ -194,6 +194,31 @@ refuses the token from the next request on, whether or not a daemon runs.`,
 		words: []string{"create", "list", "revoke"},
 	},
 	{
+		name:  "migrate",
+		use:   "migrate --from bolt --to postgres --config FILE [--bolt PATH]",
+		short: "Copy a bbolt state file into an empty PostgreSQL database and verify the copy",
+		long: `migrate copies everything a bbolt state file holds — users, groups,
+memberships with their times, tokens, the ownership ledger, the member
+cache, grants, the audit trail with its hashes, run status — into the empty
+PostgreSQL database that state.dsn_env or state.dsn_file names, then
+verifies the copy (counts, a fingerprint of every record, the audit chain).
+It refuses a database that already holds state, and a state file a daemon
+still serves from. --bolt names the file (default: state.path).`,
+		example: `  SCIMFLARE_POSTGRES_DSN=postgres://scimflare@db/scimflare scimflare migrate --from bolt --to postgres --config config.yaml`,
+		flags: []flagDoc{configFlagDoc, {"from", "bolt", "the backend to copy from", false}, {"to", "postgres", "the backend to copy to", false},
+			{"bolt", "PATH", "the bbolt state file (default: state.path)", true}},
+	},
+	{
+		name:  "healthcheck",
+		use:   "healthcheck --config FILE",
+		short: "Ask the daemon's /healthz (for container health checks without a shell)",
+		long: `healthcheck requests /healthz on server.listen (loopback when it listens
+on every address) and exits 0 on 200, else 1 with one sentence. It never
+opens the state or the admin socket.`,
+		example: `  scimflare healthcheck --config /etc/scimflare/config.yaml`,
+		flags:   []flagDoc{configFlagDoc},
+	},
+	{
 		name:  "version",
 		use:   "version",
 		short: "Print version, commit and Go version",

@@ -39,6 +39,8 @@ type e2e struct {
 	root    string // http://addr
 	cfgPath string
 	logs    *syncBuffer
+	// stop shuts the daemon down and waits for it (also at cleanup).
+	stop func()
 }
 
 type syncBuffer struct {
@@ -65,6 +67,8 @@ type e2eOptions struct {
 	debounce    string
 	extraConfig string
 	beforeStart func(fake *cftest.Server)
+	// editConfig rewrites the config text before it is written.
+	editConfig func(string) string
 }
 
 // startE2E starts the fake Cloudflare and the daemon. Mappings:
@@ -96,16 +100,22 @@ func startE2E(t *testing.T, o e2eOptions) *e2e {
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not start within 10s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("daemon stopped with %v", err)
+	var stopOnce gosync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("daemon stopped with %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("daemon did not stop within 20s")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("daemon did not stop within 20s")
-		}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
 		if strings.Contains(logs.String(), e2eCFToken) || strings.Contains(logs.String(), e2eSCIMToken) {
 			t.Error("a token appears in the daemon's logs")
 		}
@@ -113,7 +123,7 @@ func startE2E(t *testing.T, o e2eOptions) *e2e {
 			t.Logf("daemon logs:\n%s", logs.String())
 		}
 	})
-	e := &e2e{t: t, fake: fake, root: "http://" + addr, base: "http://" + addr + "/scim/v2", cfgPath: cfgPath, logs: logs}
+	e := &e2e{t: t, fake: fake, root: "http://" + addr, base: "http://" + addr + "/scim/v2", cfgPath: cfgPath, logs: logs, stop: stop}
 	// The startup full reconcile must finish before the test pushes.
 	e.waitFor(10*time.Second, "the startup reconcile (/readyz 200)", func() bool {
 		resp, err := http.Get(e.root + "/readyz")
@@ -172,6 +182,9 @@ mappings:
     roles: [Administrator]
     ttl: 2s
 %s`, filepath.Join(dir, "admin.sock"), filepath.Join(dir, "state.db"), fake.URL(), o.debounce, o.unmanaged, e2eAccount, o.extraConfig)
+	if o.editConfig != nil {
+		cfgYAML = o.editConfig(cfgYAML)
+	}
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o600); err != nil {
 		t.Fatal(err)

@@ -27,12 +27,14 @@ import (
 	devmode "github.com/scimflare/scimflare/internal/dev"
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/store/backends"
 )
 
-// Set with -ldflags "-X main.version=… -X main.commit=…".
+// Set with -ldflags "-X main.version=… -X main.commit=… -X main.date=…".
 var (
 	version = "dev"
 	commit  = ""
+	date    = ""
 )
 
 func main() {
@@ -47,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return serve(args, stdout, stderr)
 		case "validate":
 			return validate(args, stdout, stderr)
+		case "migrate":
+			return migrate(args, stdout, stderr)
+		case "healthcheck":
+			return healthcheck(args, stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, versionLine())
 			return 0
@@ -88,7 +94,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func versionLine() string {
-	return fmt.Sprintf("scimflare %s (commit %s, %s)", version, commitID(), runtime.Version())
+	built := ""
+	if date != "" {
+		built = ", built " + date
+	}
+	return fmt.Sprintf("scimflare %s (commit %s%s, %s)", version, commitID(), built, runtime.Version())
 }
 
 // readOnly reports whether args (command first) only read the state:
@@ -137,12 +147,12 @@ func stateCommand(args []string, stdout, stderr io.Writer) int {
 	if code, done := viaDaemon(ctx, cfg.Admin.Socket, cfg.Path, args, stdout, stderr); done {
 		return code
 	}
-	open := store.Open
+	use := backends.Command
 	if readOnly(args) {
 		// Looking never creates, migrates or changes the state.
-		open = store.OpenReadOnly
+		use = backends.ReadOnly
 	}
-	st, err := open(cfg.State.Path)
+	st, err := daemon.OpenState(ctx, cfg, use)
 	if errors.Is(err, store.ErrNoStateFile) {
 		fmt.Fprintf(stderr, "scimflare: %s: no state file at %s (state.path) and no daemon on %s (admin.socket); %s only reads state and never creates it: start `scimflare serve --config %s` first, or fix the paths\n",
 			cfg.Path, cfg.State.Path, cfg.Admin.Socket, args[0], cfg.Path)
@@ -327,9 +337,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	}
 	env := &cli.Env{Config: cfg, Now: time.Now}
 	// Never create a state file just to validate.
-	if _, err := os.Stat(cfg.State.Path); err != nil {
+	if _, err := os.Stat(cfg.State.Path); err != nil && cfg.State.Backend != config.StatePostgres {
 		fmt.Fprintf(stderr, "note: no state file at %s yet\n", cfg.State.Path)
-	} else if st, err := store.Open(cfg.State.Path, store.WithLockTimeout(200*time.Millisecond)); err != nil {
+	} else if st, err := daemon.OpenState(ctx, cfg, backends.ReadOnly); err != nil {
 		fmt.Fprintf(stderr, "note: state file not read: %v\n", err)
 	} else {
 		defer st.Close()

@@ -185,7 +185,7 @@ func runAuditVerify(env *Env, args []string, out, errOut io.Writer) error {
 	}
 	if _, err := env.Store.VerifyAudit(); err != nil {
 		if errors.Is(err, store.ErrAuditBroken) {
-			return fmt.Errorf("audit trail of %s is BROKEN: %v; every record before it is intact", env.Store.Path(), err)
+			return fmt.Errorf("audit trail of %s is BROKEN: %v; every record before it is intact", env.Store.Location(), err)
 		}
 		return fmt.Errorf("verify the audit trail: %w", err)
 	}

@@ -48,6 +48,6 @@ func runBackup(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 	if err := store.CheckFile(*dest, 0); err != nil {
 		return fmt.Errorf("the backup at %s was written but does not check out: %w", *dest, err)
 	}
-	fmt.Fprintf(out, "backed up %s to %s (%d bytes, mode 0600); bbolt consistency check passed\n", env.Store.Path(), *dest, n)
+	fmt.Fprintf(out, "backed up %s to %s (%d bytes, mode 0600); bbolt consistency check passed\n", env.Store.Location(), *dest, n)
 	return nil
 }

@@ -25,7 +25,7 @@ import (
 // Env is what commands run against.
 type Env struct {
 	Config *config.Config
-	Store  *store.BoltStore
+	Store  store.Backend
 	Now    func() time.Time
 	// Reconciler is the daemon's own inside `serve`, else one built for this
 	// command (it never runs a schedule).
@@ -113,6 +113,10 @@ func newFlags(name string, errOut io.Writer) *flag.FlagSet {
 }
 
 // parse reads flags and refuses positional arguments.
+// ParseFlags parses a command's flags wherever they stand, as every
+// command here does; a positional argument is an error.
+func ParseFlags(fs *flag.FlagSet, args []string) error { return parse(fs, args) }
+
 func parse(fs *flag.FlagSet, args []string) error {
 	pos, err := parseArgs(fs, args)
 	if err != nil {

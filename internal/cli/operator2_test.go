@@ -203,7 +203,7 @@ func TestBackupCommand(t *testing.T) {
 	if err := store.CheckFile(dest, 0); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := te.run("backup", "--out", te.Store.Path()); code != 1 || !strings.Contains(errOut, "live state file") {
+	if code, _, errOut := te.run("backup", "--out", te.bolt.Path()); code != 1 || !strings.Contains(errOut, "live state file") {
 		t.Errorf("backup over the state file: %d %s", code, errOut)
 	}
 	te.Daemon = true
@@ -214,7 +214,7 @@ func TestBackupCommand(t *testing.T) {
 
 func TestStatusShowsTokenAgesAndOfflineSchedule(t *testing.T) {
 	te := newEnv(t, baseYAML)
-	if err := te.Store.PutToken(store.Token{Name: "okta", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -100), ExpiresAt: t0.AddDate(0, 0, 5)}); err != nil {
+	if err := te.bolt.PutToken(store.Token{Name: "okta", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -100), ExpiresAt: t0.AddDate(0, 0, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := te.run("status")

@@ -51,6 +51,9 @@ type testEnv struct {
 	*Env
 	t   *testing.T
 	now time.Time
+	// bolt is Env.Store as the bbolt file it is, for the tests that reach
+	// below the Backend interface (tampering, raw token writes).
+	bolt *store.BoltStore
 }
 
 // newEnv opens a real state file and a plan-only reconciler (no token).
@@ -71,7 +74,7 @@ func newEnv(t *testing.T, yaml string) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	te := &testEnv{t: t, now: t0}
+	te := &testEnv{t: t, now: t0, bolt: st}
 	rec, err := syncer.New(syncer.Options{Config: cfg, State: st, Now: func() time.Time { return te.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +156,7 @@ func TestAuditVerifyNamesTheEditedRecord(t *testing.T) {
 		t.Fatalf("verify of an intact trail: %d %s", code, out)
 	}
 	// Someone with the file edits one byte of record 2: Administrator -> Bdministrator.
-	err := te.Store.DB().Update(func(tx *bolt.Tx) error {
+	err := te.bolt.DB().Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("sync/audit"))
 		k := binary.BigEndian.AppendUint64(nil, 2)
 		v := bytes.Clone(b.Get(k))
@@ -198,10 +201,10 @@ func TestLint(t *testing.T) {
 	if _, err := te.Store.CreateGroup(t0, store.Group{DisplayName: "CF-Deployers"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.Store.PutToken(store.Token{Name: "old", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -120), ExpiresAt: t0.AddDate(0, 0, 30)}); err != nil {
+	if err := te.bolt.PutToken(store.Token{Name: "old", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -120), ExpiresAt: t0.AddDate(0, 0, 30)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := te.Store.PutToken(store.Token{Name: "new", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -10), ExpiresAt: t0.AddDate(0, 0, 80)}); err != nil {
+	if err := te.bolt.PutToken(store.Token{Name: "new", Hash: []byte("h"), CreatedAt: t0.AddDate(0, 0, -10), ExpiresAt: t0.AddDate(0, 0, 80)}); err != nil {
 		t.Fatal(err)
 	}
 	ws, notes, err := Lint(te.Config, te.Store, t0)

@@ -93,7 +93,7 @@ func RunReload(ctx context.Context, reload ReloadFunc, args []string, out, errOu
 // accepted or rejected with the reason. A config that moves the state file
 // or the admin socket is rejected: the daemon cannot move them while it
 // runs, and a CLI reading the new paths would open a second, empty state.
-func LoadReload(st *store.BoltStore, cur *config.Config, now time.Time, trigger string) (*config.Config, string, error) {
+func LoadReload(st store.Backend, cur *config.Config, now time.Time, trigger string) (*config.Config, string, error) {
 	next, err := config.Load(cur.Path)
 	if err == nil {
 		switch {

@@ -231,7 +231,7 @@ var (
 // It is only as complete as the trail: access granted outside scimflare
 // appears only once a full run reported it, and the end of drift is not
 // recorded.
-func ReplayAudit(st *store.BoltStore, until time.Time) (*Held, error) {
+func ReplayAudit(st store.Backend, until time.Time) (*Held, error) {
 	h := &Held{members: map[heldKey]map[string]*HeldRole{}, emails: map[heldKey]string{}}
 	err := st.Audit(time.Time{}, func(r store.AuditRecord) bool {
 		if r.Time.After(until) || r.AccountID == "" || r.Email == "" {

@@ -53,8 +53,23 @@ type Admin struct {
 }
 
 type State struct {
-	Path string `yaml:"path"`
+	// Backend is StateBolt (one machine) or StatePostgres (several
+	// replicas, one reconciler).
+	Backend string `yaml:"backend"`
+	Path    string `yaml:"path"`
+	// DSNEnv / DSNFile name where the PostgreSQL connection string is: a
+	// secret, never in the file itself. The file wins when both are set.
+	DSNEnv  string `yaml:"dsn_env"`
+	DSNFile string `yaml:"dsn_file"`
+	// Lease is how long the reconciler leader's lease lasts (postgres).
+	Lease time.Duration `yaml:"lease"`
 }
+
+// State backends.
+const (
+	StateBolt     = "bolt"
+	StatePostgres = "postgres"
+)
 
 type SCIM struct {
 	TokenEnv     string `yaml:"token_env"`
@@ -134,7 +149,7 @@ func Default() Config {
 	return Config{
 		Server:   Server{Listen: "127.0.0.1:8080", SCIMBasePath: "/scim/v2"},
 		Admin:    Admin{Socket: "./scimflare.sock"},
-		State:    State{Path: "./scimflare.db"},
+		State:    State{Backend: StateBolt, Path: "./scimflare.db", DSNEnv: "SCIMFLARE_POSTGRES_DSN", Lease: 15 * time.Second},
 		SCIM:     SCIM{TokenEnv: "SCIMFLARE_SCIM_TOKEN", MaxBodyBytes: 1 << 20},
 		Identity: Identity{EmailFrom: EmailFromUserName},
 		Cloudflare: Cloudflare{
@@ -300,8 +315,20 @@ func (c *Config) validate() []Problem {
 	if c.Admin.Socket == "" {
 		bad("admin.socket", "must name a unix socket path")
 	}
-	if c.State.Path == "" {
-		bad("state.path", "must name the state file")
+	switch c.State.Backend {
+	case StateBolt:
+		if c.State.Path == "" {
+			bad("state.path", "must name the state file")
+		}
+	case StatePostgres:
+		if c.State.DSNEnv == "" && c.State.DSNFile == "" {
+			bad("state.dsn_env", "the postgres backend needs state.dsn_env or state.dsn_file (the DSN is a secret: never in this file)")
+		}
+		if c.State.Lease < 3*time.Second {
+			bad("state.lease", "must be at least 3s, got %s", c.State.Lease)
+		}
+	default:
+		bad("state.backend", "%q must be %s or %s", c.State.Backend, StateBolt, StatePostgres)
 	}
 	ps = append(ps, c.socketProblems()...)
 	if c.SCIM.MaxBodyBytes < 1024 {

@@ -36,6 +36,7 @@ func (c *Config) fileKeys() [][2]string {
 		{"server.tls_cert_file", c.Server.TLSCertFile},
 		{"server.tls_key_file", c.Server.TLSKeyFile},
 		{"cloudflare.api_token_file", c.Cloudflare.APITokenFile},
+		{"state.dsn_file", c.State.DSNFile},
 	}
 }
 
@@ -78,7 +79,7 @@ func (c *Config) resolvePaths() error {
 	if err != nil {
 		return fmt.Errorf("cannot resolve the folder of config file %s: %w", c.Path, err)
 	}
-	for _, p := range []*string{&c.State.Path, &c.Admin.Socket, &c.Server.TLSCertFile, &c.Server.TLSKeyFile, &c.Cloudflare.APITokenFile} {
+	for _, p := range []*string{&c.State.Path, &c.Admin.Socket, &c.Server.TLSCertFile, &c.Server.TLSKeyFile, &c.Cloudflare.APITokenFile, &c.State.DSNFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			abs := filepath.Join(dir, *p)
 			if c.written == nil {

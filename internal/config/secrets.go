@@ -23,6 +23,26 @@ func (c *Config) CloudflareToken() (string, error) {
 	return strings.TrimSpace(os.Getenv(c.Cloudflare.APITokenEnv)), nil
 }
 
+// PostgresDSN reads the PostgreSQL connection string from state.dsn_file,
+// else state.dsn_env. An empty one is an error naming where it was looked
+// for.
+func (c *Config) PostgresDSN() (string, error) {
+	if c.State.DSNFile != "" {
+		raw, err := os.ReadFile(c.State.DSNFile)
+		if err != nil {
+			return "", fmt.Errorf("cannot read state.dsn_file %s: %w", c.State.DSNFile, unwrapPathError(err))
+		}
+		if dsn := strings.TrimSpace(string(raw)); dsn != "" {
+			return dsn, nil
+		}
+		return "", fmt.Errorf("state.dsn_file %s is empty: it must hold the PostgreSQL connection string", c.State.DSNFile)
+	}
+	if dsn := strings.TrimSpace(os.Getenv(c.State.DSNEnv)); dsn != "" {
+		return dsn, nil
+	}
+	return "", fmt.Errorf("state.backend is postgres but the environment variable %s (state.dsn_env) is empty: export the PostgreSQL connection string in it", c.State.DSNEnv)
+}
+
 // StaticSCIMToken is the optional static SCIM bearer token from the
 // environment variable named by scim.token_env.
 func (c *Config) StaticSCIMToken() string {

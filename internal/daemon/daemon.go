@@ -26,6 +26,7 @@ import (
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/store/backends"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 )
@@ -56,7 +57,7 @@ type Daemon struct {
 	rec      *syncer.Reconciler
 	log      *slog.Logger
 	now      func() time.Time
-	st       *store.BoltStore
+	st       store.Backend
 	metrics  *metrics.Metrics
 	scim     *scim.Server
 	auth     *scim.Authenticator
@@ -91,7 +92,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	if err := cfg.CheckAdminSocket(); err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.State.Path, store.WithBatch(500*time.Microsecond))
+	st, err := OpenState(ctx, cfg, backends.Serve)
 	if err != nil {
 		return err
 	}

@@ -322,9 +322,10 @@ func TestRepeatedFailedAuthGets429ButValidTokensAreServed(t *testing.T) {
 	}
 }
 
-// TestServerSideAuthFailuresAreNotCounted: 401s the server causes (here a
-// token store that cannot be read) say nothing about the client, so they
-// must never block its address.
+// TestServerSideAuthFailuresAreNotCounted: failures the server causes (here
+// a token store that cannot be read) say nothing about the client: they are
+// a 503 with Retry-After, not a 401 an IdP counts toward quarantine, and
+// they never block its address.
 func TestServerSideAuthFailuresAreNotCounted(t *testing.T) {
 	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -347,8 +348,8 @@ func TestServerSideAuthFailuresAreNotCounted(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer sfscim_whatever")
 		rr := httptest.NewRecorder()
 		g.ServeHTTP(rr, req)
-		if rr.Code != http.StatusUnauthorized {
-			t.Fatalf("request %d with the store unreadable: %d, want 401", i+1, rr.Code)
+		if rr.Code != http.StatusServiceUnavailable || rr.Header().Get("Retry-After") == "" {
+			t.Fatalf("request %d with the store unreadable: %d (Retry-After %q), want 503 with Retry-After", i+1, rr.Code, rr.Header().Get("Retry-After"))
 		}
 	}
 	if n := table.len(); n != 0 {

@@ -76,7 +76,7 @@ func (w *bodyRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // logStart logs the start-up line: what runs, in which mode, against
 // which accounts, and how SCIM clients authenticate; and warns when no
 // SCIM credential exists (every request would then get 401).
-func logStart(log *slog.Logger, cfg *config.Config, st *store.BoltStore, opt Options, planOnly bool) {
+func logStart(log *slog.Logger, cfg *config.Config, st store.Backend, opt Options, planOnly bool) {
 	mode := cfg.Sync.Mode
 	if planOnly && mode == config.ModeEnforce {
 		mode = config.ModePlanOnly + " (no Cloudflare token in " + tokenSource(cfg) + ")"
@@ -132,7 +132,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // logFirstEnforce says, for every account scimflare has never reconciled
 // (no ledger entry, no member scan), what it is about to manage there and
 // why, before the first enforce-mode run writes to it.
-func logFirstEnforce(log *slog.Logger, cfg *config.Config, st *store.BoltStore) {
+func logFirstEnforce(log *slog.Logger, cfg *config.Config, st store.Backend) {
 	for _, a := range cfg.Accounts {
 		ledger, err := st.Ledger(a.ID)
 		if err != nil || len(ledger) > 0 {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -9,20 +10,21 @@ import (
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/store/backends"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 )
 
 // NewReconciler builds the reconciler the daemon and the offline CLI share.
 // Without a Cloudflare token it is plan-only and makes no Cloudflare call.
-func NewReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
+func NewReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
 	rec, _, err := newReconciler(cfg, st, m, log, now)
 	return rec, err
 }
 
 // newReconciler also returns the Cloudflare client (nil without a token),
 // which the daemon's token watch verifies and hands rotated secrets to.
-func newReconciler(cfg *config.Config, st *store.BoltStore, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
+func newReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
 	token, err := cfg.CloudflareToken()
 	if err != nil {
 		return nil, nil, err
@@ -70,4 +72,20 @@ func (o cfObserver) RateLimited(method, route string, wait time.Duration) {
 	if o.m != nil {
 		o.m.Cloudflare429.Inc()
 	}
+}
+
+// OpenState opens the state cfg names (state.backend) for use: the daemon
+// (backends.Serve), an offline command (Command, or ReadOnly for one that
+// only looks), or `scimflare migrate`. The PostgreSQL DSN is read from
+// state.dsn_file or state.dsn_env, never from the config file.
+func OpenState(ctx context.Context, cfg *config.Config, use backends.Use) (store.Backend, error) {
+	c := backends.Config{Backend: cfg.State.Backend, Path: cfg.State.Path}
+	if cfg.State.Backend == config.StatePostgres {
+		dsn, err := cfg.PostgresDSN()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+		c.DSN = dsn
+	}
+	return backends.Open(ctx, c, use)
 }

@@ -44,6 +44,10 @@ const (
 	Command
 	// Migrate is either side of `scimflare migrate`: PostgreSQL migrated.
 	Migrate
+	// ReadOnly is a command that only looks: a bbolt file is opened
+	// read-only (never created, stamped or written), PostgreSQL as for
+	// Command.
+	ReadOnly
 )
 
 // Open opens the backend c names for use.
@@ -52,6 +56,9 @@ func Open(ctx context.Context, c Config, use Use) (store.Backend, error) {
 	case "", Bolt:
 		if c.Path == "" {
 			return nil, fmt.Errorf("state: the bbolt backend needs a path: %w", store.ErrInvalid)
+		}
+		if use == ReadOnly {
+			return store.OpenReadOnly(c.Path)
 		}
 		opts := []store.Option{store.WithLockTimeout(c.LockTimeout)}
 		if use == Serve {
@@ -63,7 +70,7 @@ func Open(ctx context.Context, c Config, use Use) (store.Backend, error) {
 			return nil, fmt.Errorf("state: the postgres backend needs a DSN: %w", store.ErrInvalid)
 		}
 		var opts []postgres.Option
-		if use == Command {
+		if use == Command || use == ReadOnly {
 			opts = append(opts, postgres.WithoutMigrations())
 		}
 		return postgres.Open(ctx, c.DSN, opts...)
