@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -45,4 +46,23 @@ type Leaser interface {
 	// written) otherwise. A replica acquiring the lease meanwhile waits for
 	// it, so its first run sees every intent its predecessor committed.
 	CommitFenced(l Lease, c SyncCommit) error
+	// LeaseHolder is name's current term as the backend records it (zero
+	// when never taken); Expires tells whether it still runs.
+	LeaseHolder(name string) (Lease, error)
 }
+
+// Notifier carries a small message from any replica to every replica that
+// listens (PostgreSQL LISTEN/NOTIFY): how a SCIM write on a follower
+// reaches the leader's reconciler. Delivery is best effort; the scheduled
+// full run covers what was missed.
+type Notifier interface {
+	// Notify sends payload (at most MaxNotifyPayload bytes) on channel.
+	Notify(channel, payload string) error
+	// Listen calls fn with every payload on channel until ctx ends, over a
+	// connection of its own, reconnecting after a failure; onGap is called
+	// after a reconnect, when notifications may have been missed.
+	Listen(ctx context.Context, channel string, fn func(payload string), onGap func()) error
+}
+
+// MaxNotifyPayload is PostgreSQL's NOTIFY payload limit, less a margin.
+const MaxNotifyPayload = 7900

@@ -117,7 +117,7 @@ func (r *Reconciler) refreshExpiries(rn *run) {
 // expiryIndex is the index in memory, else as stored; nil when neither
 // exists (a state written before the index was kept).
 func (r *Reconciler) expiryIndex() *expiryIndex {
-	if idx := r.expiries.Load(); idx != nil {
+	if idx := r.expiries.Load(); idx != nil && r.Running() {
 		return idx
 	}
 	raw, err := r.state.Status(expiriesKey)

@@ -31,6 +31,28 @@ func (r *Reconciler) Touch(userIDs, groupIDs, emails []string) {
 	r.poke()
 }
 
+// TouchAll asks for a full run after the debounce, as when changes may
+// have been missed (another replica's notifications were lost).
+func (r *Reconciler) TouchAll() {
+	now := time.Now()
+	r.mu.Lock()
+	if r.pending.empty() {
+		r.firstTouch = now
+	}
+	r.pending = allTouched()
+	r.lastTouch = now
+	r.mu.Unlock()
+	r.poke()
+}
+
+// Running reports whether Run is running: on a replica that does not lead,
+// it is not, and status is read from the state the leader writes.
+func (r *Reconciler) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
+}
+
 // maxDebounceFactor bounds how long touches can keep postponing a run.
 const maxDebounceFactor = 6
 

@@ -36,6 +36,14 @@ type State interface {
 	store.SyncState
 }
 
+// Fencer is a State that can prove its writer still holds the term it
+// writes under (several replicas, one leader): Commit is fenced already;
+// Fence checks the term before a Cloudflare write that commits nothing
+// first (a removal).
+type Fencer interface {
+	Fence() error
+}
+
 // Options configure a Reconciler.
 type Options struct {
 	Config *config.Config

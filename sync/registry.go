@@ -246,6 +246,13 @@ var errStateRefused = errors.New("the state refused to record the change before 
 // and a member that vanished is settled as gone.
 func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
 	if ch.Op == plan.OpDelete {
+		// A removal needs no intent, but with several replicas it needs the
+		// term: a deposed leader must not remove anyone.
+		if f, ok := rn.r.state.(Fencer); ok {
+			if err := f.Fence(); err != nil {
+				return cloudflare.Member{}, fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Email, err)
+			}
+		}
 		return rn.call(ctx, ch)
 	}
 	in := &rn.inputs[rn.byID[ch.AccountID]]

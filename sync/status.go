@@ -47,7 +47,9 @@ type savedStatus struct {
 // was read: readiness probes must not wait on the state behind a long
 // reconcile's read transaction.
 func (r *Reconciler) cachedStatus() (savedStatus, error) {
-	if s := r.saved.Load(); s != nil {
+	// Only the replica whose reconciler runs writes the status; any other
+	// (a follower, an offline command) reads what the leader recorded.
+	if s := r.saved.Load(); s != nil && r.Running() {
 		return *s, nil
 	}
 	s, err := r.loadStatus()

@@ -64,6 +64,7 @@ type Daemon struct {
 	oidc     *scim.OIDCVerifier // nil unless scim.oidc.issuer is set
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 	probe    *storeProbe
+	lead     *leadership // nil with one replica (bbolt)
 	logLevel *slog.LevelVar
 }
 
@@ -101,8 +102,16 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	// Real time, not opt.Now: this measures the disk, not the schedule.
 	d.probe = newStoreProbe(func() error { _, err := st.CountUsers(); return err }, time.Now)
 
+	// With several replicas one leads: it alone reconciles, and every
+	// intent it commits is fenced by its lease.
+	var recState syncer.State = st
+	leaser, multi := st.(store.Leaser)
+	if multi {
+		d.lead = &leadership{leaser: leaser, replica: newReplicaID(), ttl: cfg.State.Lease, log: log.With("component", "leader")}
+		recState = fencedState{State: st, leaser: leaser, lead: d.lead}
+	}
 	var cfClient *cloudflare.Client
-	d.rec, cfClient, err = newReconciler(cfg, st, d.metrics, log.With("component", "reconciler"), opt.Now)
+	d.rec, cfClient, err = newReconciler(cfg, recState, d.metrics, log.With("component", "reconciler"), opt.Now)
 	if err != nil {
 		return err
 	}
@@ -112,7 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	auth := scim.NewAuthenticator(cfg.StaticSCIMToken(), st, opt.Now).UseOIDC(d.oidc)
 	d.auth = auth
 	d.scim, err = scim.New(st, scim.Options{
-		Notifier:     notifier{d.rec},
+		Notifier:     d.changeNotifier(),
 		BasePath:     cfg.Server.SCIMBasePath,
 		MaxBodyBytes: cfg.SCIM.MaxBodyBytes,
 		EmailFrom:    cfg.Identity.EmailFrom,
@@ -199,6 +208,17 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	recDone := make(chan struct{})
 	go func() {
 		defer close(recDone)
+		if d.lead != nil {
+			if n, ok := st.(store.Notifier); ok {
+				work.Go(func() { listenForChanges(ctx, n, d.rec, log.With("component", "leader")) })
+			}
+			d.lead.run(ctx, func(term context.Context) {
+				if err := d.rec.Run(term); err != nil && term.Err() == nil {
+					log.Error("reconciler stopped", "error", err)
+				}
+			})
+			return
+		}
 		if err := d.rec.Run(ctx); err != nil && ctx.Err() == nil {
 			errc <- fmt.Errorf("reconciler: %w", err)
 		}
@@ -292,10 +312,32 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	return &cli.ReloadResult{Summary: summary, Run: res}, nil
 }
 
-// notifier hands SCIM changes to the reconciler.
-type notifier struct{ rec *syncer.Reconciler }
+// notifier hands SCIM changes to the reconciler, and with several replicas
+// announces them to the leader, wherever it runs.
+type notifier struct {
+	rec *syncer.Reconciler
+	n   store.Notifier // nil with one replica
+	log *slog.Logger
+}
 
-func (n notifier) Changed(c scim.Change) { n.rec.Touch(c.UserIDs, c.GroupIDs, c.Emails) }
+func (n notifier) Changed(c scim.Change) {
+	n.rec.Touch(c.UserIDs, c.GroupIDs, c.Emails)
+	if n.n == nil {
+		return
+	}
+	if err := n.n.Notify(changesChannel, encodeChange(c.UserIDs, c.GroupIDs, c.Emails)); err != nil {
+		// The leader's next full run covers it.
+		n.log.Warn("cannot announce a SCIM change to the leader; the next full reconcile covers it", "error", err)
+	}
+}
+
+func (d *Daemon) changeNotifier() notifier {
+	n := notifier{rec: d.rec, log: d.log}
+	if d.lead != nil {
+		n.n, _ = d.st.(store.Notifier)
+	}
+	return n
+}
 
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -342,6 +384,15 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ok, why := d.rec.Ready()
 	body := map[string]any{"plan_only": d.rec.PlanOnly()}
+	if d.lead != nil {
+		// Every replica says who leads; a follower's readiness is the
+		// leader's last reconcile, read from the shared state.
+		in := d.lead.info()
+		body["leader"], body["replica_id"], body["leader_id"], body["epoch"] = in.Leader, in.ReplicaID, in.LeaderID, in.Epoch
+		if !in.Since.IsZero() {
+			body["since"] = in.Since
+		}
+	}
 	if w := d.rec.Withheld(); len(w) > 0 {
 		// Who waits and since when; the first 100 (status lists all).
 		body["withheld_count"] = len(w)

@@ -22,9 +22,19 @@ func NewReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log
 	return rec, err
 }
 
+// cloudflareTimeout is the per-attempt timeout and longest back-off of the
+// Cloudflare client. With several replicas it is a third of the lease, so a
+// write in flight when a leader is deposed ends well within the next term.
+func cloudflareTimeout(cfg *config.Config) (attempt, backoff time.Duration) {
+	if cfg.State.Backend != config.StatePostgres {
+		return 0, 0 // the client's defaults
+	}
+	return cfg.State.Lease / 3, cfg.State.Lease / 3
+}
+
 // newReconciler also returns the Cloudflare client (nil without a token),
 // which the daemon's token watch verifies and hands rotated secrets to.
-func newReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
+func newReconciler(cfg *config.Config, st syncer.State, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
 	token, err := cfg.CloudflareToken()
 	if err != nil {
 		return nil, nil, err
@@ -39,11 +49,14 @@ func newReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log
 	}
 	var client *cloudflare.Client
 	if token != "" {
+		attempt, backoff := cloudflareTimeout(cfg)
 		client, err = cloudflare.New(cloudflare.Config{
-			BaseURL:  cfg.Cloudflare.BaseURL,
-			Token:    token,
-			Budget:   cfg.Cloudflare.RequestBudget,
-			Observer: cfObserver{m},
+			BaseURL:    cfg.Cloudflare.BaseURL,
+			Token:      token,
+			Budget:     cfg.Cloudflare.RequestBudget,
+			Observer:   cfObserver{m},
+			Timeout:    attempt,
+			MaxBackoff: backoff,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("cloudflare client: %w", err)

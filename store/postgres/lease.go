@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -104,4 +105,84 @@ func (s *Store) CommitFenced(l store.Lease, c store.SyncCommit) error {
 		}
 		return w.commit(c)
 	})
+}
+
+// LeaseHolder implements store.Leaser.
+func (s *Store) LeaseHolder(name string) (store.Lease, error) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	out := store.Lease{Name: name}
+	var epoch int64
+	err := s.pool.QueryRow(ctx, "SELECT holder, epoch, expires_at FROM scimflare_leases WHERE name = $1", name).Scan(&out.Holder, &epoch, &out.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Lease{Name: name}, nil
+	}
+	if err != nil {
+		return store.Lease{}, s.wrap(err)
+	}
+	out.Epoch = uint64(epoch)
+	return out, nil
+}
+
+var _ store.Notifier = (*Store)(nil)
+
+// Notify implements store.Notifier with pg_notify.
+func (s *Store) Notify(channel, payload string) error {
+	if len(payload) > store.MaxNotifyPayload {
+		return fmt.Errorf("notify %s: payload of %d bytes exceeds %d: %w", channel, len(payload), store.MaxNotifyPayload, store.ErrInvalid)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// Listen implements store.Notifier on a pooled connection held for as long
+// as it listens.
+func (s *Store) Listen(ctx context.Context, channel string, fn func(payload string), onGap func()) error {
+	first := true
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, channel, fn, func() {
+			if !first && onGap != nil {
+				onGap()
+			}
+			first = false
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		_ = err
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (s *Store) listenOnce(ctx context.Context, channel string, fn func(string), listening func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	defer func() {
+		// The connection goes back to the pool: it must not keep listening.
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(c, "UNLISTEN *")
+	}()
+	listening()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
 }
