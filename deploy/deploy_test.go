@@ -608,9 +608,11 @@ type kubeDoc struct {
 	Spec     yaml.Node             `yaml:"spec"`
 }
 
-func kubeDocs(t *testing.T) []kubeDoc {
+func kubeDocs(t *testing.T) []kubeDoc { t.Helper(); return kubeDocsIn(t, "kubernetes") }
+
+func kubeDocsIn(t *testing.T, dir string) []kubeDoc {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join("kubernetes", "*.yaml"))
+	paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	mustDo(t, err)
 	var docs []kubeDoc
 	for _, p := range paths {
@@ -733,5 +735,69 @@ func TestKubernetesDeployment(t *testing.T) {
 	}
 	if !onClaim {
 		t.Error("/var/lib/scimflare is not mounted from a PersistentVolumeClaim")
+	}
+}
+
+// TestKubernetesPostgresDeployment checks the PostgreSQL-mode example:
+// several replicas (one leads), a PodDisruptionBudget that keeps more than
+// one up, readiness on /readyz, no state volume, and a config that loads
+// with the DSN from the environment, never from the file.
+func TestKubernetesPostgresDeployment(t *testing.T) {
+	docs := kubeDocsIn(t, filepath.Join("kubernetes", "postgres"))
+	var dep, pdb *kubeDoc
+	var cfgText string
+	for i, d := range docs {
+		switch d.Kind {
+		case "Deployment":
+			dep = &docs[i]
+		case "PodDisruptionBudget":
+			pdb = &docs[i]
+		case "ConfigMap":
+			cfgText = d.Data["config.yaml"]
+		}
+	}
+	if dep == nil || pdb == nil || cfgText == "" {
+		t.Fatalf("want a Deployment, a PodDisruptionBudget and a ConfigMap; got %d documents", len(docs))
+	}
+	var spec struct {
+		Replicas int `yaml:"replicas"`
+		Template struct {
+			Spec struct {
+				Volumes    []map[string]any `yaml:"volumes"`
+				Containers []struct {
+					ReadinessProbe struct {
+						HTTPGet struct{ Path string } `yaml:"httpGet"`
+					} `yaml:"readinessProbe"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	}
+	mustDo(t, dep.Spec.Decode(&spec))
+	if spec.Replicas < 2 {
+		t.Errorf("replicas = %d, want at least 2", spec.Replicas)
+	}
+	if len(spec.Template.Spec.Containers) != 1 || spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Errorf("readiness is not /readyz: %+v", spec.Template.Spec.Containers)
+	}
+	for _, v := range spec.Template.Spec.Volumes {
+		if _, ok := v["persistentVolumeClaim"]; ok {
+			t.Errorf("a PostgreSQL replica needs no state volume: %v", v)
+		}
+	}
+	var p struct {
+		MinAvailable int `yaml:"minAvailable"`
+	}
+	mustDo(t, pdb.Spec.Decode(&p))
+	if p.MinAvailable < 2 {
+		t.Errorf("PodDisruptionBudget minAvailable = %d, want at least 2", p.MinAvailable)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	mustDo(t, os.WriteFile(path, []byte(cfgText), 0o644))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.State.Backend != config.StatePostgres || cfg.State.DSNEnv == "" || strings.Contains(cfgText, "postgres://") {
+		t.Errorf("state: %+v (the DSN must come from the environment)", cfg.State)
 	}
 }
