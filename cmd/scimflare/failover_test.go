@@ -77,6 +77,7 @@ func TestFailoverThreeReplicas(t *testing.T) {
 	const lease = 3 * time.Second
 	var procs []*proc
 	var logs []*syncBuffer
+	var cfgs []string
 	for i := range 3 {
 		d := filepath.Join(dir, fmt.Sprintf("r%d", i))
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -88,6 +89,7 @@ func TestFailoverThreeReplicas(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		cfgs = append(cfgs, cfg)
 		l := newSyncBuffer()
 		logs = append(logs, l)
 		procs = append(procs, startProc(t, bin, cfg, l))
@@ -103,6 +105,14 @@ func TestFailoverThreeReplicas(t *testing.T) {
 	}
 	leader, _ := leaderAmong(t, client, procs, nil, 15*time.Second)
 	follower := procs[(leader+1)%3]
+	leaderID := func() string { r, _ := readyOf(client, procs[leader].addr); return r.ReplicaID }()
+	// status through main, on a follower, names the leader.
+	if code, out, errOut := runMain("status", "--config", cfgs[(leader+1)%3]); code != 0 || !strings.Contains(out, "(follower)") || !strings.Contains(out, leaderID) {
+		t.Errorf("status on a follower must name the leader %s: %d\n%s%s", leaderID, code, out, errOut)
+	}
+	if code, out, _ := runMain("status", "--config", cfgs[leader]); code != 0 || !strings.Contains(out, "(leader since") {
+		t.Errorf("status on the leader: %d\n%s", code, out)
+	}
 
 	// Writes through a follower reach the leader's reconciler.
 	var ids []string

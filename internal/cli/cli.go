@@ -35,6 +35,17 @@ type Env struct {
 	// CloudflareToken reports the daemon's last verification of its
 	// Cloudflare token; nil outside `serve`.
 	CloudflareToken func() cloudflare.TokenHealth
+	// Leader reports who reconciles when several replicas share a
+	// PostgreSQL state; nil with one replica or outside `serve`.
+	Leader func() Leadership
+}
+
+// Leadership is what status shows about the reconciler lease.
+type Leadership struct {
+	Leader              bool
+	ReplicaID, LeaderID string
+	Since               time.Time
+	Epoch               uint64
 }
 
 type command struct {

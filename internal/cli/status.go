@@ -81,6 +81,15 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 			fmt.Fprintf(tw, "cloudflare token warning\t%s\n", esc(w))
 		}
 	}
+	if env.Leader != nil {
+		l := env.Leader()
+		role := "follower"
+		if l.Leader {
+			role = "leader since " + ts(l.Since)
+		}
+		fmt.Fprintf(tw, "replica\t%s (%s)\n", l.ReplicaID, role)
+		fmt.Fprintf(tw, "reconciler leader\t%s, lease epoch %d\n", orNone(l.LeaderID), l.Epoch)
+	}
 	fmt.Fprintf(tw, "pending expiries\t%d\n", len(st.PendingExpiries))
 	if err := tw.Flush(); err != nil {
 		return err

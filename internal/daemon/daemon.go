@@ -107,7 +107,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	var recState syncer.State = st
 	leaser, multi := st.(store.Leaser)
 	if multi {
-		d.lead = &leadership{leaser: leaser, replica: newReplicaID(), ttl: cfg.State.Lease, log: log.With("component", "leader")}
+		d.lead = &leadership{leaser: leaser, replica: newReplicaID(), ttl: cfg.State.Lease, log: log.With("component", "leader"), m: d.metrics}
 		recState = fencedState{State: st, leaser: leaser, lead: d.lead}
 	}
 	var cfClient *cloudflare.Client
@@ -205,6 +205,9 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		}
 	}()
 	work.Go(func() { d.probe.run(ctx) })
+	if d.lead == nil {
+		d.metrics.Leader.Set(1) // one replica: it always reconciles
+	}
 	recDone := make(chan struct{})
 	go func() {
 		defer close(recDone)
@@ -274,6 +277,12 @@ func (d *Daemon) runCommand(ctx context.Context, args []string, stdout, stderr i
 		return cli.RunReload(ctx, d.reload, args[1:], stdout, stderr)
 	}
 	env := &cli.Env{Config: d.config(), Store: d.st, Now: d.now, Reconciler: d.rec, Daemon: true, CloudflareToken: d.CloudflareTokenHealth}
+	if d.lead != nil {
+		env.Leader = func() cli.Leadership {
+			in := d.lead.info()
+			return cli.Leadership{Leader: in.Leader, ReplicaID: in.ReplicaID, LeaderID: in.LeaderID, Since: in.Since, Epoch: in.Epoch}
+		}
+	}
 	return cli.Run(ctx, env, args, stdout, stderr)
 }
 

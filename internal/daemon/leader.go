@@ -12,6 +12,7 @@ import (
 	gosync "sync"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 )
@@ -33,6 +34,7 @@ type leadership struct {
 	replica string
 	ttl     time.Duration
 	log     *slog.Logger
+	m       *metrics.Metrics
 
 	mu    gosync.Mutex
 	lease store.Lease // zero Epoch: not the leader
@@ -96,6 +98,8 @@ func (l *leadership) run(ctx context.Context, lead func(context.Context)) {
 		l.mu.Lock()
 		l.lease, l.since = lease, time.Now()
 		l.mu.Unlock()
+		l.m.Leader.Set(1)
+		l.m.LeaseEpoch.Set(float64(lease.Epoch))
 		l.log.Info("this replica leads: it reconciles and fires expiries", "replica", l.replica, "epoch", lease.Epoch, "lease", l.ttl.String())
 		term, stepDown := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -107,6 +111,8 @@ func (l *leadership) run(ctx context.Context, lead func(context.Context)) {
 		held := l.lease
 		l.lease, l.since = store.Lease{}, time.Time{}
 		l.mu.Unlock()
+		l.m.Leader.Set(0)
+		l.m.LeaseEpoch.Set(0)
 		if ctx.Err() != nil {
 			// Shutting down: hand over at once instead of after the term.
 			_ = l.leaser.ReleaseLease(held)

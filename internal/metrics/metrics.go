@@ -27,6 +27,8 @@ type Metrics struct {
 	BudgetLeft        prometheus.Gauge
 	DriftFound        prometheus.Gauge
 	ChangesFailed     *prometheus.CounterVec
+	Leader            prometheus.Gauge
+	LeaseEpoch        prometheus.Gauge
 	RemovalsWithheld  prometheus.Gauge
 	IdentityProblems  *prometheus.GaugeVec
 	GuardTrips        prometheus.Counter
@@ -77,6 +79,14 @@ func New() *Metrics {
 			Name: "scimflare_changes_failed_total",
 			Help: "Changes Cloudflare refused, or whose answer disagreed with what was sent, by kind; the next run repairs them.",
 		}, []string{"kind"}),
+		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scimflare_leader",
+			Help: "1 while this replica holds the reconciler lease (several replicas on PostgreSQL; always 1 with bbolt), else 0.",
+		}),
+		LeaseEpoch: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scimflare_lease_epoch",
+			Help: "The epoch of the reconciler lease this replica holds (0 when it does not lead, or with bbolt).",
+		}),
 		RemovalsWithheld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scimflare_removals_withheld",
 			Help: "Removals a guard holds back until `scimflare apply --force` (or until the window allows them), at the last run.",
@@ -106,7 +116,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
+		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.Leader, m.LeaseEpoch, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
