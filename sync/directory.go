@@ -4,8 +4,8 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 

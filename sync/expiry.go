@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 

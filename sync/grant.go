@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // ErrInvalidGrant: a grant or revoke request is unacceptable as given.

@@ -20,10 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // Names the property test uses. Role, permission-group and resource-group

@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // TestLeaverNeverKeepsAccess is the property scimflare exists for: whatever

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // rewriteTransport edits the fake's answers on their way back: what a

@@ -7,10 +7,10 @@ import (
 	"slices"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 

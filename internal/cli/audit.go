@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 func init() {

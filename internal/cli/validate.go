@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 func init() {

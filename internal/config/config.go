@@ -15,8 +15,8 @@ import (
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // Config is the whole scimflare configuration file.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // User is a SCIM user as the reconciler needs it. ActiveSince is when the

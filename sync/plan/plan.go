@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // Actual is a member as Cloudflare reports it. A pending invite is a member.

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // Policy holds back changes that must not happen, like external-dns's
