@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -76,28 +75,6 @@ var (
 // be fetched), not the client's: such a 401 says nothing about the token, so
 // failed-authentication limits must not count it.
 var ErrAuthUnavailable = errors.New("authentication is unavailable on the server")
-
-// AuthResult is filled in by Server for a request whose context carries it
-// (see WithAuthResult): whether the token was checked and how that ended.
-type AuthResult struct {
-	Checked bool
-	Err     error // nil when the token authenticated
-}
-
-type authResultKey struct{}
-
-// WithAuthResult returns a context under which Server reports the outcome of
-// the request's authentication into res, so that a wrapping handler can tell
-// a wrong token from a server-side failure.
-func WithAuthResult(ctx context.Context, res *AuthResult) context.Context {
-	return context.WithValue(ctx, authResultKey{}, res)
-}
-
-func reportAuth(ctx context.Context, err error) {
-	if res, ok := ctx.Value(authResultKey{}).(*AuthResult); ok {
-		res.Checked, res.Err = true, err
-	}
-}
 
 // Check authenticates a request. Comparison is on hashes and constant-time,
 // and every candidate is compared, so timing reveals nothing about which

@@ -112,6 +112,10 @@ func newEnvAt(t testing.TB, path string, opts ...envOption) *env {
 		Auth:         scim.NewAuthenticator(testToken, st, clk.Now),
 		Notifier:     e.rec,
 		Now:          clk.Now,
+		// The failed-authentication limit has tests of its own
+		// (limit_test.go, the daemon's); here it would turn the refusals
+		// under test into 429s on the fixed clock.
+		AuthFailureLimit: -1,
 	}
 	var w storeWrap
 	for _, opt := range opts {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -50,6 +52,11 @@ type Options struct {
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// AuthFailureLimit is how many failed authentications one client
+	// address may collect within a minute before its unauthenticated
+	// requests get 429 for a minute: 0 means 10; negative means no limit
+	// (tests of other refusals).
+	AuthFailureLimit int
 }
 
 // Server answers SCIM requests from the store.
@@ -61,6 +68,8 @@ type Server struct {
 	lib      elimity.Server
 	userType elimity.ResourceType
 	grpType  elimity.ResourceType
+	// failures counts failed authentications per client address (limit.go).
+	failures *authFailures
 }
 
 const maxResults = 1000
@@ -81,6 +90,13 @@ func New(st store.Store, opt Options) (*Server, error) {
 	}
 	opt.BasePath = "/" + strings.Trim(opt.BasePath, "/")
 	s := &Server{st: st, opt: opt, log: opt.Logger, now: opt.Now}
+	if opt.AuthFailureLimit >= 0 {
+		lim := defaultAuthLimit
+		if opt.AuthFailureLimit > 0 {
+			lim.Failures = opt.AuthFailureLimit
+		}
+		s.failures = newAuthFailures(lim)
+	}
 	s.userType = elimity.ResourceType{
 		ID:          optional.NewString("User"),
 		Name:        "User",
@@ -178,8 +194,26 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			s.opt.Metrics.SCIMLatency.WithLabelValues(endpoint, method).Observe(time.Since(start).Seconds())
 		}
 	}()
+	key := clientKey(r.RemoteAddr)
 	err := s.opt.Auth.Check(r)
-	reportAuth(r.Context(), err)
+	if wait, blocked := s.failures.blockedFor(key, s.now()); blocked && err != nil && !errors.Is(err, ErrAuthUnavailable) {
+		// A blocked address whose token does authenticate is still served:
+		// it may be shared (a TLS proxy, an IdP's egress), and blocking the
+		// IdP itself would stop deprovisioning. Telling a valid token apart
+		// this way teaches nothing: a token is 256 random bits.
+		if s.opt.Metrics != nil {
+			s.opt.Metrics.SCIMAuthBlocked.Inc()
+		}
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, scimerr.ScimError{Status: http.StatusTooManyRequests,
+			Detail: fmt.Sprintf("too many failed authentications from this address; retry after %d seconds", secs)})
+		return
+	}
+	if err != nil && !errors.Is(err, ErrAuthUnavailable) && s.failures != nil && s.failures.fail(key, s.now()) {
+		s.log.Warn("SCIM client blocked after repeated failed authentications",
+			"client", key, "failures", s.failures.lim.Failures, "for", s.failures.lim.Window.String())
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="scimflare"`)
 		detail := "authentication failed: " + err.Error()

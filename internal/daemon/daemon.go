@@ -352,7 +352,7 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
 	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.logSCIM(d.hardenSCIM(d.scim.Handler(), d.auth))
+	scimHandler := d.logSCIM(d.scim.Handler())
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)

@@ -27,6 +27,7 @@ type Metrics struct {
 	BudgetLeft        prometheus.Gauge
 	DriftFound        prometheus.Gauge
 	ChangesFailed     *prometheus.CounterVec
+	SCIMAuthBlocked   prometheus.Counter
 	Leader            prometheus.Gauge
 	LeaseEpoch        prometheus.Gauge
 	RemovalsWithheld  prometheus.Gauge
@@ -79,6 +80,10 @@ func New() *Metrics {
 			Name: "scimflare_changes_failed_total",
 			Help: "Changes Cloudflare refused, or whose answer disagreed with what was sent, by kind; the next run repairs them.",
 		}, []string{"kind"}),
+		SCIMAuthBlocked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scimflare_scim_auth_blocked_total",
+			Help: "SCIM requests refused with 429 because their address had too many failed authentications.",
+		}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scimflare_leader",
 			Help: "1 while this replica holds the reconciler lease (several replicas on PostgreSQL; always 1 with bbolt), else 0.",
@@ -116,7 +121,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.Leader, m.LeaseEpoch, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
+		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.SCIMAuthBlocked, m.Leader, m.LeaseEpoch, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
