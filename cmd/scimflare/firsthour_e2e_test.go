@@ -418,6 +418,9 @@ func TestLogLevelFollowsReload(t *testing.T) {
 	if code, _ := get(t, users, procSCIMToken); code != 200 {
 		t.Fatalf("GET /Users: %d", code)
 	}
+	// The line is written as the request ends, and read from the
+	// process's stderr: wait for it rather than race it.
+	waitUntil(t, 5*time.Second, "the access log line at info", func() bool { return len(logLines(s.logs.String(), "SCIM request")) >= 1 })
 	if n := len(logLines(s.logs.String(), "SCIM request")); n != 1 {
 		t.Fatalf("access log at info: %d lines, want 1\n%s", n, s.logs.String())
 	}
