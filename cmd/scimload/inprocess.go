@@ -44,6 +44,10 @@ func newSCIMHandler(st store.Store, token string) (http.Handler, error) {
 		Auth:         scim.NewAuthenticator(token, st, time.Now),
 		Metrics:      metrics.New(),
 		Now:          time.Now,
+		// A load run counts every refusal by its status; the daemon's
+		// failed-authentication limit would turn a wrong token's 401s
+		// into 429s after ten.
+		AuthFailureLimit: -1,
 	})
 	if err != nil {
 		return nil, err
