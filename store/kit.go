@@ -202,6 +202,7 @@ func SealAudit(seq uint64, prevHash string, recs []AuditRecord) ([]SealedAudit, 
 			Seq: seq, Time: a.Time.UTC().Format(time.RFC3339Nano), Actor: a.Actor, Action: a.Action,
 			AccountID: a.AccountID, Email: a.Email, Before: nonNil(a.Before), After: nonNil(a.After),
 			Reason: a.Reason, Privileged: a.Privileged, PrevHash: prevHash,
+			V: AuditVersion, Sources: canonicalSources(a.Sources), WithheldBy: a.WithheldBy,
 		}
 		v, h, err := r.seal()
 		if err != nil {
@@ -226,6 +227,10 @@ func ResealAudit(a AuditRecord) (SealedAudit, error) {
 		Seq: a.Seq, Time: a.Time.UTC().Format(time.RFC3339Nano), Actor: a.Actor, Action: a.Action,
 		AccountID: a.AccountID, Email: a.Email, Before: nonNil(a.Before), After: nonNil(a.After),
 		Reason: a.Reason, Privileged: a.Privileged, PrevHash: a.PrevHash,
+		Sources: canonicalSources(a.Sources), WithheldBy: a.WithheldBy,
+	}
+	if a.Version >= 2 {
+		r.V = a.Version
 	}
 	v, h, err := r.seal()
 	if err != nil {
@@ -334,4 +339,20 @@ func (av *AuditVerifier) End(headSeq uint64, headHash string) (uint64, error) {
 		return seq, auditBroken("audit record %d was replaced: it is not the last record scimflare wrote", seq)
 	}
 	return 0, nil
+}
+
+// canonicalSources is sources as they are hashed: times in UTC (JSON keeps
+// the zone, so equal moments must also be equal bytes), nil when empty.
+func canonicalSources(src []AuditSource) []AuditSource {
+	if len(src) == 0 {
+		return nil
+	}
+	out := make([]AuditSource, len(src))
+	for i, s := range src {
+		out[i] = s
+		if !s.Expires.IsZero() {
+			out[i].Expires = s.Expires.UTC()
+		}
+	}
+	return out
 }

@@ -61,10 +61,38 @@ type AuditRecord struct {
 	Before     []string // role names
 	After      []string
 	Reason     string
-	Privileged bool   // the change raised privilege (a role added)
-	PrevHash   string // hex sha256 of the previous record ("" for the first)
-	Hash       string // hex sha256 over a canonical encoding of every field above incl. PrevHash
+	Privileged bool // the change raised privilege (a role added)
+	// Sources says, as data, why the member holds each key after the
+	// change (version 2 records; a reader of an older record falls back to
+	// the Reason prose).
+	Sources []AuditSource
+	// WithheldBy names the policy that held a change back
+	// (removal_withheld records): "guard", "protected", ….
+	WithheldBy string
+	// Version is the record format and hash domain: 0 or 1 for records
+	// written before sources were data, 2 since. Set on append; kept as
+	// stored by Audit, Dump and Load.
+	Version  int
+	PrevHash string // hex sha256 of the previous record ("" for the first)
+	Hash     string // hex sha256 over a canonical encoding of every field above incl. PrevHash
 }
+
+// AuditSource is one reason a member holds a key, as an audit record keeps
+// it: Role names the key; Kind is "mapping" (Group, Path from the mapped
+// group down, MappingIndex) or "grant" (GrantID); Expires is when that
+// source ends (zero: never).
+type AuditSource struct {
+	Role         string    `json:"role"`
+	Kind         string    `json:"kind"`
+	Group        string    `json:"group,omitempty"`
+	Path         []string  `json:"path,omitempty"`
+	MappingIndex int       `json:"mapping"`
+	GrantID      string    `json:"grant,omitempty"`
+	Expires      time.Time `json:"expires,omitzero"`
+}
+
+// AuditVersion is the format and hash domain new audit records get.
+const AuditVersion = 2
 
 // SyncCommit is everything one applied change writes, in ONE transaction.
 // Deletes are applied before puts, so a key in both ends up put.

@@ -104,12 +104,24 @@ type auditRecord struct {
 	After      []string `json:"after"`
 	Reason     string   `json:"reason"`
 	Privileged bool     `json:"privileged"`
-	PrevHash   string   `json:"prev"`
-	Hash       string   `json:"hash,omitempty"`
+	// Version 2 fields: omitted when empty, so a version 1 record's
+	// canonical bytes (and hash) are what they always were.
+	V          int           `json:"v,omitempty"`
+	Sources    []AuditSource `json:"sources,omitempty"`
+	WithheldBy string        `json:"withheld_by,omitempty"`
+	PrevHash   string        `json:"prev"`
+	Hash       string        `json:"hash,omitempty"`
 }
 
-// auditHashDomain separates these hashes from any other sha256 of JSON.
-const auditHashDomain = "scimflare audit v1\n"
+// auditHashDomain separates these hashes from any other sha256 of JSON,
+// and one record format from the next: a record cannot be passed off as
+// another version's.
+func auditHashDomain(v int) string {
+	if v >= 2 {
+		return fmt.Sprintf("scimflare audit v%d\n", v)
+	}
+	return "scimflare audit v1\n"
+}
 
 func (r auditRecord) hash() (string, error) {
 	r.Hash = ""
@@ -118,7 +130,7 @@ func (r auditRecord) hash() (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	h.Write([]byte(auditHashDomain))
+	h.Write([]byte(auditHashDomain(r.V)))
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -138,6 +150,7 @@ func (r auditRecord) public() (AuditRecord, error) {
 	return AuditRecord{
 		Seq: r.Seq, Time: t, Actor: r.Actor, Action: r.Action, AccountID: r.AccountID, Email: r.Email,
 		Before: r.Before, After: r.After, Reason: r.Reason, Privileged: r.Privileged,
+		Sources: r.Sources, WithheldBy: r.WithheldBy, Version: max(r.V, 1),
 		PrevHash: r.PrevHash, Hash: r.Hash,
 	}, nil
 }

@@ -108,7 +108,7 @@ func (rn *run) guard(c *plan.Changes) {
 			recs = append(recs, store.AuditRecord{
 				Time: rn.now, Actor: rn.req.actor, Action: ActionRemovalWithheld, AccountID: w.Change.AccountID, Email: w.Change.Email,
 				Before: mapping.KeyNames(w.Change.Before, rn.result.Names), After: mapping.KeyNames(w.Change.After, rn.result.Names),
-				Reason: string(w.Change.Kind) + " withheld: " + w.Why,
+				Reason: string(w.Change.Kind) + " withheld: " + w.Why, WithheldBy: w.By,
 			})
 		}
 	}

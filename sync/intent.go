@@ -184,13 +184,36 @@ func (rn *run) settleIntent(c *store.SyncCommit, accountID, email string, e plan
 		c.Audit = append(c.Audit, store.AuditRecord{
 			Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: accountID, Email: email,
 			Before: mapping.KeyNames(ch.Before, names), After: mapping.KeyNames(ch.After, names),
-			Reason: ch.Reason, Privileged: ch.Privileged,
+			Reason: ch.Reason, Privileged: ch.Privileged, Sources: rn.auditSources(accountID, email, ch.After),
 		})
 	}
 	return &entry, ch
 }
 
 // sources says why keys are wanted, in the words a change's reason uses.
+// auditSources is, as data, every reason the member holds each of keys:
+// what a reader of the trail (report access --at) uses instead of the
+// Reason prose. Keys with no live reason (found, adopted, drift) have none.
+func (rn *run) auditSources(accountID, email string, keys []string) []store.AuditSource {
+	if rn.desired == nil {
+		return nil
+	}
+	dm := rn.desired.Accounts[accountID][identity.Key(email)]
+	if dm == nil {
+		return nil
+	}
+	var out []store.AuditSource
+	for _, k := range slices.Sorted(slices.Values(keys)) {
+		for _, r := range dm.Keys[k] {
+			out = append(out, store.AuditSource{
+				Role: mapping.KeyName(k, rn.result.Names), Kind: r.Kind, Group: r.Group, Path: slices.Clone(r.Path),
+				MappingIndex: r.MappingIndex, GrantID: r.GrantID, Expires: r.Expires,
+			})
+		}
+	}
+	return out
+}
+
 func (rn *run) sources(accountID, email string, keys []string) string {
 	if rn.desired == nil {
 		return ""

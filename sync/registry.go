@@ -413,7 +413,7 @@ func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
 	c.Audit = []store.AuditRecord{{
 		Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
 		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
-		Reason: ch.Reason, Privileged: ch.Privileged,
+		Reason: ch.Reason, Privileged: ch.Privileged, Sources: rn.auditSources(ch.AccountID, ch.Email, ch.After),
 	}}
 	if err := rn.r.state.Commit(c); err != nil {
 		return err

@@ -94,4 +94,17 @@ mappings:
 	if code, out, errOut := runMain("audit", "verify", "--config", cfg); code != 0 || !strings.Contains(out, "8 record(s)") {
 		t.Errorf("audit verify after the new release read the file: %d %s %s", code, out, errOut)
 	}
+	// The new release appends records of its own format (sources as data,
+	// a new hash domain) to the old chain: the mixed trail verifies.
+	if code, out, errOut := runMain("apply", "--config", cfg); code != 0 {
+		t.Fatalf("apply on the previous release's file: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = runMain("audit", "verify", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "intact") || strings.Contains(out, "8 record(s)") {
+		t.Errorf("audit verify of a trail of old and new records: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = runMain("audit", "--json", "--config", cfg)
+	if code != 0 || !strings.Contains(out, `"sources"`) || !strings.Contains(out, `"version":2`) {
+		t.Errorf("the new records carry no sources:\n%s", out)
+	}
 }

@@ -74,8 +74,13 @@ type auditJSON struct {
 	After      []string `json:"after"`
 	Reason     string   `json:"reason,omitempty"`
 	Privileged bool     `json:"privileged"`
-	PrevHash   string   `json:"prev_hash"`
-	Hash       string   `json:"hash"`
+	// Sources (version 2 records): why the member holds each role after
+	// the change, as data; WithheldBy: the policy that held it back.
+	Sources    []store.AuditSource `json:"sources,omitempty"`
+	WithheldBy string              `json:"withheld_by,omitempty"`
+	Version    int                 `json:"version"`
+	PrevHash   string              `json:"prev_hash"`
+	Hash       string              `json:"hash"`
 }
 
 func runAudit(ctx context.Context, env *Env, args []string, out, errOut io.Writer) error {
@@ -158,6 +163,7 @@ func printAuditJSON(env *Env, from time.Time, keep func(store.AuditRecord) bool,
 			Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: r.Action,
 			Account: accountLabel(env.Config, r.AccountID), AccountID: r.AccountID, Email: r.Email,
 			Before: nonNil(r.Before), After: nonNil(r.After), Reason: r.Reason, Privileged: r.Privileged,
+			Sources: r.Sources, WithheldBy: r.WithheldBy, Version: r.Version,
 			PrevHash: r.PrevHash, Hash: r.Hash,
 		})
 		if err != nil {

@@ -243,7 +243,13 @@ func ReplayAudit(st store.Backend, until time.Time) (*Held, error) {
 		case memberChanges[r.Action]:
 			next := map[string]*HeldRole{}
 			source, expires := parseReason(r.Reason)
+			bySource := sourcesByRole(r.Sources)
 			for _, role := range r.After {
+				if s, ok := bySource[role]; ok {
+					// A record that carries its sources as data (version 2):
+					// per role, no prose to read back.
+					source, expires = s.source, s.expires
+				}
 				switch {
 				case cur[role] != nil:
 					next[role] = cur[role]
@@ -281,8 +287,57 @@ func ReplayAudit(st store.Backend, until time.Time) (*Held, error) {
 	return h, nil
 }
 
+type roleSource struct {
+	source  string
+	expires time.Time
+}
+
+// sourcesByRole is, per role, the sources an audit record carries as data
+// (words as `report access` shows them) and when the last bounded one ends
+// (zero when any source is unbounded).
+func sourcesByRole(src []store.AuditSource) map[string]roleSource {
+	type acc struct {
+		parts   []string
+		end     time.Time
+		bounded bool
+	}
+	by := map[string]*acc{}
+	var order []string
+	for _, s := range src {
+		a := by[s.Role]
+		if a == nil {
+			a = &acc{bounded: true}
+			by[s.Role] = a
+			order = append(order, s.Role)
+		}
+		part := "grant " + s.GrantID
+		if s.Kind != "grant" {
+			part = "group " + strings.Join(s.Path, " > ")
+		}
+		if !slices.Contains(a.parts, part) {
+			a.parts = append(a.parts, part)
+		}
+		if s.Expires.IsZero() {
+			a.bounded = false
+		} else if s.Expires.After(a.end) {
+			a.end = s.Expires
+		}
+	}
+	out := map[string]roleSource{}
+	for _, role := range order {
+		a := by[role]
+		rs := roleSource{source: strings.Join(a.parts, ", ")}
+		if a.bounded {
+			rs.expires = a.end
+		}
+		out[role] = rs
+	}
+	return out
+}
+
 // parseReason reads the sources and the latest end out of a change's
-// reason as the reconciler words it; an unrecognised reason is kept whole.
+// reason as the reconciler words it (records written before sources were
+// data); an unrecognised reason is kept whole.
 func parseReason(reason string) (string, time.Time) {
 	var parts []string
 	var end time.Time

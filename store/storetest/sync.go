@@ -428,6 +428,11 @@ func testAuditChain(t *testing.T, s store.SyncState) {
 	when := time.Date(2026, 3, 1, 10, 0, 0, 987654321, time.FixedZone("CET", 3600))
 	first := store.AuditRecord{Time: when, Actor: "idp-push", Action: "update_roles", AccountID: acct, Email: "a@example.com",
 		Before: []string{"Read"}, After: []string{"Read", "Admin <all>"}, Reason: "group \"ops\" → mapping", Privileged: true,
+		Sources: []store.AuditSource{
+			{Role: "Admin <all>", Kind: "mapping", Group: "ops", Path: []string{"ops", "oncall"}, MappingIndex: 1, Expires: when.Add(time.Hour)},
+			{Role: "Read", Kind: "grant", GrantID: "g-1", MappingIndex: -1},
+		},
+		WithheldBy: "guard", Version: 1,
 		Seq: 99, PrevHash: "caller values", Hash: "are ignored"}
 	noErr(t, "AppendAudit", s.AppendAudit(first, rec(1, "remove_member", "b@example.com")))
 	noErr(t, "Commit", s.Commit(store.SyncCommit{Audit: []store.AuditRecord{rec(2, "add_member", "c@example.com")}}))
@@ -450,8 +455,11 @@ func testAuditChain(t *testing.T, s store.SyncState) {
 	got := au[0]
 	if !got.Time.Equal(when) || got.Time.Location() != time.UTC || got.Actor != first.Actor || got.Action != first.Action ||
 		got.AccountID != acct || got.Email != first.Email || !slices.Equal(got.Before, first.Before) ||
-		!slices.Equal(got.After, first.After) || got.Reason != first.Reason || !got.Privileged {
-		t.Fatalf("first record reads back as %+v, want %+v in UTC", got, first)
+		!slices.Equal(got.After, first.After) || got.Reason != first.Reason || !got.Privileged ||
+		got.WithheldBy != "guard" || got.Version != store.AuditVersion || len(got.Sources) != 2 ||
+		got.Sources[0].Role != "Admin <all>" || !slices.Equal(got.Sources[0].Path, []string{"ops", "oncall"}) ||
+		!got.Sources[0].Expires.Equal(when.Add(time.Hour)) || got.Sources[1].GrantID != "g-1" {
+		t.Fatalf("first record reads back as %+v, want %+v in UTC, written as version %d with its sources", got, first, store.AuditVersion)
 	}
 	if want := []string{"remove_member", "add_member", "grant"}; au[1].Action != want[0] || au[2].Action != want[1] || au[3].Action != want[2] {
 		t.Fatalf("records out of order: %+v", au)
