@@ -216,7 +216,7 @@ func (v *OIDCVerifier) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error)
 	if disc.Issuer != v.cfg.Issuer {
 		return nil, fmt.Errorf("discovery at %s names issuer %q, not %q: set scim.oidc.issuer to exactly the issuer the IdP publishes", discoveryURL, disc.Issuer, v.cfg.Issuer)
 	}
-	if !secureURL(disc.JWKSURI) {
+	if !SecureURL(disc.JWKSURI) {
 		return nil, fmt.Errorf("discovery at %s gives jwks_uri %q, which is not an https URL", discoveryURL, disc.JWKSURI)
 	}
 	var set struct {
@@ -547,7 +547,10 @@ func sameKids(a, b []jose.JSONWebKey) bool { return slices.Equal(kids(a), kids(b
 // is exactly localhost or a loopback IP (a test IdP on this machine). The
 // host is compared after parsing: a prefix test would pass
 // http://localhost.attacker.example.
-func secureURL(raw string) bool {
+// SecureURL reports whether raw is an https URL, or http to a loopback
+// address, with no user info: the one rule for where an IdP's issuer and
+// keys may be fetched from (the config checks it with this, too).
+func SecureURL(raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return false

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -16,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/sync/identity"
 )
 
@@ -337,7 +337,7 @@ func (c *Config) validate() []Problem {
 	if c.SCIM.OIDC.Issuer != "" && c.SCIM.OIDC.Audience == "" {
 		bad("scim.oidc.audience", "is required when scim.oidc.issuer is set")
 	}
-	if c.SCIM.OIDC.Issuer != "" && !secureURL(c.SCIM.OIDC.Issuer) {
+	if c.SCIM.OIDC.Issuer != "" && !scim.SecureURL(c.SCIM.OIDC.Issuer) {
 		bad("scim.oidc.issuer", "%q must be an https URL (http only to localhost or a loopback IP)", c.SCIM.OIDC.Issuer)
 	}
 	switch c.Identity.EmailFrom {
@@ -433,27 +433,4 @@ func httpURLProblem(raw string) string {
 		return "names no host"
 	}
 	return ""
-}
-
-// secureURL reports whether raw is an https URL, or an http one whose host
-// is exactly localhost or a loopback IP (a test IdP on this machine). The
-// host is compared after parsing: a prefix test would pass
-// http://localhost.attacker.example.
-func secureURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return false
-	}
-	switch u.Scheme {
-	case "https":
-		return true
-	case "http":
-		h := u.Hostname()
-		if strings.EqualFold(h, "localhost") {
-			return true
-		}
-		ip, err := netip.ParseAddr(h)
-		return err == nil && ip.Unmap().IsLoopback()
-	}
-	return false
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scimflare/scimflare/scim"
 )
 
 func TestExampleConfigIsValid(t *testing.T) {
@@ -168,8 +170,8 @@ func TestSecureURLAcceptsHTTPSAndExactLoopbackOnly(t *testing.T) {
 		"ftp://localhost/":                   false,
 		"https://":                           false,
 	} {
-		if got := secureURL(raw); got != want {
-			t.Errorf("secureURL(%q) = %v, want %v", raw, got, want)
+		if got := scim.SecureURL(raw); got != want {
+			t.Errorf("scim.SecureURL(%q) = %v, want %v", raw, got, want)
 		}
 	}
 }
