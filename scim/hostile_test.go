@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 )
@@ -19,15 +19,15 @@ import (
 // Hostile input, round two (issue 16): what an attacker, an RFC conformance
 // checker and a careless operator sent, over real HTTP to the real store.
 
-func withMetrics(m *metrics.Metrics) envOption {
-	return func(o *scim.Options, _ *storeWrap) { o.Metrics = m }
+func withMetrics(reg *prometheus.Registry) envOption {
+	return func(o *scim.Options, _ *storeWrap) { o.Metrics = scim.NewMetrics(reg) }
 }
 
 // scimSeries counts the series of the SCIM request metrics and returns the
 // method label values seen.
-func scimSeries(t *testing.T, m *metrics.Metrics) (n int, methods []string) {
+func scimSeries(t *testing.T, reg *prometheus.Registry) (n int, methods []string) {
 	t.Helper()
-	fams, err := m.Registry.Gather()
+	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func scimSeries(t *testing.T, m *metrics.Metrics) (n int, methods []string) {
 // TestMetricsLabelsClosed: a stranger sending made-up methods and paths,
 // with or without a token, cannot add series to /metrics.
 func TestMetricsLabelsClosed(t *testing.T) {
-	m := metrics.New()
+	m := prometheus.NewRegistry()
 	e := newEnv(t, withMetrics(m))
 	uid := e.createUser("alice@example.com")
 	for _, p := range []string{"/Users", "/Users/" + uid, "/Groups", "/Schemas", "/ResourceTypes", "/ServiceProviderConfig"} {

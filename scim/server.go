@@ -21,7 +21,6 @@ import (
 	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
 
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim/query"
 	"github.com/scimflare/scimflare/store"
 )
@@ -49,7 +48,7 @@ type Options struct {
 	EmailFrom    string // "userName" or "primaryEmail"
 	Auth         *Authenticator
 	Notifier     Notifier // may be nil
-	Metrics      *metrics.Metrics
+	Metrics      *Metrics // nil: none recorded
 	Logger       *slog.Logger
 	Now          func() time.Time
 	// AuthFailureLimit is how many failed authentications one client
@@ -190,8 +189,8 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 				status = http.StatusOK
 			}
 			method := methodLabel(r.Method)
-			s.opt.Metrics.SCIMRequests.WithLabelValues(endpoint, method, statusLabel(status)).Inc()
-			s.opt.Metrics.SCIMLatency.WithLabelValues(endpoint, method).Observe(time.Since(start).Seconds())
+			s.opt.Metrics.Requests.WithLabelValues(endpoint, method, statusLabel(status)).Inc()
+			s.opt.Metrics.Latency.WithLabelValues(endpoint, method).Observe(time.Since(start).Seconds())
 		}
 	}()
 	key := clientKey(r.RemoteAddr)
@@ -202,7 +201,7 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		// IdP itself would stop deprovisioning. Telling a valid token apart
 		// this way teaches nothing: a token is 256 random bits.
 		if s.opt.Metrics != nil {
-			s.opt.Metrics.SCIMAuthBlocked.Inc()
+			s.opt.Metrics.AuthBlocked.Inc()
 		}
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 )
@@ -42,7 +42,7 @@ func newSCIMHandler(st store.Store, token string) (http.Handler, error) {
 		MaxBodyBytes: 1 << 20,
 		EmailFrom:    "userName",
 		Auth:         scim.NewAuthenticator(token, st, time.Now),
-		Metrics:      metrics.New(),
+		Metrics:      scim.NewMetrics(prometheus.NewRegistry()),
 		Now:          time.Now,
 		// A load run counts every refusal by its status; the daemon's
 		// failed-authentication limit would turn a wrong token's 401s

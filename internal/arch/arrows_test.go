@@ -17,7 +17,6 @@ const module = "github.com/scimflare/scimflare"
 var knownDebt = map[string]bool{
 	"sync -> internal/config":  true,
 	"sync -> internal/metrics": true,
-	"scim -> internal/metrics": true,
 }
 
 // leaves are internal packages that import nothing of the module: inner

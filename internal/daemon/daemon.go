@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		MaxBodyBytes: cfg.SCIM.MaxBodyBytes,
 		EmailFrom:    cfg.Identity.EmailFrom,
 		Auth:         auth,
-		Metrics:      d.metrics,
+		Metrics:      scim.NewMetrics(d.metrics.Registry),
 		Logger:       log.With("component", "scim"),
 		Now:          opt.Now,
 	})

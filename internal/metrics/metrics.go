@@ -16,9 +16,6 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	SCIMRequests *prometheus.CounterVec   // endpoint, method, status
-	SCIMLatency  *prometheus.HistogramVec // endpoint, method
-
 	ReconcileRuns     *prometheus.CounterVec // trigger, outcome
 	ReconcileDuration *prometheus.HistogramVec
 	ChangesApplied    *prometheus.CounterVec // kind
@@ -27,7 +24,6 @@ type Metrics struct {
 	BudgetLeft        prometheus.Gauge
 	DriftFound        prometheus.Gauge
 	ChangesFailed     *prometheus.CounterVec
-	SCIMAuthBlocked   prometheus.Counter
 	Leader            prometheus.Gauge
 	LeaseEpoch        prometheus.Gauge
 	RemovalsWithheld  prometheus.Gauge
@@ -47,13 +43,6 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
-		SCIMRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "scimflare_scim_requests_total", Help: "SCIM requests by endpoint, method and status.",
-		}, []string{"endpoint", "method", "status"}),
-		SCIMLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "scimflare_scim_request_duration_seconds", Help: "SCIM request latency.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"endpoint", "method"}),
 		ReconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "scimflare_reconcile_runs_total", Help: "Reconcile runs by trigger and outcome.",
 		}, []string{"trigger", "outcome"}),
@@ -80,10 +69,6 @@ func New() *Metrics {
 			Name: "scimflare_changes_failed_total",
 			Help: "Changes Cloudflare refused, or whose answer disagreed with what was sent, by kind; the next run repairs them.",
 		}, []string{"kind"}),
-		SCIMAuthBlocked: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "scimflare_scim_auth_blocked_total",
-			Help: "SCIM requests refused with 429 because their address had too many failed authentications.",
-		}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "scimflare_leader",
 			Help: "1 while this replica holds the reconciler lease (several replicas on PostgreSQL; always 1 with bbolt), else 0.",
@@ -120,8 +105,8 @@ func New() *Metrics {
 			Help: "Unix time the Cloudflare API token expires, from its last verification; 0 when it has no expiry date or it is unknown.",
 		}),
 	}
-	r.MustRegister(m.SCIMRequests, m.SCIMLatency, m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
-		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.SCIMAuthBlocked, m.Leader, m.LeaseEpoch, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
+	r.MustRegister(m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied,
+		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.ChangesFailed, m.Leader, m.LeaseEpoch, m.RemovalsWithheld, m.IdentityProblems, m.GuardTrips, m.GuardTripped,
 		m.PendingExpiries, m.LastSuccess, m.PlanOnly, m.CloudflareTokenExpiry,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
