@@ -52,6 +52,21 @@ func (d directory) GroupMembers(groupID string, fn func(plan.Membership) bool) e
 	return err
 }
 
+func (d directory) GroupsOf(memberID string) ([]plan.Membership, error) {
+	ms, err := d.r.GroupsOf(memberID)
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]plan.Membership, len(ms))
+	for i, m := range ms {
+		out[i] = plan.Membership{MemberID: m.ID, IsGroup: true, Since: m.Since}
+	}
+	return out, nil
+}
+
 func planUser(u store.User) plan.User {
 	return plan.User{ID: u.ID, Email: u.Email, Active: u.Active, ActiveSince: u.ActiveSince}
 }

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -80,7 +81,9 @@ func (d *memDir) GroupMembers(id string, fn func(Membership) bool) error {
 	if !ok {
 		return nil
 	}
-	for _, m := range g.members {
+	// In id order, as the store lists them.
+	ms := slices.SortedStableFunc(slices.Values(g.members), func(x, y Membership) int { return strings.Compare(x.MemberID, y.MemberID) })
+	for _, m := range ms {
 		if !fn(m) {
 			return nil
 		}
@@ -101,4 +104,19 @@ func (d *memDir) UsersByEmail(email string) ([]User, error) {
 		}
 	}
 	return us, d.err
+}
+
+func (d *memDir) GroupsOf(id string) ([]Membership, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	var out []Membership
+	for gid, g := range d.groups {
+		for _, m := range g.members {
+			if m.MemberID == id {
+				out = append(out, Membership{MemberID: gid, IsGroup: true, Since: m.Since})
+			}
+		}
+	}
+	return out, nil
 }
