@@ -137,7 +137,7 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		dir:     dir,
 		now:     now,
 		users:   users,
-		byID:    map[string]*User{},
+		byID:    map[string]usable{},
 		flat:    map[string]*flattened{},
 		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
 		expired: map[expiredKey]Expired{},
@@ -169,7 +169,7 @@ type builder struct {
 	dir     Directory
 	now     time.Time
 	users   map[string]bool
-	byID    map[string]*User // nil value = unknown or not usable
+	byID    map[string]usable
 	flat    map[string]*flattened
 	up      *upward // a targeted Build: the groups above its users
 	desired *Desired
@@ -178,15 +178,24 @@ type builder struct {
 	byEmail map[string][]string        // identity.Key(email) -> active user ids reached
 }
 
-func (b *builder) user(id string) (*User, error) {
+// usable is a user as user() read it; ok false when unknown or when the
+// user can hold nothing. Values, not pointers: a full Build reads every
+// user, and one allocation each adds up.
+type usable struct {
+	email       string // identity.Email of the user's address
+	activeSince time.Time
+	ok          bool
+}
+
+func (b *builder) user(id string) (usable, error) {
 	if u, seen := b.byID[id]; seen {
 		return u, nil
 	}
 	u, ok, err := b.dir.User(id)
 	if err != nil {
-		return nil, fmt.Errorf("read user %s: %w", id, err)
+		return usable{}, fmt.Errorf("read user %s: %w", id, err)
 	}
-	var p *User
+	var p usable
 	if ok && u.Active && u.Email != "" {
 		email, err := identity.Email(u.Email)
 		if err != nil {
@@ -194,8 +203,7 @@ func (b *builder) user(id string) (*User, error) {
 			// run would say the same thing louder and grant nothing either.
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
-			u.Email = email
-			p = &u
+			p = usable{email: email, activeSince: u.ActiveSince, ok: true}
 			b.byEmail[email] = append(b.byEmail[email], id)
 		}
 	}
@@ -266,13 +274,13 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 			if err != nil {
 				return err
 			}
-			if u == nil {
+			if !u.ok {
 				continue
 			}
 			mem := f.members[uid]
 			start := mem.since
-			if u.ActiveSince.After(start) {
-				start = u.ActiveSince
+			if u.activeSince.After(start) {
+				start = u.activeSince
 			}
 			// Every user a group holds directly shares that group's path.
 			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: mem.path, Group: mem.path[0]}
@@ -283,7 +291,7 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 				r.Expires = *m.ExpiresAt
 			}
 			for _, k := range m.Keys {
-				b.add(m.AccountID, u.Email, k, r)
+				b.add(m.AccountID, u.email, k, r)
 			}
 		}
 	}

@@ -17,6 +17,7 @@ type memDir struct {
 type memGroup struct {
 	name, ext string
 	members   []Membership
+	sorted    bool // members in id order
 }
 
 func newDir() *memDir {
@@ -32,6 +33,7 @@ func (d *memDir) member(groupID, memberID string, since time.Time) *memDir {
 	_, isGroup := d.groups[memberID]
 	g := d.groups[groupID]
 	g.members = append(g.members, Membership{MemberID: memberID, IsGroup: isGroup, Since: since})
+	g.sorted = false
 	return d
 }
 
@@ -82,8 +84,11 @@ func (d *memDir) GroupMembers(id string, fn func(Membership) bool) error {
 		return nil
 	}
 	// In id order, as the store lists them.
-	ms := slices.SortedStableFunc(slices.Values(g.members), func(x, y Membership) int { return strings.Compare(x.MemberID, y.MemberID) })
-	for _, m := range ms {
+	if !g.sorted {
+		slices.SortStableFunc(g.members, func(x, y Membership) int { return strings.Compare(x.MemberID, y.MemberID) })
+		g.sorted = true
+	}
+	for _, m := range g.members {
 		if !fn(m) {
 			return nil
 		}
