@@ -298,10 +298,13 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 	return nil
 }
 
-// add records one source for a key, live or ended.
+// add records one source for a key, live or ended. email is already an
+// identity.Key (identity.Email's answer, which Key leaves as it is): both
+// callers have it, and validating it again per key and mapping is a full
+// plan's most repeated string work.
 func (b *builder) add(account, email, key string, r Reason) {
 	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
-		ek := expiredKey{account, identity.Key(email), key}
+		ek := expiredKey{account, email, key}
 		if old, ok := b.expired[ek]; !ok || r.Expires.After(old.Reason.Expires) {
 			b.expired[ek] = Expired{AccountID: account, Email: email, Key: key, Reason: r}
 		}
@@ -313,7 +316,7 @@ func (b *builder) add(account, email, key string, r Reason) {
 		acct = map[string]*DesiredMember{}
 		b.desired.Accounts[account] = acct
 	}
-	lower := identity.Key(email)
+	lower := email
 	dm := acct[lower]
 	if dm == nil {
 		dm = &DesiredMember{Email: email, Keys: map[string][]Reason{}}
