@@ -485,3 +485,62 @@ func parseConfigTB(b *testing.B, yaml string) *config.Config {
 	}
 	return cfg
 }
+
+// BenchmarkScaleStatusDuringFullRun: Status() and Ready(), what `status`
+// and /readyz answer from, while full runs over every user go on in the
+// background (plan-only, no Cloudflare client: the runs plan the whole
+// directory and write nothing; one is in flight from the first call on).
+// Reported: p50 and p99 of each call.
+func BenchmarkScaleStatusDuringFullRun(b *testing.B) {
+	scaleSizes(b, func(b *testing.B, n int) {
+		s := seedScale(b, n)
+		r, err := New(Options{Config: parseConfigTB(b, scaleConfig()), State: s.st, PlanOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		full := func() {
+			if _, err := r.execute(context.Background(), runRequest{kind: fullRun, actor: ActorSchedule}); err != nil {
+				b.Error(err)
+			}
+		}
+		full() // the state Status reads from
+		ctx, cancel := context.WithCancel(context.Background())
+		var started, runs atomic.Int64
+		var wg gosync.WaitGroup
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				started.Add(1)
+				full()
+				runs.Add(1)
+			}
+		})
+		for started.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		var status, ready []time.Duration
+		for b.Loop() {
+			t := time.Now()
+			if st := r.Status(); !st.PlanOnly {
+				b.Fatal("status does not say plan-only")
+			}
+			t2 := time.Now()
+			if ok, _ := r.Ready(); !ok {
+				b.Fatal("not ready")
+			}
+			status, ready = append(status, t2.Sub(t)), append(ready, time.Since(t2))
+			time.Sleep(time.Millisecond) // let the full runs have the CPU too
+		}
+		cancel()
+		wg.Wait()
+		for _, m := range []struct {
+			name string
+			d    []time.Duration
+		}{{"status", status}, {"ready", ready}} {
+			slices.Sort(m.d)
+			b.ReportMetric(float64(m.d[len(m.d)/2].Nanoseconds())/1e6, m.name+"-p50-ms")
+			b.ReportMetric(float64(m.d[min(len(m.d)-1, len(m.d)*99/100)].Nanoseconds())/1e6, m.name+"-p99-ms")
+		}
+		// Full runs that ended while (or just after) the calls were timed.
+		b.ReportMetric(float64(runs.Load()), "full-runs-done")
+	})
+}
