@@ -180,3 +180,100 @@ func decodeToken(v []byte) (Token, error) {
 	}
 	return Token(r), nil
 }
+
+// UserAccess is the part of a user that access decisions read: a
+// reconciler's plan reads it for every user, so it is decoded without the
+// SCIM document (decodeUserAccess).
+type UserAccess struct {
+	ID, Email   string
+	Active      bool
+	ActiveSince time.Time
+}
+
+// decodeUserAccess reads id, act, as and em from a record encodeUser
+// wrote. json.Marshal writes userRecord's fields in declaration order and
+// those four come before doc, so the scan stops at the first later key
+// without reading the document. Anything it does not expect (an escape in
+// a string, another key order) falls back to decodeUser, so the answer is
+// always decodeUser's.
+func decodeUserAccess(v []byte) (UserAccess, error) {
+	if a, ok := scanUserAccess(v); ok {
+		return a, nil
+	}
+	u, err := decodeUser(v)
+	if err != nil {
+		return UserAccess{}, err
+	}
+	return UserAccess{ID: u.ID, Email: u.Email, Active: u.Active, ActiveSince: u.ActiveSince}, nil
+}
+
+func scanUserAccess(v []byte) (UserAccess, bool) {
+	var a UserAccess
+	if len(v) < 2 || v[0] != '{' {
+		return a, false
+	}
+	i := 1
+	// str reads a JSON string without escapes starting at v[i] == '"'.
+	str := func() ([]byte, bool) {
+		if i >= len(v) || v[i] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(v[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		s := v[i+1 : i+1+end]
+		if bytes.IndexByte(s, '\\') >= 0 {
+			return nil, false
+		}
+		i += end + 2
+		return s, true
+	}
+	seenAS := false
+	for {
+		key, ok := str()
+		if !ok || i >= len(v) || v[i] != ':' {
+			return a, false
+		}
+		i++
+		switch string(key) {
+		case "id", "un", "ext", "em":
+			s, ok := str()
+			if !ok {
+				return a, false
+			}
+			switch key[0] {
+			case 'i':
+				a.ID = string(s)
+			case 'e':
+				if key[1] == 'm' {
+					a.Email = string(s)
+				}
+			}
+		case "act":
+			switch {
+			case bytes.HasPrefix(v[i:], []byte("true")):
+				a.Active, i = true, i+4
+			case bytes.HasPrefix(v[i:], []byte("false")):
+				i += 5
+			default:
+				return a, false
+			}
+		case "as":
+			s, ok := str()
+			if !ok || a.ActiveSince.UnmarshalText(s) != nil {
+				return a, false
+			}
+			seenAS = true
+		case "doc", "c", "m", "v":
+			// Past the fields read here (userRecord's order).
+			return a, seenAS
+		default:
+			return a, false
+		}
+		if i >= len(v) || v[i] != ',' {
+			return a, false
+		}
+		i++
+	}
+}

@@ -241,3 +241,21 @@ func (r readTx) Tokens() ([]Token, error) {
 	})
 	return out, err
 }
+
+// GetUserAccess is GetUser without the SCIM document: what a reconciler's
+// plan reads for every user. Not part of Reader (yet): callers reach it
+// through a type assertion and fall back to GetUser.
+func (r readTx) GetUserAccess(id string) (UserAccess, error) {
+	var v []byte
+	if validID(id) {
+		v = r.bucket(bucketUsers).Get([]byte(id))
+	}
+	if v == nil {
+		return UserAccess{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	a, err := decodeUserAccess(v)
+	if err != nil {
+		return UserAccess{}, fmt.Errorf("user %q: %w", id, err)
+	}
+	return a, nil
+}

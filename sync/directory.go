@@ -52,11 +52,42 @@ func (d directory) GroupMembers(groupID string, fn func(plan.Membership) bool) e
 	return err
 }
 
+func (d directory) GroupsOf(memberID string) ([]plan.Membership, error) {
+	ms, err := d.r.GroupsOf(memberID)
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]plan.Membership, len(ms))
+	for i, m := range ms {
+		out[i] = plan.Membership{MemberID: m.ID, IsGroup: true, Since: m.Since}
+	}
+	return out, nil
+}
+
 func planUser(u store.User) plan.User {
 	return plan.User{ID: u.ID, Email: u.Email, Active: u.Active, ActiveSince: u.ActiveSince}
 }
 
+// accessReader is a store that reads a user without its SCIM document
+// (the bbolt store does): a full plan reads every user.
+type accessReader interface {
+	GetUserAccess(id string) (store.UserAccess, error)
+}
+
 func (d directory) User(id string) (plan.User, bool, error) {
+	if ar, ok := d.r.(accessReader); ok {
+		a, err := ar.GetUserAccess(id)
+		if notFound(err) {
+			return plan.User{}, false, nil
+		}
+		if err != nil {
+			return plan.User{}, false, err
+		}
+		return plan.User{ID: a.ID, Email: a.Email, Active: a.Active, ActiveSince: a.ActiveSince}, true, nil
+	}
 	u, err := d.r.GetUser(id)
 	if notFound(err) {
 		return plan.User{}, false, nil

@@ -3,6 +3,7 @@ package plan
 import (
 	"container/heap"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +33,12 @@ type Directory interface {
 	GroupByDisplayName(name string) (groupID string, ok bool, err error) // case-insensitive
 	GroupsByExternalID(externalID string) ([]string, error)
 	GroupName(groupID string) (name string, ok bool, err error)
-	GroupMembers(groupID string, fn func(Membership) bool) error // direct members
+	// GroupMembers lists a group's direct members in id order (bytewise).
+	GroupMembers(groupID string, fn func(Membership) bool) error
+	// GroupsOf lists the groups that hold a user or group directly:
+	// MemberID is the holding group's id, Since when the edge was stored.
+	// None for an unknown id.
+	GroupsOf(memberID string) ([]Membership, error)
 	User(id string) (User, bool, error)
 	UsersByEmail(email string) ([]User, error) // case-insensitive
 }
@@ -54,7 +60,7 @@ const (
 
 // Reason says why a member should hold a key. For a mapping, Path is the
 // chain of group names from the mapped group down to the group that holds
-// the user directly.
+// the user directly; the users of one group share it, so it is read-only.
 type Reason struct {
 	Kind         string
 	Group        string
@@ -120,16 +126,29 @@ type IdentityProblem struct {
 //   - a mapping with both ttl and expires_at (rejected by Validate) ends at
 //     the earlier of the two.
 func Build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[string]bool, now time.Time) (*Desired, error) {
+	return build(dir, res, grants, users, now, true)
+}
+
+// build is Build; with upward false a targeted build flattens every mapped
+// group whole and keeps the targeted users, as Build once did (the tests'
+// reference for the upward walk).
+func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[string]bool, now time.Time, upward bool) (*Desired, error) {
 	b := &builder{
 		dir:     dir,
 		now:     now,
 		users:   users,
-		byID:    map[string]*User{},
+		byID:    map[string]usable{},
 		flat:    map[string]*flattened{},
 		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
 		expired: map[expiredKey]Expired{},
 		invalid: map[string]IdentityProblem{},
 		byEmail: map[string][]string{},
+	}
+	if users != nil && upward {
+		var err error
+		if b.up, err = walkUp(dir, users); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range res.Mappings {
 		if err := b.mapping(m); err != nil {
@@ -150,23 +169,33 @@ type builder struct {
 	dir     Directory
 	now     time.Time
 	users   map[string]bool
-	byID    map[string]*User // nil value = unknown or not usable
+	byID    map[string]usable
 	flat    map[string]*flattened
+	up      *upward // a targeted Build: the groups above its users
 	desired *Desired
 	expired map[expiredKey]Expired
 	invalid map[string]IdentityProblem // user id ->
 	byEmail map[string][]string        // identity.Key(email) -> active user ids reached
 }
 
-func (b *builder) user(id string) (*User, error) {
+// usable is a user as user() read it; ok false when unknown or when the
+// user can hold nothing. Values, not pointers: a full Build reads every
+// user, and one allocation each adds up.
+type usable struct {
+	email       string // identity.Email of the user's address
+	activeSince time.Time
+	ok          bool
+}
+
+func (b *builder) user(id string) (usable, error) {
 	if u, seen := b.byID[id]; seen {
 		return u, nil
 	}
 	u, ok, err := b.dir.User(id)
 	if err != nil {
-		return nil, fmt.Errorf("read user %s: %w", id, err)
+		return usable{}, fmt.Errorf("read user %s: %w", id, err)
 	}
-	var p *User
+	var p usable
 	if ok && u.Active && u.Email != "" {
 		email, err := identity.Email(u.Email)
 		if err != nil {
@@ -174,8 +203,7 @@ func (b *builder) user(id string) (*User, error) {
 			// run would say the same thing louder and grant nothing either.
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
-			u.Email = email
-			p = &u
+			p = usable{email: email, activeSince: u.ActiveSince, ok: true}
 			b.byEmail[email] = append(b.byEmail[email], id)
 		}
 	}
@@ -207,13 +235,12 @@ func (b *builder) problems() {
 // effective member (before ActiveSince is applied) and along which path.
 type member struct {
 	since time.Time
-	path  []string // group ids, mapped group first
+	path  []string // group display names, mapped group first; shared, read-only
 }
 
 type flattened struct {
 	members map[string]member // user id ->
 	order   []string          // user ids in discovery order, for determinism
-	names   map[string]string // group id -> display name
 }
 
 func (b *builder) mapping(m mapping.ResolvedMapping) error {
@@ -247,19 +274,16 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 			if err != nil {
 				return err
 			}
-			if u == nil {
+			if !u.ok {
 				continue
 			}
 			mem := f.members[uid]
 			start := mem.since
-			if u.ActiveSince.After(start) {
-				start = u.ActiveSince
+			if u.activeSince.After(start) {
+				start = u.activeSince
 			}
-			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: make([]string, len(mem.path))}
-			for i, gid := range mem.path {
-				r.Path[i] = f.names[gid]
-			}
-			r.Group = r.Path[0]
+			// Every user a group holds directly shares that group's path.
+			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: mem.path, Group: mem.path[0]}
 			if m.TTL > 0 {
 				r.Expires = start.Add(m.TTL)
 			}
@@ -267,17 +291,20 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 				r.Expires = *m.ExpiresAt
 			}
 			for _, k := range m.Keys {
-				b.add(m.AccountID, u.Email, k, r)
+				b.add(m.AccountID, u.email, k, r)
 			}
 		}
 	}
 	return nil
 }
 
-// add records one source for a key, live or ended.
+// add records one source for a key, live or ended. email is already an
+// identity.Key (identity.Email's answer, which Key leaves as it is): both
+// callers have it, and validating it again per key and mapping is a full
+// plan's most repeated string work.
 func (b *builder) add(account, email, key string, r Reason) {
 	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
-		ek := expiredKey{account, identity.Key(email), key}
+		ek := expiredKey{account, email, key}
 		if old, ok := b.expired[ek]; !ok || r.Expires.After(old.Reason.Expires) {
 			b.expired[ek] = Expired{AccountID: account, Email: email, Key: key, Reason: r}
 		}
@@ -289,7 +316,7 @@ func (b *builder) add(account, email, key string, r Reason) {
 		acct = map[string]*DesiredMember{}
 		b.desired.Accounts[account] = acct
 	}
-	lower := identity.Key(email)
+	lower := email
 	dm := acct[lower]
 	if dm == nil {
 		dm = &DesiredMember{Email: email, Keys: map[string][]Reason{}}
@@ -310,7 +337,7 @@ func (b *builder) wake(t time.Time) {
 
 func (b *builder) tempGrants(grants []TempGrant) error {
 	var scope map[string]bool // lower emails of the targeted users
-	if b.users != nil {
+	if b.users != nil && len(grants) > 0 {
 		scope = map[string]bool{}
 		for id := range b.users {
 			u, ok, err := b.dir.User(id)
@@ -372,12 +399,25 @@ func (b *builder) finish() {
 // user's effective start over one path is the latest edge on it; over
 // several paths, the earliest of those — a bottleneck shortest path, so
 // groups are expanded in order of when they were reached (Dijkstra) and
-// each exactly once, which also makes cycles harmless.
+// each exactly once, which also makes cycles harmless. Groups reached at
+// the same moment are expanded in id order, and a group lists its members
+// in id order (Directory.GroupMembers), so the path kept when several are
+// equally early depends on the graph alone: a targeted Build, which walks
+// only the groups above its users (upward), keeps the same one.
 func (b *builder) flatten(root string) (*flattened, error) {
 	if f, ok := b.flat[root]; ok {
 		return f, nil
 	}
-	f := &flattened{members: map[string]member{}, names: map[string]string{}}
+	members := b.dir.GroupMembers
+	if b.up != nil {
+		if !b.up.reaches(root) {
+			f := &flattened{}
+			b.flat[root] = f
+			return f, nil
+		}
+		members = b.up.members
+	}
+	f := &flattened{members: map[string]member{}}
 	reached := map[string]*groupNode{root: {id: root}}
 	q := &groupQueue{reached[root]}
 	done := map[string]bool{}
@@ -394,9 +434,8 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		if !ok {
 			name = g.id
 		}
-		f.names[g.id] = name
-		path := append(slices.Clone(g.path), g.id)
-		err = b.dir.GroupMembers(g.id, func(m Membership) bool {
+		path := append(slices.Clip(g.path), name)
+		err = members(g.id, func(m Membership) bool {
 			t := m.Since
 			if g.since.After(t) {
 				t = g.since
@@ -431,18 +470,77 @@ func (b *builder) flatten(root string) (*flattened, error) {
 type groupNode struct {
 	id    string
 	since time.Time
-	path  []string // ids of the groups above it
+	path  []string // display names of the groups above it, mapped group first
 }
 
+// groupQueue pops the earliest group, the smallest id among equals.
 type groupQueue []*groupNode
 
-func (q groupQueue) Len() int           { return len(q) }
-func (q groupQueue) Less(i, j int) bool { return q[i].since.Before(q[j].since) }
-func (q groupQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *groupQueue) Push(x any)        { *q = append(*q, x.(*groupNode)) }
+func (q groupQueue) Len() int { return len(q) }
+func (q groupQueue) Less(i, j int) bool {
+	if c := q[i].since.Compare(q[j].since); c != 0 {
+		return c < 0
+	}
+	return q[i].id < q[j].id
+}
+func (q groupQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *groupQueue) Push(x any)   { *q = append(*q, x.(*groupNode)) }
 func (q *groupQueue) Pop() any {
 	old := *q
 	n := old[len(old)-1]
 	*q = old[:len(old)-1]
 	return n
+}
+
+// upward is the part of the group graph above a targeted Build's users:
+// every group from which one of them is reachable, with only the edges
+// that lead towards them. It is closed upward (a group's parents are all
+// in it), so a bottleneck path from a mapped group to one of the users
+// lies inside it, and flattening a mapped group over it expands the same
+// groups in the same order as over the whole graph, minus those that lead
+// to no targeted user: same start times, same paths, at a cost set by the
+// users' own groups rather than by the mapped groups' sizes.
+type upward struct {
+	children map[string][]Membership // group id -> its members towards the users, in id order
+}
+
+// walkUp reads the parents of users, then of their groups, and so on.
+func walkUp(dir Directory, users map[string]bool) (*upward, error) {
+	up := &upward{children: map[string][]Membership{}}
+	frontier := slices.Sorted(maps.Keys(users))
+	isGroup := false
+	for len(frontier) > 0 {
+		var next []string
+		for _, id := range frontier {
+			parents, err := dir.GroupsOf(id)
+			if err != nil {
+				return nil, fmt.Errorf("read the groups of %s: %w", id, err)
+			}
+			for _, p := range parents {
+				if _, seen := up.children[p.MemberID]; !seen {
+					next = append(next, p.MemberID)
+				}
+				up.children[p.MemberID] = append(up.children[p.MemberID], Membership{MemberID: id, IsGroup: isGroup, Since: p.Since})
+			}
+		}
+		frontier, isGroup = next, true
+	}
+	for _, ms := range up.children {
+		slices.SortFunc(ms, func(x, y Membership) int { return strings.Compare(x.MemberID, y.MemberID) })
+	}
+	return up, nil
+}
+
+func (up *upward) reaches(groupID string) bool {
+	_, ok := up.children[groupID]
+	return ok
+}
+
+func (up *upward) members(groupID string, fn func(Membership) bool) error {
+	for _, m := range up.children[groupID] {
+		if !fn(m) {
+			return nil
+		}
+	}
+	return nil
 }

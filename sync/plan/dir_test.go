@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,6 +17,7 @@ type memDir struct {
 type memGroup struct {
 	name, ext string
 	members   []Membership
+	sorted    bool // members in id order
 }
 
 func newDir() *memDir {
@@ -31,6 +33,7 @@ func (d *memDir) member(groupID, memberID string, since time.Time) *memDir {
 	_, isGroup := d.groups[memberID]
 	g := d.groups[groupID]
 	g.members = append(g.members, Membership{MemberID: memberID, IsGroup: isGroup, Since: since})
+	g.sorted = false
 	return d
 }
 
@@ -80,6 +83,11 @@ func (d *memDir) GroupMembers(id string, fn func(Membership) bool) error {
 	if !ok {
 		return nil
 	}
+	// In id order, as the store lists them.
+	if !g.sorted {
+		slices.SortStableFunc(g.members, func(x, y Membership) int { return strings.Compare(x.MemberID, y.MemberID) })
+		g.sorted = true
+	}
 	for _, m := range g.members {
 		if !fn(m) {
 			return nil
@@ -101,4 +109,19 @@ func (d *memDir) UsersByEmail(email string) ([]User, error) {
 		}
 	}
 	return us, d.err
+}
+
+func (d *memDir) GroupsOf(id string) ([]Membership, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	var out []Membership
+	for gid, g := range d.groups {
+		for _, m := range g.members {
+			if m.MemberID == id {
+				out = append(out, Membership{MemberID: gid, IsGroup: true, Since: m.Since})
+			}
+		}
+	}
+	return out, nil
 }

@@ -246,8 +246,13 @@ func (s set) minus(o set) set {
 // sameLedger compares two entries with their key lists as sets.
 func sameLedger(a, b LedgerEntry) bool {
 	return a.MemberID == b.MemberID && a.Created == b.Created &&
-		slices.Equal(setOf(a.Managed).sorted(), setOf(b.Managed).sorted()) &&
-		slices.Equal(setOf(a.Found).sorted(), setOf(b.Found).sorted())
+		sameKeys(a.Managed, b.Managed) && sameKeys(a.Found, b.Found)
+}
+
+// sameKeys compares key lists as sets; equal lists (the usual case: both
+// sorted, as the ledger stores them) need no set built.
+func sameKeys(a, b []string) bool {
+	return slices.Equal(a, b) || slices.Equal(setOf(a).sorted(), setOf(b).sorted())
 }
 
 // planMember plans one email: the change Cloudflare needs (nil: none), the
