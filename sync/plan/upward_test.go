@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/identity"
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 // randomDirectory is a nested group graph with cycles, self-nesting
