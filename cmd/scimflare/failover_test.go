@@ -192,4 +192,17 @@ func TestFailoverThreeReplicas(t *testing.T) {
 	if r, ok := readyOf(client, stopped.addr); !ok || r.Leader {
 		t.Errorf("the continued old leader says leader=%v (ok %v)", r.Leader, ok)
 	}
+	// The leaver invariant after it all: Cloudflare holds exactly the
+	// active members of the mapped group, each with exactly the mapped
+	// role; nobody else (the survivors' users are in no group).
+	wpa := fake.RoleID(e2eAccount, "Workers Platform Admin")
+	members := fake.Members(e2eAccount)
+	if len(members) != 19 {
+		t.Errorf("Cloudflare holds %d members, want the 19 active members of cf-deployers", len(members))
+	}
+	for _, m := range members {
+		if m.Email == "fo00@example.com" || strings.HasPrefix(m.Email, "survivor") || len(m.Roles) != 1 || m.Roles[0] != wpa {
+			t.Errorf("after the failovers Cloudflare holds %s with %v", m.Email, m.Roles)
+		}
+	}
 }
