@@ -15,8 +15,10 @@ import (
 // temporary grant, a SCIM token and an apply — eight audit records. A
 // state file in the field must keep working: the audit chain verifies, and
 // the ledger, grants, tokens and member cache read back as they were.
-func TestStateFileFromThePreviousReleaseStillWorks(t *testing.T) {
-	dir := t.TempDir()
+// v1State copies testdata/state-v1.db into dir (tests must not change
+// testdata) and returns the copy's path.
+func v1State(t *testing.T, dir string) string {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "state-v1.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +27,12 @@ func TestStateFileFromThePreviousReleaseStillWorks(t *testing.T) {
 	if err := os.WriteFile(state, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return state
+}
+
+func TestStateFileFromThePreviousReleaseStillWorks(t *testing.T) {
+	dir := t.TempDir()
+	state := v1State(t, dir)
 	// Role names come from Cloudflare, as for any reader of the member
 	// cache; the fake's ids are the ones the old release stored.
 	fake := cftest.New(t, cftest.Options{Accounts: []string{"0123456789abcdef0123456789abcdef"}, Token: "cf-tok"})

@@ -58,14 +58,7 @@ func TestE2EServeOnPostgres(t *testing.T) {
 // then serves every read the file did.
 func TestMigrateBoltToPostgresThroughMain(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := os.ReadFile(filepath.Join("testdata", "state-v1.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(dir, "state.db")
-	if err := os.WriteFile(state, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	state := v1State(t, dir)
 	fake := cftest.New(t, cftest.Options{Accounts: []string{"0123456789abcdef0123456789abcdef"}, Token: "cf-tok"})
 	t.Setenv("MIGRATE_CF_TOKEN", "cf-tok")
 	t.Setenv("MIGRATE_PG_DSN", pgtest.DSN(t))
