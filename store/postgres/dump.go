@@ -106,26 +106,12 @@ func (r reader) dump(fn func(store.DumpItem) error) error {
 			}, "SELECT id, rec FROM sync_grants ORDER BY id")
 		},
 		func() error {
-			rows, err := r.q.Query(r.ctx, "SELECT seq, rec FROM sync_audit ORDER BY seq")
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var seq int64
-				var v []byte
-				if err := rows.Scan(&seq, &v); err != nil {
-					return err
-				}
-				a, err := store.DecodeAudit(v)
-				if err != nil {
-					return fmt.Errorf("audit record %d: %w", seq, err)
-				}
-				if err := fn(store.DumpItem{Audit: &a}); err != nil {
-					return err
-				}
-			}
-			return rows.Err()
+			var ferr error
+			err := r.audit(time.Time{}, func(a store.AuditRecord) bool {
+				ferr = fn(store.DumpItem{Audit: &a})
+				return ferr == nil
+			})
+			return errors.Join(err, ferr)
 		},
 		func() error {
 			return r.each(func(k, v []byte) (bool, error) {

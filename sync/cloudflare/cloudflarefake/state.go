@@ -123,6 +123,18 @@ func (s *Server) mustAccount(id string) *account {
 	return a
 }
 
+// mustMember is the account and its member by email, failing the test when
+// there is no such member. The caller holds s.mu.
+func (s *Server) mustMember(accountID, email string) (*account, *Member) {
+	s.t.Helper()
+	a := s.mustAccount(accountID)
+	m := a.byEmail(email)
+	if m == nil {
+		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
+	}
+	return a, m
+}
+
 func addNamed(list *[]Named, kind, scope, name string) string {
 	for _, n := range *list {
 		if n.Name == name {
@@ -307,10 +319,7 @@ func (s *Server) SetMemberStatus(accountID, email, status string) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.mustAccount(accountID).byEmail(email)
-	if m == nil {
-		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
-	}
+	_, m := s.mustMember(accountID, email)
 	m.Status = status
 }
 
@@ -335,11 +344,7 @@ func (s *Server) GrantRole(accountID, email, role string) string {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.mustAccount(accountID)
-	m := a.byEmail(email)
-	if m == nil {
-		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
-	}
+	a, m := s.mustMember(accountID, email)
 	id := ""
 	for _, r := range a.roles {
 		if r.Name == role {
@@ -361,11 +366,7 @@ func (s *Server) RevokeRole(accountID, email, role string) bool {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.mustAccount(accountID)
-	m := a.byEmail(email)
-	if m == nil {
-		s.t.Fatalf("cloudflarefake: %s is not a member of %s", email, accountID)
-	}
+	a, m := s.mustMember(accountID, email)
 	for i, id := range m.Roles {
 		if nameOf(a.roles, id) == role {
 			m.Roles = slices.Delete(m.Roles, i, i+1)
