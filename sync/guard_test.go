@@ -1,9 +1,15 @@
 package sync
 
 import (
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/plan"
 )
 
 func withGuards(lines string) envOption {
@@ -118,5 +124,87 @@ func TestPercentGuardAboveMinRemovals(t *testing.T) {
 	res := e.apply(RunOptions{})
 	if len(res.Applied) != 0 || len(res.Changes.Withheld) != 4 || len(res.Changes.Tripped) != 1 {
 		t.Fatalf("4 of 10 removed in one run: applied %s withheld %d tripped %v", kinds(res.Applied), len(res.Changes.Withheld), res.Changes.Tripped)
+	}
+}
+
+// A latched guard holds back every removal in its account, in targeted
+// runs too, until apply --force.
+func TestLatchedGuardWithholdsLaterRemovalsUntilForce(t *testing.T) {
+	e := newEnv(t)
+	ids := e.users(100, "user%03d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	e.deactivate(ids[:50]...)
+	res := e.targeted(ids[:50], nil, nil)
+	if !slices.Equal(res.Changes.Tripped, []string{prodID}) {
+		t.Fatalf("guard did not trip: %v", res.Changes.Tripped)
+	}
+	e.fake.ResetCounters()
+
+	// One small removal: alone it is under every limit.
+	e.deactivate(ids[99])
+	res = e.targeted(ids[99:], nil, nil)
+	if w := e.writes(""); len(w) != 0 {
+		t.Fatalf("a latched account let %d writes through", len(w))
+	}
+	if len(res.Changes.Withheld) != 1 || res.Changes.Withheld[0].Why != plan.WhyLatched {
+		t.Errorf("withheld %+v", res.Changes.Withheld)
+	}
+	if n := len(e.audit(ActionGuardTripped)); n != 1 {
+		t.Errorf("%d guard_tripped records, want 1 (the latch is not a new trip)", n)
+	}
+	if w := e.audit(ActionRemovalWithheld); len(w) != 1 || w[0].Email != "user099@example.com" {
+		t.Errorf("removal_withheld audit %+v", w)
+	}
+	if got := e.r.Status().Tripped; !slices.Equal(got, []string{"prod"}) {
+		t.Errorf("status tripped %v", got)
+	}
+
+	e.mustApply(RunOptions{Force: true})
+	if n := len(e.writes(http.MethodDelete)); n != 51 {
+		t.Errorf("apply --force deleted %d, want 51", n)
+	}
+	// Cleared: a later small removal goes through.
+	e.fake.ResetCounters()
+	e.deactivate(ids[98])
+	res = e.targeted(ids[98:99], nil, nil)
+	if got := kinds(res.Applied); got != "remove_member user098@example.com" {
+		t.Errorf("after the force: applied %q, withheld %+v", got, res.Changes.Withheld)
+	}
+}
+
+// The member cache still counts a second Super Administrator someone
+// removed by hand: a targeted run must not remove the real last one.
+func TestTargetedRunNeverRemovesTheRealLastSuperAdmin(t *testing.T) {
+	yaml := configYAML("") + `  - group: cf-admins
+    account: prod
+    roles: [` + mapping.SuperAdministrator + `]
+`
+	e := newEnv(t, withYAML(yaml))
+	ids := e.users(10, "user%d@example.com")
+	e.group("cf-deployers", ids...)
+	admin := e.user("admin@example.com")
+	e.group("cf-admins", admin)
+	e.fake.AddMember(prodID, cftest.Member{Email: "hand@example.com", Status: "accepted", Roles: []string{e.roleID(prodID, mapping.SuperAdministrator)}})
+	e.mustApply(RunOptions{})
+	e.fake.SetMemberStatus(prodID, "admin@example.com", "accepted")
+	e.mustApply(RunOptions{}) // the cache now holds two accepted holders
+	e.fake.RemoveMember(prodID, "hand@example.com")
+	e.fake.ResetCounters()
+
+	e.deactivate(admin)
+	res := e.targeted([]string{admin}, nil, nil)
+	if _, ok := e.fake.Member(prodID, "admin@example.com"); !ok {
+		t.Fatalf("the last Super Administrator was removed: applied %s", kinds(res.Applied))
+	}
+	found := false
+	for _, w := range res.Changes.Withheld {
+		found = found || (w.Change.Email == "admin@example.com" && w.Why == plan.WhyLastSuperAdmin)
+	}
+	if !found {
+		t.Errorf("removal not withheld as the last Super Administrator: %+v", res.Changes.Withheld)
+	}
+	if n := e.fake.Calls(http.MethodGet, cftest.RouteMembers); n != 1 {
+		t.Errorf("listed members %d times, want 1 (one refresh)", n)
 	}
 }

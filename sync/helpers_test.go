@@ -301,3 +301,5 @@ func metricValue(c prometheus.Collector) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+func withYAML(y string) envOption { return func(o *envOpts) { o.yaml = y } }

@@ -238,3 +238,73 @@ func TestPendingTouchesAreBounded(t *testing.T) {
 		t.Error("touches still pending after the full run")
 	}
 }
+
+// A scheduled full run that aborts keeps the touches it took: the leaver
+// is retried by a targeted run.
+func TestAbortedScheduledRunRequeuesTouches(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	ids := e.users(3, "user%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	e.deactivate(ids[0])
+	e.r.Touch(ids[:1], nil, nil)
+	e.fake.Inject(cftest.Fault{Method: http.MethodGet, Route: cftest.RouteMembers, Status: http.StatusForbidden})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "the start-up run did not abort", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeAborted)) == 1
+	})
+	// The run records its outcome after the requeue.
+	waitFor(t, time.Second, "the aborted run dropped the pending touches", func() bool {
+		return !e.r.debounceDue(time.Millisecond).IsZero()
+	})
+	if _, ok := e.fake.Member(prodID, "user0@example.com"); !ok {
+		t.Fatal("an aborted run removed the member")
+	}
+}
+
+// A revoke whose run aborts leaves the email pending for a retry.
+func TestAbortedRevokeIsRetried(t *testing.T) {
+	e := newEnv(t)
+	ids := e.users(10, "user%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	e.user("zed@example.com")
+	g, _, err := e.r.Grant(context.Background(), GrantRequest{Email: "zed@example.com", Account: "prod", Role: "DNS", For: 20 * time.Hour, Reason: "incident"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.fake.Member(prodID, "zed@example.com"); !ok {
+		t.Fatal("grant not applied")
+	}
+	// Cached names expire: the revoke's run reads them, and that fails.
+	e.clock.Advance(3 * time.Hour)
+	e.fake.Inject(cftest.Fault{Method: http.MethodGet, Route: cftest.RouteRoles, Status: http.StatusForbidden, Times: -1})
+	res, err := e.r.Revoke(context.Background(), g.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Aborted == nil {
+		t.Fatalf("the revoke's run did not abort: applied %s", kinds(res.Applied))
+	}
+	if e.r.debounceDue(time.Millisecond).IsZero() {
+		t.Fatal("an aborted revoke left nothing to retry")
+	}
+	e.fake.ClearFaults()
+	t2 := e.r.takePending()
+	res, err = e.r.execute(context.Background(), runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t2})
+	if err != nil || res.Aborted != nil {
+		t.Fatalf("retry: %v %v", err, res.Aborted)
+	}
+	if _, ok := e.fake.Member(prodID, "zed@example.com"); ok || !strings.Contains(kinds(res.Applied), "zed@example.com") {
+		t.Errorf("the retry did not remove the revoked access: %s", kinds(res.Applied))
+	}
+}

@@ -1,3 +1,7 @@
+// Name resolution: mapping names (roles, permission groups, resource
+// groups) to Cloudflare ids through per-account catalogs, the cache of the
+// last live resolution, and grant keys in and out of Cloudflare's shapes.
+
 package sync
 
 import (
