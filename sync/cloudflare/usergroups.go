@@ -138,7 +138,7 @@ func (c *Client) UpdateUserGroup(ctx context.Context, accountID, groupID, name s
 	ps := make([]iam.UserGroupUpdateParamsPolicy, 0, len(policies))
 	for _, pol := range policies {
 		// No policy id: the PUT replaces the whole set, and Cloudflare
-		// takes policies without one (BEHAVIOURS.md 2a, AMENDMENTS.md 10).
+		// takes policies without one (BEHAVIOURS.md 2a, AMENDMENTS.md 12).
 		x := iam.UserGroupUpdateParamsPolicy{}
 		x.Access.Value, x.Access.Present = iam.UserGroupUpdateParamsPoliciesAccess(access(pol)), true
 		pgs := make([]iam.UserGroupUpdateParamsPoliciesPermissionGroup, len(pol.PermissionGroups))
