@@ -176,6 +176,10 @@ func TestPendingMemberJoinsGroupBothAnswers(t *testing.T) {
 			if len(got) != 0 {
 				t.Fatalf("a refused add still added %v", got)
 			}
+			srv.SetRefusePendingGroupMembers(false)
+			if a := send(t, srv, "POST", "/accounts/"+acct+"/iam/user_groups/"+g.ID+"/members", `[{"id":"`+inv.ID+`"}]`, "x"); a.status != 200 {
+				t.Fatalf("after switching to the other answer: %d %s", a.status, a.raw)
+			}
 		})
 	}
 }

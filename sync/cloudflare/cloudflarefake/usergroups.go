@@ -488,3 +488,19 @@ func sortedGroups(groups []*UserGroup, desc bool) []*UserGroup {
 	}
 	return out
 }
+
+// SetRefusePendingGroupMembers switches Options.RefusePendingGroupMembers
+// from the next request on, for a test that runs both answers in turn.
+func (s *Server) SetRefusePendingGroupMembers(refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.RefusePendingGroupMembers = refuse
+}
+
+// SetAllowSCIMGroupChanges switches Options.AllowSCIMGroupChanges from the
+// next request on.
+func (s *Server) SetAllowSCIMGroupChanges(allow bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.AllowSCIMGroupChanges = allow
+}
