@@ -123,6 +123,9 @@ type Options struct {
 	// AllowSCIMGroupChanges lets the API change SCIM-managed user groups
 	// (by default refused, as Cloudflare documents; BEHAVIOURS.md 2c).
 	AllowSCIMGroupChanges bool
+	// AfterWrite is called after every write took effect, before it is
+	// answered: check an invariant (EffectiveAccessAll) at every point.
+	AfterWrite func(Write)
 }
 
 // New starts a fake on loopback, validating against the schema, and stops
@@ -138,6 +141,7 @@ func New(t testing.TB, opts Options) *Server {
 		RateLimit: opts.RateLimit, RateWindow: opts.RateWindow, RateBlock: opts.RateBlock,
 		OnChange: opts.OnChange, Validator: v, Reporter: t,
 		RefusePendingGroupMembers: opts.RefusePendingGroupMembers, AllowSCIMGroupChanges: opts.AllowSCIMGroupChanges,
+		AfterWrite: opts.AfterWrite,
 	})
 	if err != nil {
 		t.Fatalf("cftest: %v", err)

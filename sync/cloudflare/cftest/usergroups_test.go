@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -252,5 +253,41 @@ func TestEffectiveAccessUnion(t *testing.T) {
 	}
 	if got := srv.EffectiveAccess(acct, m.Email); got != nil {
 		t.Fatalf("a removed member still holds %v", got)
+	}
+}
+
+// TestAfterWriteSeesEveryPoint: AfterWrite runs after each write took
+// effect, before the client has its answer, so EffectiveAccessAll there
+// is the state at that point — what a "superset at every point" check
+// needs.
+func TestAfterWriteSeesEveryPoint(t *testing.T) {
+	var mu sync.Mutex
+	var points [][]cftest.Access
+	var srv *cftest.Server
+	srv = cftest.New(t, cftest.Options{Accounts: []string{acct}, AfterWrite: func(w cftest.Write) {
+		at := srv.EffectiveAccessAll(acct)["m@example.com"]
+		mu.Lock()
+		defer mu.Unlock()
+		points = append(points, at)
+	}})
+	m := srv.AddMember(acct, cftest.Member{Email: "M@example.com"})
+	scope := cftest.AccountScope(acct)
+	base := "/accounts/" + acct + "/iam/user_groups"
+	g := userGroup(t, send(t, srv, "POST", base, `{"name":"g","policies":[`+accountPolicy(srv, "DNS")+`]}`, "x"))
+	send(t, srv, "POST", base+"/"+g.ID+"/members", `[{"id":"`+m.ID+`"}]`, "x")
+	send(t, srv, "PUT", base+"/"+g.ID, `{"name":"g","policies":[`+accountPolicy(srv, "DNS")+`,`+accountPolicy(srv, "Billing")+`]}`, "x")
+	send(t, srv, "DELETE", base+"/nope", "", "x")
+	send(t, srv, "DELETE", "/accounts/"+acct+"/members/"+m.ID, "", "x")
+	dns, billing := cftest.Access{PermissionGroup: "DNS", ResourceGroup: scope}, cftest.Access{PermissionGroup: "Billing", ResourceGroup: scope}
+	want := [][]cftest.Access{{}, {dns}, {billing, dns}, {billing, dns}, nil}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(points) != len(want) {
+		t.Fatalf("AfterWrite ran %d times for 5 writes: %v", len(points), points)
+	}
+	for i := range want {
+		if !slices.Equal(points[i], want[i]) {
+			t.Errorf("point %d: %v, want %v", i, points[i], want[i])
+		}
 	}
 }

@@ -134,6 +134,11 @@ type Options struct {
 	// accepted (invite, update, removal), after the write and outside the
 	// fake's lock: `serve --dev` prints them.
 	OnChange func(Change)
+	// AfterWrite, when set, is called after every write request (POST,
+	// PUT, DELETE; any route, any status) took effect and before it is
+	// answered, outside the fake's lock: the callback may read the fake
+	// (EffectiveAccessAll) to check an invariant at every point of a run.
+	AfterWrite func(Write)
 	// Reporter receives the fake's complaints about its own use (a
 	// helper naming an account or member that does not exist); nil panics
 	// with the complaint. A testing.TB is a Reporter.
@@ -560,6 +565,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if changed != nil {
 		s.opts.OnChange(*changed)
+	}
+	if r.Method != http.MethodGet && s.opts.AfterWrite != nil {
+		s.opts.AfterWrite(Write{Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
+			GroupID: tg.groupID, Body: string(body), Status: status, At: now})
 	}
 	if f != nil && f.DropAfterApply {
 		hangUp(w)

@@ -219,6 +219,36 @@ func (s *Server) EffectiveAccess(accountID, email string) []Access {
 	if m == nil {
 		return nil
 	}
+	return a.effective(m, a.groupsByMember())
+}
+
+// EffectiveAccessAll is EffectiveAccess for every member of the account at
+// one instant, by lower-cased email: one consistent snapshot, for checking
+// an invariant after every write (Options.AfterWrite).
+func (s *Server) EffectiveAccessAll(accountID string) map[string][]Access {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.mustAccount(accountID)
+	byMember := a.groupsByMember()
+	out := make(map[string][]Access, len(a.members))
+	for _, m := range a.members {
+		out[strings.ToLower(m.Email)] = a.effective(m, byMember)
+	}
+	return out
+}
+
+// groupsByMember indexes the account's groups by member id.
+func (a *account) groupsByMember() map[string][]*UserGroup {
+	out := map[string][]*UserGroup{}
+	for _, g := range a.groups {
+		for _, id := range g.Members {
+			out[id] = append(out[id], g)
+		}
+	}
+	return out
+}
+
+func (a *account) effective(m *Member, groupsOf map[string][]*UserGroup) []Access {
 	allow, deny := map[Access]bool{}, map[Access]bool{}
 	add := func(p Policy) {
 		set := allow
@@ -240,11 +270,9 @@ func (s *Server) EffectiveAccess(accountID, email string) []Access {
 	for _, p := range m.Policies {
 		add(p)
 	}
-	for _, g := range a.groups {
-		if slices.Contains(g.Members, m.ID) {
-			for _, p := range g.Policies {
-				add(p)
-			}
+	for _, g := range groupsOf[m.ID] {
+		for _, p := range g.Policies {
+			add(p)
 		}
 	}
 	out := []Access{}
