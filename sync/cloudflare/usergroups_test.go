@@ -300,3 +300,75 @@ func TestUserGroupCallsShareTheBudget(t *testing.T) {
 		t.Fatal("a call with an ended context went through")
 	}
 }
+
+// TestUserGroupCallEconomy: the wire costs issue 14 counts, on the fake.
+// A mapping's role change for 500 members is one group PUT and reaches all
+// 500; a new user is one invite plus one member add; a leaver is one
+// member delete that ends access through every group; a full scan is
+// ⌈members/50⌉ lists.
+func TestUserGroupCallEconomy(t *testing.T) {
+	c, srv := setup(t, cloudflare.Config{Budget: 5000}, cftest.Options{})
+	ctx := context.Background()
+	ids, emails := addGroupMembers(srv, 500)
+	g, err := c.CreateUserGroup(ctx, acct, "scimflare-eng", []cloudflare.Policy{accountPolicy(srv, "DNS")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddUserGroupMembers(ctx, acct, g.ID, ids); err != nil {
+		t.Fatal(err)
+	}
+	scope := cftest.AccountScope(acct)
+
+	srv.ResetCounters()
+	if _, err := c.UpdateUserGroup(ctx, acct, g.ID, "scimflare-eng", []cloudflare.Policy{accountPolicy(srv, "Firewall")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.TotalCalls(); n != 1 {
+		t.Errorf("role change for 500 members: %d calls, want 1", n)
+	}
+	want := []cftest.Access{{PermissionGroup: "Firewall", ResourceGroup: scope}}
+	for email, got := range srv.EffectiveAccessAll(acct) {
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s holds %v after the group PUT, want %v", email, got, want)
+		}
+	}
+
+	srv.ResetCounters()
+	m, err := c.CreateMember(ctx, acct, "joiner@example.com", nil, []cloudflare.Policy{accountPolicy(srv, "Minimal Account Access")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddUserGroupMembers(ctx, acct, g.ID, []string{m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.TotalCalls(); n != 2 {
+		t.Errorf("a new user: %d calls, want invite + 1 add", n)
+	}
+
+	other, err := c.CreateUserGroup(ctx, acct, "scimflare-oncall", []cloudflare.Policy{accountPolicy(srv, "Administrator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddUserGroupMembers(ctx, acct, other.ID, ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetCounters()
+	if err := c.DeleteMember(ctx, acct, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.TotalCalls(); n != 1 {
+		t.Errorf("a leaver in two groups: %d calls, want 1 member delete", n)
+	}
+	if got := srv.EffectiveAccess(acct, emails[0]); got != nil {
+		t.Errorf("the leaver still holds %v", got)
+	}
+
+	srv.ResetCounters()
+	ms, err := c.ListUserGroupMembers(ctx, acct, g.ID)
+	if err != nil || len(ms) != 500 {
+		t.Fatalf("scan = %d, %v", len(ms), err)
+	}
+	if n := srv.TotalCalls(); n != 10 {
+		t.Errorf("a full scan of 500 members: %d lists, want ⌈500/50⌉ = 10", n)
+	}
+}
