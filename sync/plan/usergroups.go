@@ -15,21 +15,19 @@ import (
 // membership becomes group membership. PlanUserGroups is the pure diff for
 // that mode. It is not wired into the reconciler yet.
 
-// GroupKind is the kind of a user-group change, as plan --json prints it.
-type GroupKind string
-
-// Kinds of user-group change.
+// Kinds of user-group change, as plan --json prints them (beside the
+// member kinds of plan.go).
 const (
 	// CreateGroup creates an owned group with its name and policies.
-	CreateGroup GroupKind = "create_group"
+	CreateGroup Kind = "create_group"
 	// SetGroupPolicies is one PUT that sets an owned group's name and
 	// replaces all its policies.
-	SetGroupPolicies GroupKind = "set_group_policies"
+	SetGroupPolicies Kind = "set_group_policies"
 	// AddGroupMember adds an account member to an owned group. The adds of
 	// one group may be sent as one request.
-	AddGroupMember GroupKind = "add_group_member"
+	AddGroupMember Kind = "add_group_member"
 	// RemoveGroupMember removes an account member from an owned group.
-	RemoveGroupMember GroupKind = "remove_group_member"
+	RemoveGroupMember Kind = "remove_group_member"
 )
 
 // UserGroupName is the Cloudflare name of the group that stands for a
@@ -90,7 +88,7 @@ type UserGroupInput struct {
 
 // GroupChange is one user-group change in one account.
 type GroupChange struct {
-	Kind      GroupKind
+	Kind      Kind
 	AccountID string
 	// GroupKey is the desired key the change serves; "" for a member
 	// removal from an owned group no mapping wants any more.
@@ -175,19 +173,19 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 	for _, d := range desired {
 		wanted[d.Key] = true
 		name := UserGroupName(in.Prefix, d.Key)
-		policies := sortedSet(d.Policies)
+		policies := groupKeySet(d.Policies)
 		g := ownedByKey[d.Key]
 		if g == nil {
-			if other := unownedNamed(in.Actual, in.Owned, name); other != nil {
+			if other := unownedGroupNamed(in.Actual, in.Owned, name); other != nil {
 				p.Conflicts = append(p.Conflicts, GroupConflict{GroupKey: d.Key, Name: name, GroupID: other.ID})
 				continue
 			}
 			creates = append(creates, GroupChange{Kind: CreateGroup, AccountID: in.AccountID, GroupKey: d.Key,
 				Name: name, Policies: policies})
-			adds = append(adds, in.memberAdds(&p, d, "", nil)...)
+			adds = append(adds, in.groupMemberAdds(&p, d, "", nil)...)
 			continue
 		}
-		if before := sortedSet(g.Policies); g.Name != name || !slices.Equal(before, policies) {
+		if before := groupKeySet(g.Policies); g.Name != name || !slices.Equal(before, policies) {
 			sets = append(sets, GroupChange{Kind: SetGroupPolicies, AccountID: in.AccountID, GroupKey: d.Key,
 				GroupID: g.ID, Name: name, Policies: policies, PoliciesBefore: before})
 		}
@@ -195,8 +193,8 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 		for _, e := range d.Members {
 			want[identity.Key(e)] = true
 		}
-		removes = append(removes, memberRemovals(in.AccountID, d.Key, g, want)...)
-		adds = append(adds, in.memberAdds(&p, d, g.ID, g.Members)...)
+		removes = append(removes, groupMemberRemovals(in.AccountID, d.Key, g, want)...)
+		adds = append(adds, in.groupMemberAdds(&p, d, g.ID, g.Members)...)
 	}
 	// Owned groups no mapping wants: empty them, so their policies reach
 	// nobody.
@@ -205,22 +203,22 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 		if g == nil || (wanted[in.Owned[id]] && ownedByKey[in.Owned[id]] == g) {
 			continue
 		}
-		removes = append(removes, memberRemovals(in.AccountID, "", g, nil)...)
+		removes = append(removes, groupMemberRemovals(in.AccountID, "", g, nil)...)
 	}
 	p.Changes = slices.Concat(creates, removes, sets, adds)
 	return p
 }
 
-// memberAdds are the adds that bring group groupID (or the group being
+// groupMemberAdds are the adds that bring group groupID (or the group being
 // created, "") to d's members; people who cannot join yet go to Waiting.
-func (in UserGroupInput) memberAdds(p *GroupPlan, d DesiredGroup, groupID string, have []GroupMemberRef) []GroupChange {
+func (in UserGroupInput) groupMemberAdds(p *GroupPlan, d DesiredGroup, groupID string, have []GroupMemberRef) []GroupChange {
 	in2 := map[string]bool{}
 	for _, m := range have {
 		in2[identity.Key(m.Email)] = true
 	}
 	var out []GroupChange
 	seen := map[string]bool{}
-	for _, e := range sortedSet(d.Members) {
+	for _, e := range groupKeySet(d.Members) {
 		k := identity.Key(e)
 		if in2[k] || seen[k] {
 			continue
@@ -240,8 +238,8 @@ func (in UserGroupInput) memberAdds(p *GroupPlan, d DesiredGroup, groupID string
 	return out
 }
 
-// memberRemovals removes from g every member not in want.
-func memberRemovals(accountID, key string, g *ActualGroup, want map[string]bool) []GroupChange {
+// groupMemberRemovals removes from g every member not in want.
+func groupMemberRemovals(accountID, key string, g *ActualGroup, want map[string]bool) []GroupChange {
 	ms := slices.Clone(g.Members)
 	slices.SortFunc(ms, func(x, y GroupMemberRef) int { return strings.Compare(identity.Key(x.Email), identity.Key(y.Email)) })
 	var out []GroupChange
@@ -255,8 +253,8 @@ func memberRemovals(accountID, key string, g *ActualGroup, want map[string]bool)
 	return out
 }
 
-// unownedNamed is a group called name that scimflare does not own.
-func unownedNamed(groups []ActualGroup, owned map[string]string, name string) *ActualGroup {
+// unownedGroupNamed is a group called name that scimflare does not own.
+func unownedGroupNamed(groups []ActualGroup, owned map[string]string, name string) *ActualGroup {
 	for i := range groups {
 		if _, mine := owned[groups[i].ID]; !mine && groups[i].Name == name {
 			return &groups[i]
@@ -265,7 +263,7 @@ func unownedNamed(groups []ActualGroup, owned map[string]string, name string) *A
 	return nil
 }
 
-func sortedSet(xs []string) []string {
+func groupKeySet(xs []string) []string {
 	if len(xs) == 0 {
 		return nil
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 )
 
-// line is a change as one comparable line: kind, group (id or key), and
+// groupLine is a change as one comparable line: kind, group (id or key), and
 // what it carries.
-func line(c GroupChange) string {
+func groupLine(c GroupChange) string {
 	switch c.Kind {
 	case CreateGroup:
 		return fmt.Sprintf("create %s %v", c.Name, c.Policies)
@@ -27,10 +27,10 @@ func line(c GroupChange) string {
 	return "?"
 }
 
-func lines(p GroupPlan) []string {
+func groupLines(p GroupPlan) []string {
 	out := []string{}
 	for _, c := range p.Changes {
-		out = append(out, line(c))
+		out = append(out, groupLine(c))
 	}
 	return out
 }
@@ -160,7 +160,7 @@ func TestPlanUserGroups(t *testing.T) {
 				tc.in.Members = members
 			}
 			p := PlanUserGroups(tc.in)
-			if got := lines(p); !reflect.DeepEqual(got, tc.want) {
+			if got := groupLines(p); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("changes:\n  got  %q\n  want %q", got, tc.want)
 			}
 			if !reflect.DeepEqual(p.Waiting, tc.waiting) {
@@ -172,16 +172,16 @@ func TestPlanUserGroups(t *testing.T) {
 			sets := map[string]int{}
 			for _, c := range p.Changes {
 				if c.AccountID != "acct" {
-					t.Errorf("change %s has account %q", line(c), c.AccountID)
+					t.Errorf("change %s has account %q", groupLine(c), c.AccountID)
 				}
 				for _, id := range tc.untouchable {
 					if c.GroupID == id {
-						t.Errorf("change %s touches group %s scimflare does not own", line(c), id)
+						t.Errorf("change %s touches group %s scimflare does not own", groupLine(c), id)
 					}
 				}
 				if c.GroupID != "" {
 					if _, owned := tc.in.Owned[c.GroupID]; !owned {
-						t.Errorf("change %s names a group outside the ledger", line(c))
+						t.Errorf("change %s names a group outside the ledger", groupLine(c))
 					}
 				}
 				if c.Kind == SetGroupPolicies {
