@@ -29,9 +29,9 @@ const (
 	DefaultMaxRetryAfter = 5 * time.Minute
 )
 
-// perPage is the largest page Cloudflare serves for members, roles and
-// permission groups (per_page is 5 to 50 on each): fewer pages, fewer
-// requests.
+// perPage is the largest page Cloudflare serves for members, roles,
+// permission groups, user groups and user-group members (per_page is 5 to
+// 50 on each; BEHAVIOURS.md 1c, 2f): fewer pages, fewer requests.
 const perPage = 50
 
 // maxPages stops a listing that never ends (a misbehaving API or proxy):
@@ -106,6 +106,7 @@ type Client struct {
 	roles         *accounts.RoleService
 	permGroups    *iam.PermissionGroupService
 	resGroups     *iam.ResourceGroupService
+	userGroups    *iam.UserGroupService
 	userTokens    *user.TokenService
 	accountTokens *accounts.TokenService
 	// token is read by every attempt, so a rotated secret (SetToken) is
@@ -181,6 +182,7 @@ func New(cfg Config) (*Client, error) {
 	c.roles = accounts.NewRoleService(opts...)
 	c.permGroups = iam.NewPermissionGroupService(opts...)
 	c.resGroups = iam.NewResourceGroupService(opts...)
+	c.userGroups = iam.NewUserGroupService(opts...)
 	c.userTokens = user.NewTokenService(opts...)
 	c.accountTokens = accounts.NewTokenService(opts...)
 	return c, nil

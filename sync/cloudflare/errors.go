@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// Sentinel errors. An *APIError matches the first three through its Is
-// method, by HTTP status and Cloudflare error code.
+// Sentinel errors. An *APIError matches ErrNotFound, ErrAlreadyMember,
+// ErrRateLimited, ErrGroupNotManageable and ErrPendingMember through its Is
+// method, by HTTP status, Cloudflare error code, route and message.
 var (
 	// ErrNotFound: the member (or other object) does not exist.
 	ErrNotFound = errors.New("cloudflare: not found")
@@ -25,6 +26,14 @@ var (
 	// total that does not add up or keeps changing, an id listed twice).
 	// It must be treated like a failed read: nothing is known to be absent.
 	ErrIncompleteListing = errors.New("cloudflare: listing incomplete or inconsistent, so it cannot be trusted")
+	// ErrGroupNotManageable: Cloudflare refused to rename, re-member or
+	// delete a user group because its own SCIM provisioning manages it
+	// (the identity provider owns the group). scimflare must leave such a
+	// group alone.
+	ErrGroupNotManageable = errors.New("cloudflare: the user group is managed by Cloudflare's SCIM provisioning and cannot be changed over the API")
+	// ErrPendingMember: Cloudflare refused to add a member to a user group
+	// because the member has not accepted its invitation yet.
+	ErrPendingMember = errors.New("cloudflare: a pending (not yet accepted) member cannot join a user group")
 )
 
 // A duplicate invite is answered HTTP 400 with a 1xxx code (the members
@@ -83,8 +92,29 @@ func (e *APIError) Is(target error) bool {
 			strings.Contains(strings.ToLower(e.Message), "already")
 	case ErrRateLimited:
 		return e.Status == http.StatusTooManyRequests
+	case ErrGroupNotManageable:
+		return e.refusedGroupWrite() && strings.Contains(strings.ToLower(e.Message), "scim")
+	case ErrPendingMember:
+		m := strings.ToLower(e.Message)
+		return e.refusedGroupWrite() && e.Route == RouteUserGroupMembers &&
+			(strings.Contains(m, "pending") || strings.Contains(m, "not accepted") || strings.Contains(m, "not yet accepted"))
 	}
 	return false
+}
+
+// refusedGroupWrite reports whether a user-group write was refused as
+// such: a 4xx that is not "not found", "throttled" or a malformed token.
+// Cloudflare documents that it refuses SCIM-managed groups' changes, not
+// with which status or code, so the words of the message decide
+// (BEHAVIOURS.md 2b, 2c).
+func (e *APIError) refusedGroupWrite() bool {
+	switch e.Route {
+	case RouteUserGroup, RouteUserGroupMembers, RouteUserGroupMember:
+	default:
+		return false
+	}
+	return e.Method != http.MethodGet && e.Status >= 400 && e.Status < 500 &&
+		e.Status != http.StatusNotFound && e.Status != http.StatusTooManyRequests && !e.malformedToken()
 }
 
 // malformedToken reports whether Cloudflare refused the Authorization

@@ -34,6 +34,8 @@ type (
 	Policy         = cloudflarefake.Policy
 	Named          = cloudflarefake.Named
 	Change         = cloudflarefake.Change
+	UserGroup      = cloudflarefake.UserGroup
+	Access         = cloudflarefake.Access
 )
 
 // BasePath is where the fake serves the API, as api.cloudflare.com does.
@@ -46,6 +48,10 @@ const (
 	RouteRoles              = cloudflarefake.RouteRoles
 	RoutePermissionGroups   = cloudflarefake.RoutePermissionGroups
 	RouteResourceGroups     = cloudflarefake.RouteResourceGroups
+	RouteUserGroups         = cloudflarefake.RouteUserGroups
+	RouteUserGroup          = cloudflarefake.RouteUserGroup
+	RouteUserGroupMembers   = cloudflarefake.RouteUserGroupMembers
+	RouteUserGroupMember    = cloudflarefake.RouteUserGroupMember
 	RouteTokenVerify        = cloudflarefake.RouteTokenVerify
 	RouteAccountTokenVerify = cloudflarefake.RouteAccountTokenVerify
 )
@@ -54,6 +60,7 @@ const (
 const (
 	CodeInvalidRequest       = cloudflarefake.CodeInvalidRequest
 	CodeMemberNotFound       = cloudflarefake.CodeMemberNotFound
+	CodeUserGroupNotFound    = cloudflarefake.CodeUserGroupNotFound
 	CodeNoRoute              = cloudflarefake.CodeNoRoute
 	CodeRateLimited          = cloudflarefake.CodeRateLimited
 	CodeAuth                 = cloudflarefake.CodeAuth
@@ -110,6 +117,15 @@ type Options struct {
 	AllowInvalid bool
 	// OnChange is called with every member write the fake accepted.
 	OnChange func(Change)
+	// RefusePendingGroupMembers makes the fake refuse a pending member
+	// joining a user group (by default it may join; BEHAVIOURS.md 2b).
+	RefusePendingGroupMembers bool
+	// AllowSCIMGroupChanges lets the API change SCIM-managed user groups
+	// (by default refused, as Cloudflare documents; BEHAVIOURS.md 2c).
+	AllowSCIMGroupChanges bool
+	// AfterWrite is called after every write took effect, before it is
+	// answered: check an invariant (EffectiveAccessAll) at every point.
+	AfterWrite func(Write)
 }
 
 // New starts a fake on loopback, validating against the schema, and stops
@@ -124,6 +140,8 @@ func New(t testing.TB, opts Options) *Server {
 		Clock: opts.Clock, Accounts: opts.Accounts, Token: opts.Token,
 		RateLimit: opts.RateLimit, RateWindow: opts.RateWindow, RateBlock: opts.RateBlock,
 		OnChange: opts.OnChange, Validator: v, Reporter: t,
+		RefusePendingGroupMembers: opts.RefusePendingGroupMembers, AllowSCIMGroupChanges: opts.AllowSCIMGroupChanges,
+		AfterWrite: opts.AfterWrite,
 	})
 	if err != nil {
 		t.Fatalf("cftest: %v", err)

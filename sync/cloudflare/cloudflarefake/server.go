@@ -27,7 +27,13 @@ const (
 	RouteRoles            = "/accounts/{account_id}/roles"
 	RoutePermissionGroups = "/accounts/{account_id}/iam/permission_groups"
 	RouteResourceGroups   = "/accounts/{account_id}/iam/resource_groups"
-	RouteTokenVerify      = "/user/tokens/verify"
+	RouteUserGroups       = "/accounts/{account_id}/iam/user_groups"
+	RouteUserGroup        = "/accounts/{account_id}/iam/user_groups/{user_group_id}"
+	RouteUserGroupMembers = "/accounts/{account_id}/iam/user_groups/{user_group_id}/members"
+	// RouteUserGroupMember is one member of a user group, by account
+	// member id.
+	RouteUserGroupMember = "/accounts/{account_id}/iam/user_groups/{user_group_id}/members/{member_id}"
+	RouteTokenVerify     = "/user/tokens/verify"
 	// RouteAccountTokenVerify verifies an account-owned token.
 	RouteAccountTokenVerify = "/accounts/{account_id}/tokens/verify"
 )
@@ -39,9 +45,12 @@ const (
 const (
 	CodeInvalidRequest = 1001
 	CodeMemberNotFound = 1003
-	CodeNoRoute        = 7003
-	CodeRateLimited    = 971
-	CodeAuth           = 10000
+	// CodeUserGroupNotFound answers a user group id the account does not
+	// have (HTTP 404); the code is our choice.
+	CodeUserGroupNotFound = 1004
+	CodeNoRoute           = 7003
+	CodeRateLimited       = 971
+	CodeAuth              = 10000
 	// CodeInvalidToken is what Cloudflare's verify endpoints answer (HTTP
 	// 401) for a token they do not know, e.g. an account-owned token at
 	// /user/tokens/verify.
@@ -109,10 +118,27 @@ type Options struct {
 	// (InvalidRequests); an answer it refuses is recorded
 	// (InvalidResponses).
 	Validator Validator
+	// RefusePendingGroupMembers makes the fake refuse to add a pending
+	// (invited, not yet accepted) member to a user group, answering 400 /
+	// 1001 "… has not accepted …". By default a pending member may join,
+	// as Cloudflare's schema lists group members with status "pending"
+	// (testdata/BEHAVIOURS.md, 2b). Both answers are Cloudflare's possible
+	// ones; tests run both.
+	RefusePendingGroupMembers bool
+	// AllowSCIMGroupChanges lets the API rename, re-member and delete user
+	// groups made by Cloudflare's own SCIM provisioning (AddSCIMGroup). By
+	// default the fake refuses, as Cloudflare documents (BEHAVIOURS.md,
+	// 2c); setting it models a Cloudflare that lifted the restriction.
+	AllowSCIMGroupChanges bool
 	// OnChange, when set, is called with every member write the fake
 	// accepted (invite, update, removal), after the write and outside the
 	// fake's lock: `serve --dev` prints them.
 	OnChange func(Change)
+	// AfterWrite, when set, is called after every write request (POST,
+	// PUT, DELETE; any route, any status) took effect and before it is
+	// answered, outside the fake's lock: the callback may read the fake
+	// (EffectiveAccessAll) to check an invariant at every point of a run.
+	AfterWrite func(Write)
 	// Reporter receives the fake's complaints about its own use (a
 	// helper naming an account or member that does not exist); nil panics
 	// with the complaint. A testing.TB is a Reporter.
@@ -151,9 +177,11 @@ func (panicReporter) Fatalf(format string, args ...any) {
 // Write is one write call (POST, PUT, DELETE) the fake received.
 type Write struct {
 	Method, Route, AccountID, MemberID string
-	Body                               string
-	Status                             int
-	At                                 time.Time
+	// GroupID is the user group a user-group route names.
+	GroupID string
+	Body    string
+	Status  int
+	At      time.Time
 }
 
 // InvalidRequest is a request that failed OpenAPI validation, or (in
@@ -379,38 +407,65 @@ func (s *Server) AssertValid(t Errorer) {
 	}
 }
 
+// target is what a request path names: its route template and path
+// values.
+type target struct {
+	route, accountID, memberID, groupID string
+}
+
 // routeOf maps a path below BasePath to its template and path values.
-func routeOf(p string) (route, accountID, memberID string) {
+func routeOf(p string) target {
 	seg := strings.Split(strings.Trim(p, "/"), "/")
 	switch {
 	case len(seg) == 3 && seg[0] == "user" && seg[1] == "tokens" && seg[2] == "verify":
-		return RouteTokenVerify, "", ""
+		return target{route: RouteTokenVerify}
 	case len(seg) < 3 || seg[0] != "accounts":
-		return "", "", ""
+		return target{}
 	case len(seg) == 4 && seg[2] == "tokens" && seg[3] == "verify":
-		return RouteAccountTokenVerify, seg[1], ""
+		return target{route: RouteAccountTokenVerify, accountID: seg[1]}
 	case len(seg) == 3 && seg[2] == "members":
-		return RouteMembers, seg[1], ""
+		return target{route: RouteMembers, accountID: seg[1]}
 	case len(seg) == 4 && seg[2] == "members":
-		return RouteMember, seg[1], seg[3]
+		return target{route: RouteMember, accountID: seg[1], memberID: seg[3]}
 	case len(seg) == 3 && seg[2] == "roles":
-		return RouteRoles, seg[1], ""
+		return target{route: RouteRoles, accountID: seg[1]}
 	case len(seg) == 4 && seg[2] == "iam" && seg[3] == "permission_groups":
-		return RoutePermissionGroups, seg[1], ""
+		return target{route: RoutePermissionGroups, accountID: seg[1]}
 	case len(seg) == 4 && seg[2] == "iam" && seg[3] == "resource_groups":
-		return RouteResourceGroups, seg[1], ""
+		return target{route: RouteResourceGroups, accountID: seg[1]}
+	case len(seg) >= 4 && seg[2] == "iam" && seg[3] == "user_groups":
+		return userGroupTarget(seg)
 	}
-	return "", "", ""
+	return target{}
+}
+
+// userGroupTarget maps accounts/{a}/iam/user_groups[/{g}[/members[/{m}]]].
+func userGroupTarget(seg []string) target {
+	t := target{accountID: seg[1]}
+	switch {
+	case len(seg) == 4:
+		t.route = RouteUserGroups
+	case len(seg) == 5:
+		t.route, t.groupID = RouteUserGroup, seg[4]
+	case len(seg) == 6 && seg[5] == "members":
+		t.route, t.groupID = RouteUserGroupMembers, seg[4]
+	case len(seg) == 7 && seg[5] == "members":
+		t.route, t.groupID, t.memberID = RouteUserGroupMember, seg[4], seg[6]
+	default:
+		return target{}
+	}
+	return t
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
-	route, accountID, memberID := "", "", ""
+	var tg target
 	if rest, ok := strings.CutPrefix(r.URL.Path, BasePath+"/"); ok {
-		route, accountID, memberID = routeOf(rest)
+		tg = routeOf(rest)
 	}
+	route, accountID, memberID := tg.route, tg.accountID, tg.memberID
 	page := 1
 	if p, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil {
 		page = p
@@ -496,11 +551,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if watch {
 		email, before, grants = s.snapshot(route, accountID, memberID)
 	}
-	status, payload := s.handle(r.Method, route, accountID, memberID, r.URL.Query(), body, lf)
+	status, payload := s.handle(r.Method, tg, r.URL.Query(), body, lf)
 	var changed *Change
 	if r.Method != http.MethodGet {
 		s.writes = append(s.writes, Write{
-			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
+			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID, GroupID: tg.groupID,
 			Body: string(body), Status: status, At: now,
 		})
 		if watch && status < 300 {
@@ -510,6 +565,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if changed != nil {
 		s.opts.OnChange(*changed)
+	}
+	if r.Method != http.MethodGet && s.opts.AfterWrite != nil {
+		s.opts.AfterWrite(Write{Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID,
+			GroupID: tg.groupID, Body: string(body), Status: status, At: now})
 	}
 	if f != nil && f.DropAfterApply {
 		hangUp(w)

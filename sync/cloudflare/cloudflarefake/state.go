@@ -85,6 +85,7 @@ type account struct {
 	permGroups []Named
 	resGroups  []Named
 	members    []*Member // in creation order, which is list order
+	groups     []*UserGroup
 }
 
 // catalogID derives a stable 32-hex id; kind keeps roles, permission groups
@@ -334,6 +335,7 @@ func (s *Server) RemoveMember(accountID, email string) bool {
 	}
 	i, _ := a.byID(m.ID)
 	a.members = slices.Delete(a.members, i, i+1)
+	a.leaveGroups(m.ID)
 	return true
 }
 
@@ -531,11 +533,14 @@ type memberBody struct {
 	Email    string          `json:"email"`
 	Status   string          `json:"status"`
 	Roles    json.RawMessage `json:"roles"`
-	Policies []struct {
-		Access           string  `json:"access"`
-		PermissionGroups []idRef `json:"permission_groups"`
-		ResourceGroups   []idRef `json:"resource_groups"`
-	} `json:"policies"`
+	Policies []policyBody    `json:"policies"`
+}
+
+// policyBody is a policy as a member or user-group write sends it.
+type policyBody struct {
+	Access           string  `json:"access"`
+	PermissionGroups []idRef `json:"permission_groups"`
+	ResourceGroups   []idRef `json:"resource_groups"`
 }
 
 func ok(result any) envelope {
@@ -586,7 +591,8 @@ func listAnswer[T any](all []T, q url.Values, lf ListingFault) (int, any) {
 
 // handle answers one validated request; the caller holds s.mu. lf, when
 // set, makes a listing answer wrong in that way.
-func (s *Server) handle(method, route, accountID, memberID string, q url.Values, body []byte, lf ListingFault) (int, any) {
+func (s *Server) handle(method string, tg target, q url.Values, body []byte, lf ListingFault) (int, any) {
+	route, accountID, memberID := tg.route, tg.accountID, tg.memberID
 	switch route {
 	case RouteTokenVerify, RouteAccountTokenVerify:
 		return s.verifyToken(route, accountID)
@@ -594,6 +600,10 @@ func (s *Server) handle(method, route, accountID, memberID string, q url.Values,
 	a, found := s.accounts[accountID]
 	if !found {
 		return http.StatusNotFound, errorEnvelope(CodeNoRoute, "Could not route to /accounts/"+accountID+", perhaps your object identifier is invalid?")
+	}
+	switch route {
+	case RouteUserGroups, RouteUserGroup, RouteUserGroupMembers, RouteUserGroupMember:
+		return s.handleUserGroups(a, method, tg, q, body, lf)
 	}
 	switch route + " " + method {
 	case RouteMembers + " GET":
@@ -653,6 +663,7 @@ func (s *Server) handle(method, route, accountID, memberID string, q url.Values,
 			return http.StatusNotFound, errorEnvelope(CodeMemberNotFound, "Member not found")
 		}
 		a.members = slices.Delete(a.members, i, i+1)
+		a.leaveGroups(memberID)
 		return http.StatusOK, ok(idRef{ID: memberID})
 	case RouteRoles + " GET":
 		all := make([]wireRole, 0, len(a.roles))
@@ -715,24 +726,37 @@ func (s *Server) applyGrants(a *account, m *Member, b memberBody) (int, any) {
 		m.Roles, m.Policies = ids, nil
 		return 0, nil
 	}
-	m.Roles, m.Policies = nil, nil
-	for i, p := range b.Policies {
-		pol := Policy{ID: catalogID("policy", m.ID, fmt.Sprint(i)), Access: p.Access}
+	ps, st, msg := a.policiesFrom(m.ID, b.Policies)
+	if st != 0 {
+		return st, msg
+	}
+	m.Roles, m.Policies = nil, ps
+	return 0, nil
+}
+
+// policiesFrom reads the policies of a write for owner (a member or user
+// group id), rejecting ids the account's catalog does not have.
+func (a *account) policiesFrom(owner string, body []policyBody) ([]Policy, int, any) {
+	var out []Policy
+	for i, p := range body {
+		pol := Policy{ID: catalogID("policy", owner, fmt.Sprint(i)), Access: p.Access}
 		for _, g := range p.PermissionGroups {
 			if nameOf(a.permGroups, g.ID) == "" {
-				return invalid(fmt.Sprintf("permission group %s does not exist in this account", g.ID))
+				st, msg := invalid(fmt.Sprintf("permission group %s does not exist in this account", g.ID))
+				return nil, st, msg
 			}
 			pol.PermissionGroups = append(pol.PermissionGroups, g.ID)
 		}
 		for _, g := range p.ResourceGroups {
 			if nameOf(a.resGroups, g.ID) == "" {
-				return invalid(fmt.Sprintf("resource group %s does not exist in this account", g.ID))
+				st, msg := invalid(fmt.Sprintf("resource group %s does not exist in this account", g.ID))
+				return nil, st, msg
 			}
 			pol.ResourceGroups = append(pol.ResourceGroups, g.ID)
 		}
-		m.Policies = append(m.Policies, pol)
+		out = append(out, pol)
 	}
-	return 0, nil
+	return out, 0, nil
 }
 
 // verifyToken answers the verify endpoints; the caller holds s.mu.
