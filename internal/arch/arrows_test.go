@@ -12,12 +12,10 @@ import (
 const module = "github.com/scimflare/scimflare"
 
 // knownDebt are arrows that point the wrong way today and are to be
-// removed (the reconciler should take its own settings, and each subsystem
-// register its own collectors). No arrow may join this list.
-var knownDebt = map[string]bool{
-	"sync -> internal/config":  true,
-	"sync -> internal/metrics": true,
-}
+// removed. It is empty: the reconciler takes its own settings
+// (sync.Settings) and each subsystem registers its own collectors. No arrow
+// may join this list.
+var knownDebt = map[string]bool{}
 
 // leaves are internal packages that import nothing of the module: inner
 // packages may use them as they use the standard library.

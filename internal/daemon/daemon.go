@@ -24,6 +24,7 @@ import (
 	"github.com/scimflare/scimflare/internal/cli"
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/store/backends"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		recState = fencedState{State: st, leaser: leaser, lead: d.lead}
 	}
 	var cfClient *cloudflare.Client
-	d.rec, cfClient, err = newReconciler(cfg, recState, d.metrics, log.With("component", "reconciler"), opt.Now)
+	d.rec, cfClient, err = newReconciler(cfg, recState, syncer.NewMetrics(d.metrics.Registry), log.With("component", "reconciler"), opt.Now)
 	if err != nil {
 		return err
 	}
@@ -303,7 +304,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	d.cfgMu.Lock()
 	d.cfg = next
 	d.cfgMu.Unlock()
-	d.rec.Reload(next)
+	d.rec.Reload(settings.Reconciler(next))
 	if d.logLevel != nil {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
