@@ -76,3 +76,29 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		}
 	}
 }
+
+// TestNoProgramLinksTesting: no binary of the module (cmd/, bench/) links
+// the testing package, which registers test flags and drags test-only
+// code paths into what operators run.
+func TestNoProgramLinksTesting(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{range .Deps}} {{.}}{{end}}{{end}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	programs := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		programs++
+		for _, dep := range f[1:] {
+			if dep == "testing" || strings.HasPrefix(dep, "testing/") {
+				t.Errorf("%s links %s", strings.TrimPrefix(f[0], module+"/"), dep)
+			}
+		}
+	}
+	if programs < 4 {
+		t.Fatalf("found %d programs: the check is not looking at this module's cmd/ and bench/", programs)
+	}
+}

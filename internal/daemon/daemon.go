@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		Auth:         auth,
 		Metrics:      scim.NewMetrics(d.metrics.Registry),
 		Logger:       log.With("component", "scim"),
+		RequestLog:   func() bool { return d.config().Log.AccessLog },
 		Now:          opt.Now,
 	})
 	if err != nil {
@@ -352,8 +353,7 @@ func (d *Daemon) changeNotifier() notifier {
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
-	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.logSCIM(d.scim.Handler())
+	scimHandler := d.scim.Handler()
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)
