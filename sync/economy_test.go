@@ -398,8 +398,10 @@ mappings:
 
 // seedUsers writes n active users in group cf-deployers. Users are created
 // by concurrent writers sharing commits, to keep the setup short; the
-// reconciler then runs on the file reopened without batching, as serve
-// opens it.
+// reconciler then runs on the file reopened without batching. serve opens
+// it with a 500µs batch window (store/backends); here the reconciler is the
+// only writer, and under that window a write with no other in flight
+// commits at once, so what is measured is what serve would do.
 func seedUsers(t *testing.T, path string, n int, now time.Time) {
 	st, err := store.Open(path, store.WithBatch(5*time.Millisecond))
 	if err != nil {
