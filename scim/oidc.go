@@ -543,13 +543,11 @@ func kids(keys []jose.JSONWebKey) []string {
 
 func sameKids(a, b []jose.JSONWebKey) bool { return slices.Equal(kids(a), kids(b)) }
 
-// secureURL reports whether raw is an https URL, or an http one whose host
-// is exactly localhost or a loopback IP (a test IdP on this machine). The
-// host is compared after parsing: a prefix test would pass
-// http://localhost.attacker.example.
-// SecureURL reports whether raw is an https URL, or http to a loopback
-// address, with no user info: the one rule for where an IdP's issuer and
-// keys may be fetched from (the config checks it with this, too).
+// SecureURL reports whether raw is an https URL, or an http one whose host
+// is exactly localhost or a loopback IP (a test IdP on this machine), with
+// no user info: the one rule for where an IdP's issuer and keys may be
+// fetched from (the config checks it with this, too). The host is compared
+// after parsing: a prefix test would pass http://localhost.attacker.example.
 func SecureURL(raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -577,7 +575,7 @@ func secureParsedURL(u *url.URL) bool {
 }
 
 // refuseInsecureRedirect keeps discovery and key fetches on https: a
-// redirect from https to http (or to anywhere secureURL refuses) would let
+// redirect from https to http (or to anywhere SecureURL refuses) would let
 // whoever sits on the plain-text path hand over their own signing keys.
 func refuseInsecureRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {

@@ -50,7 +50,12 @@ type Options struct {
 	Notifier     Notifier // may be nil
 	Metrics      *Metrics // nil: none recorded
 	Logger       *slog.Logger
-	Now          func() time.Time
+	// RequestLog, when set, has every answer in the 4xx range logged at
+	// WARN with its detail and the client's address, and, while it returns
+	// true (log.access_log), one line per request (requestlog.go). nil:
+	// no request is logged.
+	RequestLog func() (access bool)
+	Now        func() time.Time
 	// AuthFailureLimit is how many failed authentications one client
 	// address may collect within a minute before its unauthenticated
 	// requests get 429 for a minute: 0 means 10; negative means no limit
@@ -149,9 +154,13 @@ func (patchedByServer) Patch(r *http.Request, id string, _ []elimity.PatchOperat
 // Handler is the SCIM endpoint, to be mounted at opt.BasePath.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
+// statusWriter keeps the status of the answer, counts its bytes, and keeps
+// the start of a 4xx body (its SCIM error) for the request log.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	n      int
+	body   bytes.Buffer
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -170,12 +179,23 @@ func (w *statusWriter) WriteHeader(code int) {
 // down, and a database failover takes seconds.
 const retryAfterUnavailable = "5"
 
+// keptErrorBody is how much of a 4xx body the request log reads.
+const keptErrorBody = 4 << 10
+
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.n += n
+	if w.status >= 400 && w.status < 500 && w.body.Len() < keptErrorBody {
+		w.body.Write(b[:min(len(b), keptErrorBody-w.body.Len())])
+	}
+	return n, err
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -183,15 +203,16 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, s.opt.BasePath)
 	path, endpoint := canonicalPath(rest)
 	defer func() {
+		status := w.status
+		if status == 0 {
+			status = http.StatusOK
+		}
 		if s.opt.Metrics != nil {
-			status := w.status
-			if status == 0 {
-				status = http.StatusOK
-			}
 			method := methodLabel(r.Method)
 			s.opt.Metrics.Requests.WithLabelValues(endpoint, method, statusLabel(status)).Inc()
 			s.opt.Metrics.Latency.WithLabelValues(endpoint, method).Observe(time.Since(start).Seconds())
 		}
+		s.logRequest(r, w, status, time.Since(start))
 	}()
 	key := clientKey(r.RemoteAddr)
 	err := s.opt.Auth.Check(r)

@@ -285,8 +285,9 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 }
 
 // userCandidates answers `userName eq`, `externalId eq` and `id eq` from an
-// index; indexed=false means a scan is needed (there is no emails.value
-// index).
+// index; indexed=false means a scan is needed. `emails.value eq` scans: the
+// store's email index holds one identity email per user (taken from
+// userName under identity.email_from: userName), not every emails.value.
 func userCandidates(rd store.Reader, f *query.Filter) ([]store.User, bool, error) {
 	attr, val, ok := f.EqualityHint("userName", "externalId", "id")
 	if !ok {

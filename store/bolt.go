@@ -117,10 +117,10 @@ func initSchema(db *bolt.DB, path string) error {
 	})
 }
 
-// DB exposes the bbolt handle so other packages (the reconciler's ledger,
-// audit, grants) can keep their buckets in the same file and the same
-// transactions. Buckets named "scim/..." belong to this package: never
-// write them directly.
+// DB exposes the bbolt handle to tests and benchmarks (NoSync, Stats, a
+// hand edit the audit verifier must notice). Production code never uses
+// it: every bucket belongs to this package and is written through its
+// methods.
 func (s *BoltStore) DB() *bolt.DB { return s.db }
 
 // Path is the state file's path, for messages.

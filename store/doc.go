@@ -65,7 +65,8 @@
 // order, times RFC3339Nano UTC) including the previous record's hash, and
 // the head in sync/meta lets VerifyAudit notice a record cut off the end.
 //
-// Other packages sharing the file via BoltStore.DB must use yet another
-// prefix and must not write "scim/" or "sync/" buckets. SchemaVersion
-// covers the "scim/" buckets only.
+// Every bucket belongs to this package: the SCIM layer and the reconciler
+// reach the file only through Store and SyncState. BoltStore.DB is for
+// tests and benchmarks (NoSync, Stats, a hand edit to prove the audit
+// verifier). SchemaVersion covers the "scim/" buckets only.
 package store

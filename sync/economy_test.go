@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -332,8 +331,8 @@ mappings:
 	if budget > 0 {
 		yaml = fmt.Sprintf("cloudflare:\n  request_budget: %d\n", budget) + yaml
 	}
-	cfg := parseConfig(t, yaml)
-	budget = cfg.Cloudflare.RequestBudget
+	file := parseFile(t, yaml)
+	budget = file.Cloudflare.RequestBudget
 	clock := cftest.NewClock(cftest.Epoch)
 	fake := cftest.New(t, cftest.Options{Clock: clock, Accounts: []string{prodID}, Token: "test-token"})
 	hc := fake.HTTPClient()
@@ -353,7 +352,7 @@ mappings:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	r, err := New(Options{Config: cfg, State: st, Cloudflare: cf, Metrics: metrics.New(), Now: clock.Now})
+	r, err := New(Options{Settings: settingsOf(file), State: st, Cloudflare: cf, Metrics: testMetrics(), Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,8 +398,10 @@ mappings:
 
 // seedUsers writes n active users in group cf-deployers. Users are created
 // by concurrent writers sharing commits, to keep the setup short; the
-// reconciler then runs on the file reopened without batching, as serve
-// opens it.
+// reconciler then runs on the file reopened without batching. serve opens
+// it with a 500µs batch window (store/backends); here the reconciler is the
+// only writer, and under that window a write with no other in flight
+// commits at once, so what is measured is what serve would do.
 func seedUsers(t *testing.T, path string, n int, now time.Time) {
 	st, err := store.Open(path, store.WithBatch(5*time.Millisecond))
 	if err != nil {

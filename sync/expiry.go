@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -32,7 +31,7 @@ type expiryIndex struct {
 
 // expiriesOf lists the pending expiries of d: every key whose every source
 // is time-bound, ending when its last source ends.
-func expiriesOf(d *plan.Desired, cfg *config.Config, names map[string]string) []Expiry {
+func expiriesOf(d *plan.Desired, cfg *Settings, names map[string]string) []Expiry {
 	accountNames := map[string]string{}
 	for _, a := range cfg.Accounts {
 		accountNames[a.ID] = a.Name
@@ -151,7 +150,7 @@ func (r *Reconciler) keepExpiries(idx *expiryIndex) error {
 // pendingExpiries is what status shows: the index's entries still ahead
 // of now, or, without an index, the expiries computed from the whole
 // state (once; the result becomes the index).
-func (r *Reconciler) pendingExpiries(cfg *config.Config, now time.Time) ([]Expiry, time.Time, error) {
+func (r *Reconciler) pendingExpiries(cfg *Settings, now time.Time) ([]Expiry, time.Time, error) {
 	idx := r.expiryIndex()
 	if idx == nil {
 		exp, next, err := r.computeExpiries(cfg, now)

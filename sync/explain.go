@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/terminal"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
@@ -202,7 +201,7 @@ func (r *Reconciler) Desired(ctx context.Context, now time.Time) (*plan.Desired,
 	return rn.desired, rn.result.Names, nil
 }
 
-func (x *Explanation) scimUsers(st State, cfg *config.Config) error {
+func (x *Explanation) scimUsers(st State, cfg *Settings) error {
 	var users []store.User
 	err := st.View(func(rd store.Reader) error {
 		us, err := rd.UsersByEmail(x.Email)
@@ -363,7 +362,7 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 				Text: "found on the member when scimflare adopted it: not managed, never changed by scimflare"})
 		case drift:
 			what := "reported only (sync.unmanaged: report)"
-			if rn.cfg.Sync.Unmanaged == config.UnmanagedRemove {
+			if rn.cfg.Sync.Unmanaged == UnmanagedRemove {
 				what = "removed by the next reconcile (sync.unmanaged: remove)"
 			}
 			er.Reasons = append(er.Reasons, ExplainedReason{Kind: ReasonDrift,

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -68,7 +67,7 @@ func newFaultEnv(t *testing.T, o faultEnvOpts) *env {
 	}
 	e.cf = cf
 	e.cfg = parseConfig(t, configYAML(""))
-	e.m = metrics.New()
+	e.m = testMetrics()
 	e.open()
 	return e
 }

@@ -13,7 +13,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -64,8 +63,8 @@ type env struct {
 	fake  *cftest.Server
 	cf    *cloudflare.Client
 	clock *cftest.Clock
-	cfg   *config.Config
-	m     *metrics.Metrics
+	cfg   *Settings
+	m     *Metrics
 	r     *Reconciler
 	now   func() time.Time // the reconciler's clock
 
@@ -85,13 +84,32 @@ func withPlanOnly() envOption { return func(o *envOpts) { o.planOnly = true } }
 func withoutToken() envOption { return func(o *envOpts) { o.noClient = true } }
 func withRealTime() envOption { return func(o *envOpts) { o.realTime = true } }
 
-func parseConfig(t *testing.T, yaml string) *config.Config {
+// parseConfig reads a configuration file as serve would and gives the
+// reconciler's part of it.
+func parseConfig(t testing.TB, yaml string) *Settings {
+	t.Helper()
+	return settingsOf(parseFile(t, yaml))
+}
+
+func parseFile(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	return cfg
+}
+
+// testMetrics are collectors in a registry of their own, to read back.
+func testMetrics() *Metrics { return NewMetrics(prometheus.NewRegistry()) }
+
+// settingsOf is the wiring's conversion (internal/settings), which a test
+// of this package cannot import.
+func settingsOf(c *config.Config) *Settings {
+	s := c.Sync
+	keys := SyncKeys{Schedule: s.Schedule, Debounce: s.Debounce, Mode: s.Mode, Unmanaged: s.Unmanaged,
+		MaxGrantDuration: s.MaxGrantDuration, Guards: Guards(s.Guards), Protected: s.Protected}
+	return &Settings{Accounts: c.Accounts, Mappings: c.Mappings, Sync: keys, Identity: Identity(c.Identity)}
 }
 
 func newEnv(t *testing.T, opts ...envOption) *env {
@@ -117,7 +135,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		e.cf = cf
 	}
 	e.cfg = parseConfig(t, o.yaml)
-	e.m = metrics.New()
+	e.m = testMetrics()
 	e.planOnly = o.planOnly
 	e.open()
 	return e
@@ -133,7 +151,7 @@ func (e *env) open() {
 	}
 	e.st = st
 	e.t.Cleanup(func() { _ = st.Close() })
-	opt := Options{Config: e.cfg, State: st, Metrics: e.m, Now: e.now, PlanOnly: e.planOnly}
+	opt := Options{Settings: e.cfg, State: st, Metrics: e.m, Now: e.now, PlanOnly: e.planOnly}
 	if e.cf != nil {
 		opt.Cloudflare = e.cf
 	}

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -733,7 +732,7 @@ func newPropHarness(t *testing.T) *propHarness {
 	}
 	e.cf = cf
 	e.cfg = parseConfig(t, propConfigYAML(0, false))
-	e.m = metrics.New()
+	e.m = testMetrics()
 	h.e = e
 	// Hand-made before scimflare starts: the protected break-glass admin,
 	// and a member an IdP user may later be renamed onto (adoption).

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -46,13 +46,14 @@ type Fencer interface {
 
 // Options configure a Reconciler.
 type Options struct {
-	Config *config.Config
-	State  State
+	// Settings are the accounts, mapping table and sync keys to run on.
+	Settings *Settings
+	State    State
 	// Cloudflare nil means no token: plan-only, every name resolves to
 	// itself, and Cloudflare's state is taken from the member cache.
 	Cloudflare Cloudflare
 	PlanOnly   bool
-	Metrics    *metrics.Metrics // nil: a private set nobody scrapes
+	Metrics    *Metrics         // nil: a private set nobody scrapes
 	Logger     *slog.Logger     // nil: discard
 	Now        func() time.Time // nil: time.Now
 }
@@ -136,13 +137,13 @@ type Status struct {
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.
 type Reconciler struct {
-	cfg   atomic.Pointer[config.Config]
+	cfg   atomic.Pointer[Settings]
 	state State
 	cf    Cloudflare
 	// planOnly follows sync.mode across reloads; each run reads it once,
 	// at its start, so one run never half-writes.
 	planOnly atomic.Bool
-	m        *metrics.Metrics
+	m        *Metrics
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -170,8 +171,8 @@ type Reconciler struct {
 
 // New checks the options and builds a Reconciler. It makes no call.
 func New(opt Options) (*Reconciler, error) {
-	if opt.Config == nil {
-		return nil, errors.New("reconciler: no config")
+	if opt.Settings == nil {
+		return nil, errors.New("reconciler: no settings")
 	}
 	if opt.State == nil {
 		return nil, errors.New("reconciler: no state")
@@ -187,7 +188,7 @@ func New(opt Options) (*Reconciler, error) {
 		pending: newTouched(),
 	}
 	if r.m == nil {
-		r.m = metrics.New()
+		r.m = NewMetrics(prometheus.NewRegistry())
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -195,16 +196,17 @@ func New(opt Options) (*Reconciler, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	r.cfg.Store(opt.Config)
+	r.cfg.Store(opt.Settings)
 	r.setPlanOnly(opt.PlanOnly || opt.Cloudflare == nil)
 	return r, nil
 }
 
-func (r *Reconciler) config() *config.Config { return r.cfg.Load() }
+func (r *Reconciler) config() *Settings { return r.cfg.Load() }
 
-// Reload makes the next runs use cfg. They resolve names afresh: the
-// catalogs cached for the old config answer for its accounts and mappings.
-func (r *Reconciler) Reload(cfg *config.Config) {
+// Reload makes the next runs use cfg, the settings of a reloaded
+// configuration file. They resolve names afresh: the catalogs cached for
+// the old settings answer for its accounts and mappings.
+func (r *Reconciler) Reload(cfg *Settings) {
 	if cfg == nil {
 		return
 	}
@@ -212,7 +214,7 @@ func (r *Reconciler) Reload(cfg *config.Config) {
 	// The operator reads sync.mode as a promise: a reload to plan-only
 	// must stop the very next run's writes, and back to enforce restarts
 	// them (a client is still needed for that).
-	r.setPlanOnly(cfg.Sync.Mode == config.ModePlanOnly || r.cf == nil)
+	r.setPlanOnly(cfg.Sync.Mode == ModePlanOnly || r.cf == nil)
 	r.names.Store(nil)
 	r.poke()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -361,7 +360,7 @@ func (rn *run) planOne(ch plan.Change) (plan.Change, bool) {
 	in := &rn.inputs[rn.byID[ch.AccountID]]
 	one := *in
 	one.Scope = map[string]bool{identity.Key(ch.Email): true}
-	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == config.UnmanagedRemove)
+	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == UnmanagedRemove)
 	c = plan.ApplyPolicies(c,
 		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
 		plan.LastSuperAdminPolicy([]plan.AccountInput{*in}),

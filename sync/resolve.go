@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -35,7 +34,7 @@ var ErrNeedToken = errors.New("no Cloudflare API token (cloudflare.api_token_env
 type nameCache struct {
 	// cfg is the configuration it was resolved for: after a Reload the
 	// accounts, and which of them need policy catalogs, may differ.
-	cfg  *config.Config
+	cfg  *Settings
 	cats map[string]mapping.Catalog // by account id
 	at   time.Time
 }
@@ -46,7 +45,7 @@ type nameCache struct {
 const catalogMaxAge = 2
 
 // usable reports whether a run on cfg may plan with c at now.
-func (c *nameCache) usable(cfg *config.Config, now time.Time) bool {
+func (c *nameCache) usable(cfg *Settings, now time.Time) bool {
 	if c == nil || c.cfg != cfg || now.Before(c.at) {
 		return false
 	}
@@ -58,7 +57,7 @@ func (c *nameCache) usable(cfg *config.Config, now time.Time) bool {
 // then refuses for an unknown id may mean it is stale. Without a client every
 // name stands for itself (role "X" is key "role:X"), so that plan-only mode
 // without a token can still show a plan.
-func (r *Reconciler) runCatalogs(ctx context.Context, cfg *config.Config, grants []store.Grant, reuse bool, now time.Time) (cats map[string]mapping.Catalog, cached *nameCache, err error) {
+func (r *Reconciler) runCatalogs(ctx context.Context, cfg *Settings, grants []store.Grant, reuse bool, now time.Time) (cats map[string]mapping.Catalog, cached *nameCache, err error) {
 	if r.cf == nil {
 		return identityCatalogs(cfg, grants), nil, nil
 	}
@@ -71,7 +70,7 @@ func (r *Reconciler) runCatalogs(ctx context.Context, cfg *config.Config, grants
 
 // liveCatalogs lists what every account offers and keeps it for the runs
 // that follow.
-func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now time.Time) (map[string]mapping.Catalog, error) {
+func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *Settings, now time.Time) (map[string]mapping.Catalog, error) {
 	out, err := Catalogs(ctx, r.cf, cfg)
 	if err != nil {
 		return nil, err
@@ -83,7 +82,7 @@ func (r *Reconciler) liveCatalogs(ctx context.Context, cfg *config.Config, now t
 // Catalogs lists, by account id, the names every account of cfg offers:
 // what a reconcile resolves the mapping table against, so that `validate
 // --online` checks a file the same way.
-func Catalogs(ctx context.Context, cf Cloudflare, cfg *config.Config) (map[string]mapping.Catalog, error) {
+func Catalogs(ctx context.Context, cf Cloudflare, cfg *Settings) (map[string]mapping.Catalog, error) {
 	out := map[string]mapping.Catalog{}
 	for _, a := range cfg.Accounts {
 		var cat mapping.Catalog
@@ -118,7 +117,7 @@ func (r *Reconciler) dropNames(c *nameCache) {
 // roleExists looks a role name up for `grant`: in the cached catalog, and
 // in Cloudflare only when the cache lacks it, since the role may be newer
 // than the cache (which is then dropped, being stale).
-func (r *Reconciler) roleExists(ctx context.Context, cfg *config.Config, accountID, name string) (bool, error) {
+func (r *Reconciler) roleExists(ctx context.Context, cfg *Settings, accountID, name string) (bool, error) {
 	c := r.names.Load()
 	if c.usable(cfg, r.now()) {
 		if _, ok := findRole(c.cats[accountID], name); ok {
@@ -157,7 +156,7 @@ func named(ns []cloudflare.Named) []mapping.Named {
 	return out
 }
 
-func usesPolicies(cfg *config.Config, account string) bool {
+func usesPolicies(cfg *Settings, account string) bool {
 	for _, m := range cfg.Mappings {
 		if m.Account == account && len(m.Policies) > 0 {
 			return true
@@ -168,7 +167,7 @@ func usesPolicies(cfg *config.Config, account string) bool {
 
 // identityCatalogs makes every name the config and the grants mention its
 // own id.
-func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mapping.Catalog {
+func identityCatalogs(cfg *Settings, grants []store.Grant) map[string]mapping.Catalog {
 	type sets struct{ roles, pgs, rgs []string }
 	byName := map[string]*sets{}
 	out := map[string]mapping.Catalog{}
@@ -207,7 +206,7 @@ func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mappi
 	return out
 }
 
-func accountByID(cfg *config.Config, id string) (mapping.Account, bool) {
+func accountByID(cfg *Settings, id string) (mapping.Account, bool) {
 	for _, a := range cfg.Accounts {
 		if a.ID == id {
 			return a, true
@@ -219,7 +218,7 @@ func accountByID(cfg *config.Config, id string) (mapping.Account, bool) {
 // resolve turns the table's names into keys. Any error-level problem is a
 // failed read: a role renamed in Cloudflare must not look like a mapping
 // that went away.
-func resolve(cfg *config.Config, cats map[string]mapping.Catalog) (*mapping.Resolved, error) {
+func resolve(cfg *Settings, cats map[string]mapping.Catalog) (*mapping.Resolved, error) {
 	res, problems := mapping.Resolve(cfg.Table(), cats)
 	if !mapping.HasErrors(problems) {
 		return res, nil

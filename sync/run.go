@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -68,7 +67,7 @@ type run struct {
 	// planOnly is the mode this run started in; a reload mid-run takes
 	// effect at the next run.
 	planOnly bool
-	cfg      *config.Config
+	cfg      *Settings
 	now      time.Time
 	saved    savedStatus
 	result   *Result
@@ -236,7 +235,7 @@ func (rn *run) planChanges() *plan.Changes {
 		rn.byID[a.ID] = len(rn.inputs)
 		rn.inputs = append(rn.inputs, in)
 	}
-	changes := plan.Plan(rn.inputs, cfg.Sync.Unmanaged == config.UnmanagedRemove)
+	changes := plan.Plan(rn.inputs, cfg.Sync.Unmanaged == UnmanagedRemove)
 	changes = plan.ApplyPolicies(changes,
 		plan.ProtectedPolicy(cfg.Sync.Protected),
 		plan.LastSuperAdminPolicy(rn.inputs),

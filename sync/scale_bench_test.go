@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
@@ -431,7 +430,7 @@ func benchTargeted(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	led, cache = nil, nil
-	r, err := New(Options{Config: parseConfigTB(b, scaleConfig()), State: s.st, Cloudflare: cf})
+	r, err := New(Options{Settings: parseConfig(b, scaleConfig()), State: s.st, Cloudflare: cf})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -477,15 +476,6 @@ func benchTargeted(b *testing.B, n int) {
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
 }
 
-func parseConfigTB(b *testing.B, yaml string) *config.Config {
-	b.Helper()
-	cfg, err := config.Parse("bench.yaml", []byte(yaml))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg
-}
-
 // BenchmarkScaleStatusDuringFullRun: Status() and Ready(), what `status`
 // and /readyz answer from, while full runs over every user go on in the
 // background (plan-only, no Cloudflare client: the runs plan the whole
@@ -494,7 +484,7 @@ func parseConfigTB(b *testing.B, yaml string) *config.Config {
 func BenchmarkScaleStatusDuringFullRun(b *testing.B) {
 	scaleSizes(b, func(b *testing.B, n int) {
 		s := seedScale(b, n)
-		r, err := New(Options{Config: parseConfigTB(b, scaleConfig()), State: s.st, PlanOnly: true})
+		r, err := New(Options{Settings: parseConfig(b, scaleConfig()), State: s.st, PlanOnly: true})
 		if err != nil {
 			b.Fatal(err)
 		}

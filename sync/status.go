@@ -9,7 +9,6 @@ import (
 
 	"github.com/robfig/cron/v3"
 
-	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/plan"
@@ -69,7 +68,7 @@ func (r *Reconciler) Withheld() []WithheldRemoval {
 	return withheldOf(r.config(), s.Withheld)
 }
 
-func withheldOf(cfg *config.Config, ws []savedWithheld) []WithheldRemoval {
+func withheldOf(cfg *Settings, ws []savedWithheld) []WithheldRemoval {
 	var out []WithheldRemoval
 	for _, w := range ws {
 		out = append(out, WithheldRemoval{Account: accountName(cfg, w.AccountID), Email: w.Email, Since: w.Since, Why: w.Why})
@@ -153,9 +152,6 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	if len(s.Tripped) > 0 {
 		r.m.GuardTripped.Set(1)
 	}
-	if r.cf != nil {
-		r.m.BudgetLeft.Set(float64(r.cf.BudgetLeft()))
-	}
 	r.setPlanOnly(r.planOnly.Load())
 	r.logRun(rn, outcome, took)
 
@@ -230,7 +226,7 @@ func tempGrants(grants []store.Grant, res *mapping.Resolved, cats map[string]map
 // every user. Only a state without an expiry index (written before it was
 // kept) pays for it, once. next is the soonest moment desired state
 // changes by the clock.
-func (r *Reconciler) computeExpiries(cfg *config.Config, now time.Time) ([]Expiry, time.Time, error) {
+func (r *Reconciler) computeExpiries(cfg *Settings, now time.Time) ([]Expiry, time.Time, error) {
 	grants, err := r.state.Grants()
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("read temporary grants: %w", err)
@@ -253,7 +249,7 @@ func (r *Reconciler) computeExpiries(cfg *config.Config, now time.Time) ([]Expir
 	return expiriesOf(d, cfg, res.Names), d.NextExpiry, nil
 }
 
-func expirySource(cfg *config.Config, r plan.Reason) string {
+func expirySource(cfg *Settings, r plan.Reason) string {
 	if r.Kind == plan.ReasonGrant {
 		return "temporary grant " + r.GrantID
 	}
@@ -332,7 +328,7 @@ func (r *Reconciler) noteIdentity(known, found []plan.IdentityProblem, whole boo
 	return out
 }
 
-func accountName(cfg *config.Config, id string) string {
+func accountName(cfg *Settings, id string) string {
 	if a, ok := accountByID(cfg, id); ok {
 		return a.Name
 	}

@@ -129,9 +129,14 @@ func TestFailoverThreeReplicas(t *testing.T) {
 		ids = append(ids, call(follower, "POST", "/Users", userBody(fmt.Sprintf("fk%02d@example.com", i)), 201)["id"].(string))
 	}
 	call(follower, "PATCH", "/Groups/"+g, addMemberBody(ids[10:]...), 204)
-	time.Sleep(700 * time.Millisecond) // past the debounce: the leader is inviting
+	// The leader is inviting once the first of the ten is in; each takes
+	// 300 ms, so the kill falls in the middle of the run.
+	waitUntil(t, 10*time.Second, "the leader's first invitation of the second ten", func() bool { return len(fake.Members(e2eAccount)) > 10 })
 	killedAt := time.Now()
 	procs[leader].kill()
+	if n := len(fake.Members(e2eAccount)); n >= 20 {
+		t.Fatalf("the leader had invited all %d before the SIGKILL: the kill did not fall during a reconcile", n)
+	}
 	dead := map[int]bool{leader: true}
 	next, took := leaderAmong(t, client, procs, dead, 3*lease)
 	t.Logf("failover: replica %d leads %s after the SIGKILL (lease %s)", next, took.Round(10*time.Millisecond), lease)
@@ -178,7 +183,12 @@ func TestFailoverThreeReplicas(t *testing.T) {
 	if err := stopped.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * lease)
+	// The event to wait on is its stepping down; every write it would make
+	// falls before it, so nothing is missed by not sleeping longer.
+	waitUntil(t, 3*lease, "the continued old leader stepping down", func() bool {
+		after := strings.TrimPrefix(logs[next].String(), mark)
+		return strings.Contains(after, "lease was lost") || strings.Contains(after, "stepped down")
+	})
 	after := strings.TrimPrefix(logs[next].String(), mark)
 	if strings.Contains(after, `"msg":"applied"`) {
 		t.Errorf("the continued old leader applied a change:\n%s", after)

@@ -25,7 +25,6 @@ import (
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/daemon"
 	devmode "github.com/scimflare/scimflare/internal/dev"
-	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/store/backends"
 )
@@ -165,7 +164,7 @@ func stateCommand(args []string, stdout, stderr io.Writer) int {
 	defer st.Close()
 	// Offline commands print their own results; only warnings and errors are logged.
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rec, err := daemon.NewReconciler(cfg, st, metrics.New(), quiet, time.Now)
+	rec, err := daemon.NewReconciler(cfg, st, quiet, time.Now)
 	if err != nil {
 		fmt.Fprintf(stderr, "scimflare: %v\n", err)
 		return 1

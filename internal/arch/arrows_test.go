@@ -12,12 +12,10 @@ import (
 const module = "github.com/scimflare/scimflare"
 
 // knownDebt are arrows that point the wrong way today and are to be
-// removed (the reconciler should take its own settings, and each subsystem
-// register its own collectors). No arrow may join this list.
-var knownDebt = map[string]bool{
-	"sync -> internal/config":  true,
-	"sync -> internal/metrics": true,
-}
+// removed. It is empty: the reconciler takes its own settings
+// (sync.Settings) and each subsystem registers its own collectors. No arrow
+// may join this list.
+var knownDebt = map[string]bool{}
 
 // leaves are internal packages that import nothing of the module: inner
 // packages may use them as they use the standard library.
@@ -76,5 +74,31 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		if !found {
 			t.Errorf("%s is gone: remove it from knownDebt", arrow)
 		}
+	}
+}
+
+// TestNoProgramLinksTesting: no binary of the module (cmd/, bench/) links
+// the testing package, which registers test flags and drags test-only
+// code paths into what operators run.
+func TestNoProgramLinksTesting(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{if eq .Name "main"}}{{.ImportPath}}{{range .Deps}} {{.}}{{end}}{{end}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	programs := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		programs++
+		for _, dep := range f[1:] {
+			if dep == "testing" || strings.HasPrefix(dep, "testing/") {
+				t.Errorf("%s links %s", strings.TrimPrefix(f[0], module+"/"), dep)
+			}
+		}
+	}
+	if programs < 4 {
+		t.Fatalf("found %d programs: the check is not looking at this module's cmd/ and bench/", programs)
 	}
 }

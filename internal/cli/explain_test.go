@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 )
@@ -53,7 +54,7 @@ mappings:
 		t.Fatal(err)
 	}
 	clock := func() time.Time { return now.Add(time.Hour) }
-	rec, err := syncer.New(syncer.Options{Config: cfg, State: st, Now: clock})
+	rec, err := syncer.New(syncer.Options{Settings: settings.Reconciler(cfg), State: st, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

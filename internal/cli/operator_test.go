@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
 )
@@ -76,7 +77,7 @@ func newEnv(t *testing.T, yaml string) *testEnv {
 	}
 	t.Cleanup(func() { st.Close() })
 	te := &testEnv{t: t, now: t0, bolt: st}
-	rec, err := syncer.New(syncer.Options{Config: cfg, State: st, Now: func() time.Time { return te.now }})
+	rec, err := syncer.New(syncer.Options{Settings: settings.Reconciler(cfg), State: st, Now: func() time.Time { return te.now }})
 	if err != nil {
 		t.Fatal(err)
 	}

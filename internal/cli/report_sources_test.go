@@ -22,7 +22,7 @@ func TestReplayAuditReadsSourcesAsData(t *testing.T) {
 				{Role: "Workers Platform Admin", Kind: "grant", GrantID: "g-abc", MappingIndex: -1, Expires: until},
 			}},
 		store.AuditRecord{Time: t0, Actor: "idp-push", Action: "add_member", AccountID: prodID, Email: "bob@example.com",
-			After: []string{"Workers Platform Admin"}, Reason: "member of cf-deployers (mappings[0])", Privileged: true},
+			After: []string{"Workers Platform Admin"}, Reason: memberReason(0, time.Time{}, "cf-deployers"), Privileged: true},
 	); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,19 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/plan"
 )
+
+// memberReason and grantReason are a change's reason as the reconciler
+// words it (plan.Reason.String), which the report parses back out of
+// records written before they carried their sources as data.
+func memberReason(index int, until time.Time, path ...string) string {
+	return plan.Reason{Kind: plan.ReasonMapping, Group: path[0], Path: path, MappingIndex: index, Expires: until}.String()
+}
+
+func grantReason(id string, until time.Time) string {
+	return plan.Reason{Kind: plan.ReasonGrant, GrantID: id, MappingIndex: -1, Expires: until}.String()
+}
 
 func (te *testEnv) user(email string) string {
 	te.t.Helper()
@@ -50,17 +62,17 @@ func accessFixture(t *testing.T) *testEnv {
 	te.held("dave@example.com", prodID, "m-d", "accepted", []string{wpa}, nil, []string{wpa})
 	te.audit(
 		store.AuditRecord{Time: t0.Add(-48 * time.Hour), Actor: "idp-push", Action: "update_roles", AccountID: prodID, Email: "alice@example.com",
-			Before: []string{"Billing"}, After: []string{"Billing", "Workers Platform Admin"}, Reason: "member of cf-deployers (mappings[0])", Privileged: true},
+			Before: []string{"Billing"}, After: []string{"Billing", "Workers Platform Admin"}, Reason: memberReason(0, time.Time{}, "cf-deployers"), Privileged: true},
 		store.AuditRecord{Time: t0.Add(-40 * time.Hour), Actor: "idp-push", Action: "add_member", AccountID: prodID, Email: "carol@example.com",
-			After: []string{"Administrator"}, Reason: "member of cf-oncall (mappings[1]) until " + t0.Add(-28*time.Hour).Format(time.RFC3339), Privileged: true},
+			After: []string{"Administrator"}, Reason: memberReason(1, t0.Add(-28*time.Hour), "cf-oncall"), Privileged: true},
 		store.AuditRecord{Time: t0.Add(-30 * time.Hour), Actor: "schedule", Action: "drift", AccountID: prodID, Email: "alice@example.com",
 			Before: []string{"DNS"}, Reason: "found in Cloudflare but not granted by scimflare"},
 		store.AuditRecord{Time: t0.Add(-28 * time.Hour), Actor: "expiry", Action: "expire_grant", AccountID: prodID, Email: "carol@example.com",
 			Before: []string{"Administrator"}, Reason: "grant from cf-oncall (mappings[1]) ended"},
 		store.AuditRecord{Time: t0.Add(-5 * time.Hour), Actor: "idp-push", Action: "add_member", AccountID: prodID, Email: "dave@example.com",
-			After: []string{"Workers Platform Admin"}, Reason: "member of cf-deployers (mappings[0])", Privileged: true},
+			After: []string{"Workers Platform Admin"}, Reason: memberReason(0, time.Time{}, "cf-deployers"), Privileged: true},
 		store.AuditRecord{Time: t0.Add(-time.Hour), Actor: "grant", Action: "add_member", AccountID: prodID, Email: "bob@example.com",
-			After: []string{"Administrator"}, Reason: "temporary grant g-1 until " + t0.Add(2*time.Hour).Format(time.RFC3339), Privileged: true},
+			After: []string{"Administrator"}, Reason: grantReason("g-1", t0.Add(2*time.Hour)), Privileged: true},
 	)
 	return te
 }
@@ -128,13 +140,16 @@ func TestReportAccessAtRebuildsFromAudit(t *testing.T) {
 }
 
 func TestParseReason(t *testing.T) {
+	until := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		in, src string
 		end     time.Time
 	}{
-		{"member of cf-deployers (mappings[0])", "group cf-deployers", time.Time{}},
-		{"member of outer > inner (mappings[3]) until 2026-04-02T00:00:00Z", "group outer > inner", time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
-		{"temporary grant g-abc until 2026-04-02T00:00:00Z; member of ops (mappings[1])", "grant g-abc, group ops", time.Time{}},
+		{memberReason(0, time.Time{}, "cf-deployers"), "group cf-deployers", time.Time{}},
+		{memberReason(3, until, "outer", "inner"), "group outer > inner", until},
+		// Several reasons, as a change lists them.
+		{grantReason("g-abc", until) + "; " + memberReason(1, time.Time{}, "ops"), "grant g-abc, group ops", time.Time{}},
+		{grantReason("g-abc", until) + "; " + memberReason(1, until.Add(time.Hour), "ops"), "grant g-abc, group ops", until.Add(time.Hour)},
 		{"something  else", "something else", time.Time{}},
 	} {
 		src, end := parseReason(tc.in)

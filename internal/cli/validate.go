@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	syncer "github.com/scimflare/scimflare/sync"
@@ -247,7 +248,7 @@ func resolveOnline(ctx context.Context, cfg *config.Config) ([]mapping.Problem, 
 	if cf == nil {
 		return nil, usagef("validate --online needs a Cloudflare API token (cloudflare.api_token_env or api_token_file)")
 	}
-	cats, err := syncer.Catalogs(ctx, cf, cfg)
+	cats, err := syncer.Catalogs(ctx, cf, settings.Reconciler(cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/scimflare/scimflare/internal/cli"
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/store/backends"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		recState = fencedState{State: st, leaser: leaser, lead: d.lead}
 	}
 	var cfClient *cloudflare.Client
-	d.rec, cfClient, err = newReconciler(cfg, recState, d.metrics, log.With("component", "reconciler"), opt.Now)
+	d.rec, cfClient, err = newReconciler(cfg, recState, syncer.NewMetrics(d.metrics.Registry), log.With("component", "reconciler"), opt.Now)
 	if err != nil {
 		return err
 	}
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		Auth:         auth,
 		Metrics:      scim.NewMetrics(d.metrics.Registry),
 		Logger:       log.With("component", "scim"),
+		RequestLog:   func() bool { return d.config().Log.AccessLog },
 		Now:          opt.Now,
 	})
 	if err != nil {
@@ -303,7 +305,7 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	d.cfgMu.Lock()
 	d.cfg = next
 	d.cfgMu.Unlock()
-	d.rec.Reload(next)
+	d.rec.Reload(settings.Reconciler(next))
 	if d.logLevel != nil {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(next.Log.Level)); err == nil {
@@ -351,8 +353,7 @@ func (d *Daemon) changeNotifier() notifier {
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	base := "/" + strings.Trim(d.cfg.Server.SCIMBasePath, "/")
-	// Failed-authentication limit per client address (hardening.go).
-	scimHandler := d.logSCIM(d.scim.Handler())
+	scimHandler := d.scim.Handler()
 	mux.Handle(base+"/", scimHandler)
 	mux.Handle(base, scimHandler)
 	mux.HandleFunc("GET /healthz", d.healthz)

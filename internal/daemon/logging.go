@@ -1,10 +1,7 @@
 package daemon
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,66 +9,6 @@ import (
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/store"
 )
-
-// scimLog logs every SCIM answer in the 4xx range at WARN with its detail
-// and the client's address (an IdP's typo is otherwise visible only in the
-// IdP), and, with log.access_log, one line per request. It never logs a
-// header, so never a token; the query string is left out too (filters
-// carry personal data), the detail names what was wrong with it.
-type scimLog struct {
-	next   http.Handler
-	log    *slog.Logger
-	access func() bool
-}
-
-func (d *Daemon) logSCIM(next http.Handler) http.Handler {
-	return &scimLog{next: next, log: d.log.With("component", "scim"), access: func() bool { return d.config().Log.AccessLog }}
-}
-
-func (l *scimLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &bodyRecorder{statusRecorder: statusRecorder{ResponseWriter: w}}
-	l.next.ServeHTTP(rec, r)
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if status >= 400 && status < 500 {
-		var body struct {
-			Detail   string `json:"detail"`
-			SCIMType string `json:"scimType"`
-		}
-		_ = json.Unmarshal(rec.body.Bytes(), &body)
-		l.log.Warn("SCIM request refused", "method", r.Method, "path", r.URL.Path, "status", status,
-			"scim_type", body.SCIMType, "detail", body.Detail, "client", r.RemoteAddr)
-	}
-	if l.access() {
-		l.log.Info("SCIM request", "method", r.Method, "path", r.URL.Path, "status", status,
-			"bytes", rec.n, "duration", time.Since(start).Round(time.Microsecond).String(), "client", r.RemoteAddr)
-	}
-}
-
-// bodyRecorder keeps the first bytes of a 4xx answer (its SCIM error body)
-// and counts what was written.
-type bodyRecorder struct {
-	statusRecorder
-	body bytes.Buffer
-	n    int
-}
-
-const keptErrorBody = 4 << 10
-
-func (w *bodyRecorder) Write(b []byte) (int, error) {
-	n, err := w.statusRecorder.Write(b)
-	w.n += n
-	if w.status >= 400 && w.status < 500 && w.body.Len() < keptErrorBody {
-		w.body.Write(b[:min(len(b), keptErrorBody-w.body.Len())])
-	}
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *bodyRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logStart logs the start-up line: what runs, in which mode, against
 // which accounts, and how SCIM clients authenticate; and warns when no

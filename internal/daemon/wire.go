@@ -4,21 +4,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/scimflare/scimflare/internal/config"
-	"github.com/scimflare/scimflare/internal/metrics"
+	"github.com/scimflare/scimflare/internal/settings"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/store/backends"
 	syncer "github.com/scimflare/scimflare/sync"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 )
 
-// NewReconciler builds the reconciler the daemon and the offline CLI share.
+// NewReconciler builds the reconciler the daemon and the offline CLI share,
+// for an offline command: its collectors are its own, nobody scrapes them.
 // Without a Cloudflare token it is plan-only and makes no Cloudflare call.
-func NewReconciler(cfg *config.Config, st store.Backend, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
-	rec, _, err := newReconciler(cfg, st, m, log, now)
+func NewReconciler(cfg *config.Config, st store.Backend, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, error) {
+	rec, _, err := newReconciler(cfg, st, syncer.NewMetrics(prometheus.NewRegistry()), log, now)
 	return rec, err
 }
 
@@ -34,13 +36,13 @@ func cloudflareTimeout(cfg *config.Config) (attempt, backoff time.Duration) {
 
 // newReconciler also returns the Cloudflare client (nil without a token),
 // which the daemon's token watch verifies and hands rotated secrets to.
-func newReconciler(cfg *config.Config, st syncer.State, m *metrics.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
+func newReconciler(cfg *config.Config, st syncer.State, m *syncer.Metrics, log *slog.Logger, now func() time.Time) (*syncer.Reconciler, *cloudflare.Client, error) {
 	token, err := cfg.CloudflareToken()
 	if err != nil {
 		return nil, nil, err
 	}
 	opt := syncer.Options{
-		Config:   cfg,
+		Settings: settings.Reconciler(cfg),
 		State:    st,
 		PlanOnly: cfg.PlanOnly(token),
 		Metrics:  m,
@@ -54,7 +56,7 @@ func newReconciler(cfg *config.Config, st syncer.State, m *metrics.Metrics, log 
 			BaseURL:    cfg.Cloudflare.BaseURL,
 			Token:      token,
 			Budget:     cfg.Cloudflare.RequestBudget,
-			Observer:   cfObserver{m},
+			Observer:   m.CloudflareObserver(),
 			Timeout:    attempt,
 			MaxBackoff: backoff,
 		})
@@ -65,26 +67,6 @@ func newReconciler(cfg *config.Config, st syncer.State, m *metrics.Metrics, log 
 	}
 	rec, err := syncer.New(opt)
 	return rec, client, err
-}
-
-// cfObserver counts Cloudflare calls and 429s into the metrics.
-type cfObserver struct{ m *metrics.Metrics }
-
-func (o cfObserver) Attempt(method, route string, status int, err error) {
-	if o.m == nil {
-		return
-	}
-	s := strconv.Itoa(status)
-	if status == 0 {
-		s = "error"
-	}
-	o.m.CloudflareCalls.WithLabelValues(method, route, s).Inc()
-}
-
-func (o cfObserver) RateLimited(method, route string, wait time.Duration) {
-	if o.m != nil {
-		o.m.Cloudflare429.Inc()
-	}
 }
 
 // OpenState opens the state cfg names (state.backend) for use: the daemon

@@ -60,7 +60,7 @@ func Apply(doc map[string]any, ops []Operation, r Resource) (map[string]any, err
 			return nil, err
 		}
 		for name, was := range before {
-			if was && !presentValue(mustGet(a.doc, name)) {
+			if was && !attr.Assigned(mustGet(a.doc, name)) {
 				if a.op.Op == "remove" || a.op.Value == nil {
 					// RFC 7644 §3.5.2.2: removing a required attribute
 					// is a mutability error.
@@ -117,9 +117,9 @@ func (a *applier) rewrap(err error) error {
 
 func (a *applier) requiredPresent() map[string]bool {
 	m := map[string]bool{}
-	for _, attr := range a.r.Schema.Attributes {
-		if attr.Required() {
-			m[attr.Name()] = presentValue(mustGet(a.doc, attr.Name()))
+	for _, at := range a.r.Schema.Attributes {
+		if at.Required() {
+			m[at.Name()] = attr.Assigned(mustGet(a.doc, at.Name()))
 		}
 	}
 	return m
@@ -250,7 +250,7 @@ func (a *applier) ignorableReadOnly(p query.Path, v any) bool {
 	if p.Attr.Extension == "" && strings.EqualFold(p.Attr.Def.Name(), "meta") {
 		return true
 	}
-	if !presentValue(v) {
+	if !attr.Assigned(v) {
 		return true
 	}
 	cur := mustGet(a.container(p.Attr.Extension, false), p.Attr.Def.Name())
@@ -681,15 +681,12 @@ func asList(v any) []any {
 
 // setOrDelete stores v, or removes the attribute when v is unassigned.
 func setOrDelete(m map[string]any, name string, v any) {
-	if presentValue(v) {
+	if attr.Assigned(v) {
 		setKey(m, name, v)
 	} else {
 		delKey(m, name)
 	}
 }
-
-// presentValue is the one SCIM rule for an assigned value (attr.Assigned).
-func presentValue(v any) bool { return attr.Assigned(v) }
 
 func containsIndex(list []int, i int) bool {
 	for _, x := range list {

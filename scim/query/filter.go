@@ -104,14 +104,14 @@ func (c *compareExpr) eval(s map[string]any) bool {
 	vals := c.values(s)
 	switch c.op {
 	case "pr":
-		return anyPresent(vals)
+		return attr.Assigned(vals)
 	case "eq":
 		if c.val == nil {
-			return !anyPresent(vals)
+			return !attr.Assigned(vals)
 		}
 	case "ne":
 		if c.val == nil {
-			return anyPresent(vals)
+			return attr.Assigned(vals)
 		}
 		// RFC 7644 §3.4.2.2: a comparison on a multi-valued attribute
 		// matches when any value satisfies it, so `emails.value ne "x"`
@@ -251,8 +251,6 @@ func toTime(v any) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
-
-func anyPresent(vals []any) bool { return attr.Assigned(vals) }
 
 // container is where an attribute of schema ext lives in doc.
 func container(doc map[string]any, ext string) map[string]any {
