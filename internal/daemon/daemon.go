@@ -296,9 +296,9 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	cur := d.config()
-	next, summary, err := cli.LoadReload(d.st, cur, d.now(), trigger)
+	next, summary, err := loadReload(d.st, cur, d.now(), trigger)
 	if err != nil {
-		reason := strings.TrimPrefix(err.Error(), cli.ErrReloadRejected.Error()+": ")
+		reason := strings.TrimPrefix(err.Error(), ErrReloadRejected.Error()+": ")
 		d.log.Error("config reload rejected; the running config stays", "file", cur.Path, "trigger", trigger, "reason", reason)
 		return nil, err
 	}
