@@ -25,7 +25,8 @@ const (
 	stagingID = "fedcba9876543210fedcba9876543210"
 )
 
-// configYAML has two accounts: prod grants roles, staging policies.
+// configYAML has two accounts: prod keeps roles (grant_shape: roles), staging
+// grants policies.
 // Guards keep SPEC's defaults unless syncExtra (lines under sync:, two
 // spaces in) overrides them.
 func configYAML(syncExtra string) string {
@@ -37,7 +38,7 @@ sync:
   protected: [breakglass@example.com]
 ` + syncExtra + `
 accounts:
-  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: prod, id: ` + prodID + `, environment: production, grant_shape: roles}
   - {name: staging, id: ` + stagingID + `, environment: staging}
 mappings:
   - group: cf-deployers
