@@ -77,6 +77,7 @@ type envOption func(*envOpts)
 
 type envOpts struct {
 	yaml     string
+	onChange func(cftest.Change)
 	noClient bool
 	realTime bool
 	planOnly bool
@@ -107,7 +108,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if o.realTime {
 		e.now = time.Now
 	}
-	e.fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID, stagingID}, Token: "test-token"})
+	e.fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID, stagingID}, Token: "test-token", OnChange: o.onChange})
 	if !o.noClient {
 		cf, err := cloudflare.New(cloudflare.Config{
 			BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: e.fake.HTTPClient(),
