@@ -126,6 +126,10 @@ type Change struct {
 	converted []string
 }
 
+// Converts reports whether the change replaces legacy roles with their
+// equivalent policies (alone, as MigrateShape, or with other changes).
+func (c Change) Converts() bool { return c.converted != nil }
+
 // Removals counts the keys this change takes away, the guard's unit.
 func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged) }
 
@@ -310,6 +314,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	}
 	act, present := a.Actual[email]
 	led, inLedger := a.Ledger[email]
+	stored := led // as the state holds it, legacy role keys included
 	shown := displayEmail(a, email)
 
 	if !present {
@@ -423,8 +428,12 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	if len(added) == 0 && len(gone) == 0 {
 		// An adoption that adds nothing is not recorded: until scimflare
 		// grants something, what the member holds stays unowned, and is
-		// reported as drift once the email is no longer wanted.
-		if !inLedger || sameLedger(led, newLedger) {
+		// reported as drift once the email is no longer wanted. A ledger
+		// that still names legacy roles the member no longer holds is
+		// rewritten with their policies: once the roles are gone from the
+		// account nothing could translate them, and a managed policy filed
+		// under a role key would read as drift, which a leaver keeps.
+		if !inLedger || sameLedger(stored, newLedger) {
 			return nil, drift.sorted(), nil
 		}
 		return nil, drift.sorted(), &newLedger
