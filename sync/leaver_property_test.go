@@ -343,8 +343,8 @@ type propStep struct {
 	// toPolicies: the reload also moves prod from grant_shape: roles to
 	// policies (a no-op when prod is granted policies already).
 	toPolicies bool
-	n       int // grant index (revoke) or Nth (faults)
-	fault   cftest.Fault
+	n          int // grant index (revoke) or Nth (faults)
+	fault      cftest.Fault
 }
 
 func (s propStep) String() string {
@@ -722,8 +722,8 @@ type propHarness struct {
 	// prodRoles: prod keeps grant_shape: roles (until a reload moves it).
 	prodRoles bool
 	log       []string
-	bad     []string
-	ctx     context.Context
+	bad       []string
+	ctx       context.Context
 }
 
 type propNotifier struct{ h *propHarness }
