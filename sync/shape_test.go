@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -331,5 +332,49 @@ mappings:
 	e.mustApply(RunOptions{Actor: ActorApply})
 	if _, ok := e.fake.Member(prodID, "alice@example.com"); ok {
 		t.Error("alice kept access although bob holds Super Administrator through a policy")
+	}
+}
+
+// TestTargetedRunConvertsWhatItReads: after a restart the reconciler knows
+// no legacy role's name until it reads a member. A targeted run planned
+// from the member cache reads the member before writing, learns its
+// roles there, and converts it in the same single write: no removal, no
+// roles listing.
+func TestTargetedRunConvertsWhatItReads(t *testing.T) {
+	e := newEnv(t, withYAML(shapeYAML("roles")))
+	alice := e.user("alice@example.com")
+	e.group("cf-deployers", alice)
+	oncall := e.group("cf-oncall")
+	e.mustApply(RunOptions{Actor: ActorApply})
+
+	e.cfg = parseConfig(t, shapeYAML(""))
+	e.restart()
+	e.fake.ResetCounters()
+	if _, err := e.st.UpdateGroup(oncall, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.AddMember(store.MemberRef{ID: alice, Type: store.MemberUser})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.targeted([]string{alice}, nil, nil)
+	if len(res.Applied) != 1 || res.Applied[0].Removals() != 0 || !res.Applied[0].Converts() {
+		t.Fatalf("applied %s, want one converting change that removes nothing", kinds(res.Applied))
+	}
+	if got := e.fake.Calls(http.MethodPut, cftest.RouteMember); got != 1 {
+		t.Errorf("%d PUTs, want 1", got)
+	}
+	if got := e.fake.Calls(http.MethodGet, cftest.RouteRoles); got != 0 {
+		t.Errorf("listed roles %d times", got)
+	}
+	m, _ := e.fake.Member(prodID, "alice@example.com")
+	var pgs []string
+	for _, p := range m.Policies {
+		pgs = append(pgs, p.PermissionGroups...)
+	}
+	slices.Sort(pgs)
+	want := []string{e.fake.PermissionGroupID(prodID, "Administrator"), e.fake.PermissionGroupID(prodID, "Workers Platform Admin")}
+	slices.Sort(want)
+	if len(m.Roles) != 0 || !slices.Equal(pgs, want) {
+		t.Errorf("alice holds roles %v policies %v", m.Roles, pgs)
 	}
 }
