@@ -338,12 +338,13 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	if a.Equivalent != nil && (inLedger || len(desired) > 0) {
 		// Only a member scimflare manages is converted; another is
 		// reported as found.
-		var translated []string
-		translated, migrating = translate(act.Keys, a.Equivalent)
-		current = setOf(translated)
-		if inLedger {
-			led.Managed, _ = translate(led.Managed, a.Equivalent)
-			led.Found, _ = translate(led.Found, a.Equivalent)
+		translated, changed, whole := translate(act.Keys, a.Equivalent)
+		if whole {
+			migrating, current = changed, setOf(translated)
+			if inLedger {
+				led.Managed, _, _ = translate(led.Managed, a.Equivalent)
+				led.Found, _, _ = translate(led.Found, a.Equivalent)
+			}
 		}
 	}
 	if !inLedger {
@@ -474,20 +475,28 @@ const unmanagedReason = "not granted by scimflare (sync.unmanaged: remove)"
 const migrateReason = "legacy roles replaced by the equivalent policies (grant_shape: policies)"
 
 // translate replaces each key that has an equivalent by it, and reports
-// whether any did.
-func translate(keys []string, eq map[string]string) ([]string, bool) {
-	out := make([]string, 0, len(keys))
-	changed := false
+// whether any did. Keys are translated all or none: whole is false, and
+// keys come back as they were, when a role has no equivalent (a retired
+// role), since one write cannot hold a role and a policy.
+func translate(keys []string, eq map[string]string) (out []string, changed, whole bool) {
+	out = make([]string, 0, len(keys))
 	for _, k := range keys {
 		if e, ok := eq[k]; ok {
 			k, changed = e, true
+		} else if isRoleKey(k) {
+			return keys, false, false
 		}
 		out = append(out, k)
 	}
 	if !changed {
-		return keys, false
+		return keys, false, true
 	}
-	return setOf(out).sorted(), true
+	return setOf(out).sorted(), true, true
+}
+
+func isRoleKey(k string) bool {
+	_, _, _, isPolicy, err := mapping.ParseKey(k)
+	return err == nil && !isPolicy
 }
 
 func joinReason(a, b string) string {

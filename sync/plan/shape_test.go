@@ -58,6 +58,11 @@ func TestPlanMigratesLegacyRoles(t *testing.T) {
 			UpdateRoles, []string{wpa}, []string{admin}, []string{wpa}, nil, false},
 		{"leaver is removed, not converted", shapeInput().with("a@x.io", []string{"role:wpa"}, &LedgerEntry{Created: true, Managed: []string{"role:wpa"}}),
 			RemoveMember, nil, []string{wpa}, nil, nil, false},
+		// A role with no permission group blocks the conversion: the plan
+		// stays in roles, and its mixed target is refused before any call
+		// (ErrMixedShapes, a failed change), so nothing is lost.
+		{"a role without a permission group blocks the conversion", shapeInput().with("a@x.io", []string{"role:retired", "role:wpa"}, &LedgerEntry{Created: true, Managed: []string{"role:wpa"}, Found: []string{"role:retired"}}, wpa),
+			UpdateRoles, []string{wpa, "role:retired"}, []string{"role:wpa"}, []string{wpa}, []string{"role:retired"}, false},
 		{"a role without a permission group is planned as it is", shapeInput().with("a@x.io", []string{"role:retired"}, &LedgerEntry{Created: true, Managed: []string{"role:retired"}}, "role:retired"),
 			"", nil, nil, nil, nil, true},
 	}
