@@ -18,15 +18,16 @@ import (
 // Cloudflare call economy (issue 5 point 4), counted exactly on the fake.
 //
 // Name resolution is the fixed cost of every full run: one
-// GET /accounts/{id}/roles per account, plus GET permission_groups and
-// GET resource_groups for each account whose mappings use policies. With
-// configYAML (prod grants roles, staging policies) that is 4 calls.
+// GET /accounts/{id}/roles per account that keeps roles (grant_shape:
+// roles), and GET permission_groups and GET resource_groups for each
+// account granted policies. With configYAML (prod keeps roles, staging is
+// granted policies) that is 3 calls.
 // Targeted, expiry, grant and revoke runs plan with the catalogs the last
 // full run read and pay it only when there are none yet, after a reload,
 // when they are older than two schedule intervals, or when Cloudflare
 // refuses an id from them (catalog_test.go).
 const (
-	nameCallsRoles    = 2 // prod, staging
+	nameCallsRoles    = 1 // prod (grant_shape: roles); staging is granted policies and never lists roles
 	nameCallsPolicies = 2 // staging: permission groups, resource groups
 	nameCalls         = nameCallsRoles + nameCallsPolicies
 )
@@ -322,7 +323,7 @@ func TestInitialApplyStaysWithinAConfiguredBudget(t *testing.T) {
 func initialApplyWithinBudget(t *testing.T, n, budget int) {
 	yaml := `
 accounts:
-  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: prod, id: ` + prodID + `, environment: production, grant_shape: roles}
 mappings:
   - group: cf-deployers
     account: prod

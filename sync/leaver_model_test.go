@@ -111,7 +111,15 @@ var propVariants = [][]propMapping{
 // propConfigYAML renders a variant as the operator's config file. Guards
 // are as loose as validation allows: they are a separate promise, and a
 // trip is handled the way an operator would (apply --force, logged).
-func propConfigYAML(variant int, remove bool) string {
+//
+// prodRoles keeps prod on the legacy roles shape (grant_shape: roles);
+// otherwise prod is granted policies, its mapped roles as their permission
+// groups on the account scope. Staging always maps policies.
+func propConfigYAML(variant int, remove, prodRoles bool) string {
+	shape := ""
+	if prodRoles {
+		shape = ", grant_shape: roles"
+	}
 	unmanaged := "report"
 	if remove {
 		unmanaged = "remove"
@@ -126,10 +134,10 @@ sync:
   unmanaged: %s
   guards: {max_removals: 1000, max_removal_percent: 100}
 accounts:
-  - {name: prod, id: %s, environment: production}
+  - {name: prod, id: %s, environment: production%s}
   - {name: staging, id: %s, environment: staging}
 mappings:
-`, propBreakglass, unmanaged, prodID, stagingID)
+`, propBreakglass, unmanaged, prodID, shape, stagingID)
 	q := func(ss []string) string {
 		out := make([]string, len(ss))
 		for i, s := range ss {
@@ -551,27 +559,34 @@ func cfKeys(fake *cftest.Server, accountID string) map[string]map[string]bool {
 		}
 		return "id:" + id
 	}
+	// What a member may do, whatever the shape: a role is its name; an
+	// allow policy on the account scope alone is each of its permission
+	// groups, named as the role it stands for (a role and its permission
+	// group share their name); any other policy is its own key.
 	for _, mem := range fake.Members(accountID) {
 		keys := map[string]bool{}
-		if accountID == prodID {
-			for _, id := range mem.Roles {
-				keys[name(roles, id)] = true
+		for _, id := range mem.Roles {
+			keys[name(roles, id)] = true
+		}
+		for _, p := range mem.Policies {
+			var pg, rg []string
+			for _, id := range p.PermissionGroups {
+				pg = append(pg, name(pgs, id))
 			}
-		} else {
-			for _, p := range mem.Policies {
-				var pg, rg []string
-				for _, id := range p.PermissionGroups {
-					pg = append(pg, name(pgs, id))
-				}
-				for _, id := range p.ResourceGroups {
-					rg = append(rg, name(rgs, id))
-				}
-				k := policyKeyOf(pg, rg)
-				if p.Access != "allow" {
-					k = p.Access + strings.TrimPrefix(k, "allow")
-				}
-				keys[k] = true
+			for _, id := range p.ResourceGroups {
+				rg = append(rg, name(rgs, id))
 			}
+			if p.Access == "allow" && len(rg) == 1 && rg[0] == cftest.AccountScope(accountID) {
+				for _, n := range pg {
+					keys[n] = true
+				}
+				continue
+			}
+			k := policyKeyOf(pg, rg)
+			if p.Access != "allow" {
+				k = p.Access + strings.TrimPrefix(k, "allow")
+			}
+			keys[k] = true
 		}
 		out[fold(mem.Email)] = keys
 	}
@@ -599,6 +614,13 @@ var handRoles = []string{propRoleDNS, propRoleAnalytic, propRoleBilling, propRol
 func handReplace(fake *cftest.Server, accountID string, mem cftest.Member) {
 	fake.RemoveMember(accountID, mem.Email)
 	fake.AddMember(accountID, mem)
+}
+
+// prodRolePolicy is role granted as a policy on prod: its permission group
+// on the account scope, as a person would grant it in the dashboard.
+func prodRolePolicy(fake *cftest.Server, role string) cftest.Policy {
+	return cftest.Policy{Access: "allow", PermissionGroups: []string{fake.PermissionGroupID(prodID, role)},
+		ResourceGroups: []string{fake.ResourceGroupID(prodID, cftest.AccountScope(prodID))}}
 }
 
 func handPolicyOf(fake *cftest.Server, p propPolicy) cftest.Policy {

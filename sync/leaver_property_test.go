@@ -80,9 +80,13 @@ func TestLeaverNeverKeepsAccess(t *testing.T) {
 	shrink := os.Getenv("SCIMFLARE_PROPERTY_SHRINK") == "1"
 	kinds := propWeights(t, os.Getenv("SCIMFLARE_PROPERTY_WEIGHTS"))
 	for _, seed := range seeds {
+		// Odd seeds start with prod keeping roles (a reload may move it to
+		// policies: the migration under the property), even seeds with
+		// prod granted policies.
+		prodRoles := seed%2 == 1
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			seq := genPropSequence(seed, steps, kinds)
-			log, bad := runPropSequence(t, seq)
+			log, bad := runPropSequence(t, seq, prodRoles)
 			if len(bad) == 0 {
 				if verbose {
 					t.Logf("seed %d passed:\n%s", seed, strings.Join(log, "\n"))
@@ -98,7 +102,7 @@ func TestLeaverNeverKeepsAccess(t *testing.T) {
 			msg := fmt.Sprintf("seed %d: %d violation(s):\n  %s\nsteps:\n%s\nreplay: %s go test -count=1 -run TestLeaverNeverKeepsAccess ./sync/",
 				seed, len(bad), strings.Join(bad, "\n  "), strings.Join(log, "\n"), replay)
 			if shrink {
-				msg += "\n" + shrinkProp(t, seq, bad)
+				msg += "\n" + shrinkProp(t, seq, bad, prodRoles)
 			}
 			t.Error(msg)
 		})
@@ -163,7 +167,7 @@ func propSeeds(t *testing.T) []int64 {
 // it drops chunks of steps (halves, quarters, … single steps) while a
 // violation of one of the original classes remains; steps a drop made
 // meaningless are skipped. Opt-in: it replays the sequence many times.
-func shrinkProp(t *testing.T, seq []propStep, bad []string) string {
+func shrinkProp(t *testing.T, seq []propStep, bad []string, prodRoles bool) string {
 	want := map[string]bool{}
 	for _, v := range bad {
 		want[violationClass(v)] = true
@@ -172,7 +176,7 @@ func shrinkProp(t *testing.T, seq []propStep, bad []string) string {
 		want = map[string]bool{"LEAVER KEEPS ACCESS": true} // the one that matters most
 	}
 	fails := func(s []propStep) bool {
-		_, b := runPropSequence(t, s)
+		_, b := runPropSequence(t, s, prodRoles)
 		for _, v := range b {
 			if want[violationClass(v)] {
 				return true
@@ -194,7 +198,7 @@ func shrinkProp(t *testing.T, seq []propStep, bad []string) string {
 			i += chunk
 		}
 	}
-	log, b := runPropSequence(t, cur)
+	log, b := runPropSequence(t, cur, prodRoles)
 	return fmt.Sprintf("shrunk to %d of %d steps (%d replays):\n  %s\n%s", len(cur), len(seq), runs, strings.Join(b, "\n  "), strings.Join(log, "\n"))
 }
 
@@ -335,8 +339,11 @@ type propStep struct {
 	d       time.Duration
 	variant int
 	remove  bool
-	n       int // grant index (revoke) or Nth (faults)
-	fault   cftest.Fault
+	// toPolicies: the reload also moves prod from grant_shape: roles to
+	// policies (a no-op when prod is granted policies already).
+	toPolicies bool
+	n          int // grant index (revoke) or Nth (faults)
+	fault      cftest.Fault
 }
 
 func (s propStep) String() string {
@@ -361,7 +368,11 @@ func (s propStep) String() string {
 		if s.remove {
 			u = "remove"
 		}
-		return fmt.Sprintf("%s variant %d, unmanaged: %s", name, s.variant, u)
+		shape := ""
+		if s.toPolicies {
+			shape = ", prod to grant_shape: policies"
+		}
+		return fmt.Sprintf("%s variant %d, unmanaged: %s%s", name, s.variant, u, shape)
 	case kAdvance:
 		return fmt.Sprintf("%s %s", name, s.d)
 	case kGrant:
@@ -606,6 +617,7 @@ func genPropSequence(seed int64, n int, kinds [numPropKinds]propKindInfo) []prop
 		case kReload:
 			s.variant = rng.IntN(len(propVariants))
 			s.remove = rng.IntN(3) == 0
+			s.toPolicies = rng.IntN(3) == 0
 		case kAdvance:
 			s.d = []time.Duration{time.Minute, 5 * time.Minute, 12 * time.Minute, 25 * time.Minute, 50 * time.Minute}[rng.IntN(5)]
 		case kGrant:
@@ -706,9 +718,11 @@ type propHarness struct {
 	curSCIM atomic.Pointer[scim.Server]
 	curR    atomic.Pointer[Reconciler]
 	listing *listingFaults
-	log     []string
-	bad     []string
-	ctx     context.Context
+	// prodRoles: prod keeps grant_shape: roles (until a reload moves it).
+	prodRoles bool
+	log       []string
+	bad       []string
+	ctx       context.Context
 }
 
 type propNotifier struct{ h *propHarness }
@@ -716,8 +730,8 @@ type propNotifier struct{ h *propHarness }
 // Changed is internal/daemon's notifier: a SCIM write touches the reconciler.
 func (n propNotifier) Changed(c scim.Change) { n.h.curR.Load().Touch(c.UserIDs, c.GroupIDs, c.Emails) }
 
-func newPropHarness(t *testing.T) *propHarness {
-	h := &propHarness{t: t, m: newPropModel(), ctx: context.Background()}
+func newPropHarness(t *testing.T, prodRoles bool) *propHarness {
+	h := &propHarness{t: t, m: newPropModel(), ctx: context.Background(), prodRoles: prodRoles}
 	e := &env{t: t, path: filepath.Join(t.TempDir(), "state.db")}
 	e.clock = cftest.NewClock(cftest.Epoch)
 	e.now = e.clock.Now
@@ -731,7 +745,7 @@ func newPropHarness(t *testing.T) *propHarness {
 		t.Fatal(err)
 	}
 	e.cf = cf
-	e.cfg = parseConfig(t, propConfigYAML(0, false))
+	e.cfg = parseConfig(t, propConfigYAML(0, false, prodRoles))
 	e.m = testMetrics()
 	h.e = e
 	// Hand-made before scimflare starts: the protected break-glass admin,
@@ -774,9 +788,13 @@ func (h *propHarness) violate(format string, args ...any) {
 
 // runPropSequence runs seq on a fresh daemon, recovers, and checks the
 // property. It returns the numbered step log and the violations.
-func runPropSequence(t *testing.T, seq []propStep) ([]string, []string) {
-	h := newPropHarness(t)
-	h.logf("  0. daemon start: full run -> %s", h.fullRun())
+func runPropSequence(t *testing.T, seq []propStep, prodRoles bool) ([]string, []string) {
+	h := newPropHarness(t, prodRoles)
+	shape := "policies"
+	if prodRoles {
+		shape = "roles"
+	}
+	h.logf("  0. daemon start (prod grant_shape: %s): full run -> %s", shape, h.fullRun())
 	for i, s := range seq {
 		if !h.m.applicable(s) {
 			h.logf("%3d. %s -> skipped: not applicable after shrinking", i+1, s)
@@ -857,7 +875,10 @@ func (h *propHarness) step(s propStep) string {
 		sc.patch("/Groups/"+m.groups[s.group].id, map[string]any{"op": "remove", "path": fmt.Sprintf("members[value eq %q]", m.groups[s.other].id)})
 		delete(m.groups[s.group].members, groupRef(s.other))
 	case kReload:
-		cfg := parseConfig(h.t, propConfigYAML(s.variant, s.remove))
+		if s.toPolicies {
+			h.prodRoles = false
+		}
+		cfg := parseConfig(h.t, propConfigYAML(s.variant, s.remove, h.prodRoles))
 		h.e.cfg = cfg
 		h.e.r.Reload(cfg)
 		m.variant, m.remove = s.variant, s.remove
@@ -1057,9 +1078,14 @@ func (h *propHarness) handEdit(s propStep) string {
 			return "already a member: no-op"
 		}
 		nm := cftest.Member{Email: s.email, Status: "accepted"}
-		if s.acct == "prod" {
+		switch {
+		case s.acct == "prod" && (h.prodRoles || s.n%2 == 0):
+			// Made by hand with a legacy role, on either shape: on a
+			// policies account it is adopted and converted.
 			nm.Roles = []string{fake.RoleID(acct, s.key)}
-		} else {
+		case s.acct == "prod":
+			nm.Policies = []cftest.Policy{prodRolePolicy(fake, s.key)}
+		default:
 			i, _ := strconv.Atoi(s.key)
 			nm.Policies = []cftest.Policy{handPolicyOf(fake, handPolicies[i])}
 		}
@@ -1089,10 +1115,13 @@ func (h *propHarness) handEdit(s propStep) string {
 			return "already holds " + k + ": no-op"
 		}
 		if s.acct == "prod" {
-			if len(mem.Roles) == 0 {
-				return "a policies member: no-op" // one shape per member
+			// One shape per member: a role beside roles, a policy beside
+			// policies.
+			if len(mem.Roles) > 0 {
+				mem.Roles = append(mem.Roles, fake.RoleID(acct, s.key))
+			} else {
+				mem.Policies = append(mem.Policies, prodRolePolicy(fake, s.key))
 			}
-			mem.Roles = append(mem.Roles, fake.RoleID(acct, s.key))
 		} else {
 			if len(mem.Roles) > 0 {
 				return "a roles member: no-op"
@@ -1117,6 +1146,10 @@ func (h *propHarness) handEdit(s propStep) string {
 				}
 			}
 			mem.Roles = slices.DeleteFunc(mem.Roles, func(x string) bool { return x == id })
+			pg := fake.PermissionGroupID(acct, k)
+			mem.Policies = slices.DeleteFunc(mem.Policies, func(p cftest.Policy) bool {
+				return slices.Equal(p.PermissionGroups, []string{pg})
+			})
 		} else {
 			mem.Policies = slices.DeleteFunc(mem.Policies, func(p cftest.Policy) bool {
 				return policyKeyOfIDs(fake, p) == k
@@ -1255,6 +1288,15 @@ func (h *propHarness) check(when string) {
 			}
 			if _, member := actual[email]; member && h.m.remove && !h.m.everDesired[acct+"\x00"+email] {
 				h.violate("%s %s: a member no user ever wanted is still there under unmanaged: remove (holds %v)", name, email, sortedKeys(act))
+			}
+		}
+	}
+	if !h.prodRoles {
+		// On a policies account every member someone wants access for is
+		// converted: no legacy role is left to grant what a policy does.
+		for _, mem := range h.e.fake.Members(prodID) {
+			if len(desired[prodID][fold(mem.Email)]) > 0 && len(mem.Roles) > 0 {
+				h.violate("prod %s still holds legacy roles %v with grant_shape: policies", mem.Email, mem.Roles)
 			}
 		}
 	}

@@ -520,7 +520,9 @@ func TestGrantAndRevoke(t *testing.T) {
 		{Email: "zed@example.com", Account: "prod", Role: "DNS", For: time.Hour, Reason: " "},
 		{Email: "zed@example.com", Account: "prod", Role: "DNSS", For: time.Hour, Reason: "x"},
 		{Email: "zed@example.com", Account: "prod", Mapping: "no-such-group", For: time.Hour, Reason: "x"},
-		{Email: "zed@example.com", Account: "staging", Role: "DNS", For: time.Hour, Reason: "x"},
+		// staging is granted policies: a role is its permission group
+		// there, and one with none is refused like an unknown role.
+		{Email: "zed@example.com", Account: "staging", Role: "DNSS", For: time.Hour, Reason: "x"},
 		{Email: "gone@example.com", Account: "prod", Role: "DNS", For: time.Hour, Reason: "x"},
 		{Email: "zed@example.com", Account: "prod", Role: "DNS", Mapping: "cf-deployers", For: time.Hour, Reason: "x"},
 	} {

@@ -335,7 +335,16 @@ func TestOperatorLogs(t *testing.T) {
 	if err != nil || st != 201 {
 		t.Fatalf("create group: %d %v", st, err)
 	}
-	waitUntil(t, 15*time.Second, "an applied line", func() bool { return len(logLines(s.logs.String(), "applied")) > 0 })
+	// The run logs its "applied" lines before its summary line: wait for
+	// the summary of the run that applied the change.
+	waitUntil(t, 15*time.Second, "the summary of the run that applied the change", func() bool {
+		for _, r := range logLines(s.logs.String(), "reconcile finished") {
+			if r["applied"] == 1.0 {
+				return true
+			}
+		}
+		return false
+	})
 
 	logs := s.logs.String()
 	refused := logLines(logs, "SCIM request refused")
