@@ -103,7 +103,13 @@ func KeyName(key string, names map[string]string) string {
 		slices.Sort(out)
 		return strings.Join(out, ", ")
 	}
-	return named(pgs, permissionGroupNameKey) + " on " + named(rgs, resourceGroupNameKey)
+	on := named(rgs, resourceGroupNameKey)
+	if len(rgs) == 1 && IsAccountScopeName(on) {
+		// The whole account: what a role grants, read as the role's name
+		// rather than "X on com.cloudflare.api.account.<id>".
+		return named(pgs, permissionGroupNameKey)
+	}
+	return named(pgs, permissionGroupNameKey) + " on " + on
 }
 
 // KeyNames is keys in words (KeyName), sorted; nil for no keys.

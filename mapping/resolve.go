@@ -28,6 +28,21 @@ type Resolved struct {
 	// SuperAdminRole maps an account id to the role key of
 	// SuperAdministrator in that account, when the account has it.
 	SuperAdminRole map[string]string
+	// SuperAdminGroup and AccountScopeGroup map an account id to the id of
+	// the SuperAdministrator permission group and of the account-scope
+	// resource group, when the account's catalog lists them: a policy
+	// naming both makes a Super Administrator as surely as the role.
+	SuperAdminGroup, AccountScopeGroup map[string]string
+}
+
+// IsSuperAdmin reports whether key makes its holder a Super Administrator
+// of accountID: the role, or an allow policy of the permission group on
+// the account scope.
+func (r *Resolved) IsSuperAdmin(accountID, key string) bool {
+	if r == nil {
+		return false
+	}
+	return GrantsGroup(key, r.SuperAdminRole[accountID], r.SuperAdminGroup[accountID], r.AccountScopeGroup[accountID])
 }
 
 // ResolvedMapping is one mapping with its account id and grant keys. Index
@@ -48,7 +63,8 @@ type ResolvedMapping struct {
 // must treat any error Problem as a failed read and not plan removals: a
 // role renamed in Cloudflare must not look like a mapping that went away.
 func Resolve(t Table, catalogs map[string]Catalog) (*Resolved, []Problem) {
-	res := &Resolved{Names: map[string]string{}, SuperAdminRole: map[string]string{}}
+	res := &Resolved{Names: map[string]string{}, SuperAdminRole: map[string]string{},
+		SuperAdminGroup: map[string]string{}, AccountScopeGroup: map[string]string{}}
 	var ps []Problem
 
 	for _, a := range t.Accounts {
@@ -64,9 +80,15 @@ func Resolve(t Table, catalogs map[string]Catalog) (*Resolved, []Problem) {
 		}
 		for _, g := range cat.PermissionGroups {
 			res.Names[permissionGroupNameKey(g.ID)] = g.Name
+			if strings.EqualFold(g.Name, SuperAdministrator) {
+				res.SuperAdminGroup[a.ID] = g.ID
+			}
 		}
 		for _, g := range cat.ResourceGroups {
 			res.Names[resourceGroupNameKey(g.ID)] = g.Name
+			if g.Name == AccountScope(a.ID) {
+				res.AccountScopeGroup[a.ID] = g.ID
+			}
 		}
 	}
 
@@ -84,6 +106,16 @@ func Resolve(t Table, catalogs map[string]Catalog) (*Resolved, []Problem) {
 		}
 		rm := ResolvedMapping{Mapping: m, Index: i, AccountID: acct.ID}
 		for j, name := range m.Roles {
+			if !acct.KeepsRoles() {
+				key, pgName, prob := RolePolicyKey(cat, acct, name)
+				if prob != "" {
+					ps = append(ps, Problem{Path: fmt.Sprintf("%s.roles[%d]", p, j), Message: prob})
+					continue
+				}
+				res.Names[key] = pgName
+				rm.Keys = appendUnique(rm.Keys, key)
+				continue
+			}
 			id, prob := lookup(cat.Roles, name, "role", acct.Name)
 			if prob != "" {
 				ps = append(ps, Problem{Path: fmt.Sprintf("%s.roles[%d]", p, j), Message: prob})

@@ -49,7 +49,7 @@ func TestResolve(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.mapping
 			m.Group, m.Account = "g", "prod"
-			tab := Table{Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production"}}, Mappings: []Mapping{m}}
+			tab := Table{Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production", GrantShape: GrantShapeRoles}}, Mappings: []Mapping{m}}
 			res, ps := Resolve(tab, map[string]Catalog{prodID: catalog()})
 			if tc.problem == "" && len(ps) != 0 {
 				t.Fatalf("unexpected problems %v", ps)
@@ -72,7 +72,7 @@ func TestResolve(t *testing.T) {
 
 func TestResolveNamesAndSuperAdmin(t *testing.T) {
 	tab := Table{
-		Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production"}, {Name: "staging", ID: stagingID, Environment: "staging"}},
+		Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production"}, {Name: "staging", ID: stagingID, Environment: "staging", GrantShape: GrantShapeRoles}},
 		Mappings: []Mapping{
 			{Group: "readers", Account: "prod", Policies: []Policy{{PermissionGroups: []string{"Workers Platform (Read-only)"}, ResourceGroups: []string{"prod-workers"}}}},
 			{Group: "x", Account: "staging", Roles: []string{"Billing"}},
@@ -103,5 +103,65 @@ func TestResolveMissingCatalog(t *testing.T) {
 	}
 	if len(res.Mappings) != 0 {
 		t.Errorf("mapping without catalog resolved: %v", res.Mappings)
+	}
+}
+
+// On an account that does not keep roles, a role name is granted as the
+// permission group of that name on the account scope, and reads as the
+// role's name.
+func TestResolveRolesAsPolicies(t *testing.T) {
+	scope := AccountScope(prodID)
+	cat := Catalog{
+		PermissionGroups: []Named{
+			{ID: "pg-super", Name: SuperAdministrator}, {ID: "pg-admin", Name: "Administrator"},
+			{ID: "pg-wpa", Name: "Workers Platform Admin"}, {ID: "pg-dns", Name: "DNS"},
+		},
+		ResourceGroups: []Named{{ID: "rg-acct", Name: scope}, {ID: "rg-pw", Name: "prod-workers"}},
+	}
+	tests := []struct {
+		name, role, key, problem string
+	}{
+		{"same name", "Administrator", "policy:pg-admin|rg-acct", ""},
+		{"any case", "workers platform admin", "policy:pg-wpa|rg-acct", ""},
+		{"renamed by Cloudflare", "Workers Admin", "policy:pg-wpa|rg-acct", ""},
+		{"no counterpart names the closest", "DNS Admin", "",
+			`role "DNS Admin" has no permission group of that name in account prod, where roles are granted as policies; the closest permission groups are "DNS"`},
+		{"no counterpart far from any", "Zzzzzzzzzzzzzz", "", `the closest permission groups are "Administrator", "DNS" or "Workers Platform Admin"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := Table{Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production"}},
+				Mappings: []Mapping{{Group: "g", Account: "prod", Roles: []string{tc.role}}}}
+			res, ps := Resolve(tab, map[string]Catalog{prodID: cat})
+			if tc.problem != "" {
+				if len(ps) != 1 || ps[0].Path != "mappings[0].roles[0]" || !strings.Contains(ps[0].Message, tc.problem) {
+					t.Fatalf("problems = %v, want one containing %q", ps, tc.problem)
+				}
+				return
+			}
+			if len(ps) != 0 {
+				t.Fatalf("problems %v", ps)
+			}
+			if got := res.Mappings[0].Keys; !slices.Equal(got, []string{tc.key}) {
+				t.Fatalf("keys = %v, want %s", got, tc.key)
+			}
+			want := KeyName(tc.key, res.Names)
+			if want != res.Names["permission_group:"+strings.TrimSuffix(strings.TrimPrefix(tc.key, "policy:"), "|rg-acct")] {
+				t.Errorf("%s reads as %q", tc.key, want)
+			}
+			if strings.Contains(want, scope) {
+				t.Errorf("an account-wide policy reads as %q: the scope is noise", want)
+			}
+		})
+	}
+	res, _ := Resolve(Table{Accounts: []Account{{Name: "prod", ID: prodID, Environment: "production"}}}, map[string]Catalog{prodID: cat})
+	if !res.IsSuperAdmin(prodID, "policy:pg-super|rg-acct") || !res.IsSuperAdmin(prodID, "policy:pg-admin,pg-super|rg-acct") {
+		t.Error("the Super Administrator permission group on the account scope is not a Super Administrator")
+	}
+	if res.IsSuperAdmin(prodID, "policy:pg-super|rg-pw") || res.IsSuperAdmin(prodID, "policy:pg-admin|rg-acct") {
+		t.Error("a narrower policy counts as a Super Administrator")
+	}
+	if got := KeyName("policy:pg-super|rg-pw", res.Names); got != SuperAdministrator+" on prod-workers" {
+		t.Errorf("a policy on a resource group reads as %q", got)
 	}
 }

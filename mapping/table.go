@@ -10,7 +10,28 @@ type Account struct {
 	Name        string `yaml:"name"`
 	ID          string `yaml:"id"`
 	Environment string `yaml:"environment"`
+	// Model is how access is held: ModelMemberPolicies (the default, also
+	// when empty) puts grants on each member; ModelUserGroups is accepted
+	// by the decoder but refused by Validate until it is built.
+	Model string `yaml:"model"`
+	// GrantShape is what a member is granted: GrantShapePolicies (the
+	// default, also when empty) or the legacy GrantShapeRoles.
+	GrantShape string `yaml:"grant_shape"`
 }
+
+// Access models and grant shapes an account may name.
+const (
+	ModelMemberPolicies = "member_policies"
+	ModelUserGroups     = "user_groups"
+	GrantShapePolicies  = "policies"
+	GrantShapeRoles     = "roles"
+)
+
+// KeepsRoles reports whether the account keeps the legacy Account Roles
+// shape (grant_shape: roles): mapped roles are granted as roles and role
+// names resolve through /accounts/{id}/roles. Every other account is
+// granted policies, role names included.
+func (a Account) KeepsRoles() bool { return a.GrantShape == GrantShapeRoles }
 
 // Environments a mapping may name. Production is kept apart from the others
 // so that a non-production account never borrows production's groups.

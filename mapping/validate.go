@@ -62,6 +62,18 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 				ids[a.ID] = i
 			}
 		}
+		switch a.GrantShape {
+		case "", GrantShapePolicies, GrantShapeRoles:
+		default:
+			errf(p+".grant_shape", "grant_shape %q is not one of policies, roles", a.GrantShape)
+		}
+		switch a.Model {
+		case "", ModelMemberPolicies:
+		case ModelUserGroups:
+			errf(p+".model", "model user_groups is not supported yet: use member_policies (the default)")
+		default:
+			errf(p+".model", "model %q is not one of member_policies, user_groups", a.Model)
+		}
 		switch a.Environment {
 		case EnvProduction, EnvStaging, EnvDevelopment:
 		case "":
@@ -71,12 +83,6 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 		}
 	}
 
-	// shape per account: the first mapping that chose roles or policies.
-	type shape struct {
-		policies bool
-		index    int
-	}
-	shapes := map[string]shape{}
 	for i, m := range t.Mappings {
 		p := fmt.Sprintf("mappings[%d]", i)
 		switch {
@@ -101,14 +107,10 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 		switch {
 		case !hasRoles && !hasPolicies:
 			errf(p, "set roles or policies")
-		case hasRoles && hasPolicies:
-			errf(p, "set roles or policies, not both: Cloudflare takes one shape per member")
-		case known:
-			if s, seen := shapes[acct.Name]; !seen {
-				shapes[acct.Name] = shape{policies: hasPolicies, index: i}
-			} else if s.policies != hasPolicies {
-				errf(p, "account %q mixes roles and policies (see mappings[%d]): Cloudflare takes one shape per member", acct.Name, s.index)
-			}
+		case known && hasPolicies && acct.KeepsRoles():
+			// A policies account takes both: its roles are granted as
+			// policies too.
+			errf(p+".policies", "account %q has grant_shape: roles, which cannot take policies (Cloudflare takes one shape per member); drop grant_shape: roles or map roles only", acct.Name)
 		}
 		checkNames(p+".roles", "role", m.Roles)
 		for j, pol := range m.Policies {

@@ -80,13 +80,22 @@ func TestValidate(t *testing.T) {
 		{"valid", func(*Table) {}, "", false, ""},
 		{"unknown account", func(t *Table) { t.Mappings[0].Account = "prd" }, "mappings[0].account", false, `account "prd" is not defined`},
 		{"missing account", func(t *Table) { t.Mappings[0].Account = "" }, "mappings[0].account", false, "account is required"},
-		{"mixed shapes in one account", func(t *Table) {
+		{"policies on a roles account", func(t *Table) {
+			t.Accounts[0].GrantShape = GrantShapeRoles
 			t.Mappings = append(t.Mappings, Mapping{Group: "readers", Account: "prod", Policies: []Policy{{PermissionGroups: []string{"Read"}, ResourceGroups: []string{"all"}}}})
-		}, "mappings[1]", false, "mixes roles and policies"},
-		{"neither roles nor policies", func(t *Table) { t.Mappings[0].Roles = nil }, "mappings[0]", false, "set roles or policies"},
-		{"both roles and policies", func(t *Table) {
+		}, "mappings[1].policies", false, `account "prod" has grant_shape: roles, which cannot take policies`},
+		{"roles and policies on a policies account", func(t *Table) {
 			t.Mappings[0].Policies = []Policy{{PermissionGroups: []string{"Read"}, ResourceGroups: []string{"all"}}}
-		}, "mappings[0]", false, "not both"},
+			t.Mappings = append(t.Mappings, Mapping{Group: "readers", Account: "prod", Policies: []Policy{{PermissionGroups: []string{"Read"}, ResourceGroups: []string{"all"}}}})
+		}, "", false, ""},
+		{"unknown grant_shape", func(t *Table) { t.Accounts[0].GrantShape = "role" }, "accounts[0].grant_shape", false, `grant_shape "role" is not one of policies, roles`},
+		{"unknown model", func(t *Table) { t.Accounts[0].Model = "groups" }, "accounts[0].model", false, `model "groups" is not one of member_policies, user_groups`},
+		{"user_groups not supported yet", func(t *Table) { t.Accounts[0].Model = ModelUserGroups }, "accounts[0].model", false, "model user_groups is not supported yet"},
+		{"neither roles nor policies", func(t *Table) { t.Mappings[0].Roles = nil }, "mappings[0]", false, "set roles or policies"},
+		{"both roles and policies on a roles account", func(t *Table) {
+			t.Accounts[0].GrantShape = GrantShapeRoles
+			t.Mappings[0].Policies = []Policy{{PermissionGroups: []string{"Read"}, ResourceGroups: []string{"all"}}}
+		}, "mappings[0].policies", false, "cannot take policies"},
 		{"policy without resource groups", func(t *Table) {
 			t.Mappings[0].Roles = nil
 			t.Mappings[0].Policies = []Policy{{PermissionGroups: []string{"Read"}}}

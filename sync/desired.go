@@ -41,7 +41,7 @@ func (rn *run) buildDesired(ctx context.Context) (scope map[string]bool, err err
 	if err != nil {
 		return nil, err
 	}
-	rn.cachedNames, rn.res = cached, res
+	rn.cachedNames, rn.res, rn.cats = cached, res, cats
 	maps.Copy(rn.result.Names, rn.res.Names)
 
 	// Desired state from one snapshot.
@@ -74,7 +74,7 @@ func (rn *run) resolveNames(cats map[string]mapping.Catalog) (*mapping.Resolved,
 	if err != nil {
 		return nil, nil, err
 	}
-	temp, err := tempGrants(rn.grants, res, cats, rn.now, true)
+	temp, err := tempGrants(rn.grants, rn.cfg, res, cats, rn.now, true)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,13 +115,15 @@ func (rn *run) renewNames(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the state: %w", err)
 	}
-	rn.res, rn.desired, rn.renamed = res, desired, true
+	rn.res, rn.desired, rn.renamed, rn.cats = res, desired, true, cats
 	maps.Copy(rn.result.Names, res.Names)
 	for i := range rn.inputs {
 		in := &rn.inputs[i]
 		in.Desired = desired.Accounts[in.ID]
 		in.Expired = expiredIn(desired, in.ID)
-		in.SuperAdminKey = res.SuperAdminRole[in.ID]
+		if a, ok := accountByID(rn.cfg, in.ID); ok {
+			rn.shape(in, a)
+		}
 	}
 	return nil
 }

@@ -323,7 +323,7 @@ func TestInitialApplyStaysWithinAConfiguredBudget(t *testing.T) {
 func initialApplyWithinBudget(t *testing.T, n, budget int) {
 	yaml := `
 accounts:
-  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: prod, id: ` + prodID + `, environment: production, grant_shape: roles}
 mappings:
   - group: cf-deployers
     account: prod

@@ -70,11 +70,10 @@ func (r *Reconciler) Grant(ctx context.Context, g GrantRequest) (store.Grant, *R
 			return store.Grant{}, nil, invalidGrant("no mapping of group %q on account %s", g.Mapping, acct.Name)
 		}
 	} else {
-		if usesPolicies(cfg, acct.Name) {
-			return store.Grant{}, nil, invalidGrant("account %s grants policies, not roles (one shape per member): grant a mapping instead", acct.Name)
-		}
+		// The role follows the account's shape: on an account that does not
+		// keep roles it is granted as its permission group (grantKeys).
 		if r.cf != nil {
-			exists, err := r.roleExists(ctx, cfg, acct.ID, g.Role)
+			exists, err := r.roleExists(ctx, cfg, acct, g.Role)
 			if err != nil {
 				return store.Grant{}, nil, fmt.Errorf("look up role %q in account %s: %w", g.Role, acct.Name, err)
 			}

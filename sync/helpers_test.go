@@ -25,7 +25,8 @@ const (
 	stagingID = "fedcba9876543210fedcba9876543210"
 )
 
-// configYAML has two accounts: prod grants roles, staging policies.
+// configYAML has two accounts: prod keeps roles (grant_shape: roles), staging
+// grants policies.
 // Guards keep SPEC's defaults unless syncExtra (lines under sync:, two
 // spaces in) overrides them.
 func configYAML(syncExtra string) string {
@@ -37,7 +38,7 @@ sync:
   protected: [breakglass@example.com]
 ` + syncExtra + `
 accounts:
-  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: prod, id: ` + prodID + `, environment: production, grant_shape: roles}
   - {name: staging, id: ` + stagingID + `, environment: staging}
 mappings:
   - group: cf-deployers
@@ -76,6 +77,7 @@ type envOption func(*envOpts)
 
 type envOpts struct {
 	yaml     string
+	onChange func(cftest.Change)
 	noClient bool
 	realTime bool
 	planOnly bool
@@ -106,7 +108,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if o.realTime {
 		e.now = time.Now
 	}
-	e.fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID, stagingID}, Token: "test-token"})
+	e.fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID, stagingID}, Token: "test-token", OnChange: o.onChange})
 	if !o.noClient {
 		cf, err := cloudflare.New(cloudflare.Config{
 			BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: e.fake.HTTPClient(),

@@ -94,6 +94,16 @@ func intentOf(ch plan.Change, prev plan.LedgerEntry, had bool, act plan.Actual, 
 		}
 		e = plan.LedgerEntry{Created: true, Managed: sortedSet(claims)}
 		c.DeleteCache = []store.CachedMember{{AccountID: ch.AccountID, Email: ch.Email}}
+	} else if ch.Converts() {
+		// The write replaces roles with their policies: the claims are
+		// the policies, so that a lost answer settles to keys the member
+		// will be listed with.
+		e = plan.LedgerEntry{
+			Created: prev.Created,
+			Managed: sortedSet(ch.NewLedger.Managed, ch.Removed),
+			Found:   sortedSet(ch.NewLedger.Found),
+		}
+		c.PutCache = []store.CachedMember{{AccountID: ch.AccountID, MemberID: act.MemberID, Email: ch.Email, Status: act.Status, Keys: act.Keys}}
 	} else {
 		found := prev.Found
 		if !had {

@@ -176,6 +176,7 @@ func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead,
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
 		rd.listed, rd.fresh = members, true
+		r.legacyRoles.learn(a.ID, members...)
 		rd.actual = actualFromMembers(members)
 	} else {
 		cached, err := r.state.CachedMembers(a.ID)

@@ -136,9 +136,11 @@ type Status struct {
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.
 type Reconciler struct {
-	cfg   atomic.Pointer[config.Config]
-	state State
-	cf    Cloudflare
+	// legacyRoles: role names members were read with (grant shapes).
+	legacyRoles legacyRoles
+	cfg         atomic.Pointer[config.Config]
+	state       State
+	cf          Cloudflare
 	// planOnly follows sync.mode across reloads; each run reads it once,
 	// at its start, so one run never half-writes.
 	planOnly atomic.Bool

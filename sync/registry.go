@@ -107,8 +107,14 @@ func (rn *run) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change
 		m.Email = ch.Email
 	}
 	fresh := plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+	learned := rn.learnRoles(ch.AccountID, m)
 	if old, ok := in.Actual[key]; ok && old.Status == fresh.Status && slices.Equal(sortedSet(old.Keys), fresh.Keys) {
-		return ch, true, nil
+		if !learned {
+			return ch, true, nil
+		}
+		// The member holds a legacy role the plan could not convert yet.
+		next, ok := rn.planOne(ch)
+		return next, ok, nil
 	}
 	rn.r.log.Info("member changed since the last listing; planning it again", "account", in.Name, "email", ch.Email)
 	in.Actual[key] = fresh
@@ -183,8 +189,7 @@ func (rn *run) applied(ch plan.Change, m cloudflare.Member) {
 // removesSuperAdmin reports whether ch takes the account's Super
 // Administrator role from the member (a removed member included).
 func (rn *run) removesSuperAdmin(ch plan.Change) bool {
-	key := rn.inputs[rn.byID[ch.AccountID]].SuperAdminKey
-	return key != "" && slices.Contains(ch.Before, key) && !slices.Contains(ch.After, key)
+	return rn.inputs[rn.byID[ch.AccountID]].RemovesSuperAdmin(ch)
 }
 
 func (rn *run) fail(ch plan.Change, err error) {
@@ -328,6 +333,7 @@ func (rn *run) replan(ctx context.Context, ch plan.Change, notFound bool) (plan.
 			return plan.Change{}, false, err
 		}
 		fresh := actualFromMembers(members)
+		rn.learnRoles(ch.AccountID, members...)
 		// Settle before the cache is replaced: it holds what settling
 		// compares.
 		if err := rn.settleAll(in, fresh); err != nil {

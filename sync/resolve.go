@@ -87,14 +87,18 @@ func Catalogs(ctx context.Context, cf Cloudflare, cfg *config.Config) (map[strin
 	out := map[string]mapping.Catalog{}
 	for _, a := range cfg.Accounts {
 		var cat mapping.Catalog
-		roles, err := cf.ListRoles(ctx, a.ID)
-		if err != nil {
-			return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
+		// The deprecated roles listing only for an account that keeps
+		// roles (grant_shape: roles); every other account resolves role
+		// names to permission groups (SPEC, "Role names resolve to
+		// permission groups").
+		if a.KeepsRoles() {
+			roles, err := cf.ListRoles(ctx, a.ID)
+			if err != nil {
+				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
+			}
+			cat.Roles = named(roles)
 		}
-		cat.Roles = named(roles)
-		// Permission and resource groups cost two more calls per account
-		// and run; only accounts whose mappings use policies need them.
-		if usesPolicies(cfg, a.Name) {
+		if !a.KeepsRoles() || usesPolicies(cfg, a.Name) {
 			pgs, err := cf.ListPermissionGroups(ctx, a.ID)
 			if err != nil {
 				return nil, fmt.Errorf("resolve names in account %s: %w", a.Name, err)
@@ -118,18 +122,32 @@ func (r *Reconciler) dropNames(c *nameCache) {
 // roleExists looks a role name up for `grant`: in the cached catalog, and
 // in Cloudflare only when the cache lacks it, since the role may be newer
 // than the cache (which is then dropped, being stale).
-func (r *Reconciler) roleExists(ctx context.Context, cfg *config.Config, accountID, name string) (bool, error) {
+func (r *Reconciler) roleExists(ctx context.Context, cfg *config.Config, acct mapping.Account, name string) (bool, error) {
 	c := r.names.Load()
 	if c.usable(cfg, r.now()) {
-		if _, ok := findRole(c.cats[accountID], name); ok {
+		if _, ok := findRole(acct, c.cats[acct.ID], name); ok {
 			return true, nil
 		}
 	}
-	roles, err := r.cf.ListRoles(ctx, accountID)
-	if err != nil {
-		return false, err
+	var cat mapping.Catalog
+	if acct.KeepsRoles() {
+		roles, err := r.cf.ListRoles(ctx, acct.ID)
+		if err != nil {
+			return false, err
+		}
+		cat.Roles = named(roles)
+	} else {
+		pgs, err := r.cf.ListPermissionGroups(ctx, acct.ID)
+		if err != nil {
+			return false, err
+		}
+		rgs, err := r.cf.ListResourceGroups(ctx, acct.ID)
+		if err != nil {
+			return false, err
+		}
+		cat.PermissionGroups, cat.ResourceGroups = named(pgs), named(rgs)
 	}
-	_, ok := findRole(mapping.Catalog{Roles: named(roles)}, name)
+	_, ok := findRole(acct, cat, name)
 	if ok && c != nil {
 		r.dropNames(c)
 	}
@@ -174,6 +192,12 @@ func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mappi
 	out := map[string]mapping.Catalog{}
 	for _, a := range cfg.Accounts {
 		byName[a.Name] = &sets{roles: []string{mapping.SuperAdministrator}}
+		if !a.KeepsRoles() {
+			// Roles are granted as the permission group of the same name on
+			// the account scope.
+			byName[a.Name].pgs = []string{mapping.SuperAdministrator}
+			byName[a.Name].rgs = []string{mapping.AccountScope(a.ID)}
+		}
 	}
 	for _, m := range cfg.Mappings {
 		s := byName[m.Account]
@@ -181,6 +205,9 @@ func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mappi
 			continue
 		}
 		s.roles = append(s.roles, m.Roles...)
+		if a, ok := accountByName(cfg, m.Account); ok && !a.KeepsRoles() {
+			s.pgs = append(s.pgs, m.Roles...)
+		}
 		for _, p := range m.Policies {
 			s.pgs = append(s.pgs, p.PermissionGroups...)
 			s.rgs = append(s.rgs, p.ResourceGroups...)
@@ -189,6 +216,9 @@ func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mappi
 	for _, g := range grants {
 		if a, ok := accountByID(cfg, g.AccountID); ok && g.Role != "" {
 			byName[a.Name].roles = append(byName[a.Name].roles, g.Role)
+			if !a.KeepsRoles() {
+				byName[a.Name].pgs = append(byName[a.Name].pgs, g.Role)
+			}
 		}
 	}
 	self := func(names []string) []mapping.Named {
@@ -205,6 +235,15 @@ func identityCatalogs(cfg *config.Config, grants []store.Grant) map[string]mappi
 		out[a.ID] = mapping.Catalog{Roles: self(s.roles), PermissionGroups: self(s.pgs), ResourceGroups: self(s.rgs)}
 	}
 	return out
+}
+
+func accountByName(cfg *config.Config, name string) (mapping.Account, bool) {
+	for _, a := range cfg.Accounts {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return mapping.Account{}, false
 }
 
 func accountByID(cfg *config.Config, id string) (mapping.Account, bool) {
@@ -233,20 +272,26 @@ func resolve(cfg *config.Config, cats map[string]mapping.Catalog) (*mapping.Reso
 	return nil, fmt.Errorf("cannot resolve names of the mapping table: %s", strings.Join(msgs, "; "))
 }
 
-// findRole looks a role name up as mapping.Resolve does: exactly, else
-// ignoring case when that is unique.
-func findRole(cat mapping.Catalog, name string) (string, bool) {
+// findRole is the grant key of a role name in acct, looked up as
+// mapping.Resolve does: a role (exactly, else ignoring case when unique)
+// on an account that keeps roles, else the permission group of the same
+// name on the account scope.
+func findRole(acct mapping.Account, cat mapping.Catalog, name string) (string, bool) {
+	if !acct.KeepsRoles() {
+		key, _, prob := mapping.RolePolicyKey(cat, acct, name)
+		return key, prob == ""
+	}
 	var folded []string
 	for _, n := range cat.Roles {
 		if n.Name == name {
-			return n.ID, true
+			return mapping.RoleKey(n.ID), true
 		}
 		if strings.EqualFold(n.Name, name) {
 			folded = append(folded, n.ID)
 		}
 	}
 	if len(folded) == 1 {
-		return folded[0], true
+		return mapping.RoleKey(folded[0]), true
 	}
 	return "", false
 }
@@ -268,14 +313,20 @@ func mappingKeys(res *mapping.Resolved, accountID, group string) []string {
 	return keys
 }
 
-// grantKeys resolves a temporary grant's role or mapping to keys.
-func grantKeys(g store.Grant, res *mapping.Resolved, cats map[string]mapping.Catalog) ([]string, error) {
+// grantKeys resolves a temporary grant's role or mapping to keys. A role
+// follows its account's shape: a role on an account that keeps roles, the
+// permission group of that name on the account scope elsewhere.
+func grantKeys(g store.Grant, cfg *config.Config, res *mapping.Resolved, cats map[string]mapping.Catalog) ([]string, error) {
 	if g.Role != "" {
-		id, ok := findRole(cats[g.AccountID], g.Role)
+		acct, _ := accountByID(cfg, g.AccountID)
+		if acct.ID == "" {
+			acct = mapping.Account{ID: g.AccountID, Name: g.AccountID}
+		}
+		key, ok := findRole(acct, cats[g.AccountID], g.Role)
 		if !ok {
 			return nil, fmt.Errorf("grant %s: role %q does not exist in account %s", g.ID, g.Role, g.AccountID)
 		}
-		return []string{mapping.RoleKey(id)}, nil
+		return []string{key}, nil
 	}
 	keys := mappingKeys(res, g.AccountID, g.Mapping)
 	if len(keys) == 0 {

@@ -74,6 +74,7 @@ type run struct {
 	result   *Result
 
 	res     *mapping.Resolved
+	cats    map[string]mapping.Catalog // what res was resolved with
 	grants  []store.Grant
 	desired *plan.Desired
 	// users is what a targeted run plans (nil: everyone), kept to build
@@ -222,13 +223,13 @@ func (rn *run) planChanges() *plan.Changes {
 		rd := rn.reads[i]
 		in := plan.AccountInput{
 			ID: a.ID, Name: a.Name,
-			Desired:       desired.Accounts[a.ID],
-			Actual:        rd.actual,
-			Ledger:        rd.ledger,
-			Scope:         rn.scope,
-			SuperAdminKey: rn.res.SuperAdminRole[a.ID],
-			Expired:       expiredIn(desired, a.ID),
+			Desired: desired.Accounts[a.ID],
+			Actual:  rd.actual,
+			Ledger:  rd.ledger,
+			Scope:   rn.scope,
+			Expired: expiredIn(desired, a.ID),
 		}
+		rn.shape(&in, a)
 		for _, l := range rd.ledger {
 			in.ManagedGrants += len(l.Managed)
 		}

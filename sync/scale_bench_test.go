@@ -48,7 +48,7 @@ sync:
   debounce: 50ms
   guards: {max_removals_per_window: 1000000}
 accounts:
-  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: prod, id: ` + prodID + `, environment: production, grant_shape: roles}
 mappings:
   - group: Everyone
     account: prod

@@ -200,7 +200,7 @@ const (
 // tempGrants turns stored grants into plan input. A revoked grant ends at
 // its revocation. With strict, a live or future grant whose role or mapping
 // no longer resolves is an error: dropping it would look like an expiry.
-func tempGrants(grants []store.Grant, res *mapping.Resolved, cats map[string]mapping.Catalog, now time.Time, strict bool) ([]plan.TempGrant, error) {
+func tempGrants(grants []store.Grant, cfg *config.Config, res *mapping.Resolved, cats map[string]mapping.Catalog, now time.Time, strict bool) ([]plan.TempGrant, error) {
 	var out []plan.TempGrant
 	for _, g := range grants {
 		end := g.End
@@ -210,7 +210,7 @@ func tempGrants(grants []store.Grant, res *mapping.Resolved, cats map[string]map
 		if end.Before(g.Start) {
 			continue
 		}
-		keys, err := grantKeys(g, res, cats)
+		keys, err := grantKeys(g, cfg, res, cats)
 		if err != nil {
 			if strict && end.After(now) {
 				return nil, err
@@ -240,7 +240,7 @@ func (r *Reconciler) computeExpiries(cfg *config.Config, now time.Time) ([]Expir
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	temp, _ := tempGrants(grants, res, cats, now, false)
+	temp, _ := tempGrants(grants, cfg, res, cats, now, false)
 	var d *plan.Desired
 	err = r.state.View(func(rd store.Reader) error {
 		var err error

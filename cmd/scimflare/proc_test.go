@@ -68,6 +68,7 @@ accounts:
   - name: prod
     id: %s
     environment: production
+    grant_shape: roles
 mappings:
   - group: cf-deployers
     account: prod

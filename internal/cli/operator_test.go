@@ -35,6 +35,7 @@ accounts:
   - name: prod
     id: 0123456789abcdef0123456789abcdef
     environment: production
+    grant_shape: roles
   - name: staging
     id: fedcba9876543210fedcba9876543210
     environment: staging

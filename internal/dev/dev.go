@@ -29,6 +29,7 @@ import (
 	"github.com/scimflare/scimflare/internal/cli"
 	"github.com/scimflare/scimflare/internal/config"
 	"github.com/scimflare/scimflare/internal/daemon"
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/scim"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare/cloudflarefake"
@@ -205,14 +206,24 @@ func describe(c cloudflarefake.Change, names map[string]string) string {
 	if account == "" {
 		account = c.AccountID
 	}
-	list := "[" + strings.Join(c.After, ", ") + "]"
+	// A policy on the whole account reads as its permission group, the
+	// name of the role it stands for, as plan and audit show it.
+	scope := " on " + mapping.AccountScope(c.AccountID)
+	readable := func(ns []string) string {
+		out := make([]string, len(ns))
+		for i, n := range ns {
+			out[i] = strings.TrimSuffix(n, scope)
+		}
+		return strings.Join(out, ", ")
+	}
+	list := "[" + readable(c.After) + "]"
 	switch {
 	case c.BeforeStatus == "" && c.AfterStatus != "":
 		return fmt.Sprintf("%s: invited %s (%s) with %s", account, c.Email, c.AfterStatus, list)
 	case c.AfterStatus == "":
-		return fmt.Sprintf("%s: removed %s (held [%s])", account, c.Email, strings.Join(c.Before, ", "))
+		return fmt.Sprintf("%s: removed %s (held [%s])", account, c.Email, readable(c.Before))
 	}
-	return fmt.Sprintf("%s: %s now holds %s (was [%s])", account, c.Email, list, strings.Join(c.Before, ", "))
+	return fmt.Sprintf("%s: %s now holds %s (was [%s])", account, c.Email, list, readable(c.Before))
 }
 
 func banner(dir, cfgPath, fakeURL string, example *config.Config, addr, basePath, token string) string {

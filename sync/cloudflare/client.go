@@ -62,6 +62,10 @@ type Member struct {
 	// DerivedPolicies are the policies Cloudflare derives from Roles, for
 	// information only: never grants, never drift, never written back.
 	DerivedPolicies []Policy
+	// RoleNames names the member's roles (id -> name) as the answer did:
+	// how a legacy role is named, and converted, on an account whose
+	// roles listing scimflare no longer reads.
+	RoleNames map[string]string
 }
 
 // Policy is one access policy of a member (the permission-group shape
@@ -557,6 +561,10 @@ func memberFrom(m shared.Member, accountID string) Member {
 		out.Roles = append(out.Roles, r.ID)
 		if n := strings.TrimSpace(r.Name); n != "" {
 			roleNames[strings.ToLower(n)] = true
+			if out.RoleNames == nil {
+				out.RoleNames = map[string]string{}
+			}
+			out.RoleNames[r.ID] = n
 		}
 	}
 	for _, p := range m.Policies {

@@ -44,6 +44,36 @@ type AccountInput struct {
 	// are planned.
 	Scope         map[string]bool
 	SuperAdminKey string
+	// SuperAdmin, when set, reports whether a key makes its holder a Super
+	// Administrator of the account (the role, or the permission group on
+	// the account scope); nil means the key SuperAdminKey only.
+	SuperAdmin func(key string) bool
+	// Equivalent is set on an account granted policies (grant_shape
+	// policies): it maps a legacy role key to the policy key that grants
+	// the same access, the role's permission group on the account scope.
+	// A member holding such roles is converted by one write that replaces
+	// them with their equivalents (MigrateShape). A role key it lacks is
+	// planned as it is.
+	Equivalent map[string]string
+}
+
+// IsSuperAdmin reports whether key makes its holder a Super Administrator
+// of the account, a legacy role through its equivalent policy included.
+func (a AccountInput) IsSuperAdmin(key string) bool {
+	if a.SuperAdmin == nil {
+		return key != "" && key == a.SuperAdminKey
+	}
+	if a.SuperAdmin(key) {
+		return true
+	}
+	eq, ok := a.Equivalent[key]
+	return ok && a.SuperAdmin(eq)
+}
+
+// RemovesSuperAdmin reports whether ch leaves its member without any key
+// that makes it a Super Administrator of the account while it had one.
+func (a AccountInput) RemovesSuperAdmin(ch Change) bool {
+	return slices.ContainsFunc(ch.Before, a.IsSuperAdmin) && !slices.ContainsFunc(ch.After, a.IsSuperAdmin)
 }
 
 // Kind of change.
@@ -55,6 +85,10 @@ const (
 	UpdateRoles  Kind = "update_roles"
 	RemoveMember Kind = "remove_member"
 	ExpireGrant  Kind = "expire_grant"
+	// MigrateShape replaces a member's legacy roles with the equivalent
+	// policies in one write: the same access, in the shape Cloudflare keeps.
+	// It is no removal.
+	MigrateShape Kind = "migrate_shape"
 )
 
 // API calls a change needs.
@@ -86,7 +120,15 @@ type Change struct {
 	// The halves of Reason, so a guard that splits the change can explain
 	// each part.
 	addReason, removeReason string
+	// converted is Before with legacy roles as their equivalent policies,
+	// set when the change migrates the member's shape: a guard that
+	// splits it keeps the conversion in the part it lets through.
+	converted []string
 }
+
+// Converts reports whether the change replaces legacy roles with their
+// equivalent policies (alone, as MigrateShape, or with other changes).
+func (c Change) Converts() bool { return c.converted != nil }
 
 // Removals counts the keys this change takes away, the guard's unit.
 func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged) }
@@ -272,6 +314,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	}
 	act, present := a.Actual[email]
 	led, inLedger := a.Ledger[email]
+	stored := led // as the state holds it, legacy role keys included
 	shown := displayEmail(a, email)
 
 	if !present {
@@ -288,6 +331,21 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	}
 
 	current := setOf(act.Keys)
+	// On a policies account, legacy roles are planned as their equivalent
+	// policies: keeping a role is keeping its policy, so converting one is
+	// neither an addition nor a removal.
+	migrating := false
+	if a.Equivalent != nil && (inLedger || len(desired) > 0) {
+		// Only a member scimflare manages is converted; another is
+		// reported as found.
+		var translated []string
+		translated, migrating = translate(act.Keys, a.Equivalent)
+		current = setOf(translated)
+		if inLedger {
+			led.Managed, _ = translate(led.Managed, a.Equivalent)
+			led.Found, _ = translate(led.Found, a.Equivalent)
+		}
+	}
 	if !inLedger {
 		if len(desired) == 0 {
 			// Neither granted nor wanted by scimflare: report, and remove
@@ -303,7 +361,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 			}, drift, nil
 		}
 		// Adopt: what is there now is Found and stays untouched.
-		led = LedgerEntry{MemberID: act.MemberID, Found: act.Keys}
+		led = LedgerEntry{MemberID: act.MemberID, Found: current.sorted()}
 	}
 	managed, found := setOf(led.Managed), setOf(led.Found)
 	drift := current.minus(managed).minus(found).minus(desired)
@@ -337,18 +395,52 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		Managed:  desired.minus(found).sorted(),
 		Found:    found.minus(found.minus(current)).sorted(),
 	}
+	if migrating && len(target) > 0 {
+		// The write replaces the roles with their policies; what else
+		// changes rides along in the same write.
+		ch := &Change{
+			AccountID: a.ID, Email: shown, MemberID: act.MemberID,
+			Before: setOf(act.Keys).sorted(), After: target.sorted(),
+			Added: added.sorted(), Removed: removed, RemovedUnmanaged: removedUnmanaged,
+			Privileged: len(added) > 0, NewLedger: newLedger,
+			Kind: MigrateShape, Op: OpUpdate, converted: current.sorted(),
+		}
+		if len(added) > 0 || len(gone) > 0 {
+			ch.Kind = UpdateRoles
+		}
+		expiredHere := map[string]Expired{}
+		for _, k := range removed {
+			if e, ok := expired[k]; ok {
+				expiredHere[k] = e
+			}
+		}
+		if len(expiredHere) > 0 {
+			ch.Kind = ExpireGrant
+		}
+		ch.addReason = joinReason(migrateReason, describeAdded(ch.Added, reasons))
+		ch.removeReason = describeRemoved(ch.Removed, expiredHere)
+		if len(removedUnmanaged) > 0 {
+			ch.removeReason = joinReason(ch.removeReason, unmanagedReason)
+		}
+		ch.Reason = joinReason(ch.addReason, ch.removeReason)
+		return ch, drift.sorted(), nil
+	}
 	if len(added) == 0 && len(gone) == 0 {
 		// An adoption that adds nothing is not recorded: until scimflare
 		// grants something, what the member holds stays unowned, and is
-		// reported as drift once the email is no longer wanted.
-		if !inLedger || sameLedger(led, newLedger) {
+		// reported as drift once the email is no longer wanted. A ledger
+		// that still names legacy roles the member no longer holds is
+		// rewritten with their policies: once the roles are gone from the
+		// account nothing could translate them, and a managed policy filed
+		// under a role key would read as drift, which a leaver keeps.
+		if !inLedger || sameLedger(stored, newLedger) {
 			return nil, drift.sorted(), nil
 		}
 		return nil, drift.sorted(), &newLedger
 	}
 	ch := &Change{
 		AccountID: a.ID, Email: shown, MemberID: act.MemberID,
-		Before: current.sorted(), After: target.sorted(),
+		Before: setOf(act.Keys).sorted(), After: target.sorted(),
 		Added: added.sorted(), Removed: removed, RemovedUnmanaged: removedUnmanaged,
 		Privileged: len(added) > 0, NewLedger: newLedger,
 	}
@@ -378,6 +470,25 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 }
 
 const unmanagedReason = "not granted by scimflare (sync.unmanaged: remove)"
+
+const migrateReason = "legacy roles replaced by the equivalent policies (grant_shape: policies)"
+
+// translate replaces each key that has an equivalent by it, and reports
+// whether any did.
+func translate(keys []string, eq map[string]string) ([]string, bool) {
+	out := make([]string, 0, len(keys))
+	changed := false
+	for _, k := range keys {
+		if e, ok := eq[k]; ok {
+			k, changed = e, true
+		}
+		out = append(out, k)
+	}
+	if !changed {
+		return keys, false
+	}
+	return setOf(out).sorted(), true
+}
 
 func joinReason(a, b string) string {
 	switch {

@@ -81,23 +81,25 @@ func (p protectedPolicy) Apply(c *Changes) *Changes {
 }
 
 type lastSuperAdminPolicy struct {
-	key     map[string]string          // account id -> super admin key
-	holders map[string]map[string]bool // account id -> lower emails
+	accounts map[string]AccountInput    // account id ->
+	holders  map[string]map[string]bool // account id -> lower emails
 }
 
 // LastSuperAdminPolicy withholds any change that would leave an account
-// with no accepted member holding its SuperAdminKey. Pending invites do
-// not count as holders: they cannot log in to repair anything.
+// with no accepted member holding Super Administrator: the role
+// (SuperAdminKey) or, with SuperAdmin set, the permission group on the
+// account scope as a policy, a legacy role converted or not. Pending
+// invites do not count as holders: they cannot log in to repair anything.
 func LastSuperAdminPolicy(in []AccountInput) Policy {
-	p := lastSuperAdminPolicy{key: map[string]string{}, holders: map[string]map[string]bool{}}
+	p := lastSuperAdminPolicy{accounts: map[string]AccountInput{}, holders: map[string]map[string]bool{}}
 	for _, a := range in {
-		if a.SuperAdminKey == "" {
+		if a.SuperAdminKey == "" && a.SuperAdmin == nil {
 			continue
 		}
-		p.key[a.ID] = a.SuperAdminKey
+		p.accounts[a.ID] = a
 		h := map[string]bool{}
 		for email, m := range a.Actual {
-			if m.Status != "pending" && slices.Contains(m.Keys, a.SuperAdminKey) {
+			if m.Status != "pending" && slices.ContainsFunc(m.Keys, a.IsSuperAdmin) {
 				h[identity.Key(email)] = true
 			}
 		}
@@ -117,8 +119,8 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 		}
 	}
 	return c.filter(WithheldByLastSuperAdmin, func(ch Change) (bool, string) {
-		key := p.key[ch.AccountID]
-		if key == "" || !slices.Contains(ch.Before, key) || slices.Contains(ch.After, key) {
+		a, ok := p.accounts[ch.AccountID]
+		if !ok || !a.RemovesSuperAdmin(ch) {
 			return true, ""
 		}
 		h := left[ch.AccountID]
@@ -243,18 +245,27 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 // splitRemovals separates a change into the part that only adds (nil when
 // it adds nothing) and the part that removes.
 func splitRemovals(ch Change) (*Change, Change) {
-	if len(ch.Added) == 0 {
+	if len(ch.Added) == 0 && ch.converted == nil {
 		return nil, ch
 	}
 	kept := setOf(ch.Before, ch.Added)
 	add := ch
 	add.Kind, add.Op = UpdateRoles, OpUpdate
+	if ch.converted != nil {
+		// The conversion is no removal: it goes through, roles replaced
+		// by their policies, and only the removals wait.
+		kept = setOf(ch.converted, ch.Added)
+		if len(ch.Added) == 0 {
+			add.Kind = MigrateShape
+		}
+	}
 	add.After = kept.sorted()
 	add.Removed, add.RemovedUnmanaged = nil, nil
 	add.NewLedger.Managed = setOf(ch.NewLedger.Managed, ch.Removed).sorted()
 	add.Reason = ch.addReason
 
 	hold := ch
+	hold.converted = nil
 	hold.Before = add.After
 	hold.Added = nil
 	hold.Privileged = false

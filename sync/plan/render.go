@@ -31,7 +31,7 @@ func accountLabel(c *Changes, id string, accountNames map[string]string) string 
 	return id
 }
 
-var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!"}
+var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!", MigrateShape: ">"}
 
 // RenderText writes the plan for people, grouped by account, then what was
 // withheld, drift, tripped guards and a one-line summary. Every value from
@@ -96,8 +96,12 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	if !c.HasChanges() && len(c.Withheld) == 0 && len(c.Drift) == 0 {
 		b.WriteString("No changes.\n")
 	} else {
-		fmt.Fprintf(&b, "Plan: %d to add, %d to change, %d to remove, %d to expire; %d withheld; %d drift.\n",
-			count[AddMember], count[UpdateRoles], count[RemoveMember], count[ExpireGrant], len(c.Withheld), len(c.Drift))
+		migrate := ""
+		if n := count[MigrateShape]; n > 0 {
+			migrate = fmt.Sprintf(", %d to migrate from roles to policies", n)
+		}
+		fmt.Fprintf(&b, "Plan: %d to add, %d to change, %d to remove, %d to expire%s; %d withheld; %d drift.\n",
+			count[AddMember], count[UpdateRoles], count[RemoveMember], count[ExpireGrant], migrate, len(c.Withheld), len(c.Drift))
 	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 func samplePlan(t *testing.T) (*Changes, map[string]string) {
 	t.Helper()
 	tab := mapping.Table{
-		Accounts: []mapping.Account{{Name: "prod", ID: prod, Environment: "production"}, {Name: "staging", ID: staging, Environment: "staging"}},
+		Accounts: []mapping.Account{{Name: "prod", ID: prod, Environment: "production", GrantShape: mapping.GrantShapeRoles}, {Name: "staging", ID: staging, Environment: "staging"}},
 		Mappings: []mapping.Mapping{
 			{Group: "cf-deployers", Account: "prod", Roles: []string{"Workers Platform Admin"}},
 			{Group: "cf-oncall", Account: "prod", Roles: []string{"Administrator"}, TTL: 12 * 3600e9},
