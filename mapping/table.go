@@ -17,6 +17,9 @@ type Account struct {
 	// GrantShape is what a member is granted: GrantShapePolicies (the
 	// default, also when empty) or the legacy GrantShapeRoles.
 	GrantShape string `yaml:"grant_shape"`
+	// UserGroupPrefix starts the name of each user group scimflare
+	// creates on a user-groups account ("scimflare-" when empty).
+	UserGroupPrefix string `yaml:"user_group_prefix"`
 }
 
 // Access models and grant shapes an account may name.

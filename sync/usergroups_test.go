@@ -1,0 +1,273 @@
+package sync
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+// ugYAML has one account, prod, in user-groups mode (set by newUGEnv): a
+// standing mapping held as a group, a second one, and a ttl mapping that
+// stays per member.
+func ugYAML(syncExtra string) string {
+	return `
+sync:
+  schedule: "@every 1h"
+  debounce: 50ms
+  max_grant_duration: 24h
+  protected: [breakglass@example.com]
+` + syncExtra + `
+accounts:
+  - {name: prod, id: ` + prodID + `, environment: production}
+mappings:
+  - group: cf-deployers
+    account: prod
+    roles: [Workers Platform Admin]
+  - group: cf-readers
+    account: prod
+    roles: [Administrator Read Only]
+  - group: cf-oncall
+    account: prod
+    roles: [Administrator]
+    ttl: 2h
+`
+}
+
+// newUGEnv is newEnv with prod in user-groups mode.
+func newUGEnv(t *testing.T, syncExtra string, opts ...envOption) *env {
+	t.Helper()
+	e := newEnv(t, append([]envOption{withYAML(ugYAML(syncExtra))}, opts...)...)
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	return e
+}
+
+// access is what email effectively holds on prod (any path), as names.
+func (e *env) access(email string) []string {
+	var out []string
+	for _, a := range e.fake.EffectiveAccess(prodID, email) {
+		out = append(out, a.PermissionGroup)
+	}
+	return out
+}
+
+func (e *env) ugGroup(name string) (cftest.UserGroup, []string) {
+	e.t.Helper()
+	g, ok := e.fake.UserGroup(prodID, name)
+	if !ok {
+		e.t.Fatalf("user group %s does not exist; groups: %+v", name, e.fake.UserGroups(prodID))
+	}
+	return g, e.fake.UserGroupMembers(prodID, g.ID)
+}
+
+type ugCalls struct{ groupLists, memberLists, groupWrites, memberAdds, memberRemoves, invites, memberPuts, memberDeletes int }
+
+func (e *env) ugCalls() ugCalls {
+	f := e.fake
+	return ugCalls{
+		groupLists:    f.Calls(http.MethodGet, cftest.RouteUserGroups),
+		memberLists:   f.Calls(http.MethodGet, cftest.RouteUserGroupMembers),
+		groupWrites:   f.Calls(http.MethodPost, cftest.RouteUserGroups) + f.Calls(http.MethodPut, cftest.RouteUserGroup),
+		memberAdds:    f.Calls(http.MethodPost, cftest.RouteUserGroupMembers),
+		memberRemoves: f.Calls(http.MethodDelete, cftest.RouteUserGroupMember),
+		invites:       f.Calls(http.MethodPost, cftest.RouteMembers),
+		memberPuts:    f.Calls(http.MethodPut, cftest.RouteMember),
+		memberDeletes: f.Calls(http.MethodDelete, cftest.RouteMember),
+	}
+}
+
+// TestUserGroupsLifecycle: a full run creates one owned group per standing
+// mapping with the mapping's policies and puts the mapped people in it,
+// invited first with nothing of their own; a ttl mapping stays a
+// per-member policy; a leaver scimflare invited is removed from the
+// account (one DELETE), which ends every group path too.
+func TestUserGroupsLifecycle(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ann, bob := e.user("ann@example.com"), e.user("bob@example.com")
+	e.group("cf-deployers", ann, bob)
+	e.group("cf-oncall", ann)
+	e.fake.AddMember(prodID, cftest.Member{Email: "cat@example.com"}) // invited by hand, accepted
+	cat := e.user("cat@example.com")
+	e.group("cf-readers", cat)
+
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	t.Logf("first run: %s", kinds(res.Applied))
+	g, members := e.ugGroup("scimflare-cf-deployers")
+	if len(g.Policies) != 1 || len(members) != 2 {
+		t.Fatalf("deployers group = %+v with %v", g, members)
+	}
+	if _, ok := e.fake.UserGroup(prodID, "scimflare-cf-oncall"); ok {
+		t.Fatal("a ttl mapping got a user group: its expiry would revoke standing access")
+	}
+	if got := e.access("bob@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("bob holds %v, want the mapping's Workers Platform Admin only", got)
+	}
+	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Administrator", "Workers Platform Admin"}) {
+		t.Fatalf("ann holds %v", got)
+	}
+	if m, _ := e.fake.Member(prodID, "bob@example.com"); len(m.Policies) != 0 || len(m.Roles) != 0 {
+		t.Fatalf("bob holds grants of his own: %+v", m)
+	}
+	if m, _ := e.fake.Member(prodID, "ann@example.com"); len(m.Policies) != 1 {
+		t.Fatalf("ann's ttl grant is not her own policy: %+v", m)
+	}
+	if got := e.access("cat@example.com"); !slices.Equal(got, []string{"Administrator Read Only"}) {
+		t.Fatalf("cat (adopted) holds %v", got)
+	}
+	owned, err := e.st.OwnedUserGroups(prodID)
+	if err != nil || len(owned) != 2 || owned[0].Key != "cf-deployers" || owned[0].GroupID != g.ID {
+		t.Fatalf("ownership recorded = %+v, %v", owned, err)
+	}
+	if again := e.mustApply(RunOptions{Actor: ActorSchedule}); len(again.Applied) != 0 {
+		t.Fatalf("second full run applied %s", kinds(again.Applied))
+	}
+
+	// bob leaves: scimflare invited him and he holds nothing else, so one
+	// member DELETE ends his access through every group.
+	e.deactivate(bob)
+	e.fake.ResetCounters()
+	res = e.targeted([]string{bob}, nil, nil)
+	c := e.ugCalls()
+	if c.memberDeletes != 1 || c.memberRemoves != 0 || c.groupLists != 0 || c.memberLists != 0 {
+		t.Fatalf("deactivation cost %+v, want one member DELETE and nothing else (applied %s)", c, kinds(res.Applied))
+	}
+	if got := e.access("bob@example.com"); got != nil {
+		t.Fatalf("leaver bob still holds %v", got)
+	}
+
+	// cat, adopted (invited by hand), leaves her group: one group-member
+	// DELETE; the member stays, scimflare did not invite it.
+	e.deactivate(cat)
+	e.fake.ResetCounters()
+	e.targeted([]string{cat}, nil, nil)
+	if c := e.ugCalls(); c.memberRemoves != 1 || c.memberDeletes != 0 {
+		t.Fatalf("adopted leaver cost %+v, want one group-member DELETE", c)
+	}
+	if got := e.access("cat@example.com"); got != nil {
+		t.Fatalf("leaver cat still holds %v", got)
+	}
+	if _, ok := e.fake.Member(prodID, "cat@example.com"); !ok {
+		t.Fatal("cat was removed from the account though scimflare did not invite her")
+	}
+	if len(e.audit(string(plan.RemoveGroupMember))) != 1 || len(e.audit(string(plan.CreateGroup))) != 2 {
+		t.Fatalf("audit lacks the group records: %+v", e.audit(""))
+	}
+}
+
+// TestUserGroupsCallEconomy counts issue 14's figures on the fake: a role
+// change in a mapping of 500 members is one group PUT; a new user joining
+// a mapped group is one member add plus the invitation; a full scan of a
+// group is ceil(members/50) listings.
+func TestUserGroupsCallEconomy(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ids := e.users(500, "user%03d@example.com")
+	deployers := e.group("cf-deployers", ids...)
+	first := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(first.Failed) > 0 {
+		t.Fatalf("first run failed: %v", first.Failed[0].Err)
+	}
+	if _, members := e.ugGroup("scimflare-cf-deployers"); len(members) != 500 {
+		t.Fatalf("group has %d members", len(members))
+	}
+
+	// A full scan: one listing of groups, ceil(500/50) = 10 member pages
+	// for cf-deployers and one for the empty cf-readers group.
+	e.fake.ResetCounters()
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if c := e.ugCalls(); c.groupLists != 1 || c.memberLists != 10+1 {
+		t.Fatalf("full scan of a 500-member group cost %+v, want 1 group list and 10+1 member pages", c)
+	}
+
+	// The mapping's role changes: one PUT on the group, no member write.
+	e.cfg.Mappings[0].Roles = []string{"Workers Platform (Read-only)"}
+	e.r.Reload(e.cfg)
+	e.fake.ResetCounters()
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	c := e.ugCalls()
+	if c.groupWrites != 1 || c.memberPuts != 0 || c.invites != 0 || c.memberAdds != 0 || c.memberRemoves != 0 {
+		t.Fatalf("a role change in a 500-member mapping cost %+v (applied %s), want exactly 1 group write", c, kinds(res.Applied))
+	}
+	if got := e.access("user123@example.com"); !slices.Equal(got, []string{"Workers Platform (Read-only)"}) {
+		t.Fatalf("after the change a member holds %v", got)
+	}
+
+	// A new user joins: invitation + one member add, nothing listed.
+	newbie := e.user("newbie@example.com")
+	if _, err := e.st.UpdateGroup(deployers, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.AddMember(store.MemberRef{ID: newbie})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ResetCounters()
+	e.targeted([]string{newbie}, []string{deployers}, nil)
+	c = e.ugCalls()
+	if c.invites != 1 || c.memberAdds != 1 || c.groupLists != 0 || c.memberLists != 0 || c.groupWrites != 0 || e.fake.TotalCalls() != 2 {
+		t.Fatalf("a joiner cost %+v (%d calls), want 1 invitation and 1 member add", c, e.fake.TotalCalls())
+	}
+	if got := e.access("newbie@example.com"); !slices.Equal(got, []string{"Workers Platform (Read-only)"}) {
+		t.Fatalf("the joiner holds %v", got)
+	}
+}
+
+// TestUserGroupsPendingRefused: where Cloudflare refuses pending members in
+// groups, the invitee holds nothing until it accepts, and joins at the
+// next full run after it did; never more than the mapping.
+func TestUserGroupsPendingRefused(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.fake.SetRefusePendingGroupMembers(true)
+	ann := e.user("ann@example.com")
+	e.group("cf-deployers", ann)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Failed) != 0 {
+		t.Fatalf("a refused pending member is no failure: %v", res.Failed[0].Err)
+	}
+	if got := e.access("ann@example.com"); got != nil {
+		t.Fatalf("pending ann holds %v before accepting", got)
+	}
+	if m, ok := e.fake.Member(prodID, "ann@example.com"); !ok || m.Status != "pending" {
+		t.Fatalf("ann was not invited: %+v", m)
+	}
+	e.fake.ResetCounters()
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if c := e.ugCalls(); c.memberAdds != 0 {
+		t.Fatalf("still pending, ann was tried again: %+v", c)
+	}
+	e.fake.AcceptInvite(prodID, "ann@example.com")
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("accepted ann holds %v", got)
+	}
+}
+
+// TestUserGroupsNeverTouchForeignGroups: a group of the prefix's name that
+// scimflare did not create (by hand or by Cloudflare's SCIM) is never
+// written; the plan says why in one sentence.
+func TestUserGroupsNeverTouchForeignGroups(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.fake.AddMember(prodID, cftest.Member{Email: "zed@example.com"})
+	scim := e.fake.AddSCIMGroup(prodID, "scimflare-cf-deployers", "zed@example.com")
+	ann := e.user("ann@example.com")
+	e.group("cf-deployers", ann)
+	e.fake.ResetCounters()
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if n := e.fake.Calls(http.MethodPut, cftest.RouteUserGroup) + e.fake.Calls(http.MethodPost, cftest.RouteUserGroupMembers) +
+		e.fake.Calls(http.MethodDelete, cftest.RouteUserGroupMember); n != 0 {
+		t.Fatalf("%d writes to a group scimflare does not own", n)
+	}
+	if len(res.Changes.GroupConflicts) != 1 || !strings.Contains(res.Changes.GroupConflicts[0].String(), "does not own") {
+		t.Fatalf("conflicts = %+v", res.Changes.GroupConflicts)
+	}
+	if _, members := e.ugGroup(scim.Name); !slices.Equal(members, []string{"zed@example.com"}) {
+		t.Fatalf("foreign group's members changed: %v", members)
+	}
+}
