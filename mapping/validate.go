@@ -140,6 +140,7 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 	}
 
 	ps = append(ps, crossEnvironment(t)...)
+	ps = append(ps, validateUserGroups(t)...)
 	return ps
 }
 

@@ -43,31 +43,14 @@ type userGroupAPI interface {
 	ClearMemberGrants(ctx context.Context, accountID, memberID string) (cloudflare.Member, error)
 }
 
-// DefaultUserGroupPrefix starts the name of every user group scimflare
-// creates, unless accounts[].user_group_prefix says otherwise.
-const DefaultUserGroupPrefix = "scimflare-"
-
 // userGroupPrefix is the account's group name prefix.
-func userGroupPrefix(a mapping.Account) string {
-	if a.UserGroupPrefix != "" {
-		return a.UserGroupPrefix
-	}
-	return DefaultUserGroupPrefix
-}
+func userGroupPrefix(a mapping.Account) string { return a.GroupPrefix() }
 
-// userGroupKey is the key a mapping's group is known by within its
-// account: the IdP group's display name, or its external id.
-func userGroupKey(m mapping.Mapping) string {
-	if m.Group != "" {
-		return m.Group
-	}
-	return m.GroupExternalID
-}
+// userGroupKey is the key of a mapping's group within its account.
+func userGroupKey(m mapping.Mapping) string { return m.UserGroupKey() }
 
-// standsAsGroup reports whether a mapping of a user-groups account is held
-// as a user group: standing mappings are; a ttl mapping ends per member,
-// so it stays a per-member policy and its expiry never touches a group.
-func standsAsGroup(m mapping.Mapping) bool { return m.TTL == 0 }
+// standsAsGroup reports whether the mapping is held as a user group.
+func standsAsGroup(m mapping.Mapping) bool { return m.HeldAsGroup() }
 
 // userGroupCache holds, per account, the user groups the last listing
 // showed (owned ones with their members), and whether Cloudflare refused
