@@ -1,10 +1,13 @@
 package sync
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
@@ -269,5 +272,101 @@ func TestUserGroupsNeverTouchForeignGroups(t *testing.T) {
 	}
 	if _, members := e.ugGroup(scim.Name); !slices.Equal(members, []string{"zed@example.com"}) {
 		t.Fatalf("foreign group's members changed: %v", members)
+	}
+}
+
+// TestUserGroupsTemporaryGrantsStayPerMember: a ttl mapping and `grant
+// --for` are the member's own policies, so their expiry takes away only
+// what they gave: standing access through the group stays, and the group
+// never keeps an expired grant alive.
+func TestUserGroupsTemporaryGrantsStayPerMember(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ann, bob := e.user("ann@example.com"), e.user("bob@example.com")
+	e.group("cf-deployers", ann, bob)
+	e.group("cf-oncall", ann) // Administrator for 2h, per member
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	// bob gets Workers Platform Admin (which his group grants too) and
+	// Billing for an hour.
+	for _, role := range []string{"Workers Platform Admin", "Billing"} {
+		if _, _, err := e.r.Grant(context.Background(), GrantRequest{Email: "bob@example.com", Account: "prod", Role: role,
+			For: time.Hour, Reason: "incident 42", Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.access("bob@example.com"); !slices.Equal(got, []string{"Billing", "Workers Platform Admin"}) {
+		t.Fatalf("bob during his grant holds %v", got)
+	}
+	if m, _ := e.fake.Member(prodID, "bob@example.com"); len(m.Policies) != 2 {
+		t.Fatalf("bob's temporary grants are not his own policies: %+v", m.Policies)
+	}
+	e.clock.Advance(time.Hour + time.Second)
+	e.expiry()
+	if got := e.access("bob@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("after his grant ended bob holds %v, want his group's access only", got)
+	}
+	e.clock.Advance(time.Hour)
+	e.expiry()
+	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("after her ttl ended ann holds %v, want her group's access only", got)
+	}
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 0 || len(m.Roles) != 0 {
+			t.Fatalf("%s keeps grants of its own after they ended: %+v", email, m)
+		}
+	}
+}
+
+// TestUserGroupsGuardCountsGroupRemovals: leavers' group-member removals
+// are removals the guard counts and withholds, like member removals.
+func TestUserGroupsGuardCountsGroupRemovals(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "  guards: {max_removals: 2, min_removals: 100}\n")
+	var ids []string
+	for i := range 3 {
+		email := fmt.Sprintf("u%d@example.com", i)
+		e.fake.AddMember(prodID, cftest.Member{Email: email}) // invited by hand: leavers leave groups only
+		ids = append(ids, e.user(email))
+	}
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.deactivate(ids...)
+	e.fake.ResetCounters()
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if n := e.ugCalls().memberRemoves; n != 0 || len(res.Changes.Tripped) != 1 || len(res.Changes.Withheld) != 3 {
+		t.Fatalf("3 group removals over max_removals 2: %d removed, tripped %v, withheld %d", n, res.Changes.Tripped, len(res.Changes.Withheld))
+	}
+	res = e.mustApply(RunOptions{Actor: ActorApplyForce, Force: true})
+	if n := e.ugCalls().memberRemoves; n != 3 {
+		t.Fatalf("apply --force removed %d group members, want 3 (applied %s)", n, kinds(res.Applied))
+	}
+}
+
+// TestUserGroupsLastSuperAdministrator: the last Super Administrator is
+// counted through a user group: leaving that group is withheld while
+// nobody else holds it.
+func TestUserGroupsLastSuperAdministrator(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.cfg.Mappings = append(e.cfg.Mappings, mapping.Mapping{Group: "cf-owners", Account: "prod", Roles: []string{mapping.SuperAdministrator}})
+	e.fake.AddMember(prodID, cftest.Member{Email: "root@example.com"})
+	root := e.user("root@example.com")
+	owners := e.group("cf-owners", root)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if got := e.access("root@example.com"); !slices.Equal(got, []string{mapping.SuperAdministrator}) {
+		t.Fatalf("root holds %v", got)
+	}
+	if _, err := e.st.UpdateGroup(owners, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.RemoveMember(root)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Changes.Withheld) != 1 || res.Changes.Withheld[0].By != plan.WithheldByLastSuperAdmin {
+		t.Fatalf("withheld = %+v, want the last Super Administrator's group removal", res.Changes.Withheld)
+	}
+	if got := e.access("root@example.com"); !slices.Equal(got, []string{mapping.SuperAdministrator}) {
+		t.Fatalf("the last Super Administrator lost access: %v", got)
 	}
 }
