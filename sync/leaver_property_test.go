@@ -710,6 +710,8 @@ type propHarness struct {
 	log     []string
 	bad     []string
 	ctx     context.Context
+	// ug runs both accounts in user-groups mode (leaver_usergroups_test.go).
+	ug bool
 }
 
 type propNotifier struct{ h *propHarness }
@@ -859,6 +861,7 @@ func (h *propHarness) step(s propStep) string {
 		delete(m.groups[s.group].members, groupRef(s.other))
 	case kReload:
 		cfg := parseConfig(h.t, propConfigYAML(s.variant, s.remove))
+		h.userGroups(cfg)
 		h.e.cfg = cfg
 		h.e.r.Reload(cfg)
 		m.variant, m.remove = s.variant, s.remove
@@ -1208,6 +1211,10 @@ func sameDesired(a, b map[string]map[string]map[string]bool) bool {
 // check states the property against Cloudflare as the fake holds it; when
 // names the moment in each violation.
 func (h *propHarness) check(when string) {
+	if h.ug {
+		h.checkEffective(when)
+		return
+	}
 	n := len(h.bad)
 	defer func() {
 		for i := n; i < len(h.bad); i++ {

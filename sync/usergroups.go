@@ -132,6 +132,9 @@ type ugAccount struct {
 	why     map[string]plan.GroupReasons
 	// created: mapping key -> id of the group this run created.
 	created map[string]string
+	// handAdded are members a full listing found in an owned group that
+	// the previous listing and scimflare's own adds did not put there.
+	handAdded []handAdded
 	plan    plan.GroupPlan
 }
 
@@ -195,6 +198,9 @@ func (rn *run) readUserGroups(ctx context.Context) error {
 					ag.Members = append(ag.Members, plan.GroupMemberRef{MemberID: m.ID, Email: m.Email})
 				}
 			}
+			if ok {
+				ua.handAdded = append(ua.handAdded, membersAddedOutside(cached, ag)...)
+			}
 			ua.groups = append(ua.groups, ag)
 		}
 		rn.r.ugroups.put(a.ID, ua.groups)
@@ -209,6 +215,33 @@ func (rn *run) readUserGroups(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+type handAdded struct {
+	groupID string
+	email   string
+}
+
+// membersAddedOutside compares an owned group's listing with the copy the
+// last listing (and every change since) left: who joined it outside
+// scimflare.
+func membersAddedOutside(prev []plan.ActualGroup, g plan.ActualGroup) []handAdded {
+	var before *plan.ActualGroup
+	for i := range prev {
+		if prev[i].ID == g.ID {
+			before = &prev[i]
+		}
+	}
+	if before == nil {
+		return nil
+	}
+	var out []handAdded
+	for _, m := range g.Members {
+		if !slices.ContainsFunc(before.Members, func(o plan.GroupMemberRef) bool { return o.MemberID == m.MemberID }) {
+			out = append(out, handAdded{groupID: g.ID, email: identity.Key(m.Email)})
+		}
+	}
+	return out
 }
 
 // ownedFrom fills ua.owned from the records; an intent (a create whose
@@ -368,6 +401,29 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 		}
 		gp.Waiting = waiting
 		ua.plan = gp
+		// Members someone put in an owned group by hand are drift: the
+		// group is scimflare's, so the plan also takes out whom no mapping
+		// wants there.
+		wanted := map[string]map[string]bool{}
+		for _, d := range ua.desired {
+			wanted[d.Key] = map[string]bool{}
+			for _, e := range d.Members {
+				wanted[d.Key][identity.Key(e)] = true
+			}
+		}
+		for _, h := range ua.handAdded {
+			if wanted[ua.owned[h.groupID]][h.email] {
+				continue
+			}
+			for _, g := range ua.groups {
+				if g.ID != h.groupID {
+					continue
+				}
+				for _, k := range g.Policies {
+					c.Drift = append(c.Drift, plan.Drift{AccountID: ac.ID, Email: h.email, Key: k})
+				}
+			}
+		}
 		c.Accounts[i].Changes = append(c.Accounts[i].Changes, plan.GroupChanges(gp, ua.why)...)
 		c.GroupConflicts = append(c.GroupConflicts, gp.Conflicts...)
 	}
@@ -630,11 +686,27 @@ func (rn *run) groupAudit(ch plan.Change) store.AuditRecord {
 		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
 		Reason: joinNonEmpty("user group "+ch.Group.Name+" ("+ch.Group.ID+")", ch.Reason), Privileged: ch.Privileged,
 	}
+	// The group is data on every record (report access replays it): one
+	// source per key the group grants, of kind "user_group", naming it.
+	keys := ch.After
+	if ch.Kind == plan.RemoveGroupMember {
+		keys = ch.Before
+	}
+	for _, k := range sortedSet(keys) {
+		rec.Sources = append(rec.Sources, store.AuditSource{Role: mapping.KeyName(k, rn.result.Names), Kind: AuditSourceUserGroup, Group: ch.Group.Name})
+	}
+	if len(keys) == 0 {
+		rec.Sources = []store.AuditSource{{Kind: AuditSourceUserGroup, Group: ch.Group.Name}}
+	}
 	if ch.Kind == plan.AddGroupMember {
-		rec.Sources = rn.auditSources(ch.AccountID, ch.Email, ch.After)
+		rec.Sources = append(rec.Sources, rn.auditSources(ch.AccountID, ch.Email, ch.After)...)
 	}
 	return rec
 }
+
+// AuditSourceUserGroup is the kind of the audit source that names the user
+// group a user-group change wrote (its Group), once per key it grants.
+const AuditSourceUserGroup = "user_group"
 
 func joinNonEmpty(a, b string) string {
 	if b == "" {
@@ -697,4 +769,24 @@ func (rn *run) groupsHeld(accountID, email string) []plan.ActualGroup {
 	}
 	slices.SortFunc(out, func(x, y plan.ActualGroup) int { return strings.Compare(x.Name, y.Name) })
 	return out
+}
+
+// explainGroups is, for explain on a user-groups account, the person's
+// whole desired state (standing mappings included) and the owned groups
+// that give each key it holds through them (key -> group names). On any
+// other account it returns dm as is.
+func (rn *run) explainGroups(accountID, lower string, dm *plan.DesiredMember) (*plan.DesiredMember, map[string][]string) {
+	if rn.ug[accountID] == nil {
+		return dm, nil
+	}
+	if rn.desired != nil {
+		dm = rn.desired.Accounts[accountID][lower]
+	}
+	via := map[string][]string{}
+	for _, g := range rn.groupsHeld(accountID, lower) {
+		for _, k := range g.Policies {
+			via[k] = append(via[k], g.Name)
+		}
+	}
+	return dm, via
 }
