@@ -33,7 +33,9 @@ func TestValidateUserGroups(t *testing.T) {
 		edit             func(*Table)
 	}{
 		{"two mappings, one group name", "mappings[2].group", `mappings[0] and mappings[2] both map to user group "scimflare-CF-OPS" on account "prod", but one user group stands for one mapping`,
-			func(t *Table) { t.Mappings = append(t.Mappings, Mapping{Group: "CF-OPS", Account: "prod", Roles: []string{"Billing"}}) }},
+			func(t *Table) {
+				t.Mappings = append(t.Mappings, Mapping{Group: "CF-OPS", Account: "prod", Roles: []string{"Billing"}})
+			}},
 		{"prefix makes two names one", "mappings[1].group", `both map to user group "x-a-b"`,
 			func(t *Table) {
 				t.Accounts[0].UserGroupPrefix = "x-"

@@ -135,7 +135,7 @@ type ugAccount struct {
 	// handAdded are members a full listing found in an owned group that
 	// the previous listing and scimflare's own adds did not put there.
 	handAdded []handAdded
-	plan    plan.GroupPlan
+	plan      plan.GroupPlan
 }
 
 func (rn *run) userGroupState() (store.UserGroupState, error) {
