@@ -11,8 +11,8 @@ type Account struct {
 	ID          string `yaml:"id"`
 	Environment string `yaml:"environment"`
 	// Model is how access is held: ModelMemberPolicies (the default, also
-	// when empty) puts grants on each member; ModelUserGroups is accepted
-	// by the decoder but refused by Validate until it is built.
+	// when empty) puts grants on each member; ModelUserGroups holds each
+	// standing mapping as one Cloudflare user group scimflare owns.
 	Model string `yaml:"model"`
 	// GrantShape is what a member is granted: GrantShapePolicies (the
 	// default, also when empty) or the legacy GrantShapeRoles.
