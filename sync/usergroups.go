@@ -607,7 +607,13 @@ func (rn *run) logWaiting(ch plan.Change) {
 		"account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "group", ch.Group.Name)
 }
 
-// flushGroupAdds sends the queued adds, one request per group. When
+// maxGroupAdd bounds the members one add request names. Cloudflare
+// documents no bound for the bulk add; 50 is its page size elsewhere, so
+// a first run over a large mapping never depends on an undocumented one.
+const maxGroupAdd = 50
+
+// flushGroupAdds sends the queued adds, one request per group (per 50
+// members). When
 // Cloudflare refuses a pending member (nobody in that request joins), the
 // account is marked, and the accepted members of the request are sent
 // again; the pending ones wait until they accept.
@@ -615,11 +621,17 @@ func (rn *run) flushGroupAdds(ctx context.Context) {
 	adds := rn.groupAdds
 	rn.groupAdds = nil
 	api, _ := rn.userGroupClient()
-	type batch struct{ account, group string }
+	type batch struct {
+		account, group string
+		n              int
+	}
 	var order []batch
 	by := map[batch][]plan.Change{}
+	size := map[[2]string]int{}
 	for _, ch := range adds {
-		b := batch{ch.AccountID, ch.Group.ID}
+		g := [2]string{ch.AccountID, ch.Group.ID}
+		b := batch{ch.AccountID, ch.Group.ID, size[g] / maxGroupAdd}
+		size[g]++
 		if _, seen := by[b]; !seen {
 			order = append(order, b)
 		}

@@ -176,6 +176,11 @@ func TestUserGroupsCallEconomy(t *testing.T) {
 	if len(first.Failed) > 0 {
 		t.Fatalf("first run failed: %v", first.Failed[0].Err)
 	}
+	// The first run: 500 invitations, one create per standing mapping,
+	// and the adds of a group in requests of 50.
+	if c := e.ugCalls(); c.invites != 500 || c.groupWrites != 2 || c.memberAdds != 10 {
+		t.Fatalf("first run cost %+v, want 500 invitations, 2 group creates and 10 member add requests of 50", c)
+	}
 	if _, members := e.ugGroup("scimflare-cf-deployers"); len(members) != 500 {
 		t.Fatalf("group has %d members", len(members))
 	}
@@ -368,5 +373,25 @@ func TestUserGroupsLastSuperAdministrator(t *testing.T) {
 	}
 	if got := e.access("root@example.com"); !slices.Equal(got, []string{mapping.SuperAdministrator}) {
 		t.Fatalf("the last Super Administrator lost access: %v", got)
+	}
+}
+
+// TestMemberPoliciesRoleChangeCostsOneWriteEach is the per-member figure
+// beside TestUserGroupsCallEconomy's: the same 500-member mapping on a
+// member_policies account costs one PUT per member when its role changes.
+func TestMemberPoliciesRoleChangeCostsOneWriteEach(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withYAML(ugYAML("  guards: {max_removals: 1000, max_removal_percent: 100}\n")))
+	ids := e.users(500, "user%03d@example.com")
+	e.group("cf-deployers", ids...)
+	if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Applied) != 500 {
+		t.Fatalf("first run applied %d changes", len(res.Applied))
+	}
+	e.cfg.Mappings[0].Roles = []string{"Workers Platform (Read-only)"}
+	e.r.Reload(e.cfg)
+	e.fake.ResetCounters()
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if c := e.ugCalls(); c.memberPuts != 500 {
+		t.Fatalf("a role change in a 500-member mapping cost %d member PUTs per member, want 500", c.memberPuts)
 	}
 }
