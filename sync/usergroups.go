@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -161,17 +162,23 @@ func (rn *run) userGroupClient() (userGroupAPI, bool) {
 func (rn *run) readUserGroups(ctx context.Context) error {
 	rn.ug = map[string]*ugAccount{}
 	for _, a := range rn.cfg.Accounts {
-		if a.Model != mapping.ModelUserGroups {
-			continue
-		}
 		st, err := rn.userGroupState()
 		if err != nil {
+			if a.Model != mapping.ModelUserGroups {
+				continue
+			}
 			return err
 		}
 		recs, err := st.OwnedUserGroups(a.ID)
 		if err != nil {
 			return fmt.Errorf("read the user groups scimflare owns in account %s: %w", a.Name, err)
 		}
+		if a.Model != mapping.ModelUserGroups && len(recs) == 0 {
+			continue
+		}
+		// An account that left user-groups mode still has the groups
+		// scimflare made: they are read and emptied, so that nobody keeps
+		// access through them (its mappings are granted per member now).
 		ua := &ugAccount{account: a, prefix: userGroupPrefix(a), owned: map[string]string{}, created: map[string]string{}}
 		rn.ug[a.ID] = ua
 		api, live := rn.userGroupClient()
@@ -285,6 +292,13 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	if ua == nil {
 		return
 	}
+	if a.Model != mapping.ModelUserGroups {
+		// Left user-groups mode: no group is wanted; the member plan
+		// grants everything per member, before the groups empty.
+		ua.desired, ua.why = nil, map[string]plan.GroupReasons{}
+		in.UserGroups = heldGroups(ua)
+		return
+	}
 	groupOf := map[int]string{} // mapping index -> key
 	byKey := map[string]*plan.DesiredGroup{}
 	ua.why = map[string]plan.GroupReasons{}
@@ -333,7 +347,17 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		ua.desired = append(ua.desired, *byKey[k])
 	}
-	in.UserGroups = map[string]plan.HeldGroup{}
+	in.UserGroups = heldGroups(ua)
+	for _, h := range in.UserGroups {
+		// The guard's percent base counts what groups grant, as the
+		// ledger counts what members hold.
+		in.ManagedGrants += len(h.Keys) * len(h.Members)
+	}
+}
+
+// heldGroups are the owned groups as the policies see them.
+func heldGroups(ua *ugAccount) map[string]plan.HeldGroup {
+	out := map[string]plan.HeldGroup{}
 	for _, g := range ua.groups {
 		if _, mine := ua.owned[g.ID]; !mine {
 			continue
@@ -342,11 +366,9 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 		for _, m := range g.Members {
 			h.Members = append(h.Members, identity.Key(m.Email))
 		}
-		in.UserGroups[g.ID] = h
-		// The guard's percent base counts what groups grant, as the
-		// ledger counts what members hold.
-		in.ManagedGrants += len(h.Keys) * len(h.Members)
+		out[g.ID] = h
 	}
+	return out
 }
 
 // planUserGroups adds each user-groups account's group changes to c, after
@@ -494,6 +516,14 @@ func (rn *run) applyGroup(ctx context.Context, ch plan.Change) {
 		}
 		g, err := api.CreateUserGroup(ctx, ch.AccountID, name, policies)
 		if err != nil {
+			var refused *cloudflare.APIError
+			if errors.As(err, &refused) && refused.Status >= 400 && refused.Status < 500 && refused.Status != http.StatusTooManyRequests {
+				// Refused: no group was made, so no intent may later claim
+				// a group of that name someone else makes.
+				if derr := st.DeleteOwnedUserGroup(ch.AccountID, ch.Group.Key); derr != nil {
+					rn.r.log.Error("cannot take back the intent of a refused group create", "group", name, "error", derr)
+				}
+			}
 			rn.fail(ch, rn.groupError(name, err))
 			return
 		}

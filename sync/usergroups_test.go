@@ -395,3 +395,82 @@ func TestMemberPoliciesRoleChangeCostsOneWriteEach(t *testing.T) {
 		t.Fatalf("a role change in a 500-member mapping cost %d member PUTs per member, want 500", c.memberPuts)
 	}
 }
+
+// TestUserGroupsHandAddedMemberIsDrift: someone adds a person to an owned
+// group by hand; the next full run reports it as drift (plan, audit) and
+// takes the person out: the group is scimflare's.
+func TestUserGroupsHandAddedMemberIsDrift(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ann := e.user("ann@example.com")
+	e.group("cf-deployers", ann)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.fake.AddMember(prodID, cftest.Member{Email: "mallory@example.com"})
+	g, _ := e.ugGroup("scimflare-cf-deployers")
+	e.fake.SetUserGroupMembership(prodID, g.ID, "mallory@example.com", true)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Changes.Drift) != 1 || res.Changes.Drift[0].Email != "mallory@example.com" {
+		t.Fatalf("drift = %+v, want mallory in the owned group", res.Changes.Drift)
+	}
+	if got := e.access("mallory@example.com"); got != nil {
+		t.Fatalf("hand-added mallory still holds %v", got)
+	}
+	if len(e.audit(ActionDrift)) != 1 {
+		t.Fatalf("no drift audit record: %+v", e.audit(""))
+	}
+}
+
+// TestUserGroupsSCIMManagedGroupSaysSoInOneSentence: when a group scimflare
+// recorded as its own turns out to be managed by Cloudflare's SCIM, the
+// refused write fails with one sentence naming the group and why.
+func TestUserGroupsSCIMManagedGroupSaysSoInOneSentence(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	scim := e.fake.AddSCIMGroup(prodID, "scimflare-cf-deployers")
+	// A create whose answer was lost left an intent; the group of its name
+	// is Cloudflare's SCIM group.
+	if err := e.st.PutOwnedUserGroup(store.OwnedUserGroup{AccountID: prodID, Key: "cf-deployers", Name: "scimflare-cf-deployers", UpdatedAt: e.now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.user("ann@example.com")
+	e.group("cf-deployers", e.user("bob@example.com"))
+	res := e.apply(RunOptions{Actor: ActorSchedule})
+	var msg string
+	for _, f := range res.Failed {
+		if f.Change.Kind == plan.AddGroupMember {
+			msg = f.Err.Error()
+		}
+	}
+	if !strings.Contains(msg, `user group scimflare-cf-deployers is managed by Cloudflare's own SCIM provisioning, which the API does not let scimflare change`) {
+		t.Fatalf("failure = %q (failed %d)", msg, len(res.Failed))
+	}
+	if members := e.fake.UserGroupMembers(prodID, scim.ID); len(members) != 0 {
+		t.Fatalf("the SCIM group's members changed: %v", members)
+	}
+}
+
+// TestLeavingUserGroupsModeEmptiesOwnedGroups: an account switched back to
+// member_policies grants per member, then empties the groups scimflare
+// made, so nobody keeps access through them and nobody's access dips.
+func TestLeavingUserGroupsModeEmptiesOwnedGroups(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ann, bob := e.user("ann@example.com"), e.user("bob@example.com")
+	e.group("cf-deployers", ann, bob)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	cfg := parseConfig(t, ugYAML(""))
+	e.cfg = cfg
+	e.r.Reload(cfg)
+	e.deactivate(bob)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	g, members := e.ugGroup("scimflare-cf-deployers")
+	if len(members) != 0 {
+		t.Fatalf("group %s still has %v after the account left user-groups mode (applied %s)", g.Name, members, kinds(res.Applied))
+	}
+	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("ann holds %v, want her mapping's access, now on the member", got)
+	}
+	if got := e.access("bob@example.com"); got != nil {
+		t.Fatalf("leaver bob holds %v", got)
+	}
+}
