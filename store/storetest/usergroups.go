@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 // and the audit trail they are written with.
 type UserGroupBackend interface {
 	store.UserGroupState
-	store.SyncState
+	store.Backend
 }
 
 // RunUserGroups is the conformance suite for store.UserGroupState, the
@@ -24,6 +25,7 @@ func RunUserGroups(t *testing.T, open func(t *testing.T) UserGroupBackend) {
 	}{
 		{"OwnedUserGroupsRoundTrip", testOwnedUserGroupsRoundTrip},
 		{"OwnedUserGroupInvalidWritesNothing", testOwnedUserGroupInvalid},
+		{"CopyKeepsOwnedUserGroups", func(t *testing.T, s UserGroupBackend) { testCopyOwnedUserGroups(t, s, open(t)) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,5 +90,24 @@ func testOwnedUserGroupInvalid(t *testing.T, s UserGroupBackend) {
 	wantErr(t, "PutOwnedUserGroup with an invalid audit record", err, store.ErrInvalid)
 	if gs, err := s.OwnedUserGroups(acct); err != nil || len(gs) != 0 {
 		t.Fatalf("rejected writes left %+v, %v", gs, err)
+	}
+}
+
+// testCopyOwnedUserGroups: store.Copy (scimflare migrate, backups) carries
+// the ownership of user groups: without it a copied state would find its
+// own groups foreign and never change them again.
+func testCopyOwnedUserGroups(t *testing.T, src, dst UserGroupBackend) {
+	Populate(t, src)
+	g := store.OwnedUserGroup{AccountID: acct, Key: "ops", GroupID: "g-1", Name: "scimflare-ops", UpdatedAt: at(5)}
+	noErr(t, "PutOwnedUserGroup", src.PutOwnedUserGroup(g))
+	sum, err := store.Copy(context.Background(), src, dst)
+	noErr(t, "Copy", err)
+	if sum.UserGroups != 1 {
+		t.Fatalf("Copy summary counts %d owned user groups, want 1", sum.UserGroups)
+	}
+	gs, err := dst.OwnedUserGroups(acct)
+	noErr(t, "OwnedUserGroups of the copy", err)
+	if len(gs) != 1 || gs[0].GroupID != "g-1" || gs[0].Name != "scimflare-ops" || !gs[0].UpdatedAt.Equal(at(5)) {
+		t.Fatalf("copied owned user groups = %+v", gs)
 	}
 }
