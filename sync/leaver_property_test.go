@@ -710,8 +710,9 @@ type propHarness struct {
 	log     []string
 	bad     []string
 	ctx     context.Context
-	// ug runs both accounts in user-groups mode (leaver_usergroups_test.go).
-	ug bool
+	// ug runs both accounts in user-groups mode (leaver_usergroups_test.go);
+	// refusePending, with Cloudflare refusing pending group members.
+	ug, refusePending bool
 }
 
 type propNotifier struct{ h *propHarness }
