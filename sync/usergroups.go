@@ -675,7 +675,10 @@ func (rn *run) flushGroupAdds(ctx context.Context) {
 			}
 			continue
 		}
-		err := rn.addGroupMembers(ctx, api, chs)
+		err := rn.fence(chs[0])
+		if err == nil {
+			err = rn.addGroupMembers(ctx, api, chs)
+		}
 		if errors.Is(err, cloudflare.ErrPendingMember) {
 			rn.r.ugroups.setRefused(b.account)
 			rn.r.log.Info("Cloudflare refuses pending members in user groups: they join once they accept their invitation", "account", rn.result.AccountNames[b.account])
