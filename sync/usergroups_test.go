@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/scimflare/scimflare/internal/metrics"
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -129,6 +133,15 @@ func TestUserGroupsLifecycle(t *testing.T) {
 	}
 	if again := e.mustApply(RunOptions{Actor: ActorSchedule}); len(again.Applied) != 0 {
 		t.Fatalf("second full run applied %s", kinds(again.Applied))
+	}
+	// explain: the group's role is held, wanted, granted, through the group.
+	x, err := e.r.Explain(context.Background(), "bob@example.com", ExplainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := x.Accounts[0].Roles; len(rs) != 1 || rs[0].Role != "Workers Platform Admin" || !rs[0].Has || !rs[0].Should ||
+		rs[0].State != StateGranted || !slices.Equal(rs[0].Via, []string{"scimflare-cf-deployers"}) {
+		t.Fatalf("explain bob = %+v", rs)
 	}
 
 	// bob leaves: scimflare invited him and he holds nothing else, so one
@@ -472,5 +485,93 @@ func TestLeavingUserGroupsModeEmptiesOwnedGroups(t *testing.T) {
 	}
 	if got := e.access("bob@example.com"); got != nil {
 		t.Fatalf("leaver bob holds %v", got)
+	}
+}
+
+// TestUserGroupsNeverMoreThanTheMapping checks at every write of a run
+// (the fake's AfterWrite) what everyone effectively holds: in one full run
+// the mapping's role changes, three people leave and two join; at no
+// point does anyone hold access outside what the mapping granted them
+// before or grants them after, and a leaver never gains anything.
+func TestUserGroupsNeverMoreThanTheMapping(t *testing.T) {
+	t.Parallel()
+	var mu gosync.Mutex
+	var allowed map[string]map[string]bool // email -> permission groups allowed now
+	var bad []string
+	var fake *cftest.Server
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "state.db")}
+	e.clock = cftest.NewClock(cftest.Epoch)
+	e.now = e.clock.Now
+	fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID}, Token: "test-token", AfterWrite: func(w cftest.Write) {
+		mu.Lock()
+		defer mu.Unlock()
+		if allowed == nil {
+			return
+		}
+		for email, access := range fake.EffectiveAccessAll(prodID) {
+			for _, a := range access {
+				if !allowed[email][a.PermissionGroup] {
+					bad = append(bad, fmt.Sprintf("after %s %s: %s holds %s", w.Method, w.Route, email, a.PermissionGroup))
+				}
+			}
+		}
+	}})
+	e.fake = fake
+	cf, err := cloudflare.New(cloudflare.Config{BaseURL: fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: fake.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf, e.cfg, e.m = cf, parseConfig(t, ugYAML("  guards: {max_removals: 100, max_removal_percent: 100}\n")), metrics.New()
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.open()
+
+	ids := e.users(10, "u%d@example.com")
+	deployers := e.group("cf-deployers", ids[:8]...)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+
+	// Before: u0..u7 hold Workers Platform Admin. After: u0..u4 and u8, u9
+	// hold Workers Platform (Read-only); u5..u7 leave.
+	const wpa, ro = "Workers Platform Admin", "Workers Platform (Read-only)"
+	mu.Lock()
+	allowed = map[string]map[string]bool{}
+	for i := range 10 {
+		a := map[string]bool{}
+		if i < 8 {
+			a[wpa] = true
+		}
+		if i < 5 || i >= 8 {
+			a[ro] = true
+		}
+		allowed[fmt.Sprintf("u%d@example.com", i)] = a
+	}
+	mu.Unlock()
+	e.deactivate(ids[5:8]...)
+	if _, err := e.st.UpdateGroup(deployers, e.now(), 0, func(g store.GroupTx) error {
+		for _, id := range ids[8:] {
+			if _, err := g.AddMember(store.MemberRef{ID: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Mappings[0].Roles = []string{ro}
+	e.r.Reload(e.cfg)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("access outside the mapping during the run:\n%s\n(applied %s)", strings.Join(bad, "\n"), kinds(res.Applied))
+	}
+	for i := range 10 {
+		email := fmt.Sprintf("u%d@example.com", i)
+		want := []string{ro}
+		if i >= 5 && i < 8 {
+			want = nil
+		}
+		if got := e.access(email); !slices.Equal(got, want) {
+			t.Errorf("%s ends with %v, want %v", email, got, want)
+		}
 	}
 }
