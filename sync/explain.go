@@ -132,6 +132,7 @@ const (
 	ReasonAdopted  = "adopted"   // found on the member at adoption
 	ReasonDrift    = "drift"     // neither granted nor found
 	ReasonNoSource = "no_source" // granted by scimflare, no longer asked for
+	ReasonWaiting  = "waiting"   // user groups: cannot join the group yet (not a member, or a pending one Cloudflare refuses)
 )
 
 // ExplainedReason is one reason for (or against) a role. Fields not
@@ -291,7 +292,7 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	}
 	// On a user-groups account the member plan holds the per-member part;
 	// the person should hold it all, and holds some through groups.
-	dm, via := rn.explainGroups(a.ID, lower, dm)
+	dm, via, waits := rn.explainGroups(a.ID, lower, dm)
 	wanted := len(keysOfDesired(dm)) > 0
 	if present {
 		em := &ExplainedMember{ID: act.MemberID, Status: act.Status, Ownership: OwnedNone}
@@ -359,6 +360,9 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 			for _, reason := range dm.Keys[k] {
 				er.Reasons = append(er.Reasons, rn.explainReason(reason, rn.now, false))
 			}
+		}
+		if w := waits[k]; w != "" && !er.Has {
+			er.Reasons = append(er.Reasons, ExplainedReason{Kind: ReasonWaiting, Text: w})
 		}
 		for _, e := range expired {
 			if e.Key == k {

@@ -820,9 +820,28 @@ func (rn *run) groupsHeld(accountID, email string) []plan.ActualGroup {
 // whole desired state (standing mappings included) and the owned groups
 // that give each key it holds through them (key -> group names). On any
 // other account it returns dm as is.
-func (rn *run) explainGroups(accountID, lower string, dm *plan.DesiredMember) (*plan.DesiredMember, map[string][]string) {
-	if rn.ug[accountID] == nil {
-		return dm, nil
+func (rn *run) explainGroups(accountID, lower string, dm *plan.DesiredMember) (*plan.DesiredMember, map[string][]string, map[string]string) {
+	ua := rn.ug[accountID]
+	if ua == nil {
+		return dm, nil, nil
+	}
+	waits := map[string]string{}
+	for _, w := range ua.plan.Waiting {
+		if w.Email != lower {
+			continue
+		}
+		name := plan.UserGroupName(ua.prefix, w.GroupKey)
+		text := "joins user group " + name + " once it is invited (the next reconcile invites it)"
+		if w.Why == plan.WaitPending {
+			text = "joins user group " + name + " once it accepts its invitation: Cloudflare refuses pending members in user groups"
+		}
+		for _, d := range ua.desired {
+			if d.Key == w.GroupKey {
+				for _, k := range d.Policies {
+					waits[k] = text
+				}
+			}
+		}
 	}
 	if rn.desired != nil {
 		dm = rn.desired.Accounts[accountID][lower]
@@ -833,5 +852,5 @@ func (rn *run) explainGroups(accountID, lower string, dm *plan.DesiredMember) (*
 			via[k] = append(via[k], g.Name)
 		}
 	}
-	return dm, via
+	return dm, via, waits
 }

@@ -262,6 +262,16 @@ func TestUserGroupsPendingRefused(t *testing.T) {
 	if c := e.ugCalls(); c.memberAdds != 0 {
 		t.Fatalf("still pending, ann was tried again: %+v", c)
 	}
+	x, err := e.r.Explain(context.Background(), "ann@example.com", ExplainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := x.Accounts[0].Roles; len(rs) != 1 || rs[0].Has || !rs[0].Should ||
+		!slices.ContainsFunc(rs[0].Reasons, func(r ExplainedReason) bool {
+			return r.Kind == ReasonWaiting && strings.Contains(r.Text, "accepts its invitation")
+		}) {
+		t.Fatalf("explain of pending ann = %+v", rs)
+	}
 	e.fake.AcceptInvite(prodID, "ann@example.com")
 	e.mustApply(RunOptions{Actor: ActorSchedule})
 	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
@@ -573,5 +583,25 @@ func TestUserGroupsNeverMoreThanTheMapping(t *testing.T) {
 		if got := e.access(email); !slices.Equal(got, want) {
 			t.Errorf("%s ends with %v, want %v", email, got, want)
 		}
+	}
+}
+
+// TestUserGroupsPrefixChangeRenames: a new user_group_prefix renames each
+// owned group with one PUT; nothing is created again, nobody re-added.
+func TestUserGroupsPrefixChangeRenames(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.group("cf-deployers", e.user("ann@example.com"))
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	before, _ := e.ugGroup("scimflare-cf-deployers")
+	e.cfg.Accounts[0].UserGroupPrefix = "idp-"
+	e.r.Reload(e.cfg)
+	e.fake.ResetCounters()
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	after, members := e.ugGroup("idp-cf-deployers")
+	c := e.ugCalls()
+	if after.ID != before.ID || c.groupWrites != 2 || e.fake.Calls(http.MethodPost, cftest.RouteUserGroups) != 0 || c.memberAdds != 0 ||
+		!slices.Equal(members, []string{"ann@example.com"}) {
+		t.Fatalf("prefix change: group %+v (was %s), members %v, calls %+v; want the two owned groups renamed by one PUT each", after, before.ID, members, c)
 	}
 }
