@@ -11,12 +11,15 @@ type Account struct {
 	ID          string `yaml:"id"`
 	Environment string `yaml:"environment"`
 	// Model is how access is held: ModelMemberPolicies (the default, also
-	// when empty) puts grants on each member; ModelUserGroups is accepted
-	// by the decoder but refused by Validate until it is built.
+	// when empty) puts grants on each member; ModelUserGroups holds each
+	// standing mapping as one Cloudflare user group scimflare owns.
 	Model string `yaml:"model"`
 	// GrantShape is what a member is granted: GrantShapePolicies (the
 	// default, also when empty) or the legacy GrantShapeRoles.
 	GrantShape string `yaml:"grant_shape"`
+	// UserGroupPrefix starts the name of each user group scimflare
+	// creates on a user-groups account ("scimflare-" when empty).
+	UserGroupPrefix string `yaml:"user_group_prefix"`
 }
 
 // Access models and grant shapes an account may name.

@@ -68,9 +68,7 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 			errf(p+".grant_shape", "grant_shape %q is not one of policies, roles", a.GrantShape)
 		}
 		switch a.Model {
-		case "", ModelMemberPolicies:
-		case ModelUserGroups:
-			errf(p+".model", "model user_groups is not supported yet: use member_policies (the default)")
+		case "", ModelMemberPolicies, ModelUserGroups:
 		default:
 			errf(p+".model", "model %q is not one of member_policies, user_groups", a.Model)
 		}
@@ -140,6 +138,7 @@ func Validate(t Table, maxGrant time.Duration) []Problem {
 	}
 
 	ps = append(ps, crossEnvironment(t)...)
+	ps = append(ps, validateUserGroups(t)...)
 	return ps
 }
 

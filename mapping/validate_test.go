@@ -90,7 +90,6 @@ func TestValidate(t *testing.T) {
 		}, "", false, ""},
 		{"unknown grant_shape", func(t *Table) { t.Accounts[0].GrantShape = "role" }, "accounts[0].grant_shape", false, `grant_shape "role" is not one of policies, roles`},
 		{"unknown model", func(t *Table) { t.Accounts[0].Model = "groups" }, "accounts[0].model", false, `model "groups" is not one of member_policies, user_groups`},
-		{"user_groups not supported yet", func(t *Table) { t.Accounts[0].Model = ModelUserGroups }, "accounts[0].model", false, "model user_groups is not supported yet"},
 		{"neither roles nor policies", func(t *Table) { t.Mappings[0].Roles = nil }, "mappings[0]", false, "set roles or policies"},
 		{"both roles and policies on a roles account", func(t *Table) {
 			t.Accounts[0].GrantShape = GrantShapeRoles

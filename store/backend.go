@@ -74,6 +74,8 @@ type DumpItem struct {
 	// Audit carries Seq, PrevHash and Hash as stored.
 	Audit  *AuditRecord
 	Status *StatusEntry
+	// OwnedUserGroup is a user group scimflare owns (usergroups.go).
+	OwnedUserGroup *OwnedUserGroup
 }
 
 // DumpedMember is one group membership edge with its Since.

@@ -113,7 +113,10 @@ func initSchema(db *bolt.DB, path string) error {
 				return err
 			}
 		}
-		return initSyncSchema(tx, path)
+		if err := initSyncSchema(tx, path); err != nil {
+			return err
+		}
+		return initUserGroupSchema(tx)
 	})
 }
 

@@ -2,9 +2,11 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Location implements Backend: the state file's path.
@@ -122,6 +124,18 @@ func (r readTx) dump(fn func(DumpItem) error) error {
 				return fn(DumpItem{Status: &StatusEntry{Key: string(k), Value: append([]byte{}, v...)}})
 			})
 		},
+		func() error {
+			if r.tx.Bucket(bucketUserGroups) == nil {
+				return nil // a file from before user groups, opened read-only
+			}
+			return each(bucketUserGroups, func(k, v []byte) error {
+				g, err := DecodeOwnedUserGroup(v)
+				if err != nil {
+					return fmt.Errorf("owned user group key %x: %w", k, err)
+				}
+				return fn(DumpItem{OwnedUserGroup: &g})
+			})
+		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -226,6 +240,12 @@ func (s *BoltStore) wipe() error {
 				return err
 			}
 		}
+		if err := tx.DeleteBucket(bucketUserGroups); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketUserGroups); err != nil {
+			return err
+		}
 		for _, k := range [][]byte{keyUserCount, keyGroupCount} {
 			if err := tx.Bucket(bucketMeta).Delete(k); err != nil {
 				return err
@@ -244,6 +264,11 @@ func (w writeTx) checkEmpty(where string) error {
 	for _, b := range append(allBuckets[1:], syncBuckets[1:]...) {
 		if k, _ := w.bucket(b).Cursor().First(); k != nil {
 			return fmt.Errorf("%s already holds state (%s is not empty): %w", where, b, ErrNotEmpty)
+		}
+	}
+	if ug := w.tx.Bucket(bucketUserGroups); ug != nil {
+		if k, _ := ug.Cursor().First(); k != nil {
+			return fmt.Errorf("%s already holds state (%s is not empty): %w", where, bucketUserGroups, ErrNotEmpty)
 		}
 	}
 	if decodeUint(w.bucket(bucketSyncMeta).Get(keyAuditSeq)) != 0 {
@@ -356,6 +381,16 @@ func (l *boltLoader) put(it DumpItem) error {
 			return err
 		}
 		return w.put(bucketStatus, []byte(it.Status.Key), it.Status.Value)
+	case it.OwnedUserGroup != nil:
+		g := *it.OwnedUserGroup
+		if err := CheckOwnedUserGroup(g); err != nil {
+			return err
+		}
+		v, err := EncodeOwnedUserGroup(g)
+		if err != nil {
+			return err
+		}
+		return w.put(bucketUserGroups, pairKey(g.AccountID, g.Key), v)
 	}
 	return fmt.Errorf("load: empty dump item: %w", ErrInvalid)
 }

@@ -18,6 +18,9 @@ var ErrCopyMismatch = errors.New("copy does not match its source")
 // times, audit hashes and all), whatever order their backends keep them in.
 type Summary struct {
 	Users, Groups, Members, Tokens, Ledger, Cached, CacheScans, Grants, Audit, Status int
+	// UserGroups counts the owned user groups (not in String: a state
+	// without user groups reads as it always did).
+	UserGroups int
 	// AuditSeq and AuditHash are the last audit record's.
 	AuditSeq  uint64
 	AuditHash string
@@ -55,6 +58,8 @@ func (s *Summary) add(it DumpItem) error {
 		s.AuditSeq, s.AuditHash = it.Audit.Seq, it.Audit.Hash
 	case it.Status != nil:
 		s.Status++
+	case it.OwnedUserGroup != nil:
+		s.UserGroups++
 	}
 	// Times are compared as instants in UTC: a backend may keep the zone
 	// a caller passed or not, and no reader depends on it.
@@ -99,6 +104,11 @@ func canonicalItem(it DumpItem) DumpItem {
 		g := *it.Grant
 		g.Start, g.End, g.RevokedAt = g.Start.UTC(), g.End.UTC(), g.RevokedAt.UTC()
 		it.Grant = &g
+	}
+	if it.OwnedUserGroup != nil {
+		g := *it.OwnedUserGroup
+		g.UpdatedAt = g.UpdatedAt.UTC()
+		it.OwnedUserGroup = &g
 	}
 	if it.Token != nil {
 		t := *it.Token

@@ -116,8 +116,11 @@ type ExplainedRole struct {
 	Change string `json:"change,omitempty"`
 	// Withheld says which policy holds the change back: "protected", "last
 	// super administrator", or the removal guard's reason.
-	Withheld string            `json:"withheld,omitempty"`
-	Reasons  []ExplainedReason `json:"reasons"`
+	Withheld string `json:"withheld,omitempty"`
+	// Via names the user groups (accounts[].model: user_groups) the role
+	// is held through, as opposed to on the member itself.
+	Via     []string          `json:"via_user_groups,omitempty"`
+	Reasons []ExplainedReason `json:"reasons"`
 }
 
 // Kinds of reason.
@@ -128,6 +131,7 @@ const (
 	ReasonAdopted  = "adopted"   // found on the member at adoption
 	ReasonDrift    = "drift"     // neither granted nor found
 	ReasonNoSource = "no_source" // granted by scimflare, no longer asked for
+	ReasonWaiting  = "waiting"   // user groups: cannot join the group yet (not a member, or a pending one Cloudflare refuses)
 )
 
 // ExplainedReason is one reason for (or against) a role. Fields not
@@ -285,6 +289,9 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	if in.Desired != nil {
 		dm = in.Desired[lower]
 	}
+	// On a user-groups account the member plan holds the per-member part;
+	// the person should hold it all, and holds some through groups.
+	dm, via, waits := rn.explainGroups(a.ID, lower, dm)
 	wanted := len(keysOfDesired(dm)) > 0
 	if present {
 		em := &ExplainedMember{ID: act.MemberID, Status: act.Status, Ownership: OwnedNone}
@@ -328,6 +335,9 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 			keys[k] = true
 		}
 	}
+	for k := range via {
+		keys[k] = true
+	}
 	for _, k := range keysOfDesired(dm) {
 		keys[k] = true
 	}
@@ -337,16 +347,21 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	for k := range keys {
 		er := ExplainedRole{Reasons: []ExplainedReason{}}
 		er.Role = mapping.KeyNames([]string{k}, rn.result.Names)[0]
-		er.Has = present && slices.Contains(act.Keys, k)
+		er.Via = via[k]
+		er.Has = present && slices.Contains(act.Keys, k) || len(er.Via) > 0
 		er.Should = dm != nil && len(dm.Keys[k]) > 0
-		er.Managed = inLedger && slices.Contains(led.Managed, k)
-		found := er.Has && (adopting || (inLedger && slices.Contains(led.Found, k)))
+		// What an owned group grants, scimflare manages.
+		er.Managed = inLedger && slices.Contains(led.Managed, k) || len(er.Via) > 0
+		found := er.Has && len(er.Via) == 0 && (adopting || (inLedger && slices.Contains(led.Found, k)))
 		drift := er.Has && !er.Managed && !found && !er.Should
 
 		if er.Should {
 			for _, reason := range dm.Keys[k] {
 				er.Reasons = append(er.Reasons, rn.explainReason(reason, rn.now, false))
 			}
+		}
+		if w := waits[k]; w != "" && !er.Has {
+			er.Reasons = append(er.Reasons, ExplainedReason{Kind: ReasonWaiting, Text: w})
 		}
 		for _, e := range expired {
 			if e.Key == k {
@@ -560,6 +575,9 @@ func (x *Explanation) WriteText(w io.Writer) error {
 			var lines []string
 			for _, why := range r.Reasons {
 				lines = append(lines, why.Text)
+			}
+			for _, g := range r.Via {
+				lines = append(lines, "held through user group "+g)
 			}
 			if r.Change != "" && r.Withheld == "" {
 				lines = append(lines, "next reconcile: "+r.Change)

@@ -723,6 +723,9 @@ type propHarness struct {
 	log       []string
 	bad       []string
 	ctx       context.Context
+	// ug runs both accounts in user-groups mode (leaver_usergroups_test.go);
+	// refusePending, with Cloudflare refusing pending group members.
+	ug, refusePending bool
 }
 
 type propNotifier struct{ h *propHarness }
@@ -879,6 +882,7 @@ func (h *propHarness) step(s propStep) string {
 			h.prodRoles = false
 		}
 		cfg := parseConfig(h.t, propConfigYAML(s.variant, s.remove, h.prodRoles))
+		h.userGroups(cfg)
 		h.e.cfg = cfg
 		h.e.r.Reload(cfg)
 		m.variant, m.remove = s.variant, s.remove
@@ -1240,6 +1244,10 @@ func sameDesired(a, b map[string]map[string]map[string]bool) bool {
 // check states the property against Cloudflare as the fake holds it; when
 // names the moment in each violation.
 func (h *propHarness) check(when string) {
+	if h.ug {
+		h.checkEffective(when)
+		return
+	}
 	n := len(h.bad)
 	defer func() {
 		for i := n; i < len(h.bad); i++ {

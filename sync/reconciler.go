@@ -156,6 +156,8 @@ type Reconciler struct {
 
 	// names is the most recent live name resolution (nil: none yet).
 	names atomic.Pointer[nameCache]
+	// ugroups are the user groups of user-groups accounts as last listed.
+	ugroups userGroupCache
 
 	// sem admits one run at a time: runs never overlap.
 	sem  chan struct{}

@@ -18,6 +18,10 @@ import (
 // take back), one named retry when the answer shows the run's knowledge
 // stale, a check of the answer, and one commit of ledger, cache and audit.
 func (rn *run) apply(ctx context.Context, ch plan.Change) {
+	if ch.Group != nil {
+		rn.applyGroup(ctx, ch)
+		return
+	}
 	if rn.stopped != nil {
 		rn.fail(ch, rn.stopped)
 		return
@@ -298,6 +302,9 @@ func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, er
 // call makes ch's one Cloudflare call.
 func (rn *run) call(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
 	cf := rn.r.cf
+	if m, done, err := rn.callWithoutGrants(ctx, ch); done {
+		return m, err
+	}
 	switch ch.Op {
 	case plan.OpCreate, plan.OpUpdate:
 		roles, policies, err := shapeOf(ch.After)

@@ -93,6 +93,10 @@ type run struct {
 	refreshed map[string]bool
 	latched   []string // account ids tripped after this run
 	stopped   error    // the state refused a write: apply nothing more
+	// ug is what the run read of each user-groups account (usergroups.go);
+	// groupAdds are the member adds waiting to go, one request per group.
+	ug        map[string]*ugAccount
+	groupAdds []plan.Change
 }
 
 // execute runs one reconcile; it waits for a running one to end first.
@@ -191,6 +195,7 @@ func (rn *run) do(ctx context.Context) {
 			rn.apply(ctx, ch)
 		}
 	}
+	rn.flushGroupAdds(ctx)
 }
 
 // prepare reads the state and Cloudflare and plans: every read of a run
@@ -206,6 +211,9 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, error) {
 		if rn.reads[i], err = rn.readAccount(ctx, a); err != nil {
 			return nil, err
 		}
+	}
+	if err := rn.readUserGroups(ctx); err != nil {
+		return nil, err
 	}
 	changes := rn.planChanges()
 	rn.result.Changes = changes
@@ -232,11 +240,13 @@ func (rn *run) planChanges() *plan.Changes {
 		for _, l := range rd.ledger {
 			in.ManagedGrants += len(l.Managed)
 		}
+		rn.userGroupInput(&in, a)
 		managed[a.ID] = in.ManagedGrants
 		rn.byID[a.ID] = len(rn.inputs)
 		rn.inputs = append(rn.inputs, in)
 	}
 	changes := plan.Plan(rn.inputs, cfg.Sync.Unmanaged == UnmanagedRemove)
+	rn.planUserGroups(changes)
 	changes = plan.ApplyPolicies(changes,
 		plan.ProtectedPolicy(cfg.Sync.Protected),
 		plan.LastSuperAdminPolicy(rn.inputs),

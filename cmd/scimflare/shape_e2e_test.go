@@ -123,7 +123,7 @@ func TestE2EConfigShapeErrors(t *testing.T) {
 	for _, tc := range []struct{ name, account, mapping, want string }{
 		{"shape", "    grant_shape: role\n", "    roles: [DNS]\n", `accounts[0].grant_shape: grant_shape "role" is not one of policies, roles`},
 		{"model", "    model: groups\n", "    roles: [DNS]\n", `accounts[0].model: model "groups" is not one of member_policies, user_groups`},
-		{"user_groups", "    model: user_groups\n", "    roles: [DNS]\n", `accounts[0].model: model user_groups is not supported yet`},
+		{"user_groups_roles", "    model: user_groups\n    grant_shape: roles\n", "    roles: [DNS]\n", `accounts[0].grant_shape: an account with model: user_groups is granted policies`},
 		{"mixed", "    grant_shape: roles\n", "    policies:\n      - {permission_groups: [DNS], resource_groups: [prod-workers]}\n",
 			`mappings[0].policies: account "prod" has grant_shape: roles, which cannot take policies`},
 	} {

@@ -151,6 +151,9 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 				rows = append(rows, row)
 			}
 		}
+		if a.Model == mapping.ModelUserGroups {
+			rows = append(rows, held.groupRows(func(string) string { return a.Name }, a.ID)...)
+		}
 	}
 	sortRows(rows)
 	return rows, nil
@@ -195,6 +198,8 @@ func sortRows(rows []AccessRow) {
 type Held struct {
 	members map[heldKey]map[string]*HeldRole
 	emails  map[heldKey]string // as last written
+	// groups is access through user groups (report_usergroups.go).
+	groups map[groupKey]*heldGroup
 }
 
 type heldKey struct{ account, email string }
@@ -234,7 +239,10 @@ var (
 func ReplayAudit(st store.Backend, until time.Time) (*Held, error) {
 	h := &Held{members: map[heldKey]map[string]*HeldRole{}, emails: map[heldKey]string{}}
 	err := st.Audit(time.Time{}, func(r store.AuditRecord) bool {
-		if r.Time.After(until) || r.AccountID == "" || r.Email == "" {
+		if r.Time.After(until) || r.AccountID == "" {
+			return true
+		}
+		if h.replayGroup(r) || r.Email == "" {
 			return true
 		}
 		k := heldKey{r.AccountID, identity.Key(r.Email)}
@@ -378,6 +386,7 @@ func (h *Held) Rows(cfg *config.Config) []AccessRow {
 			rows = append(rows, AccessRow{Email: h.emails[k], Account: accountLabel(cfg, k.account), Role: role, Source: hr.Source, GrantedAt: hr.Since, ExpiresAt: hr.Expires})
 		}
 	}
+	rows = append(rows, h.groupRows(func(id string) string { return accountLabel(cfg, id) }, "")...)
 	sortRows(rows)
 	return rows
 }

@@ -53,7 +53,8 @@ func TestExampleShowsEveryKey(t *testing.T) {
 		"max_body_bytes", "oidc", "issuer", "audience", "allowed_clients", "required_claims", "email_from", "api_token_env",
 		"api_token_file", "base_url", "request_budget", "schedule", "debounce", "mode", "unmanaged", "max_grant_duration",
 		"guards", "max_removals", "max_removal_percent", "protected", "accounts", "environment", "mappings", "group", "account",
-		"roles", "policies", "permission_groups", "resource_groups", "ttl", "expires_at", "allow_cross_environment"} {
+		"roles", "policies", "permission_groups", "resource_groups", "ttl", "expires_at", "allow_cross_environment",
+		"user_group_prefix"} {
 		if !strings.Contains(string(raw), key+":") {
 			t.Errorf("config.example.yaml does not show key %q", key)
 		}

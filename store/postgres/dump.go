@@ -118,6 +118,15 @@ func (r reader) dump(fn func(store.DumpItem) error) error {
 				return true, fn(store.DumpItem{Status: &store.StatusEntry{Key: string(k), Value: v}})
 			}, "SELECT key, value FROM sync_status ORDER BY key")
 		},
+		func() error {
+			return r.each(func(k, v []byte) (bool, error) {
+				g, err := store.DecodeOwnedUserGroup(v)
+				if err != nil {
+					return false, err
+				}
+				return true, fn(store.DumpItem{OwnedUserGroup: &g})
+			}, "SELECT key, rec FROM sync_user_groups ORDER BY account, key")
+		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -138,6 +147,7 @@ var loadTables = map[string][]string{
 	"sync_member_scans": {"account", "scanned_at"},
 	"sync_grants":       {"id", "rec"},
 	"sync_audit":        {"seq", "rec"},
+	"sync_user_groups":  {"account", "key", "rec"},
 	"sync_status":       {"key", "value"},
 }
 
@@ -254,6 +264,16 @@ func (l *pgLoader) put(it store.DumpItem) error {
 			v = []byte{}
 		}
 		return l.add("sync_status", b(it.Status.Key), v)
+	case it.OwnedUserGroup != nil:
+		g := *it.OwnedUserGroup
+		if err := store.CheckOwnedUserGroup(g); err != nil {
+			return err
+		}
+		v, err := store.EncodeOwnedUserGroup(g)
+		if err != nil {
+			return err
+		}
+		return l.add("sync_user_groups", b(g.AccountID), b(g.Key), v)
 	}
 	return fmt.Errorf("load: empty dump item: %w", store.ErrInvalid)
 }
@@ -269,7 +289,7 @@ func (s *Store) Load(fill func(put func(store.DumpItem) error) error) error {
 	// Writers (another replica, a stray daemon) wait for the load; the
 	// exclusive locks also make the emptiness check below hold until commit.
 	if _, err := tx.Exec(ctx, `LOCK TABLE scim_users, scim_groups, scim_members, scim_tokens, sync_ledger, sync_member_cache,
-		sync_member_scans, sync_grants, sync_audit, sync_audit_head, sync_status IN EXCLUSIVE MODE`); err != nil {
+		sync_member_scans, sync_grants, sync_audit, sync_audit_head, sync_status, sync_user_groups IN EXCLUSIVE MODE`); err != nil {
 		return s.wrap(err)
 	}
 	var nonEmpty string
@@ -279,7 +299,7 @@ func (s *Store) Load(fill func(put func(store.DumpItem) error) error) error {
 		('ledger', EXISTS (SELECT 1 FROM sync_ledger)), ('member cache', EXISTS (SELECT 1 FROM sync_member_cache)),
 		('member listings', EXISTS (SELECT 1 FROM sync_member_scans)), ('grants', EXISTS (SELECT 1 FROM sync_grants)),
 		('audit trail', EXISTS (SELECT 1 FROM sync_audit) OR (SELECT seq FROM sync_audit_head) <> 0),
-		('status', EXISTS (SELECT 1 FROM sync_status))) AS v(t, nonempty) WHERE nonempty LIMIT 1`).Scan(&nonEmpty)
+		('status', EXISTS (SELECT 1 FROM sync_status)), ('user groups', EXISTS (SELECT 1 FROM sync_user_groups))) AS v(t, nonempty) WHERE nonempty LIMIT 1`).Scan(&nonEmpty)
 	switch {
 	case err == nil:
 		return fmt.Errorf("%s already holds state (%s): %w", s.location, nonEmpty, store.ErrNotEmpty)

@@ -93,21 +93,33 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 }
 
-// Two replicas compete for ~2s with short terms and random pauses that
-// often outlast them, each committing fenced intents tagged with its
-// epoch. In commit order (audit Seq) the epochs never go back: once a
+// Two replicas compete with short terms and random pauses that often
+// outlast them, each committing fenced intents tagged with its epoch,
+// until there were enough terms and intents to test anything (or 20 s, on
+// a machine too busy to give them turns). In commit order (audit Seq) the epochs never go back: once a
 // replica committed at epoch e, no intent of an earlier term landed, which
 // is what fencing promises a deposed leader's writes.
 func TestFencedCommitsNeverGoBack(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	const ttl = 60 * time.Millisecond
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	var mu sync.Mutex
+	committed := map[uint64]int{} // intents committed per epoch
+	more := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range committed {
+			n += c
+		}
+		return time.Now().Before(deadline) && (len(committed) < 3 || n < 10)
+	}
 	var wg sync.WaitGroup
 	for r := range 2 {
 		s := openDSN(t, dsn)
 		holder := fmt.Sprintf("replica-%d", r)
 		wg.Go(func() {
-			for time.Now().Before(deadline) {
+			for more() {
 				l, err := s.AcquireLease("reconciler", holder, ttl)
 				if errors.Is(err, store.ErrLeaseHeld) {
 					time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
@@ -117,7 +129,7 @@ func TestFencedCommitsNeverGoBack(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				for time.Now().Before(deadline) {
+				for more() {
 					// A pause between deciding and writing, sometimes
 					// past the ttl: the deposed leader's write in flight.
 					time.Sleep(time.Duration(rand.IntN(80)) * time.Millisecond)
@@ -129,6 +141,9 @@ func TestFencedCommitsNeverGoBack(t *testing.T) {
 						t.Error(err)
 						return
 					}
+					mu.Lock()
+					committed[l.Epoch]++
+					mu.Unlock()
 					if l, err = s.RenewLease(l, ttl); err != nil {
 						if !errors.Is(err, store.ErrLeaseLost) {
 							t.Error(err)

@@ -55,6 +55,17 @@ type AccountInput struct {
 	// them with their equivalents (MigrateShape). A role key it lacks is
 	// planned as it is.
 	Equivalent map[string]string
+	// KeepMember is set on a user-groups account (accounts[].model:
+	// user_groups): the emails (identity.Key) a user group of the account
+	// wants, each with why. Such a person is invited, with no grants of its
+	// own, when not yet a member, and is never removed for holding nothing
+	// of its own. A member scimflare created that holds nothing and is not
+	// kept is removed.
+	KeepMember map[string]string
+	// UserGroups are the account's owned user groups by id, with the keys
+	// each grants and its members: the last-Super-Administrator rule
+	// counts access held through them.
+	UserGroups map[string]HeldGroup
 }
 
 // IsSuperAdmin reports whether key makes its holder a Super Administrator
@@ -124,6 +135,11 @@ type Change struct {
 	// set when the change migrates the member's shape: a guard that
 	// splits it keeps the conversion in the part it lets through.
 	converted []string
+
+	// Group is set on the user-group kinds (usergroups.go): the group the
+	// change writes. Before and After are then the group's policies as
+	// the member (or, for the group's own kinds, the group) holds them.
+	Group *GroupRef
 }
 
 // Converts reports whether the change replaces legacy roles with their
@@ -168,6 +184,9 @@ type Changes struct {
 	// Identity lists the users the identity rule grants nothing and the
 	// emails several users share (Desired.Problems); reported, not applied.
 	Identity []IdentityProblem
+	// GroupConflicts are mappings of user-groups accounts that get no
+	// group because a group scimflare does not own has its name.
+	GroupConflicts []GroupConflict
 }
 
 // Record is the ledger entry one member should have, by account and the
@@ -317,7 +336,14 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	stored := led // as the state holds it, legacy role keys included
 	shown := displayEmail(a, email)
 
+	keep, kept := a.KeepMember[email]
 	if !present {
+		if len(desired) == 0 && kept {
+			return &Change{
+				Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
+				Reason: keep, NewLedger: LedgerEntry{Created: true},
+			}, nil, nil
+		}
 		if len(desired) == 0 {
 			return nil, nil, nil
 		}
@@ -348,7 +374,7 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		}
 	}
 	if !inLedger {
-		if len(desired) == 0 {
+		if len(desired) == 0 && !kept {
 			// Neither granted nor wanted by scimflare: report, and remove
 			// only when told to.
 			drift := current.sorted()
@@ -426,6 +452,15 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		ch.Reason = joinReason(ch.addReason, ch.removeReason)
 		return ch, drift.sorted(), nil
 	}
+	if a.KeepMember != nil && !kept && inLedger && led.Created && len(target) == 0 && len(current) == 0 {
+		// A member scimflare invited for its user groups, wanted by none
+		// of them now and holding nothing of its own: removed, which also
+		// takes it out of every group.
+		return &Change{
+			Kind: RemoveMember, Op: OpDelete, AccountID: a.ID, Email: shown, MemberID: act.MemberID,
+			Reason: "no longer in any user group or grant of the account", removeReason: "no longer in any user group or grant of the account",
+		}, drift.sorted(), nil
+	}
 	if len(added) == 0 && len(gone) == 0 {
 		// An adoption that adds nothing is not recorded: until scimflare
 		// grants something, what the member holds stays unowned, and is
@@ -452,6 +487,10 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 		}
 	}
 	switch {
+	case len(target) == 0 && kept:
+		// Its user groups still want it: it stays, holding nothing of its
+		// own.
+		ch.Kind, ch.Op = UpdateRoles, OpUpdate
 	case len(target) == 0:
 		ch.Kind, ch.Op = RemoveMember, OpDelete
 		ch.NewLedger = LedgerEntry{}

@@ -37,6 +37,8 @@ func (c *Changes) clone() *Changes {
 		Tripped:  slices.Clone(c.Tripped),
 		Records:  slices.Clone(c.Records),
 		Identity: slices.Clone(c.Identity),
+
+		GroupConflicts: slices.Clone(c.GroupConflicts),
 	}
 	for _, a := range c.Accounts {
 		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})
@@ -99,7 +101,8 @@ func LastSuperAdminPolicy(in []AccountInput) Policy {
 		p.accounts[a.ID] = a
 		h := map[string]bool{}
 		for email, m := range a.Actual {
-			if m.Status != "pending" && slices.ContainsFunc(m.Keys, a.IsSuperAdmin) {
+			if m.Status != "pending" && (slices.ContainsFunc(m.Keys, a.IsSuperAdmin) ||
+				slices.ContainsFunc(a.heldThroughGroups(identity.Key(email)), a.IsSuperAdmin)) {
 				h[identity.Key(email)] = true
 			}
 		}
@@ -120,11 +123,33 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 	}
 	return c.filter(WithheldByLastSuperAdmin, func(ch Change) (bool, string) {
 		a, ok := p.accounts[ch.AccountID]
-		if !ok || !a.RemovesSuperAdmin(ch) {
+		if !ok {
 			return true, ""
 		}
 		h := left[ch.AccountID]
 		email := identity.Key(ch.Email)
+		if ch.Kind == SetGroupPolicies && ch.Group != nil && a.RemovesSuperAdmin(ch) {
+			// Every member holding it through the group loses it at once.
+			losing := a.groupSuperAdmins(ch.Group.ID)
+			others := 0
+			for e := range h {
+				if !slices.Contains(losing, e) {
+					others++
+				}
+			}
+			if others < 1 {
+				return false, WhyLastSuperAdmin
+			}
+			for _, e := range losing {
+				delete(h, e)
+			}
+			return true, ""
+		}
+		// A member removed from the account leaves its groups too.
+		viaGroups := ch.Kind == RemoveMember && slices.ContainsFunc(a.heldThroughGroups(email), a.IsSuperAdmin)
+		if !a.RemovesSuperAdmin(ch) && !viaGroups {
+			return true, ""
+		}
 		others := len(h)
 		if h[email] {
 			others--
@@ -245,7 +270,8 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 // splitRemovals separates a change into the part that only adds (nil when
 // it adds nothing) and the part that removes.
 func splitRemovals(ch Change) (*Change, Change) {
-	if len(ch.Added) == 0 && ch.converted == nil {
+	if (len(ch.Added) == 0 && ch.converted == nil) || ch.Group != nil {
+		// A group write is one PUT of the whole policy set: it waits whole.
 		return nil, ch
 	}
 	kept := setOf(ch.Before, ch.Added)

@@ -31,7 +31,8 @@ func accountLabel(c *Changes, id string, accountNames map[string]string) string 
 	return id
 }
 
-var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!", MigrateShape: ">"}
+var kindMark = map[Kind]string{AddMember: "+", UpdateRoles: "~", RemoveMember: "-", ExpireGrant: "!", MigrateShape: ">",
+	CreateGroup: "+", SetGroupPolicies: "~", AddGroupMember: "+", RemoveGroupMember: "-"}
 
 // RenderText writes the plan for people, grouped by account, then what was
 // withheld, drift, tripped guards and a one-line summary. Every value from
@@ -41,7 +42,14 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 	var b strings.Builder
 	esc := terminal.Escape
 	change := func(ch Change, indent string) {
-		fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, esc(ch.Email))
+		switch {
+		case ch.Group != nil && ch.Email == "":
+			fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, esc(ch.Group.Name))
+		case ch.Group != nil:
+			fmt.Fprintf(&b, "%s%s %s %s (user group %s)\n", indent, kindMark[ch.Kind], ch.Kind, esc(ch.Email), esc(ch.Group.Name))
+		default:
+			fmt.Fprintf(&b, "%s%s %s %s\n", indent, kindMark[ch.Kind], ch.Kind, esc(ch.Email))
+		}
 		if len(ch.Before) > 0 {
 			fmt.Fprintf(&b, "%s    before: %s\n", indent, strings.Join(terminal.EscapeAll(keyNames(ch.Before, names)), ", "))
 		}
@@ -86,6 +94,13 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 		}
 		b.WriteString("\n")
 	}
+	if len(c.GroupConflicts) > 0 {
+		b.WriteString("User groups scimflare does not own:\n")
+		for _, g := range c.GroupConflicts {
+			fmt.Fprintf(&b, "  %s\n", esc(g.String()))
+		}
+		b.WriteString("\n")
+	}
 	if len(c.Tripped) > 0 {
 		tripped := make([]string, len(c.Tripped))
 		for i, id := range c.Tripped {
@@ -100,8 +115,13 @@ func RenderText(w io.Writer, c *Changes, names map[string]string) error {
 		if n := count[MigrateShape]; n > 0 {
 			migrate = fmt.Sprintf(", %d to migrate from roles to policies", n)
 		}
-		fmt.Fprintf(&b, "Plan: %d to add, %d to change, %d to remove, %d to expire%s; %d withheld; %d drift.\n",
-			count[AddMember], count[UpdateRoles], count[RemoveMember], count[ExpireGrant], migrate, len(c.Withheld), len(c.Drift))
+		groups := ""
+		if n := count[CreateGroup] + count[SetGroupPolicies] + count[AddGroupMember] + count[RemoveGroupMember]; n > 0 {
+			groups = fmt.Sprintf(", user groups: %d to create, %d to change, %d members to add, %d to remove",
+				count[CreateGroup], count[SetGroupPolicies], count[AddGroupMember], count[RemoveGroupMember])
+		}
+		fmt.Fprintf(&b, "Plan: %d to add, %d to change, %d to remove, %d to expire%s%s; %d withheld; %d drift.\n",
+			count[AddMember], count[UpdateRoles], count[RemoveMember], count[ExpireGrant], migrate, groups, len(c.Withheld), len(c.Drift))
 	}
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
@@ -115,6 +135,22 @@ type jsonPlan struct {
 	Withheld []jsonWithheld `json:"withheld"`
 	Drift    []jsonDrift    `json:"drift"`
 	Identity []jsonIdentity `json:"identity"`
+	// GroupConflicts appear only when a user-groups account has some.
+	GroupConflicts []jsonGroupConflict `json:"group_conflicts,omitempty"`
+}
+
+// jsonGroupConflict is one plan.GroupConflict.
+type jsonGroupConflict struct {
+	Mapping string `json:"mapping"`
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	Why     string `json:"why"`
+}
+
+// jsonGroup names the user group of a user-group change.
+type jsonGroup struct {
+	Name string `json:"name"`
+	ID   string `json:"id,omitempty"`
 }
 
 // jsonIdentity is one plan.IdentityProblem: kind invalid_email or
@@ -138,6 +174,8 @@ type jsonChange struct {
 	Before []string `json:"before"`
 	After  []string `json:"after"`
 	Reason string   `json:"reason"`
+	// Group is set on the user-group kinds only.
+	Group *jsonGroup `json:"group,omitempty"`
 }
 
 type jsonWithheld struct {
@@ -158,7 +196,11 @@ type jsonDrift struct {
 // names carried in c.
 func RenderJSON(w io.Writer, c *Changes, names, accountNames map[string]string) error {
 	conv := func(ch Change) jsonChange {
-		return jsonChange{Kind: ch.Kind, Email: ch.Email, Before: keyNames(ch.Before, names), After: keyNames(ch.After, names), Reason: ch.Reason}
+		jc := jsonChange{Kind: ch.Kind, Email: ch.Email, Before: keyNames(ch.Before, names), After: keyNames(ch.After, names), Reason: ch.Reason}
+		if ch.Group != nil {
+			jc.Group = &jsonGroup{Name: ch.Group.Name, ID: ch.Group.ID}
+		}
+		return jc
 	}
 	out := jsonPlan{Accounts: []jsonAccount{}, Withheld: []jsonWithheld{}, Drift: []jsonDrift{}, Identity: []jsonIdentity{}}
 	for _, p := range c.Identity {
@@ -176,6 +218,9 @@ func RenderJSON(w io.Writer, c *Changes, names, accountNames map[string]string) 
 	}
 	for _, d := range c.Drift {
 		out.Drift = append(out.Drift, jsonDrift{Email: d.Email, Account: accountLabel(c, d.AccountID, accountNames), Role: mapping.KeyName(d.Key, names)})
+	}
+	for _, g := range c.GroupConflicts {
+		out.GroupConflicts = append(out.GroupConflicts, jsonGroupConflict{Mapping: g.GroupKey, Name: g.Name, ID: g.GroupID, Why: g.String()})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -13,7 +13,7 @@ import (
 // of an account is one Cloudflare user group that scimflare creates, names
 // and owns; the mapping's policies are set on the group, and IdP group
 // membership becomes group membership. PlanUserGroups is the pure diff for
-// that mode. It is not wired into the reconciler yet.
+// that mode; sync/usergroups.go wires it into the reconciler.
 
 // Kinds of user-group change, as plan --json prints them (beside the
 // member kinds of plan.go).
@@ -232,7 +232,7 @@ func (in UserGroupInput) groupMemberAdds(p *GroupPlan, d DesiredGroup, groupID s
 			p.Waiting = append(p.Waiting, GroupWaiting{GroupKey: d.Key, Email: k, Why: WaitPending})
 		default:
 			out = append(out, GroupChange{Kind: AddGroupMember, AccountID: in.AccountID, GroupKey: d.Key,
-				GroupID: groupID, Email: k, MemberID: m.MemberID})
+				GroupID: groupID, Name: UserGroupName(in.Prefix, d.Key), Policies: groupKeySet(d.Policies), Email: k, MemberID: m.MemberID})
 		}
 	}
 	return out
@@ -248,7 +248,7 @@ func groupMemberRemovals(accountID, key string, g *ActualGroup, want map[string]
 			continue
 		}
 		out = append(out, GroupChange{Kind: RemoveGroupMember, AccountID: accountID, GroupKey: key,
-			GroupID: g.ID, Email: identity.Key(m.Email), MemberID: m.MemberID})
+			GroupID: g.ID, Name: g.Name, Policies: groupKeySet(g.Policies), Email: identity.Key(m.Email), MemberID: m.MemberID})
 	}
 	return out
 }
