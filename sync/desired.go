@@ -121,7 +121,30 @@ func (rn *run) renewNames(ctx context.Context) error {
 		in := &rn.inputs[i]
 		in.Desired = desired.Accounts[in.ID]
 		in.Expired = expiredIn(desired, in.ID)
-		in.SuperAdminKey = res.SuperAdminRole[in.ID]
+		key := res.SuperAdminRole[in.ID]
+		if key != in.SuperAdminKey && rn.reads[i].partial && holdsKey(in.Actual, key) {
+			// The last-super-admin policy counts every holder, which a
+			// scoped read did not look for under the new key.
+			if err := rn.readWholeCache(in); err != nil {
+				return err
+			}
+		}
+		in.SuperAdminKey = key
+	}
+	return nil
+}
+
+// readWholeCache adds to a scoped read's members every other member of
+// the account's cache; those in scope stay as the run knows them.
+func (rn *run) readWholeCache(in *plan.AccountInput) error {
+	cached, err := rn.r.state.CachedMembers(in.ID)
+	if err != nil {
+		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
+	}
+	for key, m := range actualFromCache(cached) {
+		if _, ok := in.Actual[key]; !ok {
+			in.Actual[key] = m
+		}
 	}
 	return nil
 }

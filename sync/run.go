@@ -229,8 +229,12 @@ func (rn *run) planChanges() *plan.Changes {
 			SuperAdminKey: rn.res.SuperAdminRole[a.ID],
 			Expired:       expiredIn(desired, a.ID),
 		}
-		for _, l := range rd.ledger {
-			in.ManagedGrants += len(l.Managed)
+		if rd.partial {
+			in.ManagedGrants = rd.managed
+		} else {
+			for _, l := range rd.ledger {
+				in.ManagedGrants += len(l.Managed)
+			}
 		}
 		managed[a.ID] = in.ManagedGrants
 		rn.byID[a.ID] = len(rn.inputs)
