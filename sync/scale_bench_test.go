@@ -222,9 +222,10 @@ func seedScale(b *testing.B, n int) *scaleState {
 }
 
 // scaleSizes are the sizes a benchmark runs at; 1M only when asked for by
-// name (-bench 'X/users=1000000'), since seeding it takes minutes.
+// name (-bench 'X/users=1000000'), since seeding it takes minutes. 10k is
+// the size CI runs against the ceilings (see ceiling).
 func scaleSizes(b *testing.B, fn func(b *testing.B, n int)) {
-	for _, n := range []int{100_000, 1_000_000} {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
 			if n > 100_000 && !strings.Contains(benchFlag(), "1000000") {
 				b.Skip("1M users: select it by name, seeding takes minutes")
@@ -233,6 +234,33 @@ func scaleSizes(b *testing.B, fn func(b *testing.B, n int)) {
 		})
 	}
 }
+
+// ceiling fails the benchmark when SCIMFLARE_BENCH_CEILINGS is set and a
+// figure is above its limit. CI runs the 10k sizes with it (.ci/run), so a
+// change that makes a targeted run read the whole directory again, or a
+// full plan several times slower, fails the build instead of quietly
+// moving a figure in BENCHMARKS.md. The limits are generous: CI machines
+// are shared and slow, and only a change of kind should trip them.
+func ceiling(b *testing.B, what string, got, limit float64) {
+	b.Helper()
+	if os.Getenv("SCIMFLARE_BENCH_CEILINGS") == "" {
+		return
+	}
+	if got > limit {
+		b.Fatalf("%s = %.1f, above its ceiling %.0f (sync/scale_bench_test.go)", what, got, limit)
+	}
+	b.Logf("%s = %.1f, ceiling %.0f", what, got, limit)
+}
+
+// Ceilings at 10k users (SCIMFLARE_BENCH_CEILINGS). Measured on the
+// shared 2-core machine, 2026-12-06: a one-user deactivation's p99 is
+// 1–3 ms (≈ 100 ms when a targeted run read the whole ledger and member
+// cache); a full plan ≈ 0.2 s and ≈ 60 MB peak heap.
+const (
+	ceilingTargetedP99ms   = 40
+	ceilingFullPlanMs      = 2000
+	ceilingFullPlanHeapMiB = 400
+)
 
 func benchFlag() string {
 	for i, a := range os.Args {
@@ -331,7 +359,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				b.Fatal("expected the 1% of new members to be added")
 			}
 		}
-		b.ReportMetric(float64(stop())/(1<<20), "peak-heap-MB")
+		peak := float64(stop()) / (1 << 20)
+		b.ReportMetric(peak, "peak-heap-MB")
+		if n == 10_000 {
+			ceiling(b, "full plan ms per run", float64(b.Elapsed().Milliseconds())/float64(b.N), ceilingFullPlanMs)
+			ceiling(b, "full plan peak heap MiB", peak, ceilingFullPlanHeapMiB)
+		}
 	})
 }
 
@@ -475,6 +508,9 @@ func benchTargeted(b *testing.B, n int) {
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	if n == 10_000 {
+		ceiling(b, "one-user deactivation p99 ms", pct(0.99), ceilingTargetedP99ms)
+	}
 }
 
 func parseConfigTB(b *testing.B, yaml string) *config.Config {
