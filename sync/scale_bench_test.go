@@ -88,6 +88,7 @@ type scaleState struct {
 	// deactivated: users below it were deactivated by an earlier
 	// BenchmarkScaleTargetedDeactivation.
 	deactivated int
+	kept        bool // in SCIMFLARE_SCALE_DIR: left for later runs
 }
 
 func scaleEmail(i int) string { return fmt.Sprintf("user%07d@example.com", i) }
@@ -97,16 +98,63 @@ var scaleSeeds struct {
 	by map[int]*scaleState
 }
 
-// TestMain removes the seeded state files.
+// TestMain removes the seeded state files (not those kept in
+// SCIMFLARE_SCALE_DIR).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	scaleSeeds.Lock()
 	for _, s := range scaleSeeds.by {
+		if s.kept {
+			_ = s.st.PutStatus(keyBenchDeactivated, []byte(fmt.Sprint(s.deactivated)))
+		}
 		_ = s.st.Close()
-		_ = os.RemoveAll(s.dir)
+		if !s.kept {
+			_ = os.RemoveAll(s.dir)
+		}
 	}
 	scaleSeeds.Unlock()
 	os.Exit(code)
+}
+
+// keyBenchDeactivated records, in a kept state file, how many users the
+// deactivation benchmark has used up.
+const keyBenchDeactivated = "bench-deactivated"
+
+// keptScale opens the n-user state kept in SCIMFLARE_SCALE_DIR by an
+// earlier run (seeding 1M users takes minutes; benchmarks in separate
+// processes may share it). nil when there is none yet.
+func keptScale(b *testing.B, n int) (*scaleState, string) {
+	dir := os.Getenv("SCIMFLARE_SCALE_DIR")
+	if dir == "" {
+		return nil, ""
+	}
+	path := filepath.Join(dir, fmt.Sprintf("state-%d.db", n))
+	if _, err := os.Stat(path); err != nil {
+		return nil, path
+	}
+	st, err := store.Open(path, store.WithBatch(time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &scaleState{st: st, users: make([]string, n), dir: dir, kept: true}
+	err = st.ListUsers("", func(u store.User) bool {
+		var i int
+		if _, err := fmt.Sscanf(u.UserName, "user%07d@example.com", &i); err == nil && i < n {
+			s.users[i] = u.ID
+			if s.now.IsZero() || u.Meta.Created.Before(s.now) {
+				s.now = u.Meta.Created
+			}
+		}
+		return true
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if v, err := st.Status(keyBenchDeactivated); err == nil && v != nil {
+		_, _ = fmt.Sscan(string(v), &s.deactivated)
+	}
+	b.Logf("reusing the %d-user state %s (%d users deactivated by earlier runs)", n, path, s.deactivated)
+	return s, path
 }
 
 // seedScale returns the n-user state, writing it the first time.
@@ -117,19 +165,28 @@ func seedScale(b *testing.B, n int) *scaleState {
 	if s := scaleSeeds.by[n]; s != nil {
 		return s
 	}
-	began := time.Now()
-	dir, err := os.MkdirTemp("", "scimflare-scale-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.WithBatch(time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &scaleState{st: st, users: make([]string, n), now: time.Now().Add(-time.Hour), dir: dir}
 	if scaleSeeds.by == nil {
 		scaleSeeds.by = map[int]*scaleState{}
 	}
+	kept, path := keptScale(b, n)
+	if kept != nil {
+		scaleSeeds.by[n] = kept
+		return kept
+	}
+	began := time.Now()
+	dir := filepath.Dir(path)
+	if path == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "scimflare-scale-"); err != nil {
+			b.Fatal(err)
+		}
+		path = filepath.Join(dir, "state.db")
+	}
+	st, err := store.Open(path, store.WithBatch(time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &scaleState{st: st, users: make([]string, n), now: time.Now().Add(-time.Hour), dir: dir, kept: path != filepath.Join(dir, "state.db")}
 	scaleSeeds.by[n] = s
 	st.DB().NoSync = true
 	defer func() { st.DB().NoSync = false }()

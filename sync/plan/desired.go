@@ -176,6 +176,9 @@ type builder struct {
 	expired map[expiredKey]Expired
 	invalid map[string]IdentityProblem // user id ->
 	byEmail map[string][]string        // identity.Key(email) -> active user ids reached
+	// hint is the size of the group being added: an account's map made
+	// for it starts that large instead of growing step by step.
+	hint int
 }
 
 // usable is a user as user() read it; ok false when unknown or when the
@@ -266,6 +269,12 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 		if err != nil {
 			return fmt.Errorf("flatten group %s for mappings[%d]: %w", root, m.Index, err)
 		}
+		if b.users == nil {
+			b.hint = len(f.order)
+			if len(b.byID) == 0 {
+				b.byID = make(map[string]usable, len(f.order))
+			}
+		}
 		for _, uid := range f.order {
 			if b.users != nil && !b.users[uid] {
 				continue
@@ -313,7 +322,7 @@ func (b *builder) add(account, email, key string, r Reason) {
 	b.wake(r.Expires)
 	acct := b.desired.Accounts[account]
 	if acct == nil {
-		acct = map[string]*DesiredMember{}
+		acct = make(map[string]*DesiredMember, b.hint)
 		b.desired.Accounts[account] = acct
 	}
 	lower := email
