@@ -129,3 +129,20 @@ func BenchmarkAccountEmails100k(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReplaceMemberCacheFirst100k is the first listing of a 100k-member
+// account: every member new to an empty cache.
+func BenchmarkReplaceMemberCacheFirst100k(b *testing.B) {
+	members := make([]CachedMember, 100_000)
+	for i := range members {
+		members[i] = CachedMember{MemberID: fmt.Sprintf("m%d", i), Email: fmt.Sprintf("user%d@example.com", i), Status: "accepted", Keys: []string{"role:read"}}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s := openBench(b)
+		b.StartTimer()
+		if err := s.ReplaceMemberCache("acc", members, benchNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
