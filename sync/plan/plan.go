@@ -168,16 +168,26 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 			}
 			expired[lower][e.Key] = e
 		}
-		for _, email := range emails(a) {
+		// Every email is planned, in any order; only those with something
+		// to say are sorted (a full plan of a million members sorted them
+		// all, for the 1% that change).
+		var out []planned
+		eachEmail(a, func(email string) {
 			ch, drift, rec := planMember(a, email, expired[email], unmanagedRemove)
-			for _, k := range drift {
-				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, email), Key: k})
+			if ch != nil || drift != nil || rec != nil {
+				out = append(out, planned{email, ch, drift, rec})
 			}
-			if ch != nil {
-				ac.Changes = append(ac.Changes, *ch)
+		})
+		slices.SortFunc(out, func(x, y planned) int { return strings.Compare(x.email, y.email) })
+		for _, p := range out {
+			for _, k := range p.drift {
+				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, p.email), Key: k})
 			}
-			if rec != nil {
-				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, email), Entry: *rec})
+			if p.ch != nil {
+				ac.Changes = append(ac.Changes, *p.ch)
+			}
+			if p.rec != nil {
+				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, p.email), Entry: *p.rec})
 			}
 		}
 		c.Accounts = append(c.Accounts, ac)
@@ -185,29 +195,39 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 	return c
 }
 
-func emails(a AccountInput) []string {
+// planned is one email's plan: its change, drift and record.
+type planned struct {
+	email string
+	ch    *Change
+	drift []string
+	rec   *LedgerEntry
+}
+
+// eachEmail calls fn once for every email a plans — the scope, or every
+// email desired, in Cloudflare or in the ledger — in no set order. The
+// union is taken by lookups in the maps there are: no set map, which at a
+// million members is a large table grown step by step.
+func eachEmail(a AccountInput, fn func(email string)) {
 	if a.Scope != nil {
-		return slices.Sorted(maps.Keys(a.Scope))
+		for e := range a.Scope {
+			fn(e)
+		}
+		return
 	}
-	// The union by lookups in the maps there are, then one sort: no set
-	// map, which at a million members is a large table grown step by step.
-	out := make([]string, 0, max(len(a.Desired), len(a.Actual), len(a.Ledger)))
 	for e := range a.Desired {
-		out = append(out, e)
+		fn(e)
 	}
 	for e := range a.Actual {
 		if _, ok := a.Desired[e]; !ok {
-			out = append(out, e)
+			fn(e)
 		}
 	}
 	for e := range a.Ledger {
 		_, desired := a.Desired[e]
 		if _, actual := a.Actual[e]; !desired && !actual {
-			out = append(out, e)
+			fn(e)
 		}
 	}
-	slices.Sort(out)
-	return out
 }
 
 func displayEmail(a AccountInput, lower string) string {
