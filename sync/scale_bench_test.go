@@ -434,11 +434,14 @@ func BenchmarkScaleTargetedBuild(b *testing.B) {
 		res := scaleResolved()
 		i := 0
 		for b.Loop() {
+			// Users below s.deactivated were deactivated by a deactivation
+			// benchmark run on the same (kept) state.
+			u := s.deactivated + (i*7919)%(n-s.deactivated)
 			err := s.st.View(func(rd store.Reader) error {
-				users := map[string]bool{s.users[(i*7919)%n]: true}
+				users := map[string]bool{s.users[u]: true}
 				d, err := plan.Build(directory{rd}, res, nil, users, s.now.Add(time.Hour))
 				if err == nil && len(d.Accounts) == 0 {
-					err = fmt.Errorf("user %d wants nothing", (i*7919)%n)
+					err = fmt.Errorf("user %d wants nothing", u)
 				}
 				return err
 			})
