@@ -36,9 +36,6 @@ var (
 // is (it never writes), counting the ledger where the tally is missing.
 const syncSchemaVersion = 2
 
-// syncSchemaFirstTally is the first sync schema version with the tally.
-const syncSchemaFirstTally = 2
-
 func initSyncSchema(tx *bolt.Tx, path string) error {
 	migrate := false
 	if meta := tx.Bucket(bucketSyncMeta); meta != nil {
