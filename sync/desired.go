@@ -121,17 +121,27 @@ func (rn *run) renewNames(ctx context.Context) error {
 		in := &rn.inputs[i]
 		in.Desired = desired.Accounts[in.ID]
 		in.Expired = expiredIn(desired, in.ID)
-		key := res.SuperAdminRole[in.ID]
-		if key != in.SuperAdminKey && rn.reads[i].partial && holdsKey(in.Actual, key) {
-			// The last-super-admin policy counts every holder, which a
-			// scoped read did not look for under the new key.
-			if err := rn.readWholeCache(in); err != nil {
-				return err
-			}
+		in.SuperAdminKey = res.SuperAdminRole[in.ID]
+		if err := rn.seeEveryHolder(i); err != nil {
+			return err
 		}
-		in.SuperAdminKey = key
 	}
 	return nil
+}
+
+// seeEveryHolder completes a scoped read of account i (inputs and reads
+// index) with the rest of its member cache once a member in scope holds
+// the Super Administrator role — after a read before a write showed it, or
+// renamed roles changed its key: the last-super-admin policy counts every
+// holder, and counting only those in scope would withhold a leaver's
+// removal as "the last" one.
+func (rn *run) seeEveryHolder(i int) error {
+	rd, in := &rn.reads[i], &rn.inputs[i]
+	if !rd.partial || rd.whole || !holdsKey(in.Actual, in.SuperAdminKey) {
+		return nil
+	}
+	rd.whole = true
+	return rn.readWholeCache(in)
 }
 
 // readWholeCache adds to a scoped read's members every other member of

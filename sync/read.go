@@ -38,6 +38,8 @@ type accountRead struct {
 	// guard's base, as the store keeps it.
 	partial bool
 	managed int
+	// whole: the rest of the member cache was added since (seeEveryHolder).
+	whole bool
 }
 
 func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {

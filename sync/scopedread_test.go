@@ -124,3 +124,35 @@ func TestTargetedRunRemovesOneOfTwoSuperAdmins(t *testing.T) {
 		t.Fatal("the remaining Super Administrator was removed")
 	}
 }
+
+// A leaver whose role someone swapped by hand since the last listing for
+// Super Administrator, with sync.unmanaged: remove: the read before the
+// DELETE shows the role, the change is planned again (one removal, as
+// judged) — and the other Super Administrator, outside the run's scope,
+// must still count, or the removal is withheld as "the last Super
+// Administrator".
+func TestTargetedRunCountsOtherSuperAdminsAfterAHandGrant(t *testing.T) {
+	yaml := configYAML("  unmanaged: remove") + `  - group: cf-admins
+    account: prod
+    roles: [` + mapping.SuperAdministrator + `]
+`
+	e := newEnv(t, withYAML(yaml))
+	alice, bob := e.user("alice@example.com"), e.user("bob@example.com")
+	e.group("cf-deployers", alice)
+	e.group("cf-admins", bob)
+	e.mustApply(RunOptions{})
+	e.fake.SetMemberStatus(prodID, "alice@example.com", "accepted")
+	e.fake.SetMemberStatus(prodID, "bob@example.com", "accepted")
+	e.mustApply(RunOptions{}) // the cache: alice a deployer, bob a Super Administrator
+	e.fake.RevokeRole(prodID, "alice@example.com", "Workers Platform Admin")
+	e.fake.GrantRole(prodID, "alice@example.com", mapping.SuperAdministrator)
+
+	e.deactivate(alice)
+	res := e.targeted([]string{alice}, nil, nil)
+	if _, ok := e.fake.Member(prodID, "alice@example.com"); ok {
+		t.Fatalf("the leaver kept access: applied %q, withheld %+v", kinds(res.Applied), res.Changes.Withheld)
+	}
+	if _, ok := e.fake.Member(prodID, "bob@example.com"); !ok {
+		t.Fatal("the remaining Super Administrator was removed")
+	}
+}
