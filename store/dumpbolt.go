@@ -161,7 +161,7 @@ func (s *BoltStore) Load(fill func(put func(DumpItem) error) error) error {
 	if err != nil {
 		return err
 	}
-	l := &boltLoader{}
+	l := &boltLoader{tally: ledgerTally{}}
 	var tx *bolt.Tx
 	committed := false
 	fail := func(err error) error {
@@ -221,8 +221,12 @@ func (s *BoltStore) Load(fill func(put func(DumpItem) error) error) error {
 	return nil
 }
 
-// finish writes the audit head reached so far.
+// finish writes the ledger tally and the audit head reached so far.
 func (l *boltLoader) finish() error {
+	if err := l.w.flushTally(l.tally); err != nil {
+		return err
+	}
+	clear(l.tally)
 	if err := l.w.put(bucketSyncMeta, keyAuditSeq, encodeUint(l.seq)); err != nil {
 		return err
 	}
@@ -278,9 +282,10 @@ func (w writeTx) checkEmpty(where string) error {
 }
 
 type boltLoader struct {
-	w    writeTx
-	seq  uint64
-	hash string
+	w     writeTx
+	seq   uint64
+	hash  string
+	tally ledgerTally
 }
 
 func (l *boltLoader) put(it DumpItem) error {
@@ -348,7 +353,7 @@ func (l *boltLoader) put(it DumpItem) error {
 	case it.Token != nil:
 		return w.putToken(*it.Token)
 	case it.Ledger != nil:
-		return w.putLedger(*it.Ledger)
+		return w.putLedger(l.tally, *it.Ledger)
 	case it.Cached != nil:
 		v, err := EncodeCached(*it.Cached)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -83,8 +85,11 @@ func (w writeTx) replaceMemberCache(accountID string, members []CachedMember, sc
 		}
 		k, v = c.Next()
 	}
-	for k, v := range fresh {
-		if err := w.put(bucketMemberCache, []byte(k), v); err != nil {
+	// In key order: bbolt splits nodes only at commit, so keys put in
+	// random order into one node shift it on every put — the first
+	// listing of a 1M-member account (an empty cache) would take hours.
+	for _, k := range slices.Sorted(maps.Keys(fresh)) {
+		if err := w.put(bucketMemberCache, []byte(k), fresh[k]); err != nil {
 			return err
 		}
 	}

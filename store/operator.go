@@ -85,7 +85,10 @@ func CheckFile(path string, lockTimeout time.Duration) error {
 			if string(b) == string(bucketSyncMeta) {
 				want = syncSchemaVersion
 			}
-			if got := decodeUint(meta.Get(keySchemaVersion)); got != want {
+			got := decodeUint(meta.Get(keySchemaVersion))
+			// A sync schema 1 file (before the ledger tally) is sound: Open
+			// brings it up to date, OpenReadOnly reads it as it is.
+			if got != want && !(string(b) == string(bucketSyncMeta) && got == 1) {
 				return fmt.Errorf("%s has %s schema version %d, this scimflare expects %d: %w", path, b, got, want, ErrBackupCorrupt)
 			}
 		}

@@ -32,6 +32,22 @@ type CachedMember struct {
 	Keys                               []string
 }
 
+// AccountEmails is what AccountEmails read about some emails of one
+// account.
+type AccountEmails struct {
+	// Ledger and Cached hold the asked emails that have an entry, keyed
+	// by Fold(email), as Ledger and CachedMembers would.
+	Ledger map[string]LedgerEntry
+	Cached map[string]CachedMember
+	// ManagedGrants is the number of managed keys in the account's whole
+	// ledger (the sum of len(Managed) over every entry): the removal
+	// guard's percent base. It is kept by every ledger write, in the same
+	// transaction, so reading it costs no scan.
+	ManagedGrants int
+	// ScannedAt is MemberCacheScannedAt.
+	ScannedAt time.Time
+}
+
 // Grant is a temporary grant made with `scimflare grant`. Whether it is in
 // force is computed from Start, End and RevokedAt against now, never stored.
 type Grant struct {
@@ -125,6 +141,12 @@ type SyncState interface {
 	ReplaceMemberCache(accountID string, members []CachedMember, scannedAt time.Time) error
 	// MemberCacheScannedAt is zero if the account was never listed.
 	MemberCacheScannedAt(accountID string) (time.Time, error)
+	// AccountEmails reads, in one snapshot, the ledger entries and cached
+	// members of some emails of one account (any case: Fold decides) and
+	// the account-wide figures a targeted run needs, without reading the
+	// rest of the account: its cost follows len(emails), not the
+	// account's size.
+	AccountEmails(accountID string, emails []string) (AccountEmails, error)
 	Commit(c SyncCommit) error
 
 	// PutGrant stores g (replacing a grant with the same ID, which is how a

@@ -85,3 +85,64 @@ func BenchmarkReplaceMemberCache(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkAccountEmails100k is a targeted run's read of one account: one
+// email's ledger entry and cached member, and the managed-grant count, in
+// an account of 100k members — against Ledger plus CachedMembers, which
+// it replaced.
+func BenchmarkAccountEmails100k(b *testing.B) {
+	s := openBench(b)
+	const n = 100_000
+	led := make([]LedgerEntry, n)
+	cache := make([]CachedMember, n)
+	for i := range n {
+		email := fmt.Sprintf("user%d@example.com", i)
+		led[i] = LedgerEntry{AccountID: "acc", Email: email, MemberID: fmt.Sprint(i), Managed: []string{"role:admin"}, UpdatedAt: benchNow}
+		cache[i] = CachedMember{MemberID: fmt.Sprint(i), Email: email, Status: "accepted", Keys: []string{"role:admin"}}
+	}
+	if err := s.Commit(SyncCommit{PutLedger: led}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.ReplaceMemberCache("acc", cache, benchNow); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("AccountEmails", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			got, err := s.AccountEmails("acc", []string{fmt.Sprintf("user%d@example.com", (i*7919)%n)})
+			if err != nil || len(got.Ledger) != 1 || len(got.Cached) != 1 || got.ManagedGrants != n {
+				b.Fatalf("%+v %v", got, err)
+			}
+			i++
+		}
+	})
+	b.Run("LedgerAndCachedMembers", func(b *testing.B) {
+		for b.Loop() {
+			l, err := s.Ledger("acc")
+			if err != nil || len(l) != n {
+				b.Fatal(err)
+			}
+			c, err := s.CachedMembers("acc")
+			if err != nil || len(c) != n {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkReplaceMemberCacheFirst100k is the first listing of a 100k-member
+// account: every member new to an empty cache.
+func BenchmarkReplaceMemberCacheFirst100k(b *testing.B) {
+	members := make([]CachedMember, 100_000)
+	for i := range members {
+		members[i] = CachedMember{MemberID: fmt.Sprintf("m%d", i), Email: fmt.Sprintf("user%d@example.com", i), Status: "accepted", Keys: []string{"role:read"}}
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s := openBench(b)
+		b.StartTimer()
+		if err := s.ReplaceMemberCache("acc", members, benchNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -264,6 +265,85 @@ func TestSyncSchemaVersionMismatch(t *testing.T) {
 	_ = s.Close()
 	if _, err := store.Open(path); !errors.Is(err, store.ErrSchemaVersion) {
 		t.Fatalf("Open of a file with sync schema 99: %v, want ErrSchemaVersion", err)
+	}
+}
+
+// TestSyncSchema1FileGetsItsLedgerTally: a state file written before the
+// ledger tally existed (sync schema 1) is read as it is by OpenReadOnly,
+// which counts the ledger, and brought to schema 2 by Open, which counts
+// it once; both give the guard the same base as the ledger itself.
+func TestSyncSchema1FileGetsItsLedgerTally(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var led []store.LedgerEntry
+	for i := range 50 {
+		led = append(led, store.LedgerEntry{AccountID: []string{"acc1", "acc12"}[i%2], Email: fmt.Sprintf("u%d@example.com", i),
+			MemberID: fmt.Sprint(i), Managed: make([]string, i%4), UpdatedAt: time.Unix(1, 0)})
+	}
+	if err := s.Commit(store.SyncCommit{PutLedger: led}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, e := range led {
+		want[e.AccountID] += len(e.Managed)
+	}
+	// What the release before wrote: no tally, sync schema 1.
+	if err := s.DB().Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket([]byte("sync/ledgerTally")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("sync/meta")).Put([]byte("schemaVersion"), binary.BigEndian.AppendUint64(nil, 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	check := func(s *store.BoltStore, how string) {
+		t.Helper()
+		for account, n := range want {
+			got, err := s.AccountEmails(account, []string{"u0@example.com", "u1@example.com"})
+			if err != nil || got.ManagedGrants != n || len(got.Ledger) != 1 {
+				t.Fatalf("%s: AccountEmails(%s) = %+v, %v; want %d managed keys and one entry", how, account, got, err, n)
+			}
+		}
+	}
+	version := func(s *store.BoltStore) (v uint64) {
+		_ = s.DB().View(func(tx *bolt.Tx) error {
+			v = binary.BigEndian.Uint64(tx.Bucket([]byte("sync/meta")).Get([]byte("schemaVersion")))
+			return nil
+		})
+		return v
+	}
+	ro, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatalf("OpenReadOnly of a sync schema 1 file: %v", err)
+	}
+	check(ro, "read-only, schema 1")
+	if v := version(ro); v != 1 {
+		t.Fatalf("read-only open changed the version to %d", v)
+	}
+	_ = ro.Close()
+	s, err = store.Open(path)
+	if err != nil {
+		t.Fatalf("Open of a sync schema 1 file: %v", err)
+	}
+	defer s.Close()
+	if v := version(s); v != 2 {
+		t.Fatalf("Open left sync schema version %d, want 2", v)
+	}
+	check(s, "after the migration")
+	// And the tally keeps up from there.
+	if err := s.Commit(store.SyncCommit{DeleteLedger: led[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	want["acc1"] -= len(led[0].Managed)
+	want["acc12"] -= len(led[1].Managed)
+	for account, n := range want {
+		if got, err := s.AccountEmails(account, nil); err != nil || got.ManagedGrants != n {
+			t.Fatalf("after deletes: AccountEmails(%s).ManagedGrants = %d, %v; want %d", account, got.ManagedGrants, err, n)
+		}
 	}
 }
 

@@ -124,6 +124,39 @@ func (rn *run) renewNames(ctx context.Context) error {
 		if a, ok := accountByID(rn.cfg, in.ID); ok {
 			rn.shape(in, a)
 		}
+		if err := rn.seeEveryHolder(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seeEveryHolder completes a scoped read of account i (inputs and reads
+// index) with the rest of its member cache once a member in scope holds
+// the Super Administrator role — after a read before a write showed it, or
+// renamed roles changed its key: the last-super-admin policy counts every
+// holder, and counting only those in scope would withhold a leaver's
+// removal as "the last" one.
+func (rn *run) seeEveryHolder(i int) error {
+	rd, in := &rn.reads[i], &rn.inputs[i]
+	if !rd.partial || rd.whole || !holdsSuperAdmin(in.Actual, in.IsSuperAdmin) {
+		return nil
+	}
+	rd.whole = true
+	return rn.readWholeCache(in)
+}
+
+// readWholeCache adds to a scoped read's members every other member of
+// the account's cache; those in scope stay as the run knows them.
+func (rn *run) readWholeCache(in *plan.AccountInput) error {
+	cached, err := rn.r.state.CachedMembers(in.ID)
+	if err != nil {
+		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
+	}
+	for key, m := range actualFromCache(cached) {
+		if _, ok := in.Actual[key]; !ok {
+			in.Actual[key] = m
+		}
 	}
 	return nil
 }

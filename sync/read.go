@@ -33,6 +33,13 @@ type accountRead struct {
 	// scannedAt is when the cached member list was taken; zero when the
 	// run listed the account itself or there is no list.
 	scannedAt time.Time
+	// partial: ledger and actual hold the run's scope only (readScoped),
+	// and managed is the whole ledger's count of managed keys, the
+	// guard's base, as the store keeps it.
+	partial bool
+	managed int
+	// whole: the rest of the member cache was added since (seeEveryHolder).
+	whole bool
 }
 
 func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
@@ -153,6 +160,9 @@ func goneCommit(e store.LedgerEntry, actor string, now time.Time, names map[stri
 // members (listed in a full run, from the member cache otherwise), the
 // owned members a listing lacked, and the intents the listing settles.
 func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead, error) {
+	if rd, ok, err := rn.readScoped(a); ok || err != nil {
+		return rd, err
+	}
 	r := rn.r
 	var rd accountRead
 	led, err := r.state.Ledger(a.ID)
@@ -234,6 +244,79 @@ func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead,
 		}
 	}
 	return rd, nil
+}
+
+// readScoped reads what a targeted run plans against the member cache —
+// the ledger entries and cached members of the emails in scope, and the
+// account's count of managed keys — without reading the rest of the
+// account, so the run costs the change and not the directory. ok is false
+// where the whole account is needed, and readAccount reads it as before:
+// a run that lists (a full or live run, a cache never filled), one
+// without a Cloudflare client (it must know whether the cache holds role
+// ids at all), and an account where a member in scope holds the Super
+// Administrator role (the last-super-admin policy counts every holder).
+func (rn *run) readScoped(a mapping.Account) (rd accountRead, ok bool, err error) {
+	r := rn.r
+	if rn.req.kind != targetedRun || rn.scope == nil || rn.req.live || r.cf == nil {
+		return rd, false, nil
+	}
+	addrs := make([]string, 0, len(rn.scope))
+	for key := range rn.scope {
+		addrs = append(addrs, identity.Addr(key))
+	}
+	got, err := r.state.AccountEmails(a.ID, addrs)
+	if err != nil {
+		return rd, false, fmt.Errorf("read the ledger and member cache of account %s: %w", a.Name, err)
+	}
+	if got.ScannedAt.IsZero() {
+		return rd, false, nil
+	}
+	rd = accountRead{
+		scannedAt: got.ScannedAt, partial: true, managed: got.ManagedGrants,
+		ledger: make(map[string]plan.LedgerEntry, len(got.Ledger)),
+		actual: make(map[string]plan.Actual, len(got.Cached)),
+	}
+	// Keyed as a whole read keys them; store.Fold is a coarser fold than
+	// identity.Key, so an entry outside the scope may come along: drop it.
+	for _, m := range got.Cached {
+		if key := identity.Key(m.Email); rn.scope[key] {
+			rd.actual[key] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
+		}
+	}
+	if holdsSuperAdmin(rd.actual, rn.mayBeSuperAdmin(a)) {
+		return accountRead{}, false, nil
+	}
+	for _, e := range got.Ledger {
+		if key := identity.Key(e.Email); rn.scope[key] {
+			rd.ledger[key] = planEntry(e)
+		}
+	}
+	return rd, true, nil
+}
+
+// holdsSuperAdmin reports whether a member of actual holds a key isSuper
+// says makes its holder a Super Administrator.
+func holdsSuperAdmin(actual map[string]plan.Actual, isSuper func(string) bool) bool {
+	for _, m := range actual {
+		if slices.ContainsFunc(m.Keys, isSuper) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayBeSuperAdmin is, before the account's plan input exists, whether a
+// key may make its holder a Super Administrator: the role or the
+// permission group on the account scope, and — on an account granted
+// policies — any legacy role, whose name the run may not know yet.
+func (rn *run) mayBeSuperAdmin(a mapping.Account) func(string) bool {
+	return func(key string) bool {
+		if rn.res.IsSuperAdmin(a.ID, key) {
+			return true
+		}
+		_, _, _, isPolicy, err := mapping.ParseKey(key)
+		return err == nil && !isPolicy && !a.KeepsRoles()
+	}
 }
 
 // recordReads records what fresh listings showed, whatever the mode:

@@ -124,6 +124,9 @@ func (rn *run) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change
 	if err := rn.r.state.Commit(store.SyncCommit{PutCache: []store.CachedMember{cachedMember(ch.AccountID, m)}}); err != nil {
 		return ch, false, fmt.Errorf("%w: store member %s as read: %w", errStateRefused, ch.Email, err)
 	}
+	if err := rn.seeEveryHolder(rn.byID[ch.AccountID]); err != nil {
+		return ch, false, err
+	}
 	next, ok := rn.planOne(ch)
 	return next, ok, nil
 }

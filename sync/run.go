@@ -237,8 +237,12 @@ func (rn *run) planChanges() *plan.Changes {
 			Expired: expiredIn(desired, a.ID),
 		}
 		rn.shape(&in, a)
-		for _, l := range rd.ledger {
-			in.ManagedGrants += len(l.Managed)
+		if rd.partial {
+			in.ManagedGrants = rd.managed
+		} else {
+			for _, l := range rd.ledger {
+				in.ManagedGrants += len(l.Managed)
+			}
 		}
 		rn.userGroupInput(&in, a)
 		managed[a.ID] = in.ManagedGrants

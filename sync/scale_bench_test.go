@@ -87,6 +87,7 @@ type scaleState struct {
 	// deactivated: users below it were deactivated by an earlier
 	// BenchmarkScaleTargetedDeactivation.
 	deactivated int
+	kept        bool // in SCIMFLARE_SCALE_DIR: left for later runs
 }
 
 func scaleEmail(i int) string { return fmt.Sprintf("user%07d@example.com", i) }
@@ -96,16 +97,63 @@ var scaleSeeds struct {
 	by map[int]*scaleState
 }
 
-// TestMain removes the seeded state files.
+// TestMain removes the seeded state files (not those kept in
+// SCIMFLARE_SCALE_DIR).
 func TestMain(m *testing.M) {
 	code := m.Run()
 	scaleSeeds.Lock()
 	for _, s := range scaleSeeds.by {
+		if s.kept {
+			_ = s.st.PutStatus(keyBenchDeactivated, []byte(fmt.Sprint(s.deactivated)))
+		}
 		_ = s.st.Close()
-		_ = os.RemoveAll(s.dir)
+		if !s.kept {
+			_ = os.RemoveAll(s.dir)
+		}
 	}
 	scaleSeeds.Unlock()
 	os.Exit(code)
+}
+
+// keyBenchDeactivated records, in a kept state file, how many users the
+// deactivation benchmark has used up.
+const keyBenchDeactivated = "bench-deactivated"
+
+// keptScale opens the n-user state kept in SCIMFLARE_SCALE_DIR by an
+// earlier run (seeding 1M users takes minutes; benchmarks in separate
+// processes may share it). nil when there is none yet.
+func keptScale(b *testing.B, n int) (*scaleState, string) {
+	dir := os.Getenv("SCIMFLARE_SCALE_DIR")
+	if dir == "" {
+		return nil, ""
+	}
+	path := filepath.Join(dir, fmt.Sprintf("state-%d.db", n))
+	if _, err := os.Stat(path); err != nil {
+		return nil, path
+	}
+	st, err := store.Open(path, store.WithBatch(time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &scaleState{st: st, users: make([]string, n), dir: dir, kept: true}
+	err = st.ListUsers("", func(u store.User) bool {
+		var i int
+		if _, err := fmt.Sscanf(u.UserName, "user%07d@example.com", &i); err == nil && i < n {
+			s.users[i] = u.ID
+			if s.now.IsZero() || u.Meta.Created.Before(s.now) {
+				s.now = u.Meta.Created
+			}
+		}
+		return true
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if v, err := st.Status(keyBenchDeactivated); err == nil && v != nil {
+		_, _ = fmt.Sscan(string(v), &s.deactivated)
+	}
+	b.Logf("reusing the %d-user state %s (%d users deactivated by earlier runs)", n, path, s.deactivated)
+	return s, path
 }
 
 // seedScale returns the n-user state, writing it the first time.
@@ -116,19 +164,28 @@ func seedScale(b *testing.B, n int) *scaleState {
 	if s := scaleSeeds.by[n]; s != nil {
 		return s
 	}
-	began := time.Now()
-	dir, err := os.MkdirTemp("", "scimflare-scale-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dir, "state.db"), store.WithBatch(time.Millisecond))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &scaleState{st: st, users: make([]string, n), now: time.Now().Add(-time.Hour), dir: dir}
 	if scaleSeeds.by == nil {
 		scaleSeeds.by = map[int]*scaleState{}
 	}
+	kept, path := keptScale(b, n)
+	if kept != nil {
+		scaleSeeds.by[n] = kept
+		return kept
+	}
+	began := time.Now()
+	dir := filepath.Dir(path)
+	if path == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "scimflare-scale-"); err != nil {
+			b.Fatal(err)
+		}
+		path = filepath.Join(dir, "state.db")
+	}
+	st, err := store.Open(path, store.WithBatch(time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &scaleState{st: st, users: make([]string, n), now: time.Now().Add(-time.Hour), dir: dir, kept: path != filepath.Join(dir, "state.db")}
 	scaleSeeds.by[n] = s
 	st.DB().NoSync = true
 	defer func() { st.DB().NoSync = false }()
@@ -221,9 +278,10 @@ func seedScale(b *testing.B, n int) *scaleState {
 }
 
 // scaleSizes are the sizes a benchmark runs at; 1M only when asked for by
-// name (-bench 'X/users=1000000'), since seeding it takes minutes.
+// name (-bench 'X/users=1000000'), since seeding it takes minutes. 10k is
+// the size CI runs against the ceilings (see ceiling).
 func scaleSizes(b *testing.B, fn func(b *testing.B, n int)) {
-	for _, n := range []int{100_000, 1_000_000} {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
 			if n > 100_000 && !strings.Contains(benchFlag(), "1000000") {
 				b.Skip("1M users: select it by name, seeding takes minutes")
@@ -232,6 +290,33 @@ func scaleSizes(b *testing.B, fn func(b *testing.B, n int)) {
 		})
 	}
 }
+
+// ceiling fails the benchmark when SCIMFLARE_BENCH_CEILINGS is set and a
+// figure is above its limit. CI runs the 10k sizes with it (.ci/run), so a
+// change that makes a targeted run read the whole directory again, or a
+// full plan several times slower, fails the build instead of quietly
+// moving a figure in BENCHMARKS.md. The limits are generous: CI machines
+// are shared and slow, and only a change of kind should trip them.
+func ceiling(b *testing.B, what string, got, limit float64) {
+	b.Helper()
+	if os.Getenv("SCIMFLARE_BENCH_CEILINGS") == "" {
+		return
+	}
+	if got > limit {
+		b.Fatalf("%s = %.1f, above its ceiling %.0f (sync/scale_bench_test.go)", what, got, limit)
+	}
+	b.Logf("%s = %.1f, ceiling %.0f", what, got, limit)
+}
+
+// Ceilings at 10k users (SCIMFLARE_BENCH_CEILINGS). Measured on the
+// shared 2-core machine, 2026-12-06: a one-user deactivation's p99 is
+// 1–3 ms (≈ 100 ms when a targeted run read the whole ledger and member
+// cache); a full plan ≈ 0.2 s and ≈ 60 MB peak heap.
+const (
+	ceilingTargetedP99ms   = 40
+	ceilingFullPlanMs      = 2000
+	ceilingFullPlanHeapMiB = 400
+)
 
 func benchFlag() string {
 	for i, a := range os.Args {
@@ -330,7 +415,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				b.Fatal("expected the 1% of new members to be added")
 			}
 		}
-		b.ReportMetric(float64(stop())/(1<<20), "peak-heap-MB")
+		peak := float64(stop()) / (1 << 20)
+		b.ReportMetric(peak, "peak-heap-MB")
+		if n == 10_000 {
+			ceiling(b, "full plan ms per run", float64(b.Elapsed().Milliseconds())/float64(b.N), ceilingFullPlanMs)
+			ceiling(b, "full plan peak heap MiB", peak, ceilingFullPlanHeapMiB)
+		}
 	})
 }
 
@@ -343,11 +433,14 @@ func BenchmarkScaleTargetedBuild(b *testing.B) {
 		res := scaleResolved()
 		i := 0
 		for b.Loop() {
+			// Users below s.deactivated were deactivated by a deactivation
+			// benchmark run on the same (kept) state.
+			u := s.deactivated + (i*7919)%(n-s.deactivated)
 			err := s.st.View(func(rd store.Reader) error {
-				users := map[string]bool{s.users[(i*7919)%n]: true}
+				users := map[string]bool{s.users[u]: true}
 				d, err := plan.Build(directory{rd}, res, nil, users, s.now.Add(time.Hour))
 				if err == nil && len(d.Accounts) == 0 {
-					err = fmt.Errorf("user %d wants nothing", (i*7919)%n)
+					err = fmt.Errorf("user %d wants nothing", u)
 				}
 				return err
 			})
@@ -474,6 +567,9 @@ func benchTargeted(b *testing.B, n int) {
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	if n == 10_000 {
+		ceiling(b, "one-user deactivation p99 ms", pct(0.99), ceilingTargetedP99ms)
+	}
 }
 
 // BenchmarkScaleStatusDuringFullRun: Status() and Ready(), what `status`

@@ -71,11 +71,13 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // why, before the first enforce-mode run writes to it.
 func logFirstEnforce(log *slog.Logger, cfg *config.Config, st store.Backend) {
 	for _, a := range cfg.Accounts {
-		ledger, err := st.Ledger(a.ID)
-		if err != nil || len(ledger) > 0 {
+		// The scan time first: an account listed before is not new, and
+		// its ledger (a million entries, maybe) need not be read at start.
+		if at, err := st.MemberCacheScannedAt(a.ID); err != nil || !at.IsZero() {
 			continue
 		}
-		if at, err := st.MemberCacheScannedAt(a.ID); err != nil || !at.IsZero() {
+		ledger, err := st.Ledger(a.ID)
+		if err != nil || len(ledger) > 0 {
 			continue
 		}
 		var maps []string

@@ -314,6 +314,57 @@ func (s *Store) CachedMembers(accountID string) (map[string]store.CachedMember, 
 	return out, err
 }
 
+// AccountEmails implements store.SyncState: the emails' rows by primary
+// key and the account's ledger tally (kept by triggers, see migration
+// 0004), in one snapshot.
+func (s *Store) AccountEmails(accountID string, emails []string) (store.AccountEmails, error) {
+	out := store.AccountEmails{Ledger: map[string]store.LedgerEntry{}, Cached: map[string]store.CachedMember{}}
+	if err := store.CheckAccount(accountID); err != nil {
+		return out, err
+	}
+	folded := make([][]byte, 0, len(emails))
+	for _, e := range emails {
+		if e != "" {
+			folded = append(folded, b(store.Fold(e)))
+		}
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	err := s.snapshot(ctx, func(r reader) error {
+		out = store.AccountEmails{Ledger: map[string]store.LedgerEntry{}, Cached: map[string]store.CachedMember{}}
+		if len(folded) > 0 {
+			err := r.each(func(k, v []byte) (bool, error) {
+				e, err := store.DecodeLedger(v)
+				out.Ledger[string(k)] = e
+				return err == nil, err
+			}, "SELECT email, rec FROM sync_ledger WHERE account = $1 AND email = ANY($2::bytea[])", b(accountID), folded)
+			if err != nil {
+				return fmt.Errorf("account %s: %w", accountID, err)
+			}
+			err = r.each(func(k, v []byte) (bool, error) {
+				m, err := store.DecodeCached(v)
+				out.Cached[string(k)] = m
+				return err == nil, err
+			}, "SELECT email, rec FROM sync_member_cache WHERE account = $1 AND email = ANY($2::bytea[])", b(accountID), folded)
+			if err != nil {
+				return fmt.Errorf("account %s: %w", accountID, err)
+			}
+		}
+		var n int64
+		if err := r.q.QueryRow(r.ctx, "SELECT coalesce((SELECT managed FROM sync_ledger_tally WHERE account = $1), 0)", b(accountID)).Scan(&n); err != nil {
+			return err
+		}
+		out.ManagedGrants = int(n)
+		v, err := r.one("SELECT convert_to(scanned_at, 'UTF8') FROM sync_member_scans WHERE account = $1", b(accountID))
+		if err != nil || v == nil {
+			return err
+		}
+		out.ScannedAt, err = store.ParseScanTime(accountID, string(v))
+		return err
+	})
+	return out, err
+}
+
 // ReplaceMemberCache implements store.SyncState.
 func (s *Store) ReplaceMemberCache(accountID string, members []store.CachedMember, scannedAt time.Time) error {
 	return s.write(false, func(w *wtx) error { return w.replaceMemberCache(accountID, members, scannedAt) })

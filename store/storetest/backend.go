@@ -361,6 +361,12 @@ func testCopy(t *testing.T, open func(t *testing.T) store.Backend) {
 		t.Fatalf("Copy summary = %s", sum)
 	}
 	CheckSame(t, src, dst)
+	// Load keeps the ledger tally too: the guard's base in the copy is the
+	// copied ledger's.
+	checkTally(t, dst, "after Copy")
+	if got, err := dst.AccountEmails(acct, nil); err != nil || got.ManagedGrants != 2 {
+		t.Fatalf("the copy's AccountEmails(%s).ManagedGrants = %d, %v; want 2", acct, got.ManagedGrants, err)
+	}
 	// The copy is a working store: the chain goes on from the copied head,
 	// names stay unique, counters are right.
 	noErr(t, "AppendAudit on the copy", dst.AppendAudit(rec(300, "after-copy", "")))

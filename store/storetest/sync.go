@@ -35,6 +35,9 @@ func RunSync(t *testing.T, open func(t *testing.T) store.SyncState) {
 		{"AuditInvalidAppendsNothing", testAuditInvalid},
 		{"AuditConcurrentAppends", testAuditConcurrent},
 		{"Status", testStatus},
+		{"AccountEmailsReadsOnlyTheAskedEmails", testAccountEmails},
+		{"AccountEmailsManagedGrantsFollowsEveryLedgerWrite", testManagedGrantsTally},
+		{"AccountEmailsManagedGrantsUnderConcurrentCommits", testManagedGrantsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -564,4 +567,170 @@ func testStatus(t *testing.T, s store.SyncState) {
 		t.Fatalf("Status(other) = %q", v)
 	}
 	wantErr(t, "PutStatus with an empty key", s.PutStatus("", []byte("x")), store.ErrInvalid)
+}
+
+// managedSum is the guard's percent base as a full read computes it.
+func managedSum(t *testing.T, s store.SyncState, accountID string) int {
+	t.Helper()
+	n := 0
+	for _, e := range ledgerOf(t, s, accountID) {
+		n += len(e.Managed)
+	}
+	return n
+}
+
+// checkTally asserts that AccountEmails' ManagedGrants is what counting
+// the whole ledger gives, for both accounts.
+func checkTally(t *testing.T, s store.SyncState, when string) {
+	t.Helper()
+	for _, a := range []string{acct, acct2} {
+		got, err := s.AccountEmails(a, nil)
+		noErr(t, "AccountEmails", err)
+		if want := managedSum(t, s, a); got.ManagedGrants != want {
+			t.Fatalf("%s: AccountEmails(%s).ManagedGrants = %d, the ledger holds %d managed keys", when, a, got.ManagedGrants, want)
+		}
+	}
+}
+
+func testAccountEmails(t *testing.T, s store.SyncState) {
+	led := func(account, email, member string, managed ...string) store.LedgerEntry {
+		return store.LedgerEntry{AccountID: account, Email: email, MemberID: member, Managed: managed, UpdatedAt: at(1)}
+	}
+	alice := led(acct, "Alice@Example.com", "m1", "role:a", "role:b")
+	bob := led(acct, "bob@example.com", "", "role:a") // an intent: no member id yet
+	carol := led(acct, "carol@example.com", "m3")
+	other := led(acct2, "alice@example.com", "m9", "role:z")
+	noErr(t, "Commit", s.Commit(store.SyncCommit{PutLedger: []store.LedgerEntry{alice, bob, carol, other}}))
+	noErr(t, "ReplaceMemberCache", s.ReplaceMemberCache(acct, []store.CachedMember{
+		{MemberID: "m1", Email: "alice@example.com", Status: "accepted", Keys: []string{"role:a", "role:b"}},
+		{MemberID: "m4", Email: "dave@example.com", Status: "pending"},
+		{MemberID: "m3", Email: "carol@example.com", Status: "accepted", Keys: []string{"role:x"}},
+	}, at(5)))
+	noErr(t, "Commit", s.Commit(store.SyncCommit{PutCache: []store.CachedMember{{AccountID: acct2, MemberID: "m9", Email: "dave@example.com"}}}))
+
+	// Any letter case; an email with neither; one only in the cache; one
+	// asked twice; an empty one.
+	got, err := s.AccountEmails(acct, []string{"ALICE@example.com", "nobody@example.com", "Dave@Example.com", "bob@example.com", "bob@example.com", ""})
+	noErr(t, "AccountEmails", err)
+	fullL, fullC := ledgerOf(t, s, acct), cacheOf(t, s, acct)
+	wantL := map[string]bool{store.Fold(alice.Email): true, store.Fold(bob.Email): true}
+	wantC := map[string]bool{store.Fold("alice@example.com"): true, store.Fold("dave@example.com"): true}
+	if len(got.Ledger) != len(wantL) || len(got.Cached) != len(wantC) {
+		t.Fatalf("AccountEmails ledger %+v, cache %+v; want the entries of %v and %v only", got.Ledger, got.Cached, wantL, wantC)
+	}
+	for k := range wantL {
+		if e, ok := got.Ledger[k]; !ok || !sameLedger(e, fullL[k]) {
+			t.Errorf("AccountEmails ledger[%s] = %+v, Ledger has %+v", k, e, fullL[k])
+		}
+	}
+	for k := range wantC {
+		if m, ok := got.Cached[k]; !ok || !sameCached(m, fullC[k]) {
+			t.Errorf("AccountEmails cache[%s] = %+v, CachedMembers has %+v", k, m, fullC[k])
+		}
+	}
+	if got.ManagedGrants != 3 {
+		t.Errorf("ManagedGrants = %d, want 3 (alice's 2, bob's intent 1, carol 0; not %s's)", got.ManagedGrants, acct2)
+	}
+	if want, _ := s.MemberCacheScannedAt(acct); !got.ScannedAt.Equal(want) || want.IsZero() {
+		t.Errorf("ScannedAt = %v, MemberCacheScannedAt = %v", got.ScannedAt, want)
+	}
+	// acct is a prefix of acct2: nothing of one shows in the other.
+	got2, err := s.AccountEmails(acct2, []string{"alice@example.com", "carol@example.com", "dave@example.com"})
+	noErr(t, "AccountEmails", err)
+	if len(got2.Ledger) != 1 || got2.Ledger[store.Fold("alice@example.com")].MemberID != "m9" || len(got2.Cached) != 1 ||
+		got2.ManagedGrants != 1 || !got2.ScannedAt.IsZero() {
+		t.Fatalf("AccountEmails(%s) = %+v", acct2, got2)
+	}
+	// Callers may change what they got without changing the store.
+	got.Ledger[store.Fold(alice.Email)].Managed[0] = "changed"
+	got.Cached[store.Fold(alice.Email)].Keys[0] = "changed"
+	if l, c := ledgerOf(t, s, acct)[store.Fold(alice.Email)], cacheOf(t, s, acct)[store.Fold(alice.Email)]; l.Managed[0] != "role:a" || c.Keys[0] != "role:a" {
+		t.Fatalf("editing what AccountEmails returned changed the store: %+v %+v", l, c)
+	}
+	wantErr(t, "AccountEmails without account", func() error { _, err := s.AccountEmails("", []string{"a@example.com"}); return err }(), store.ErrInvalid)
+}
+
+func testManagedGrantsTally(t *testing.T, s store.SyncState) {
+	checkTally(t, s, "empty")
+	e := func(account, email string, managed ...string) store.LedgerEntry {
+		return store.LedgerEntry{AccountID: account, Email: email, MemberID: "m-" + email, Managed: managed, UpdatedAt: at(1)}
+	}
+	steps := []struct {
+		name string
+		c    store.SyncCommit
+	}{
+		{"puts", store.SyncCommit{PutLedger: []store.LedgerEntry{
+			e(acct, "a@example.com", "k1", "k2"), e(acct, "b@example.com", "k1"), e(acct2, "a@example.com", "k1", "k2", "k3"), e(acct, "c@example.com"),
+		}}},
+		{"an entry replaced by one with more keys, in another letter case", store.SyncCommit{PutLedger: []store.LedgerEntry{e(acct, "A@Example.com", "k1", "k2", "k3", "k4")}}},
+		{"an entry replaced by one with fewer", store.SyncCommit{PutLedger: []store.LedgerEntry{e(acct2, "a@example.com")}}},
+		{"one email put twice in one commit", store.SyncCommit{PutLedger: []store.LedgerEntry{e(acct, "d@example.com", "k1"), e(acct, "D@example.com", "k1", "k2")}}},
+		{"a delete", store.SyncCommit{DeleteLedger: []store.LedgerEntry{{AccountID: acct, Email: "b@example.com"}}}},
+		{"a delete of what is not there", store.SyncCommit{DeleteLedger: []store.LedgerEntry{{AccountID: acct, Email: "zz@example.com"}}}},
+		{"delete and put of one email", store.SyncCommit{
+			DeleteLedger: []store.LedgerEntry{{AccountID: acct, Email: "c@example.com"}},
+			PutLedger:    []store.LedgerEntry{e(acct, "C@example.com", "k9")},
+		}},
+		{"cache writes only", store.SyncCommit{PutCache: []store.CachedMember{{AccountID: acct, MemberID: "m", Email: "a@example.com", Keys: []string{"k1"}}}}},
+	}
+	for _, st := range steps {
+		noErr(t, "Commit "+st.name, s.Commit(st.c))
+		checkTally(t, s, "after "+st.name)
+	}
+	before, err := s.AccountEmails(acct, nil)
+	noErr(t, "AccountEmails", err)
+	// A commit refused as a whole counts nothing either.
+	wantErr(t, "Commit with an invalid part", s.Commit(store.SyncCommit{PutLedger: []store.LedgerEntry{
+		e(acct, "new@example.com", "k1", "k2"), {AccountID: acct},
+	}}), store.ErrInvalid)
+	checkTally(t, s, "after a refused commit")
+	if after, _ := s.AccountEmails(acct, nil); after.ManagedGrants != before.ManagedGrants {
+		t.Fatalf("a refused commit moved ManagedGrants from %d to %d", before.ManagedGrants, after.ManagedGrants)
+	}
+	// Emptying the ledger brings the count to zero.
+	var all []store.LedgerEntry
+	for _, a := range []string{acct, acct2} {
+		for _, l := range ledgerOf(t, s, a) {
+			all = append(all, store.LedgerEntry{AccountID: a, Email: l.Email})
+		}
+	}
+	noErr(t, "Commit", s.Commit(store.SyncCommit{DeleteLedger: all}))
+	checkTally(t, s, "after deleting every entry")
+	if got, _ := s.AccountEmails(acct, nil); got.ManagedGrants != 0 {
+		t.Fatalf("empty ledger: ManagedGrants = %d", got.ManagedGrants)
+	}
+}
+
+// testManagedGrantsConcurrent: writers racing on the same and on
+// different emails of one account leave the count equal to the ledger's.
+func testManagedGrantsConcurrent(t *testing.T, s store.SyncState) {
+	const writers, rounds = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				keys := make([]string, (w+r)%4)
+				for i := range keys {
+					keys[i] = fmt.Sprintf("k%d", i)
+				}
+				c := store.SyncCommit{PutLedger: []store.LedgerEntry{
+					{AccountID: acct, Email: fmt.Sprintf("shared%d@example.com", r%3), MemberID: "m", Managed: keys, UpdatedAt: at(r)},
+					{AccountID: acct, Email: fmt.Sprintf("w%d-%d@example.com", w, r), MemberID: "m", Managed: keys, UpdatedAt: at(r)},
+				}}
+				if r%3 == 2 {
+					c.DeleteLedger = []store.LedgerEntry{{AccountID: acct, Email: fmt.Sprintf("w%d-%d@example.com", w, r-1)}}
+				}
+				if err := s.Commit(c); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Commit: %v", err)
+	}
+	checkTally(t, s, "after concurrent commits")
 }

@@ -54,6 +54,12 @@ func Key(addr string) string {
 	return "\x00" + addr
 }
 
+// Addr is an address whose Key is key, for a key Key returned: the
+// address itself, spelled in lower case when it is plain. A store keyed
+// by another fold of the address (store.Fold) finds the address's record
+// by it.
+func Addr(key string) string { return strings.TrimPrefix(key, "\x00") }
+
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {

@@ -79,6 +79,9 @@ func FuzzEmail(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if k := Key(s); Key(Addr(k)) != k {
+			t.Fatalf("Key(Addr(%q)) = %q: Addr does not give back an address of the key", k, Key(Addr(k)))
+		}
 		e, err := Email(s)
 		if err != nil {
 			if !strings.HasPrefix(Key(s), "\x00") {

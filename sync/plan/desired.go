@@ -142,7 +142,8 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
 		expired: map[expiredKey]Expired{},
 		invalid: map[string]IdentityProblem{},
-		byEmail: map[string][]string{},
+		byEmail: map[string]string{},
+		shared:  map[string][]string{},
 	}
 	if users != nil && upward {
 		var err error
@@ -150,8 +151,19 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 			return nil, err
 		}
 	}
-	for _, m := range res.Mappings {
-		if err := b.mapping(m); err != nil {
+	roots := make([][]string, len(res.Mappings))
+	b.uses = map[string]int{}
+	for i, m := range res.Mappings {
+		var err error
+		if roots[i], err = b.roots(m); err != nil {
+			return nil, err
+		}
+		for _, r := range roots[i] {
+			b.uses[r]++
+		}
+	}
+	for i, m := range res.Mappings {
+		if err := b.mapping(m, roots[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -175,7 +187,17 @@ type builder struct {
 	desired *Desired
 	expired map[expiredKey]Expired
 	invalid map[string]IdentityProblem // user id ->
-	byEmail map[string][]string        // identity.Key(email) -> active user ids reached
+	// byEmail is the first active user reached per identity.Key(email);
+	// shared, the emails more than one reached, with all their ids (a
+	// slice per user would cost a million small allocations).
+	byEmail map[string]string
+	shared  map[string][]string
+	// uses counts, per mapped group id, the mappings not yet built that
+	// name it.
+	uses map[string]int
+	// hint is the size of the group being added: an account's map made
+	// for it starts that large instead of growing step by step.
+	hint int
 }
 
 // usable is a user as user() read it; ok false when unknown or when the
@@ -204,7 +226,13 @@ func (b *builder) user(id string) (usable, error) {
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
 			p = usable{email: email, activeSince: u.ActiveSince, ok: true}
-			b.byEmail[email] = append(b.byEmail[email], id)
+			if first, ok := b.byEmail[email]; !ok {
+				b.byEmail[email] = id
+			} else if ids, ok := b.shared[email]; ok {
+				b.shared[email] = append(ids, id)
+			} else {
+				b.shared[email] = []string{first, id}
+			}
 		}
 	}
 	b.byID[id] = p
@@ -217,7 +245,7 @@ func (b *builder) problems() {
 	for _, p := range b.invalid {
 		b.desired.Problems = append(b.desired.Problems, p)
 	}
-	for email, ids := range b.byEmail {
+	for email, ids := range b.shared {
 		if len(ids) > 1 {
 			ids = slices.Sorted(slices.Values(ids))
 			b.desired.Problems = append(b.desired.Problems, IdentityProblem{
@@ -243,13 +271,14 @@ type flattened struct {
 	order   []string          // user ids in discovery order, for determinism
 }
 
-func (b *builder) mapping(m mapping.ResolvedMapping) error {
+// roots are the groups m maps.
+func (b *builder) roots(m mapping.ResolvedMapping) ([]string, error) {
 	var roots []string
 	switch {
 	case m.Group != "":
 		id, ok, err := b.dir.GroupByDisplayName(m.Group)
 		if err != nil {
-			return fmt.Errorf("look up group %q for mappings[%d]: %w", m.Group, m.Index, err)
+			return nil, fmt.Errorf("look up group %q for mappings[%d]: %w", m.Group, m.Index, err)
 		}
 		if ok {
 			roots = []string{id}
@@ -257,14 +286,29 @@ func (b *builder) mapping(m mapping.ResolvedMapping) error {
 	case m.GroupExternalID != "":
 		ids, err := b.dir.GroupsByExternalID(m.GroupExternalID)
 		if err != nil {
-			return fmt.Errorf("look up group externalId %q for mappings[%d]: %w", m.GroupExternalID, m.Index, err)
+			return nil, fmt.Errorf("look up group externalId %q for mappings[%d]: %w", m.GroupExternalID, m.Index, err)
 		}
 		roots = slices.Sorted(slices.Values(ids))
 	}
+	return roots, nil
+}
+
+func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 	for _, root := range roots {
 		f, err := b.flatten(root)
 		if err != nil {
 			return fmt.Errorf("flatten group %s for mappings[%d]: %w", root, m.Index, err)
+		}
+		// A group's flattening is kept only while a mapping still to come
+		// names it: at a million users one is a million-entry map.
+		if b.uses[root]--; b.uses[root] <= 0 {
+			delete(b.flat, root)
+		}
+		if b.users == nil {
+			b.hint = len(f.order)
+			if len(b.byID) == 0 {
+				b.byID = make(map[string]usable, len(f.order))
+			}
 		}
 		for _, uid := range f.order {
 			if b.users != nil && !b.users[uid] {
@@ -313,7 +357,7 @@ func (b *builder) add(account, email, key string, r Reason) {
 	b.wake(r.Expires)
 	acct := b.desired.Accounts[account]
 	if acct == nil {
-		acct = map[string]*DesiredMember{}
+		acct = make(map[string]*DesiredMember, b.hint)
 		b.desired.Accounts[account] = acct
 	}
 	lower := email

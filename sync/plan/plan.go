@@ -229,16 +229,26 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 			}
 			expired[lower][e.Key] = e
 		}
-		for _, email := range emails(a) {
+		// Every email is planned, in any order; only those with something
+		// to say are sorted (a full plan of a million members sorted them
+		// all, for the 1% that change).
+		var out []planned
+		eachEmail(a, func(email string) {
 			ch, drift, rec := planMember(a, email, expired[email], unmanagedRemove)
-			for _, k := range drift {
-				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, email), Key: k})
+			if ch != nil || drift != nil || rec != nil {
+				out = append(out, planned{email, ch, drift, rec})
 			}
-			if ch != nil {
-				ac.Changes = append(ac.Changes, *ch)
+		})
+		slices.SortFunc(out, func(x, y planned) int { return strings.Compare(x.email, y.email) })
+		for _, p := range out {
+			for _, k := range p.drift {
+				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, p.email), Key: k})
 			}
-			if rec != nil {
-				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, email), Entry: *rec})
+			if p.ch != nil {
+				ac.Changes = append(ac.Changes, *p.ch)
+			}
+			if p.rec != nil {
+				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, p.email), Entry: *p.rec})
 			}
 		}
 		c.Accounts = append(c.Accounts, ac)
@@ -246,21 +256,39 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 	return c
 }
 
-func emails(a AccountInput) []string {
+// planned is one email's plan: its change, drift and record.
+type planned struct {
+	email string
+	ch    *Change
+	drift []string
+	rec   *LedgerEntry
+}
+
+// eachEmail calls fn once for every email a plans — the scope, or every
+// email desired, in Cloudflare or in the ledger — in no set order. The
+// union is taken by lookups in the maps there are: no set map, which at a
+// million members is a large table grown step by step.
+func eachEmail(a AccountInput, fn func(email string)) {
 	if a.Scope != nil {
-		return slices.Sorted(maps.Keys(a.Scope))
+		for e := range a.Scope {
+			fn(e)
+		}
+		return
 	}
-	set := map[string]bool{}
 	for e := range a.Desired {
-		set[e] = true
+		fn(e)
 	}
 	for e := range a.Actual {
-		set[e] = true
+		if _, ok := a.Desired[e]; !ok {
+			fn(e)
+		}
 	}
 	for e := range a.Ledger {
-		set[e] = true
+		_, desired := a.Desired[e]
+		if _, actual := a.Actual[e]; !desired && !actual {
+			fn(e)
+		}
 	}
-	return slices.Sorted(maps.Keys(set))
 }
 
 func displayEmail(a AccountInput, lower string) string {
@@ -320,19 +348,25 @@ func sameKeys(a, b []string) bool {
 // drift found, and, when Cloudflare needs nothing but the ledger is not
 // what the member shows, the entry to record.
 func planMember(a AccountInput, email string, expired map[string]Expired, unmanagedRemove bool) (*Change, []string, *LedgerEntry) {
-	var desired set
+	d := a.Desired[email]
 	var reasons map[string][]Reason
-	if d := a.Desired[email]; d != nil {
+	if d != nil {
+		reasons = d.Keys
+	}
+	act, present := a.Actual[email]
+	led, inLedger := a.Ledger[email]
+	if present && inLedger && unchanged(act, led, reasons) {
+		return nil, nil, nil
+	}
+	var desired set
+	if d != nil {
 		desired = set{}
 		for k, rs := range d.Keys {
 			if len(rs) > 0 {
 				desired[k] = true
 			}
 		}
-		reasons = d.Keys
 	}
-	act, present := a.Actual[email]
-	led, inLedger := a.Ledger[email]
 	stored := led // as the state holds it, legacy role keys included
 	shown := displayEmail(a, email)
 
@@ -507,6 +541,46 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 	}
 	ch.Reason = joinReason(ch.addReason, ch.removeReason)
 	return ch, drift.sorted(), nil
+}
+
+// unchanged reports, without building a set, the common case of a full
+// plan: a member scimflare owns who holds exactly the keys it granted (at
+// least one), found none, and is wanted with exactly those. planMember's
+// general path answers the same for it (no change, no drift, no record),
+// at the price of some eight small maps per member. A member holding
+// nothing of its own is never this case: in user-groups mode that is every
+// member, and one that nothing wants any more must go.
+func unchanged(act Actual, led LedgerEntry, reasons map[string][]Reason) bool {
+	if len(act.Keys) == 0 || len(led.Found) != 0 || led.MemberID != act.MemberID || len(act.Keys) != len(led.Managed) || len(act.Keys) > len(reasons) ||
+		!strictlySorted(act.Keys) || !slices.Equal(act.Keys, led.Managed) {
+		return false
+	}
+	wanted := 0
+	for _, rs := range reasons {
+		if len(rs) > 0 {
+			wanted++
+		}
+	}
+	if wanted != len(act.Keys) {
+		return false
+	}
+	for _, k := range act.Keys {
+		if len(reasons[k]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// strictlySorted: ascending without repeats, so slice equality is set
+// equality.
+func strictlySorted(keys []string) bool {
+	for i := 1; i < len(keys); i++ {
+		if keys[i-1] >= keys[i] {
+			return false
+		}
+	}
+	return true
 }
 
 const unmanagedReason = "not granted by scimflare (sync.unmanaged: remove)"
