@@ -137,19 +137,19 @@ func (rn *run) renewNames(ctx context.Context) error {
 // renamed roles changed its key: the last-super-admin policy counts every
 // holder, and counting only those in scope would withhold a leaver's
 // removal as "the last" one.
-func (rn *run) seeEveryHolder(i int) error {
-	rd, in := &rn.reads[i], &rn.inputs[i]
+func (reg *registry) seeEveryHolder(i int) error {
+	rd, in := &reg.reads[i], &reg.inputs[i]
 	if !rd.partial || rd.whole || !holdsSuperAdmin(in.Actual, in.IsSuperAdmin) {
 		return nil
 	}
 	rd.whole = true
-	return rn.readWholeCache(in)
+	return reg.readWholeCache(in)
 }
 
 // readWholeCache adds to a scoped read's members every other member of
 // the account's cache; those in scope stay as the run knows them.
-func (rn *run) readWholeCache(in *plan.AccountInput) error {
-	cached, err := rn.r.state.CachedMembers(in.ID)
+func (reg *registry) readWholeCache(in *plan.AccountInput) error {
+	cached, err := reg.state.CachedMembers(in.ID)
 	if err != nil {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}

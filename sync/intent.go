@@ -149,15 +149,15 @@ func notApplied(ch plan.Change, err error) bool {
 //   - update, member absent: removed outside scimflare: gone, audited.
 //   - update, member present: the intent's claims stand (they never include
 //     a found key); audited when the member changed since the intent.
-func (rn *run) settleIntent(c *store.SyncCommit, accountID, email string, e plan.LedgerEntry, before, act *plan.Actual) (*plan.LedgerEntry, *plan.Change) {
-	now := rn.r.now()
-	names := rn.result.Names
+func (reg *registry) settleIntent(c *store.SyncCommit, accountID, email string, e plan.LedgerEntry, before, act *plan.Actual) (*plan.LedgerEntry, *plan.Change) {
+	now := reg.clock()
+	names := reg.result.Names
 	if act == nil {
 		if before == nil {
 			c.DeleteLedger = append(c.DeleteLedger, store.LedgerEntry{AccountID: accountID, Email: email})
 			return nil, nil
 		}
-		g := goneCommit(store.LedgerEntry{AccountID: accountID, Email: email, MemberID: before.MemberID, Managed: e.Managed}, rn.req.actor, now, names)
+		g := goneCommit(store.LedgerEntry{AccountID: accountID, Email: email, MemberID: before.MemberID, Managed: e.Managed}, reg.req.actor, now, names)
 		c.DeleteLedger = append(c.DeleteLedger, g.DeleteLedger...)
 		c.DeleteCache = append(c.DeleteCache, g.DeleteCache...)
 		c.Audit = append(c.Audit, g.Audit...)
@@ -186,15 +186,15 @@ func (rn *run) settleIntent(c *store.SyncCommit, accountID, email string, e plan
 	if ch != nil {
 		ch.AccountID, ch.Email, ch.MemberID, ch.NewLedger = accountID, email, act.MemberID, entry
 		ch.Privileged = len(ch.Added) > 0
-		ch.Reason = rn.sources(accountID, email, ch.Added)
+		ch.Reason = reg.sources(accountID, email, ch.Added)
 		if ch.Reason != "" {
 			ch.Reason += "; "
 		}
 		ch.Reason += lostAnswer
 		c.Audit = append(c.Audit, store.AuditRecord{
-			Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: accountID, Email: email,
+			Time: now, Actor: reg.req.actor, Action: string(ch.Kind), AccountID: accountID, Email: email,
 			Before: mapping.KeyNames(ch.Before, names), After: mapping.KeyNames(ch.After, names),
-			Reason: ch.Reason, Privileged: ch.Privileged, Sources: rn.auditSources(accountID, email, ch.After),
+			Reason: ch.Reason, Privileged: ch.Privileged, Sources: reg.auditSources(accountID, email, ch.After),
 		})
 	}
 	return &entry, ch
@@ -204,11 +204,8 @@ func (rn *run) settleIntent(c *store.SyncCommit, accountID, email string, e plan
 // auditSources is, as data, every reason the member holds each of keys:
 // what a reader of the trail (report access --at) uses instead of the
 // Reason prose. Keys with no live reason (found, adopted, drift) have none.
-func (rn *run) auditSources(accountID, email string, keys []string) []store.AuditSource {
-	if rn.desired == nil {
-		return nil
-	}
-	dm := rn.desired.Accounts[accountID][identity.Key(email)]
+func (reg *registry) auditSources(accountID, email string, keys []string) []store.AuditSource {
+	dm := reg.planner.wanted(accountID, email)
 	if dm == nil {
 		return nil
 	}
@@ -216,7 +213,7 @@ func (rn *run) auditSources(accountID, email string, keys []string) []store.Audi
 	for _, k := range slices.Sorted(slices.Values(keys)) {
 		for _, r := range dm.Keys[k] {
 			out = append(out, store.AuditSource{
-				Role: mapping.KeyName(k, rn.result.Names), Kind: r.Kind, Group: r.Group, Path: slices.Clone(r.Path),
+				Role: mapping.KeyName(k, reg.result.Names), Kind: r.Kind, Group: r.Group, Path: slices.Clone(r.Path),
 				MappingIndex: r.MappingIndex, GrantID: r.GrantID, Expires: r.Expires,
 			})
 		}
@@ -224,11 +221,8 @@ func (rn *run) auditSources(accountID, email string, keys []string) []store.Audi
 	return out
 }
 
-func (rn *run) sources(accountID, email string, keys []string) string {
-	if rn.desired == nil {
-		return ""
-	}
-	dm := rn.desired.Accounts[accountID][identity.Key(email)]
+func (reg *registry) sources(accountID, email string, keys []string) string {
+	dm := reg.planner.wanted(accountID, email)
 	if dm == nil {
 		return ""
 	}
@@ -245,7 +239,7 @@ func (rn *run) sources(accountID, email string, keys []string) string {
 
 // settleAll settles every intent of the account against a listing made
 // mid-run, with the run's view before it as what the intents changed.
-func (rn *run) settleAll(in *plan.AccountInput, fresh map[string]plan.Actual) error {
+func (reg *registry) settleAll(in *plan.AccountInput, fresh map[string]plan.Actual) error {
 	var lowers []string
 	for lower, e := range in.Ledger {
 		if e.MemberID == "" {
@@ -264,13 +258,13 @@ func (rn *run) settleAll(in *plan.AccountInput, fresh map[string]plan.Actual) er
 		if b := lookup(in.Actual, lower); b != nil && b.Email != "" {
 			email = b.Email
 		}
-		entry, ch := rn.settleIntent(&c, in.ID, email, in.Ledger[lower], lookup(in.Actual, lower), lookup(fresh, lower))
+		entry, ch := reg.settleIntent(&c, in.ID, email, in.Ledger[lower], lookup(in.Actual, lower), lookup(fresh, lower))
 		entries[lower] = entry
 		if ch != nil {
 			settled = append(settled, *ch)
 		}
 	}
-	if err := rn.commitSettled(c, settled); err != nil {
+	if err := reg.commitSettled(c, settled); err != nil {
 		return fmt.Errorf("record the outcome of unconfirmed writes: %w", err)
 	}
 	for lower, entry := range entries {
@@ -285,18 +279,18 @@ func (rn *run) settleAll(in *plan.AccountInput, fresh map[string]plan.Actual) er
 
 // commitSettled writes what settling decided, in one transaction, and
 // reports the changes it found applied.
-func (rn *run) commitSettled(c store.SyncCommit, settled []plan.Change) error {
+func (reg *registry) commitSettled(c store.SyncCommit, settled []plan.Change) error {
 	if len(c.PutLedger)+len(c.DeleteLedger)+len(c.Audit) == 0 {
 		return nil
 	}
-	if err := rn.r.state.Commit(c); err != nil {
+	if err := reg.state.Commit(c); err != nil {
 		return err
 	}
 	for _, ch := range settled {
-		rn.result.Settled = append(rn.result.Settled, ch)
-		rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
-		rn.r.log.Warn("a change whose answer was lost is in Cloudflare; recorded now", "account", rn.result.AccountNames[ch.AccountID],
-			"kind", string(ch.Kind), "email", ch.Email, "before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names))
+		reg.result.Settled = append(reg.result.Settled, ch)
+		reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+		reg.log.Warn("a change whose answer was lost is in Cloudflare; recorded now", "account", reg.result.AccountNames[ch.AccountID],
+			"kind", string(ch.Kind), "email", ch.Email, "before", mapping.KeyNames(ch.Before, reg.result.Names), "after", mapping.KeyNames(ch.After, reg.result.Names))
 	}
 	return nil
 }
@@ -305,26 +299,26 @@ func (rn *run) commitSettled(c store.SyncCommit, settled []plan.Change) error {
 // change, for accounts this run listed: a cached listing cannot prove a
 // key gone, and dropping a managed key on its word would turn it into
 // drift that is never removed.
-func (rn *run) record(recs []plan.Record) error {
+func (reg *registry) record(recs []plan.Record) error {
 	byAccount := map[string]store.SyncCommit{}
-	now := rn.r.now()
+	now := reg.clock()
 	for _, rec := range recs {
 		// inputs and reads are both in configuration order.
-		i, ok := rn.byID[rec.AccountID]
-		if !ok || !rn.reads[i].fresh {
+		i, ok := reg.byID[rec.AccountID]
+		if !ok || !reg.reads[i].fresh {
 			continue
 		}
 		c := byAccount[rec.AccountID]
 		c.PutLedger = append(c.PutLedger, storeEntry(rec.AccountID, rec.Email, rec.Entry, now))
 		byAccount[rec.AccountID] = c
 	}
-	for i := range rn.inputs {
-		in := &rn.inputs[i]
+	for i := range reg.inputs {
+		in := &reg.inputs[i]
 		c, ok := byAccount[in.ID]
 		if !ok {
 			continue
 		}
-		if err := rn.r.state.Commit(c); err != nil {
+		if err := reg.state.Commit(c); err != nil {
 			return fmt.Errorf("record the ledger of account %s: %w", in.Name, err)
 		}
 		for _, e := range c.PutLedger {

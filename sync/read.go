@@ -81,7 +81,7 @@ const maxConfirm = 20
 // Cloudflare directly — 404 means gone, the member itself means the
 // listing was not complete and the run aborts before any change; past
 // maxConfirm the member is marked missing and still owned.
-func (rn *run) confirmAbsent(ctx context.Context, a mapping.Account, rd *accountRead, absent []store.LedgerEntry) error {
+func (reg *registry) confirmAbsent(ctx context.Context, a mapping.Account, rd *accountRead, absent []store.LedgerEntry) error {
 	slices.SortFunc(absent, func(x, y store.LedgerEntry) int { return strings.Compare(identity.Key(x.Email), identity.Key(y.Email)) })
 	asked := 0
 	for _, e := range absent {
@@ -91,7 +91,7 @@ func (rn *run) confirmAbsent(ctx context.Context, a mapping.Account, rd *account
 		}
 		if asked < maxConfirm {
 			asked++
-			m, err := rn.r.cf.GetMember(ctx, a.ID, e.MemberID)
+			m, err := reg.cf.GetMember(ctx, a.ID, e.MemberID)
 			switch {
 			case errors.Is(err, cloudflare.ErrNotFound):
 				rd.gone = append(rd.gone, e)
@@ -102,7 +102,7 @@ func (rn *run) confirmAbsent(ctx context.Context, a mapping.Account, rd *account
 				return fmt.Errorf("%w: the listing of account %s lacked %s (member %s), which Cloudflare still has", errIncompleteListing, a.Name, m.Email, e.MemberID)
 			}
 		}
-		e.MissingSince = rn.now
+		e.MissingSince = reg.now
 		rd.marks = append(rd.marks, e)
 		rd.ledger[identity.Key(e.Email)] = planEntry(e)
 	}
@@ -115,16 +115,16 @@ var errIncompleteListing = errors.New("incomplete member listing")
 
 // mark records in the ledger which owned members the listing lacked for
 // the first time, and which are listed again.
-func (rn *run) mark(account string, marks []store.LedgerEntry) error {
+func (reg *registry) mark(account string, marks []store.LedgerEntry) error {
 	if len(marks) == 0 {
 		return nil
 	}
-	if err := rn.r.state.Commit(store.SyncCommit{PutLedger: marks}); err != nil {
+	if err := reg.state.Commit(store.SyncCommit{PutLedger: marks}); err != nil {
 		return fmt.Errorf("record which members the listing of account %s lacked: %w", account, err)
 	}
 	for _, e := range marks {
 		if !e.MissingSince.IsZero() {
-			rn.r.log.Warn("a member scimflare granted access is missing from a complete listing; ownership is kept until a second listing confirms it",
+			reg.log.Warn("a member scimflare granted access is missing from a complete listing; ownership is kept until a second listing confirms it",
 				"account", account, "email", e.Email, "member_id", e.MemberID)
 		}
 	}
@@ -133,12 +133,12 @@ func (rn *run) mark(account string, marks []store.LedgerEntry) error {
 
 // memberGone drops the ledger entry of a member Cloudflare no longer has
 // (someone removed it by hand): scimflare owns nothing there any more.
-func (rn *run) memberGone(e store.LedgerEntry) error {
-	c := goneCommit(e, rn.req.actor, rn.now, rn.result.Names)
-	if err := rn.r.state.Commit(c); err != nil {
+func (reg *registry) memberGone(e store.LedgerEntry) error {
+	c := goneCommit(e, reg.req.actor, reg.now, reg.result.Names)
+	if err := reg.state.Commit(c); err != nil {
 		return fmt.Errorf("forget gone member %s in account %s: %w", e.Email, e.AccountID, err)
 	}
-	rn.r.log.Warn("member removed outside scimflare", "account", rn.result.AccountNames[e.AccountID], "email", e.Email)
+	reg.log.Warn("member removed outside scimflare", "account", reg.result.AccountNames[e.AccountID], "email", e.Email)
 	return nil
 }
 
@@ -156,44 +156,43 @@ func goneCommit(e store.LedgerEntry, actor string, now time.Time, names map[stri
 	}
 }
 
-// readAccount reads one account before planning: the ledger, Cloudflare's
+// Read reads one account before planning: the ledger, Cloudflare's
 // members (listed in a full run, from the member cache otherwise), the
 // owned members a listing lacked, and the intents the listing settles.
-func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead, error) {
-	if rd, ok, err := rn.readScoped(a); ok || err != nil {
+func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, error) {
+	if rd, ok, err := reg.readScoped(a); ok || err != nil {
 		return rd, err
 	}
-	r := rn.r
 	var rd accountRead
-	led, err := r.state.Ledger(a.ID)
+	led, err := reg.state.Ledger(a.ID)
 	if err != nil {
 		return rd, fmt.Errorf("read the ledger of account %s: %w", a.Name, err)
 	}
-	list := r.cf != nil && (rn.req.kind == fullRun || rn.req.live)
+	list := reg.cf != nil && (reg.req.kind == fullRun || reg.req.live)
 	if !list {
 		// A targeted run against a cache never filled would miss
 		// removals; list instead.
-		at, err := r.state.MemberCacheScannedAt(a.ID)
+		at, err := reg.state.MemberCacheScannedAt(a.ID)
 		if err != nil {
 			return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
 		}
-		list = r.cf != nil && at.IsZero()
+		list = reg.cf != nil && at.IsZero()
 		rd.scannedAt = at
 	}
 	if list {
-		members, err := r.cf.ListMembers(ctx, a.ID)
+		members, err := reg.cf.ListMembers(ctx, a.ID)
 		if err != nil {
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
 		rd.listed, rd.fresh = members, true
-		r.legacyRoles.learn(a.ID, members...)
+		reg.legacy.learn(a.ID, members...)
 		rd.actual = actualFromMembers(members)
 	} else {
-		cached, err := r.state.CachedMembers(a.ID)
+		cached, err := reg.state.CachedMembers(a.ID)
 		if err != nil {
 			return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
 		}
-		if r.cf == nil && len(cached) > 0 {
+		if reg.cf == nil && len(cached) > 0 {
 			// Without a client names stand for themselves, but the cache
 			// holds Cloudflare's ids: every role would look both missing
 			// and foreign.
@@ -220,7 +219,7 @@ func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead,
 		}
 		rd.ledger[key] = planEntry(e)
 	}
-	if err := rn.confirmAbsent(ctx, a, &rd, absent); err != nil {
+	if err := reg.confirmAbsent(ctx, a, &rd, absent); err != nil {
 		return rd, err
 	}
 	if len(intents) == 0 {
@@ -228,14 +227,14 @@ func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead,
 	}
 	// The intent's own commit left each member in the cache as it was just
 	// before the write.
-	cached, err := r.state.CachedMembers(a.ID)
+	cached, err := reg.state.CachedMembers(a.ID)
 	if err != nil {
 		return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
 	}
 	before := actualFromCache(cached)
 	for _, e := range intents {
 		key := identity.Key(e.Email)
-		entry, settled := rn.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))
+		entry, settled := reg.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))
 		if entry != nil {
 			rd.ledger[key] = *entry
 		}
@@ -250,21 +249,20 @@ func (rn *run) readAccount(ctx context.Context, a mapping.Account) (accountRead,
 // the ledger entries and cached members of the emails in scope, and the
 // account's count of managed keys — without reading the rest of the
 // account, so the run costs the change and not the directory. ok is false
-// where the whole account is needed, and readAccount reads it as before:
+// where the whole account is needed, and Read reads it as before:
 // a run that lists (a full or live run, a cache never filled), one
 // without a Cloudflare client (it must know whether the cache holds role
 // ids at all), and an account where a member in scope holds the Super
 // Administrator role (the last-super-admin policy counts every holder).
-func (rn *run) readScoped(a mapping.Account) (rd accountRead, ok bool, err error) {
-	r := rn.r
-	if rn.req.kind != targetedRun || rn.scope == nil || rn.req.live || r.cf == nil {
+func (reg *registry) readScoped(a mapping.Account) (rd accountRead, ok bool, err error) {
+	if reg.req.kind != targetedRun || reg.scope == nil || reg.req.live || reg.cf == nil {
 		return rd, false, nil
 	}
-	addrs := make([]string, 0, len(rn.scope))
-	for key := range rn.scope {
+	addrs := make([]string, 0, len(reg.scope))
+	for key := range reg.scope {
 		addrs = append(addrs, identity.Addr(key))
 	}
-	got, err := r.state.AccountEmails(a.ID, addrs)
+	got, err := reg.state.AccountEmails(a.ID, addrs)
 	if err != nil {
 		return rd, false, fmt.Errorf("read the ledger and member cache of account %s: %w", a.Name, err)
 	}
@@ -279,15 +277,15 @@ func (rn *run) readScoped(a mapping.Account) (rd accountRead, ok bool, err error
 	// Keyed as a whole read keys them; store.Fold is a coarser fold than
 	// identity.Key, so an entry outside the scope may come along: drop it.
 	for _, m := range got.Cached {
-		if key := identity.Key(m.Email); rn.scope[key] {
+		if key := identity.Key(m.Email); reg.scope[key] {
 			rd.actual[key] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
 		}
 	}
-	if holdsSuperAdmin(rd.actual, rn.mayBeSuperAdmin(a)) {
+	if holdsSuperAdmin(rd.actual, reg.planner.mayBeSuperAdmin(a)) {
 		return accountRead{}, false, nil
 	}
 	for _, e := range got.Ledger {
-		if key := identity.Key(e.Email); rn.scope[key] {
+		if key := identity.Key(e.Email); reg.scope[key] {
 			rd.ledger[key] = planEntry(e)
 		}
 	}
@@ -321,25 +319,25 @@ func (rn *run) mayBeSuperAdmin(a mapping.Account) func(string) bool {
 
 // recordReads records what fresh listings showed, whatever the mode:
 // settled intents, the member cache, members missing once, members gone.
-func (rn *run) recordReads() error {
-	for i, a := range rn.cfg.Accounts {
-		rd := rn.reads[i]
+func (reg *registry) recordReads() error {
+	for i, a := range reg.accounts {
+		rd := reg.reads[i]
 		if !rd.fresh {
 			continue
 		}
 		// Before the cache is replaced: it holds what settling compares.
-		if err := rn.commitSettled(rd.settle, rd.settled); err != nil {
+		if err := reg.commitSettled(rd.settle, rd.settled); err != nil {
 			return fmt.Errorf("record the outcome of unconfirmed writes in account %s: %w", a.Name, err)
 		}
-		if err := rn.r.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), rn.now); err != nil {
+		if err := reg.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), reg.now); err != nil {
 			return fmt.Errorf("store the member list of account %s: %w", a.Name, err)
 		}
-		rn.refreshed[a.ID] = true
-		if err := rn.mark(a.Name, rd.marks); err != nil {
+		reg.refreshed[a.ID] = true
+		if err := reg.mark(a.Name, rd.marks); err != nil {
 			return err
 		}
 		for _, e := range rd.gone {
-			if err := rn.memberGone(e); err != nil {
+			if err := reg.memberGone(e); err != nil {
 				return err
 			}
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
@@ -13,41 +15,111 @@ import (
 	"github.com/scimflare/scimflare/sync/plan"
 )
 
-// apply makes one change in Cloudflare and records it: the change as the
+// registry is the per-change protocol of one run, external-dns's registry
+// wrapper: it reads an account (Read) and makes one change at a time
+// (Apply) — intent, call, confirm or take back, one commit of ledger,
+// cache and audit — with a named retry when an answer shows the run's
+// knowledge stale. It owns what that protocol needs: the Cloudflare client,
+// the state, what the run knows of each account (its reads and the plan
+// inputs they became, kept current as changes land), the intent and
+// removal bookkeeping, and the user groups it writes. When what it learns
+// changes the plan, it asks the planner, never the run as a whole.
+type registry struct {
+	cf      Cloudflare
+	state   State
+	log     *slog.Logger
+	m       *Metrics
+	clock   func() time.Time // the reconciler's clock, read at each write
+	legacy  *legacyRoles
+	ugroups *userGroupCache
+	planner planner
+
+	req      runRequest
+	accounts []mapping.Account // configuration order, as reads
+	now      time.Time         // when the run started
+	result   *Result
+	// saved is the run status as loaded; Apply adds its removals to the
+	// rolling window.
+	saved savedStatus
+	// scope is the identity keys a targeted run plans (nil: every email).
+	scope map[string]bool
+
+	reads     []accountRead // by accounts index
+	inputs    []plan.AccountInput
+	byID      map[string]int // account id -> index in inputs
+	refreshed map[string]bool
+	// renamed: the run found its cached names stale and resolved them
+	// again; every change planned before is planned once more.
+	renamed bool
+	stopped error // the state refused a write: apply nothing more
+	// ug is what the run read of each user-groups account (usergroups.go);
+	// groupAdds are the member adds waiting to go, one request per group.
+	ug        map[string]*ugAccount
+	groupAdds []plan.Change
+}
+
+// planner is what the registry asks of the run when a change's protocol
+// learns something the plan depends on.
+type planner interface {
+	// planOne plans ch's email again against the current inputs.
+	planOne(ch plan.Change) (plan.Change, bool)
+	// renewNames reads the names again and rebuilds desired state.
+	renewNames(ctx context.Context) error
+	// namesCached: the run planned with cached names.
+	namesCached() bool
+	// reshape sets input i's grant shape again (a legacy role learned).
+	reshape(i int)
+	// mayBeSuperAdmin is whether a key may make its holder a Super
+	// Administrator of a, before a's plan input exists.
+	mayBeSuperAdmin(a mapping.Account) func(string) bool
+	// wanted is email's desired state in the account (nil: none).
+	wanted(accountID, email string) *plan.DesiredMember
+}
+
+func newRegistry(r *Reconciler, req runRequest, cfg *Settings, now time.Time, result *Result, p planner) *registry {
+	return &registry{
+		cf: r.cf, state: r.state, log: r.log, m: r.m, clock: r.now,
+		legacy: &r.legacyRoles, ugroups: &r.ugroups, planner: p,
+		req: req, accounts: cfg.Accounts, now: now, result: result,
+		byID: map[string]int{}, refreshed: map[string]bool{},
+	}
+}
+
+// Apply makes one change in Cloudflare and records it: the change as the
 // run's current knowledge plans it, the write (intent, call, confirm or
 // take back), one named retry when the answer shows the run's knowledge
 // stale, a check of the answer, and one commit of ledger, cache and audit.
-func (rn *run) apply(ctx context.Context, ch plan.Change) {
+func (reg *registry) Apply(ctx context.Context, ch plan.Change) {
 	if ch.Group != nil {
-		rn.applyGroup(ctx, ch)
+		reg.applyGroup(ctx, ch)
 		return
 	}
-	if rn.stopped != nil {
-		rn.fail(ch, rn.stopped)
+	if reg.stopped != nil {
+		reg.fail(ch, reg.stopped)
 		return
 	}
-	ch, ok, err := rn.current(ctx, ch)
+	ch, ok, err := reg.current(ctx, ch)
 	if err != nil {
-		rn.fail(ch, err)
+		reg.fail(ch, err)
 		return
 	}
 	if !ok {
 		return
 	}
-	m, err := rn.write(ctx, ch)
+	m, err := reg.write(ctx, ch)
 	switch {
 	case errors.Is(err, errStateRefused):
-		rn.stopped = err
+		reg.stopped = err
 	case stale(ch, err):
-		ch, m, err = rn.retryAfterRefresh(ctx, ch, err)
-	case rn.cachedNames != nil && staleName(ch, err):
-		ch, m, err = rn.retryWithFreshNames(ctx, ch, err)
+		ch, m, err = reg.retryAfterRefresh(ctx, ch, err)
+	case reg.planner.namesCached() && staleName(ch, err):
+		ch, m, err = reg.retryWithFreshNames(ctx, ch, err)
 	}
 	if errors.Is(err, errNothingLeft) {
 		return
 	}
 	if errors.Is(err, errStateRefused) {
-		rn.stopped = err
+		reg.stopped = err
 	}
 	if err == nil {
 		// The intent committed before the call stays in the ledger when
@@ -56,10 +128,10 @@ func (rn *run) apply(ctx context.Context, ch plan.Change) {
 		err = answerAgrees(ch, m)
 	}
 	if err != nil {
-		rn.fail(ch, err)
+		reg.fail(ch, err)
 		return
 	}
-	rn.applied(ch, m)
+	reg.applied(ch, m)
 }
 
 // errNothingLeft: planned again, the change has nothing left to do.
@@ -69,25 +141,25 @@ var errNothingLeft = errors.New("nothing left to change")
 // names the run renewed, and against a fresh listing before taking a
 // Super Administrator role away (the cache may count one someone has since
 // removed by hand). ok is false when nothing is left to do.
-func (rn *run) current(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
-	if rn.renamed {
-		next, ok := rn.planOne(ch)
+func (reg *registry) current(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
+	if reg.renamed {
+		next, ok := reg.planner.planOne(ch)
 		if !ok {
 			return ch, false, nil
 		}
 		ch = next
 	}
-	if rn.refreshed[ch.AccountID] || rn.r.cf == nil || ch.Op == plan.OpCreate {
+	if reg.refreshed[ch.AccountID] || reg.cf == nil || ch.Op == plan.OpCreate {
 		return ch, true, nil
 	}
-	if rn.removesSuperAdmin(ch) {
-		next, ok, err := rn.replan(ctx, ch, false)
+	if reg.removesSuperAdmin(ch) {
+		next, ok, err := reg.replan(ctx, ch, false)
 		if err != nil {
 			return ch, false, fmt.Errorf("list the members of the account before removing a Super Administrator: %w", err)
 		}
 		return next, ok, nil
 	}
-	return rn.readBeforeWrite(ctx, ch)
+	return reg.readBeforeWrite(ctx, ch)
 }
 
 // readBeforeWrite reads the member an update or removal planned from the
@@ -96,38 +168,38 @@ func (rn *run) current(ctx context.Context, ch plan.Change) (plan.Change, bool, 
 // stale cache it would give back a role removed by hand (a leaver keeping
 // it, filed as found) or take away one added by hand (drift scimflare must
 // only report).
-func (rn *run) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
-	m, err := rn.r.cf.GetMember(ctx, ch.AccountID, ch.MemberID)
+func (reg *registry) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change, bool, error) {
+	m, err := reg.cf.GetMember(ctx, ch.AccountID, ch.MemberID)
 	if errors.Is(err, cloudflare.ErrNotFound) {
-		return rn.replan(ctx, ch, true)
+		return reg.replan(ctx, ch, true)
 	}
 	if err != nil {
 		return ch, false, fmt.Errorf("read member %s (%s) before changing it: %w", ch.MemberID, ch.Email, err)
 	}
-	in := &rn.inputs[rn.byID[ch.AccountID]]
+	in := &reg.inputs[reg.byID[ch.AccountID]]
 	key := identity.Key(ch.Email)
 	if m.Email == "" {
 		m.Email = ch.Email
 	}
 	fresh := plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
-	learned := rn.learnRoles(ch.AccountID, m)
+	learned := reg.learnRoles(ch.AccountID, m)
 	if old, ok := in.Actual[key]; ok && old.Status == fresh.Status && slices.Equal(sortedSet(old.Keys), fresh.Keys) {
 		if !learned {
 			return ch, true, nil
 		}
 		// The member holds a legacy role the plan could not convert yet.
-		next, ok := rn.planOne(ch)
+		next, ok := reg.planner.planOne(ch)
 		return next, ok, nil
 	}
-	rn.r.log.Info("member changed since the last listing; planning it again", "account", in.Name, "email", ch.Email)
+	reg.log.Info("member changed since the last listing; planning it again", "account", in.Name, "email", ch.Email)
 	in.Actual[key] = fresh
-	if err := rn.r.state.Commit(store.SyncCommit{PutCache: []store.CachedMember{cachedMember(ch.AccountID, m)}}); err != nil {
+	if err := reg.state.Commit(store.SyncCommit{PutCache: []store.CachedMember{cachedMember(ch.AccountID, m)}}); err != nil {
 		return ch, false, fmt.Errorf("%w: store member %s as read: %w", errStateRefused, ch.Email, err)
 	}
-	if err := rn.seeEveryHolder(rn.byID[ch.AccountID]); err != nil {
+	if err := reg.seeEveryHolder(reg.byID[ch.AccountID]); err != nil {
 		return ch, false, err
 	}
-	next, ok := rn.planOne(ch)
+	next, ok := reg.planner.planOne(ch)
 	return next, ok, nil
 }
 
@@ -135,15 +207,15 @@ func (rn *run) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.Change
 // (an invite for a member that exists, an update of one that is gone):
 // the account is listed once per run, the email planned again, and the
 // write tried once more.
-func (rn *run) retryAfterRefresh(ctx context.Context, ch plan.Change, cause error) (plan.Change, cloudflare.Member, error) {
-	next, ok, err := rn.replan(ctx, ch, errors.Is(cause, cloudflare.ErrNotFound))
+func (reg *registry) retryAfterRefresh(ctx context.Context, ch plan.Change, cause error) (plan.Change, cloudflare.Member, error) {
+	next, ok, err := reg.replan(ctx, ch, errors.Is(cause, cloudflare.ErrNotFound))
 	if err != nil {
 		return ch, cloudflare.Member{}, fmt.Errorf("%w (and the refresh that followed failed: %v)", cause, err)
 	}
 	if !ok {
 		return ch, cloudflare.Member{}, errNothingLeft
 	}
-	m, err := rn.write(ctx, next)
+	m, err := reg.write(ctx, next)
 	return next, m, err
 }
 
@@ -151,64 +223,64 @@ func (rn *run) retryAfterRefresh(ctx context.Context, ch plan.Change, cause erro
 // are read once, the member planned again and the write retried. Names
 // that no longer resolve stop the run, so nothing planned with them
 // (removals included) follows.
-func (rn *run) retryWithFreshNames(ctx context.Context, ch plan.Change, cause error) (plan.Change, cloudflare.Member, error) {
-	rn.r.log.Warn("write refused with the cached names; reading them again", "account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "error", cause)
-	if err := rn.renewNames(ctx); err != nil {
-		rn.stopped = fmt.Errorf("%w; the names were read again and %v; no further change is applied in this run", cause, err)
-		return ch, cloudflare.Member{}, rn.stopped
+func (reg *registry) retryWithFreshNames(ctx context.Context, ch plan.Change, cause error) (plan.Change, cloudflare.Member, error) {
+	reg.log.Warn("write refused with the cached names; reading them again", "account", reg.result.AccountNames[ch.AccountID], "email", ch.Email, "error", cause)
+	if err := reg.planner.renewNames(ctx); err != nil {
+		reg.stopped = fmt.Errorf("%w; the names were read again and %v; no further change is applied in this run", cause, err)
+		return ch, cloudflare.Member{}, reg.stopped
 	}
-	next, ok := rn.planOne(ch)
+	next, ok := reg.planner.planOne(ch)
 	if !ok {
 		return ch, cloudflare.Member{}, errNothingLeft
 	}
-	m, err := rn.write(ctx, next)
+	m, err := reg.write(ctx, next)
 	return next, m, err
 }
 
 // applied records a change Cloudflare made: ledger, cache and audit in one
 // commit, the rolling-window count, the result, the metric and the log.
-func (rn *run) applied(ch plan.Change, m cloudflare.Member) {
+func (reg *registry) applied(ch plan.Change, m cloudflare.Member) {
 	if ch.Op == plan.OpCreate {
 		ch.MemberID = m.ID
 		ch.NewLedger.MemberID = m.ID
 	}
-	if err := rn.commit(ch, m); err != nil {
-		rn.stopped = fmt.Errorf("applied in Cloudflare but not recorded in the state; no further change is applied: %w", err)
-		rn.fail(ch, rn.stopped)
+	if err := reg.commit(ch, m); err != nil {
+		reg.stopped = fmt.Errorf("applied in Cloudflare but not recorded in the state; no further change is applied: %w", err)
+		reg.fail(ch, reg.stopped)
 		return
 	}
 	// What a forced run lets through was approved by the operator: the
 	// window counts from after it.
-	if n := ch.Removals(); n > 0 && !rn.req.dry && !rn.req.force {
-		if rn.saved.Removals == nil {
-			rn.saved.Removals = map[string][]removalStamp{}
+	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
+		if reg.saved.Removals == nil {
+			reg.saved.Removals = map[string][]removalStamp{}
 		}
-		rn.saved.Removals[ch.AccountID] = append(rn.saved.Removals[ch.AccountID], removalStamp{At: rn.now, N: n})
+		reg.saved.Removals[ch.AccountID] = append(reg.saved.Removals[ch.AccountID], removalStamp{At: reg.now, N: n})
 	}
-	rn.result.Applied = append(rn.result.Applied, ch)
-	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
-	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names), "trigger", rn.req.actor,
+	reg.result.Applied = append(reg.result.Applied, ch)
+	reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+	reg.log.Info("applied", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
+		"before", mapping.KeyNames(ch.Before, reg.result.Names), "after", mapping.KeyNames(ch.After, reg.result.Names), "trigger", reg.req.actor,
 		"reason", ch.Reason)
 }
 
 // removesSuperAdmin reports whether ch takes the account's Super
 // Administrator role from the member (a removed member included).
-func (rn *run) removesSuperAdmin(ch plan.Change) bool {
-	return rn.inputs[rn.byID[ch.AccountID]].RemovesSuperAdmin(ch)
+func (reg *registry) removesSuperAdmin(ch plan.Change) bool {
+	return reg.inputs[reg.byID[ch.AccountID]].RemovesSuperAdmin(ch)
 }
 
-func (rn *run) fail(ch plan.Change, err error) {
-	rn.result.Failed = append(rn.result.Failed, FailedChange{Change: ch, Err: err})
-	rn.r.m.ChangesFailed.WithLabelValues(string(ch.Kind)).Inc()
-	rn.r.log.Error("change failed", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
+func (reg *registry) fail(ch plan.Change, err error) {
+	reg.result.Failed = append(reg.result.Failed, FailedChange{Change: ch, Err: err})
+	reg.m.ChangesFailed.WithLabelValues(string(ch.Kind)).Inc()
+	reg.log.Error("change failed", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
 	// The trail shows what was attempted and refused, not only what landed:
 	// an operator reviewing access must see that a removal did not happen.
-	rec := store.AuditRecord{Time: rn.now, Actor: rn.req.actor, Action: ActionChangeFailed, AccountID: ch.AccountID, Email: ch.Email,
-		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
+	rec := store.AuditRecord{Time: reg.now, Actor: reg.req.actor, Action: ActionChangeFailed, AccountID: ch.AccountID, Email: ch.Email,
+		Before: mapping.KeyNames(ch.Before, reg.result.Names), After: mapping.KeyNames(ch.After, reg.result.Names),
 		Reason: string(ch.Kind) + " failed: " + err.Error()}
-	if aerr := rn.r.state.AppendAudit(rec); aerr != nil {
-		rn.r.log.Error("cannot audit a failed change", "error", aerr)
+	if aerr := reg.state.AppendAudit(rec); aerr != nil {
+		reg.log.Error("cannot audit a failed change", "error", aerr)
 	}
 }
 
@@ -255,43 +327,43 @@ var errStateRefused = errors.New("the state refused to record the change before 
 // takes the intent back when Cloudflare's answer proves nothing changed.
 // A removal needs no intent: the ledger already says what scimflare owns,
 // and a member that vanished is settled as gone.
-func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
+func (reg *registry) write(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
 	if ch.Op == plan.OpDelete {
 		// A removal needs no intent, but with several replicas it needs the
 		// term: a deposed leader must not remove anyone.
-		if f, ok := rn.r.state.(Fencer); ok {
+		if f, ok := reg.state.(Fencer); ok {
 			if err := f.Fence(); err != nil {
 				return cloudflare.Member{}, fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Email, err)
 			}
 		}
-		return rn.call(ctx, ch)
+		return reg.call(ctx, ch)
 	}
-	in := &rn.inputs[rn.byID[ch.AccountID]]
+	in := &reg.inputs[reg.byID[ch.AccountID]]
 	lower := identity.Key(ch.Email)
 	prev, had := in.Ledger[lower]
-	intent, c := intentOf(ch, prev, had, in.Actual[lower], rn.r.now())
-	if err := rn.r.state.Commit(c); err != nil {
+	intent, c := intentOf(ch, prev, had, in.Actual[lower], reg.clock())
+	if err := reg.state.Commit(c); err != nil {
 		return cloudflare.Member{}, fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Email, err)
 	}
 	in.Ledger[lower] = intent
-	m, err := rn.call(ctx, ch)
+	m, err := reg.call(ctx, ch)
 	if err == nil || !notApplied(ch, err) {
 		if err != nil {
-			rn.r.log.Warn("the outcome of a write is unknown; its intent stays in the ledger and the next listing settles it",
-				"account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
+			reg.log.Warn("the outcome of a write is unknown; its intent stays in the ledger and the next listing settles it",
+				"account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email, "error", err)
 		}
 		return m, err
 	}
 	back := store.SyncCommit{}
 	if had {
-		back.PutLedger = []store.LedgerEntry{storeEntry(ch.AccountID, ch.Email, prev, rn.r.now())}
+		back.PutLedger = []store.LedgerEntry{storeEntry(ch.AccountID, ch.Email, prev, reg.clock())}
 	} else {
 		back.DeleteLedger = []store.LedgerEntry{{AccountID: ch.AccountID, Email: ch.Email}}
 	}
-	if cerr := rn.r.state.Commit(back); cerr != nil {
+	if cerr := reg.state.Commit(back); cerr != nil {
 		// The intent stays: it claims keys the member lacks, which the
 		// next full run drops. Nothing is lost.
-		rn.r.log.Error("cannot take back the intent of a refused write", "account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "error", cerr)
+		reg.log.Error("cannot take back the intent of a refused write", "account", reg.result.AccountNames[ch.AccountID], "email", ch.Email, "error", cerr)
 		return m, err
 	}
 	if had {
@@ -303,9 +375,9 @@ func (rn *run) write(ctx context.Context, ch plan.Change) (cloudflare.Member, er
 }
 
 // call makes ch's one Cloudflare call.
-func (rn *run) call(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
-	cf := rn.r.cf
-	if m, done, err := rn.callWithoutGrants(ctx, ch); done {
+func (reg *registry) call(ctx context.Context, ch plan.Change) (cloudflare.Member, error) {
+	cf := reg.cf
+	if m, done, err := reg.callWithoutGrants(ctx, ch); done {
 		return m, err
 	}
 	switch ch.Op {
@@ -330,30 +402,30 @@ func (rn *run) call(ctx context.Context, ch plan.Change) (cloudflare.Member, err
 // only then does the member's absence from the listing drop ownership
 // (a listing alone needs a second one to agree, which the next full run
 // gives).
-func (rn *run) replan(ctx context.Context, ch plan.Change, notFound bool) (plan.Change, bool, error) {
-	i, ok := rn.byID[ch.AccountID]
+func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) (plan.Change, bool, error) {
+	i, ok := reg.byID[ch.AccountID]
 	if !ok {
 		return plan.Change{}, false, fmt.Errorf("account %s is not configured", ch.AccountID)
 	}
-	in := &rn.inputs[i]
-	if !rn.refreshed[ch.AccountID] {
-		members, err := rn.r.cf.ListMembers(ctx, ch.AccountID)
+	in := &reg.inputs[i]
+	if !reg.refreshed[ch.AccountID] {
+		members, err := reg.cf.ListMembers(ctx, ch.AccountID)
 		if err != nil {
 			return plan.Change{}, false, err
 		}
 		fresh := actualFromMembers(members)
-		rn.learnRoles(ch.AccountID, members...)
+		reg.learnRoles(ch.AccountID, members...)
 		// Settle before the cache is replaced: it holds what settling
 		// compares.
-		if err := rn.settleAll(in, fresh); err != nil {
+		if err := reg.settleAll(in, fresh); err != nil {
 			return plan.Change{}, false, err
 		}
-		if err := rn.r.state.ReplaceMemberCache(ch.AccountID, cacheFromMembers(ch.AccountID, members), rn.r.now()); err != nil {
+		if err := reg.state.ReplaceMemberCache(ch.AccountID, cacheFromMembers(ch.AccountID, members), reg.clock()); err != nil {
 			return plan.Change{}, false, fmt.Errorf("store the member list: %w", err)
 		}
 		in.Actual = fresh
-		rn.refreshed[ch.AccountID] = true
-		rn.r.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
+		reg.refreshed[ch.AccountID] = true
+		reg.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
 	}
 	lower := identity.Key(ch.Email)
 	if _, present := in.Actual[lower]; !present && notFound {
@@ -361,31 +433,13 @@ func (rn *run) replan(ctx context.Context, ch plan.Change, notFound bool) (plan.
 		if led, ok := in.Ledger[lower]; ok && led.MemberID != "" {
 			delete(in.Ledger, lower)
 			e := store.LedgerEntry{AccountID: ch.AccountID, Email: ch.Email, MemberID: led.MemberID, Managed: led.Managed}
-			if err := rn.memberGone(e); err != nil {
+			if err := reg.memberGone(e); err != nil {
 				return plan.Change{}, false, err
 			}
 		}
 	}
-	next, ok := rn.planOne(ch)
+	next, ok := reg.planner.planOne(ch)
 	return next, ok, nil
-}
-
-// planOne plans ch's email again against the run's current inputs. The new
-// change may remove no more than ch did: the guard already judged ch.
-func (rn *run) planOne(ch plan.Change) (plan.Change, bool) {
-	in := &rn.inputs[rn.byID[ch.AccountID]]
-	one := *in
-	one.Scope = map[string]bool{identity.Key(ch.Email): true}
-	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == UnmanagedRemove)
-	c = plan.ApplyPolicies(c,
-		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
-		plan.LastSuperAdminPolicy([]plan.AccountInput{*in}),
-		plan.GuardPolicy{MaxRemovals: ch.Removals(), MaxRemovalPercent: -1, Force: rn.req.force})
-	rn.result.Changes.Withheld = append(rn.result.Changes.Withheld, c.Withheld...)
-	if len(c.Accounts) == 0 || len(c.Accounts[0].Changes) == 0 {
-		return plan.Change{}, false
-	}
-	return c.Accounts[0].Changes[0], true
 }
 
 func emptyLedger(l plan.LedgerEntry) bool {
@@ -394,8 +448,8 @@ func emptyLedger(l plan.LedgerEntry) bool {
 
 // commit records one applied change in one transaction: ledger, member
 // cache and audit record.
-func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
-	now := rn.r.now()
+func (reg *registry) commit(ch plan.Change, m cloudflare.Member) error {
+	now := reg.clock()
 	nl := ch.NewLedger
 	c := store.SyncCommit{}
 	if emptyLedger(nl) {
@@ -426,15 +480,15 @@ func (rn *run) commit(ch plan.Change, m cloudflare.Member) error {
 		c.PutCache = []store.CachedMember{cached}
 	}
 	c.Audit = []store.AuditRecord{{
-		Time: now, Actor: rn.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
-		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
-		Reason: ch.Reason, Privileged: ch.Privileged, Sources: rn.auditSources(ch.AccountID, ch.Email, ch.After),
+		Time: now, Actor: reg.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
+		Before: mapping.KeyNames(ch.Before, reg.result.Names), After: mapping.KeyNames(ch.After, reg.result.Names),
+		Reason: ch.Reason, Privileged: ch.Privileged, Sources: reg.auditSources(ch.AccountID, ch.Email, ch.After),
 	}}
-	if err := rn.r.state.Commit(c); err != nil {
+	if err := reg.state.Commit(c); err != nil {
 		return err
 	}
 	// Later re-plans in this run see the change.
-	in := &rn.inputs[rn.byID[ch.AccountID]]
+	in := &reg.inputs[reg.byID[ch.AccountID]]
 	lower := identity.Key(ch.Email)
 	if emptyLedger(nl) {
 		delete(in.Ledger, lower)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 
@@ -60,17 +61,17 @@ const (
 	ActionRevoke          = "revoke"
 )
 
-// run is one reconcile in progress.
+// run is one reconcile in progress: it orchestrates read → plan →
+// policies → guard bookkeeping → apply, and plans again when its registry
+// asks. The registry it embeds makes every read of an account and every
+// change.
 type run struct {
-	r   *Reconciler
-	req runRequest
+	*registry
+	r *Reconciler
 	// planOnly is the mode this run started in; a reload mid-run takes
 	// effect at the next run.
 	planOnly bool
 	cfg      *Settings
-	now      time.Time
-	saved    savedStatus
-	result   *Result
 
 	res     *mapping.Resolved
 	cats    map[string]mapping.Catalog // what res was resolved with
@@ -79,24 +80,10 @@ type run struct {
 	// users is what a targeted run plans (nil: everyone), kept to build
 	// desired state again should the names change under the run.
 	users map[string]bool
-	// scope is the identity keys a targeted run plans (nil: every email).
-	scope map[string]bool
 	// cachedNames is the name cache the run planned with; nil when it
 	// resolved names itself.
 	cachedNames *nameCache
-	// renamed: the run found its cached names stale and resolved them
-	// again; every change planned before is planned once more.
-	renamed   bool
-	reads     []accountRead // by cfg.Accounts index
-	inputs    []plan.AccountInput
-	byID      map[string]int // account id -> index in inputs
-	refreshed map[string]bool
-	latched   []string // account ids tripped after this run
-	stopped   error    // the state refused a write: apply nothing more
-	// ug is what the run read of each user-groups account (usergroups.go);
-	// groupAdds are the member adds waiting to go, one request per group.
-	ug        map[string]*ugAccount
-	groupAdds []plan.Change
+	latched     []string // account ids tripped after this run
 }
 
 // execute runs one reconcile; it waits for a running one to end first.
@@ -126,16 +113,14 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 func (r *Reconciler) newRun(req runRequest) *run {
 	cfg := r.config()
 	planOnly := r.planOnly.Load()
-	rn := &run{
-		r: r, req: req, cfg: cfg, now: r.now(), planOnly: planOnly,
-		byID: map[string]int{}, refreshed: map[string]bool{},
-		result: &Result{
-			PlanOnly:     planOnly,
-			Names:        map[string]string{},
-			AccountNames: map[string]string{},
-			Changes:      &plan.Changes{},
-		},
+	result := &Result{
+		PlanOnly:     planOnly,
+		Names:        map[string]string{},
+		AccountNames: map[string]string{},
+		Changes:      &plan.Changes{},
 	}
+	rn := &run{r: r, cfg: cfg, planOnly: planOnly}
+	rn.registry = newRegistry(r, req, cfg, r.now(), result, rn)
 	for _, a := range cfg.Accounts {
 		rn.result.AccountNames[a.ID] = a.Name
 	}
@@ -192,7 +177,7 @@ func (rn *run) do(ctx context.Context) {
 	}
 	for _, ac := range changes.Accounts {
 		for _, ch := range ac.Changes {
-			rn.apply(ctx, ch)
+			rn.registry.Apply(ctx, ch)
 		}
 	}
 	rn.flushGroupAdds(ctx)
@@ -208,7 +193,7 @@ func (rn *run) prepare(ctx context.Context) (*plan.Changes, error) {
 	}
 	rn.reads = make([]accountRead, len(rn.cfg.Accounts))
 	for i, a := range rn.cfg.Accounts {
-		if rn.reads[i], err = rn.readAccount(ctx, a); err != nil {
+		if rn.reads[i], err = rn.registry.Read(ctx, a); err != nil {
 			return nil, err
 		}
 	}
@@ -292,4 +277,39 @@ func (rn *run) logPlan(c *plan.Changes) {
 		rn.r.log.Info("plan-only: would withhold", "account", rn.result.AccountNames[w.Change.AccountID], "kind", string(w.Change.Kind),
 			"email", w.Change.Email, "why", w.Why)
 	}
+}
+
+// The run is its registry's planner.
+
+// planOne plans ch's email again against the run's current inputs. The new
+// change may remove no more than ch did: the guard already judged ch.
+func (rn *run) planOne(ch plan.Change) (plan.Change, bool) {
+	in := &rn.inputs[rn.byID[ch.AccountID]]
+	one := *in
+	one.Scope = map[string]bool{identity.Key(ch.Email): true}
+	c := plan.Plan([]plan.AccountInput{one}, rn.cfg.Sync.Unmanaged == UnmanagedRemove)
+	c = plan.ApplyPolicies(c,
+		plan.ProtectedPolicy(rn.cfg.Sync.Protected),
+		plan.LastSuperAdminPolicy([]plan.AccountInput{*in}),
+		plan.GuardPolicy{MaxRemovals: ch.Removals(), MaxRemovalPercent: -1, Force: rn.req.force})
+	rn.result.Changes.Withheld = append(rn.result.Changes.Withheld, c.Withheld...)
+	if len(c.Accounts) == 0 || len(c.Accounts[0].Changes) == 0 {
+		return plan.Change{}, false
+	}
+	return c.Accounts[0].Changes[0], true
+}
+
+func (rn *run) namesCached() bool { return rn.cachedNames != nil }
+
+func (rn *run) reshape(i int) {
+	if a, ok := accountByID(rn.cfg, rn.inputs[i].ID); ok {
+		rn.shape(&rn.inputs[i], a)
+	}
+}
+
+func (rn *run) wanted(accountID, email string) *plan.DesiredMember {
+	if rn.desired == nil {
+		return nil
+	}
+	return rn.desired.Accounts[accountID][identity.Key(email)]
 }

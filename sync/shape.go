@@ -87,16 +87,14 @@ func (rn *run) shape(in *plan.AccountInput, a mapping.Account) {
 // learnRoles records the role names of members read live in an account,
 // and when a new one shows up gives the account's plan input its
 // equivalent.
-func (rn *run) learnRoles(accountID string, ms ...cloudflare.Member) bool {
-	if !rn.r.legacyRoles.learn(accountID, ms...) {
+func (reg *registry) learnRoles(accountID string, ms ...cloudflare.Member) bool {
+	if !reg.legacy.learn(accountID, ms...) {
 		return false
 	}
-	i, ok := rn.byID[accountID]
-	if !ok || i >= len(rn.inputs) {
+	i, ok := reg.byID[accountID]
+	if !ok || i >= len(reg.inputs) {
 		return true
 	}
-	if a, ok := accountByID(rn.cfg, accountID); ok {
-		rn.shape(&rn.inputs[i], a)
-	}
+	reg.planner.reshape(i)
 	return true
 }

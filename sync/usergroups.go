@@ -139,19 +139,19 @@ type ugAccount struct {
 	plan      plan.GroupPlan
 }
 
-func (rn *run) userGroupState() (store.UserGroupState, error) {
-	st, ok := rn.r.state.(store.UserGroupState)
+func (reg *registry) userGroupState() (store.UserGroupState, error) {
+	st, ok := reg.state.(store.UserGroupState)
 	if !ok {
 		return nil, errors.New("the state backend cannot record owned user groups (accounts[].model: user_groups)")
 	}
 	return st, nil
 }
 
-func (rn *run) userGroupClient() (userGroupAPI, bool) {
-	if rn.r.cf == nil {
+func (reg *registry) userGroupClient() (userGroupAPI, bool) {
+	if reg.cf == nil {
 		return nil, false
 	}
-	api, ok := rn.r.cf.(userGroupAPI)
+	api, ok := reg.cf.(userGroupAPI)
 	return api, ok
 }
 
@@ -484,34 +484,34 @@ func policiesOf(keys []string) ([]cloudflare.Policy, error) {
 
 // applyGroup makes one user-group change and records it. Adds wait in
 // rn.groupAdds until flushGroupAdds sends each group's in one request.
-func (rn *run) applyGroup(ctx context.Context, ch plan.Change) {
-	ua := rn.ug[ch.AccountID]
-	api, ok := rn.userGroupClient()
+func (reg *registry) applyGroup(ctx context.Context, ch plan.Change) {
+	ua := reg.ug[ch.AccountID]
+	api, ok := reg.userGroupClient()
 	if ua == nil || !ok {
-		rn.fail(ch, errors.New("user-group change on an account without user groups or without a client that can write them"))
+		reg.fail(ch, errors.New("user-group change on an account without user groups or without a client that can write them"))
 		return
 	}
-	if rn.stopped != nil {
-		rn.fail(ch, rn.stopped)
+	if reg.stopped != nil {
+		reg.fail(ch, reg.stopped)
 		return
 	}
-	st, err := rn.userGroupState()
+	st, err := reg.userGroupState()
 	if err != nil {
-		rn.fail(ch, err)
+		reg.fail(ch, err)
 		return
 	}
 	name := ch.Group.Name
 	switch ch.Kind {
 	case plan.CreateGroup:
-		intent := store.OwnedUserGroup{AccountID: ch.AccountID, Key: ch.Group.Key, Name: name, UpdatedAt: rn.r.now()}
+		intent := store.OwnedUserGroup{AccountID: ch.AccountID, Key: ch.Group.Key, Name: name, UpdatedAt: reg.clock()}
 		if err := st.PutOwnedUserGroup(intent); err != nil {
-			rn.stopped = fmt.Errorf("%w: create user group %s: %w", errStateRefused, name, err)
-			rn.fail(ch, rn.stopped)
+			reg.stopped = fmt.Errorf("%w: create user group %s: %w", errStateRefused, name, err)
+			reg.fail(ch, reg.stopped)
 			return
 		}
 		policies, err := policiesOf(ch.After)
 		if err != nil {
-			rn.fail(ch, err)
+			reg.fail(ch, err)
 			return
 		}
 		g, err := api.CreateUserGroup(ctx, ch.AccountID, name, policies)
@@ -521,67 +521,67 @@ func (rn *run) applyGroup(ctx context.Context, ch plan.Change) {
 				// Refused: no group was made, so no intent may later claim
 				// a group of that name someone else makes.
 				if derr := st.DeleteOwnedUserGroup(ch.AccountID, ch.Group.Key); derr != nil {
-					rn.r.log.Error("cannot take back the intent of a refused group create", "group", name, "error", derr)
+					reg.log.Error("cannot take back the intent of a refused group create", "group", name, "error", derr)
 				}
 			}
-			rn.fail(ch, rn.groupError(name, err))
+			reg.fail(ch, reg.groupError(name, err))
 			return
 		}
 		ua.created[ch.Group.Key] = g.ID
 		ua.owned[g.ID] = ch.Group.Key
 		ch.Group.ID = g.ID
 		rec := intent
-		rec.GroupID, rec.UpdatedAt = g.ID, rn.r.now()
-		if err := st.PutOwnedUserGroup(rec, rn.groupAudit(ch)); err != nil {
-			rn.stopped = fmt.Errorf("user group %s created in Cloudflare but not recorded in the state; no further change is applied: %w", name, err)
-			rn.fail(ch, rn.stopped)
+		rec.GroupID, rec.UpdatedAt = g.ID, reg.clock()
+		if err := st.PutOwnedUserGroup(rec, reg.groupAudit(ch)); err != nil {
+			reg.stopped = fmt.Errorf("user group %s created in Cloudflare but not recorded in the state; no further change is applied: %w", name, err)
+			reg.fail(ch, reg.stopped)
 			return
 		}
-		rn.r.ugroups.edit(ch.AccountID, g.ID, func(ag *plan.ActualGroup) { ag.Name, ag.Policies = name, slices.Clone(ch.After) })
-		rn.groupApplied(ch)
+		reg.ugroups.edit(ch.AccountID, g.ID, func(ag *plan.ActualGroup) { ag.Name, ag.Policies = name, slices.Clone(ch.After) })
+		reg.groupApplied(ch)
 	case plan.SetGroupPolicies:
 		policies, err := policiesOf(ch.After)
 		if err != nil {
-			rn.fail(ch, err)
+			reg.fail(ch, err)
 			return
 		}
-		if err := rn.fence(ch); err != nil {
-			rn.fail(ch, err)
+		if err := reg.fence(ch); err != nil {
+			reg.fail(ch, err)
 			return
 		}
 		if _, err := api.UpdateUserGroup(ctx, ch.AccountID, ch.Group.ID, name, policies); err != nil {
-			rn.fail(ch, rn.groupError(name, err))
+			reg.fail(ch, reg.groupError(name, err))
 			return
 		}
-		if err := rn.r.state.AppendAudit(rn.groupAudit(ch)); err != nil {
-			rn.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
+		if err := reg.state.AppendAudit(reg.groupAudit(ch)); err != nil {
+			reg.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
 		}
-		rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { ag.Name, ag.Policies = name, slices.Clone(ch.After) })
-		rn.groupApplied(ch)
+		reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { ag.Name, ag.Policies = name, slices.Clone(ch.After) })
+		reg.groupApplied(ch)
 	case plan.AddGroupMember:
-		rn.queueGroupAdd(ctx, ua, ch)
+		reg.queueGroupAdd(ctx, ua, ch)
 	case plan.RemoveGroupMember:
-		in := &rn.inputs[rn.byID[ch.AccountID]]
+		in := &reg.inputs[reg.byID[ch.AccountID]]
 		if act, present := in.Actual[identity.Key(ch.Email)]; !present || act.MemberID != ch.MemberID {
 			// Removed from the account in this run: that took it out of
 			// every group already.
-			rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
+			reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
 			return
 		}
-		if err := rn.fence(ch); err != nil {
-			rn.fail(ch, err)
+		if err := reg.fence(ch); err != nil {
+			reg.fail(ch, err)
 			return
 		}
 		err := api.RemoveUserGroupMember(ctx, ch.AccountID, ch.Group.ID, ch.MemberID)
 		if err != nil && !errors.Is(err, cloudflare.ErrNotFound) {
-			rn.fail(ch, rn.groupError(name, err))
+			reg.fail(ch, reg.groupError(name, err))
 			return
 		}
-		if err := rn.r.state.AppendAudit(rn.groupAudit(ch)); err != nil {
-			rn.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
+		if err := reg.state.AppendAudit(reg.groupAudit(ch)); err != nil {
+			reg.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
 		}
-		rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
-		rn.groupApplied(ch)
+		reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
+		reg.groupApplied(ch)
 	}
 }
 
@@ -590,8 +590,8 @@ func dropGroupMember(ag *plan.ActualGroup, memberID string) {
 }
 
 // fence proves the term before a write no intent commit precedes.
-func (rn *run) fence(ch plan.Change) error {
-	if f, ok := rn.r.state.(Fencer); ok {
+func (reg *registry) fence(ch plan.Change) error {
+	if f, ok := reg.state.(Fencer); ok {
 		if err := f.Fence(); err != nil {
 			return fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Group.Name, err)
 		}
@@ -600,7 +600,7 @@ func (rn *run) fence(ch plan.Change) error {
 }
 
 // groupError puts a refused group write in one sentence.
-func (rn *run) groupError(name string, err error) error {
+func (reg *registry) groupError(name string, err error) error {
 	if errors.Is(err, cloudflare.ErrGroupNotManageable) {
 		return fmt.Errorf("user group %s is managed by Cloudflare's own SCIM provisioning, which the API does not let scimflare change; remove the mapping or the IdP's provisioning of that group: %w", name, err)
 	}
@@ -609,32 +609,32 @@ func (rn *run) groupError(name string, err error) error {
 
 // queueGroupAdd resolves what an add needs from what the run did so far
 // (the group it created, the member it invited) and queues it.
-func (rn *run) queueGroupAdd(ctx context.Context, ua *ugAccount, ch plan.Change) {
+func (reg *registry) queueGroupAdd(ctx context.Context, ua *ugAccount, ch plan.Change) {
 	if ch.Group.ID == "" {
 		ch.Group.ID = ua.created[ch.Group.Key]
 	}
-	in := &rn.inputs[rn.byID[ch.AccountID]]
+	in := &reg.inputs[reg.byID[ch.AccountID]]
 	act, present := in.Actual[identity.Key(ch.Email)]
 	if ch.MemberID == "" && present {
 		ch.MemberID = act.MemberID
 	}
 	switch {
 	case ch.Group.ID == "":
-		rn.fail(ch, fmt.Errorf("user group %s was not created, so %s cannot join it yet", ch.Group.Name, ch.Email))
+		reg.fail(ch, fmt.Errorf("user group %s was not created, so %s cannot join it yet", ch.Group.Name, ch.Email))
 		return
 	case ch.MemberID == "":
 		// The invitation failed or was withheld: the next run adds.
 		return
-	case act.Status == "pending" && rn.r.ugroups.refused(ch.AccountID):
-		rn.logWaiting(ch)
+	case act.Status == "pending" && reg.ugroups.refused(ch.AccountID):
+		reg.logWaiting(ch)
 		return
 	}
-	rn.groupAdds = append(rn.groupAdds, ch)
+	reg.groupAdds = append(reg.groupAdds, ch)
 }
 
-func (rn *run) logWaiting(ch plan.Change) {
-	rn.r.log.Info("a pending member joins its user group once it has accepted the invitation (Cloudflare refuses pending members)",
-		"account", rn.result.AccountNames[ch.AccountID], "email", ch.Email, "group", ch.Group.Name)
+func (reg *registry) logWaiting(ch plan.Change) {
+	reg.log.Info("a pending member joins its user group once it has accepted the invitation (Cloudflare refuses pending members)",
+		"account", reg.result.AccountNames[ch.AccountID], "email", ch.Email, "group", ch.Group.Name)
 }
 
 // maxGroupAdd bounds the members one add request names. Cloudflare
@@ -647,10 +647,10 @@ const maxGroupAdd = 50
 // Cloudflare refuses a pending member (nobody in that request joins), the
 // account is marked, and the accepted members of the request are sent
 // again; the pending ones wait until they accept.
-func (rn *run) flushGroupAdds(ctx context.Context) {
-	adds := rn.groupAdds
-	rn.groupAdds = nil
-	api, _ := rn.userGroupClient()
+func (reg *registry) flushGroupAdds(ctx context.Context) {
+	adds := reg.groupAdds
+	reg.groupAdds = nil
+	api, _ := reg.userGroupClient()
 	type batch struct {
 		account, group string
 		n              int
@@ -669,54 +669,54 @@ func (rn *run) flushGroupAdds(ctx context.Context) {
 	}
 	for _, b := range order {
 		chs := by[b]
-		if rn.stopped != nil {
+		if reg.stopped != nil {
 			for _, ch := range chs {
-				rn.fail(ch, rn.stopped)
+				reg.fail(ch, reg.stopped)
 			}
 			continue
 		}
-		err := rn.fence(chs[0])
+		err := reg.fence(chs[0])
 		if err == nil {
-			err = rn.addGroupMembers(ctx, api, chs)
+			err = reg.addGroupMembers(ctx, api, chs)
 		}
 		if errors.Is(err, cloudflare.ErrPendingMember) {
-			rn.r.ugroups.setRefused(b.account)
-			rn.r.log.Info("Cloudflare refuses pending members in user groups: they join once they accept their invitation", "account", rn.result.AccountNames[b.account])
-			in := &rn.inputs[rn.byID[b.account]]
+			reg.ugroups.setRefused(b.account)
+			reg.log.Info("Cloudflare refuses pending members in user groups: they join once they accept their invitation", "account", reg.result.AccountNames[b.account])
+			in := &reg.inputs[reg.byID[b.account]]
 			var accepted []plan.Change
 			for _, ch := range chs {
 				if in.Actual[identity.Key(ch.Email)].Status == "pending" {
-					rn.logWaiting(ch)
+					reg.logWaiting(ch)
 					continue
 				}
 				accepted = append(accepted, ch)
 			}
 			chs, err = accepted, nil
 			if len(chs) > 0 {
-				err = rn.addGroupMembers(ctx, api, chs)
+				err = reg.addGroupMembers(ctx, api, chs)
 			}
 		}
 		if err != nil {
 			for _, ch := range chs {
-				rn.fail(ch, rn.groupError(ch.Group.Name, err))
+				reg.fail(ch, reg.groupError(ch.Group.Name, err))
 			}
 			continue
 		}
 		for _, ch := range chs {
-			if err := rn.r.state.AppendAudit(rn.groupAudit(ch)); err != nil {
-				rn.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
+			if err := reg.state.AppendAudit(reg.groupAudit(ch)); err != nil {
+				reg.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
 			}
-			rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) {
+			reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) {
 				if !slices.ContainsFunc(ag.Members, func(m plan.GroupMemberRef) bool { return m.MemberID == ch.MemberID }) {
 					ag.Members = append(ag.Members, plan.GroupMemberRef{MemberID: ch.MemberID, Email: ch.Email})
 				}
 			})
-			rn.groupApplied(ch)
+			reg.groupApplied(ch)
 		}
 	}
 }
 
-func (rn *run) addGroupMembers(ctx context.Context, api userGroupAPI, chs []plan.Change) error {
+func (reg *registry) addGroupMembers(ctx context.Context, api userGroupAPI, chs []plan.Change) error {
 	ids := make([]string, len(chs))
 	for i, ch := range chs {
 		ids[i] = ch.MemberID
@@ -725,10 +725,10 @@ func (rn *run) addGroupMembers(ctx context.Context, api userGroupAPI, chs []plan
 }
 
 // groupAudit is the audit record of an applied group change.
-func (rn *run) groupAudit(ch plan.Change) store.AuditRecord {
+func (reg *registry) groupAudit(ch plan.Change) store.AuditRecord {
 	rec := store.AuditRecord{
-		Time: rn.r.now(), Actor: rn.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
-		Before: mapping.KeyNames(ch.Before, rn.result.Names), After: mapping.KeyNames(ch.After, rn.result.Names),
+		Time: reg.clock(), Actor: reg.req.actor, Action: string(ch.Kind), AccountID: ch.AccountID, Email: ch.Email,
+		Before: mapping.KeyNames(ch.Before, reg.result.Names), After: mapping.KeyNames(ch.After, reg.result.Names),
 		Reason: joinNonEmpty("user group "+ch.Group.Name+" ("+ch.Group.ID+")", ch.Reason), Privileged: ch.Privileged,
 	}
 	// The group is data on every record (report access replays it): one
@@ -738,13 +738,13 @@ func (rn *run) groupAudit(ch plan.Change) store.AuditRecord {
 		keys = ch.Before
 	}
 	for _, k := range sortedSet(keys) {
-		rec.Sources = append(rec.Sources, store.AuditSource{Role: mapping.KeyName(k, rn.result.Names), Kind: AuditSourceUserGroup, Group: ch.Group.Name})
+		rec.Sources = append(rec.Sources, store.AuditSource{Role: mapping.KeyName(k, reg.result.Names), Kind: AuditSourceUserGroup, Group: ch.Group.Name})
 	}
 	if len(keys) == 0 {
 		rec.Sources = []store.AuditSource{{Kind: AuditSourceUserGroup, Group: ch.Group.Name}}
 	}
 	if ch.Kind == plan.AddGroupMember {
-		rec.Sources = append(rec.Sources, rn.auditSources(ch.AccountID, ch.Email, ch.After)...)
+		rec.Sources = append(rec.Sources, reg.auditSources(ch.AccountID, ch.Email, ch.After)...)
 	}
 	return rec
 }
@@ -762,27 +762,27 @@ func joinNonEmpty(a, b string) string {
 
 // groupApplied counts an applied group change: result, rolling-window
 // removals, metric, log.
-func (rn *run) groupApplied(ch plan.Change) {
-	if n := ch.Removals(); n > 0 && !rn.req.force {
-		if rn.saved.Removals == nil {
-			rn.saved.Removals = map[string][]removalStamp{}
+func (reg *registry) groupApplied(ch plan.Change) {
+	if n := ch.Removals(); n > 0 && !reg.req.force {
+		if reg.saved.Removals == nil {
+			reg.saved.Removals = map[string][]removalStamp{}
 		}
-		rn.saved.Removals[ch.AccountID] = append(rn.saved.Removals[ch.AccountID], removalStamp{At: rn.now, N: n})
+		reg.saved.Removals[ch.AccountID] = append(reg.saved.Removals[ch.AccountID], removalStamp{At: reg.now, N: n})
 	}
-	rn.result.Applied = append(rn.result.Applied, ch)
-	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
-	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names),
-		"trigger", rn.req.actor, "reason", ch.Reason)
+	reg.result.Applied = append(reg.result.Applied, ch)
+	reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+	reg.log.Info("applied", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
+		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, reg.result.Names), "after", mapping.KeyNames(ch.After, reg.result.Names),
+		"trigger", reg.req.actor, "reason", ch.Reason)
 }
 
 // callWithoutGrants makes the write of a user-groups member that holds
 // nothing of its own: the invitation, or taking its last own policy away.
-func (rn *run) callWithoutGrants(ctx context.Context, ch plan.Change) (cloudflare.Member, bool, error) {
+func (reg *registry) callWithoutGrants(ctx context.Context, ch plan.Change) (cloudflare.Member, bool, error) {
 	if len(ch.After) > 0 || (ch.Op != plan.OpCreate && ch.Op != plan.OpUpdate) {
 		return cloudflare.Member{}, false, nil
 	}
-	api, ok := rn.userGroupClient()
+	api, ok := reg.userGroupClient()
 	if !ok {
 		return cloudflare.Member{}, true, fmt.Errorf("%s %s: the Cloudflare client cannot write a member without grants", ch.Kind, ch.Email)
 	}
