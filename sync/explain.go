@@ -168,15 +168,15 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 	}
 	// The SCIM side is looked up as typed (to name a user whose address
 	// the identity rule refuses); Cloudflare's side by the rule's key.
-	// An expiry run plans every email against the member cache, which is
+	// A preview plans every email against the member cache, which is
 	// what the next reconcile will see; Live makes it list instead.
-	rn := r.newRun(runRequest{kind: expiryRun, actor: "explain", dry: true, live: o.Live})
+	rn := r.newPreviewRun("explain", o.Live, r.now())
 	saved, err := r.loadStatus()
 	if err != nil {
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
 	rn.saved, rn.latched = saved, saved.Tripped
-	if _, err := rn.prepare(ctx); err != nil {
+	if _, err := rn.readAndPlan(ctx); err != nil {
 		rn.abort(err)
 		return nil, fmt.Errorf("explain %s: %w", email, err)
 	}
@@ -197,8 +197,7 @@ func (r *Reconciler) Explain(ctx context.Context, email string, o ExplainOptions
 // error, as it aborts a reconcile. It waits for no running reconcile and
 // writes nothing.
 func (r *Reconciler) Desired(ctx context.Context, now time.Time) (*plan.Desired, map[string]string, error) {
-	rn := r.newRun(runRequest{kind: expiryRun, actor: "report", dry: true})
-	rn.now = now
+	rn := r.newPreviewRun("report", false, now)
 	if _, err := rn.buildDesired(ctx); err != nil {
 		return nil, nil, fmt.Errorf("compute desired state: %w", err)
 	}

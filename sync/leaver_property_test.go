@@ -969,7 +969,7 @@ func plannedKinds(res *Result) string {
 // fullRun is the schedule's run (Reconciler.fullRun: pending touches go
 // back when it aborts), reported from the status it leaves.
 func (h *propHarness) fullRun() string {
-	h.e.r.fullRun(h.ctx)
+	h.e.r.scheduledRun(h.ctx)
 	st := h.e.r.Status()
 	if st.LastError != "" {
 		return st.LastOutcome + ": " + st.LastError

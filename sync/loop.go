@@ -120,7 +120,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		r.log.Warn("plan-only mode: scimflare computes and logs plans but never writes to Cloudflare")
 	}
 
-	r.fullRun(ctx)
+	r.scheduledRun(ctx)
 
 	spec := ""
 	var sched cron.Schedule
@@ -170,7 +170,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		switch {
 		case !now.Before(cronNext):
 			// A full run covers every pending touch and expiry.
-			r.fullRun(ctx)
+			r.scheduledRun(ctx)
 			cronNext = sched.Next(r.now())
 		case !expiryAt.IsZero() && !now.Before(expiryAt):
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
@@ -190,11 +190,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// fullRun runs a scheduled full reconcile, which covers every pending
+// scheduledRun runs a scheduled full reconcile, which covers every pending
 // touch. An aborted one applied nothing, so its touches go back: a
 // leaver's removal is retried by a targeted run instead of waiting for the
 // next tick.
-func (r *Reconciler) fullRun(ctx context.Context) {
+func (r *Reconciler) scheduledRun(ctx context.Context) {
 	t := r.takePending()
 	res := r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
 	if (res == nil || res.Aborted != nil) && !t.empty() {

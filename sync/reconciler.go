@@ -64,6 +64,7 @@ const (
 	ActorIdPPush    = "idp-push"
 	ActorExpiry     = "expiry"
 	ActorApply      = "apply"
+	ActorPlan       = "plan" // a dry run: it records nothing under it
 	ActorApplyForce = "apply --force"
 	ActorGrant      = "grant"
 	ActorRevoke     = "revoke"
@@ -242,7 +243,7 @@ func (r *Reconciler) poke() {
 // Plan reads everything a full run reads, applies the policies, and
 // changes nothing.
 func (r *Reconciler) Plan(ctx context.Context) (*Result, error) {
-	return r.execute(ctx, runRequest{kind: fullRun, actor: ActorApply, dry: true})
+	return r.execute(ctx, runRequest{kind: fullRun, actor: ActorPlan, dry: true})
 }
 
 // Apply runs one full reconcile now.

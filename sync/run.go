@@ -23,6 +23,10 @@ const (
 	// expiryRun plans every email against the member cache, because an
 	// expiry or a grant start came due.
 	expiryRun
+	// previewRun reads and plans as the next reconcile would — every
+	// email, against the member cache unless live — and writes nothing:
+	// explain and report.
+	previewRun
 )
 
 func (k runKind) String() string {
@@ -31,6 +35,8 @@ func (k runKind) String() string {
 		return "targeted"
 	case expiryRun:
 		return "expiry"
+	case previewRun:
+		return "preview"
 	}
 	return "full"
 }
@@ -102,12 +108,20 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 	} else {
 		rn.saved = saved
 		rn.latched = saved.Tripped
-		rn.do(ctx)
+		rn.reconcile(ctx)
 	}
 	if !req.dry {
 		r.finish(rn, time.Since(started))
 	}
 	return rn.result, nil
+}
+
+// newPreviewRun is the entry point of explain (actor "explain") and
+// report: a run that reads and plans at now and never writes.
+func (r *Reconciler) newPreviewRun(actor string, live bool, now time.Time) *run {
+	rn := r.newRun(runRequest{kind: previewRun, actor: actor, dry: true, live: live})
+	rn.now = now
+	return rn
 }
 
 func (r *Reconciler) newRun(req runRequest) *run {
@@ -140,13 +154,13 @@ func (rn *run) abort(err error) {
 	}
 }
 
-// do is one reconcile, external-dns's RunOnce: desired state from one
+// reconcile is one run, external-dns's RunOnce: desired state from one
 // store snapshot, every read of Cloudflare and the ledger, the plan and its
 // policies — and only then, unless the run is dry or plan-only, what the
 // reads showed is recorded and the changes are applied one by one. A failed
 // read returns before the first write.
-func (rn *run) do(ctx context.Context) {
-	changes, err := rn.prepare(ctx)
+func (rn *run) reconcile(ctx context.Context) {
+	changes, err := rn.readAndPlan(ctx)
 	if !rn.req.dry {
 		// Before any Cloudflare call: what expires follows the store, and
 		// status should show it while the run's writes are in flight.
@@ -159,7 +173,7 @@ func (rn *run) do(ctx context.Context) {
 	if rn.req.dry {
 		return
 	}
-	if err := rn.recordReads(); err != nil {
+	if err := rn.registry.recordReads(); err != nil {
 		rn.abort(err)
 		return
 	}
@@ -171,7 +185,7 @@ func (rn *run) do(ctx context.Context) {
 		rn.logPlan(changes)
 		return
 	}
-	if err := rn.record(changes.Records); err != nil {
+	if err := rn.registry.record(changes.Records); err != nil {
 		rn.abort(err)
 		return
 	}
@@ -180,12 +194,12 @@ func (rn *run) do(ctx context.Context) {
 			rn.registry.Apply(ctx, ch)
 		}
 	}
-	rn.flushGroupAdds(ctx)
+	rn.registry.flushGroupAdds(ctx)
 }
 
-// prepare reads the state and Cloudflare and plans: every read of a run
+// readAndPlan reads the state and Cloudflare and plans: every read of a run
 // happens here, before any write. explain and report plan with it too.
-func (rn *run) prepare(ctx context.Context) (*plan.Changes, error) {
+func (rn *run) readAndPlan(ctx context.Context) (*plan.Changes, error) {
 	scope, err := rn.buildDesired(ctx)
 	rn.scope = scope
 	if err != nil {

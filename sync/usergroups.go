@@ -157,7 +157,7 @@ func (reg *registry) userGroupClient() (userGroupAPI, bool) {
 
 // readUserGroups reads, for every user-groups account, the ownership
 // records and the groups: listed in a full run (or when nothing is cached
-// yet), else from the copy the last listing left. Part of prepare: a
+// yet), else from the copy the last listing left. Part of readAndPlan: a
 // failed read aborts the run before any change.
 func (rn *run) readUserGroups(ctx context.Context) error {
 	rn.ug = map[string]*ugAccount{}
