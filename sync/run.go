@@ -211,7 +211,7 @@ func (rn *run) readAndPlan(ctx context.Context) (*plan.Changes, error) {
 			return nil, err
 		}
 	}
-	if err := rn.readUserGroups(ctx); err != nil {
+	if err := rn.registry.readUserGroups(ctx); err != nil {
 		return nil, err
 	}
 	changes := rn.planChanges()

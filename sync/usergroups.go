@@ -159,10 +159,10 @@ func (reg *registry) userGroupClient() (userGroupAPI, bool) {
 // records and the groups: listed in a full run (or when nothing is cached
 // yet), else from the copy the last listing left. Part of readAndPlan: a
 // failed read aborts the run before any change.
-func (rn *run) readUserGroups(ctx context.Context) error {
-	rn.ug = map[string]*ugAccount{}
-	for _, a := range rn.cfg.Accounts {
-		st, err := rn.userGroupState()
+func (reg *registry) readUserGroups(ctx context.Context) error {
+	reg.ug = map[string]*ugAccount{}
+	for _, a := range reg.accounts {
+		st, err := reg.userGroupState()
 		if err != nil {
 			if a.Model != mapping.ModelUserGroups {
 				continue
@@ -180,10 +180,10 @@ func (rn *run) readUserGroups(ctx context.Context) error {
 		// scimflare made: they are read and emptied, so that nobody keeps
 		// access through them (its mappings are granted per member now).
 		ua := &ugAccount{account: a, prefix: userGroupPrefix(a), owned: map[string]string{}, created: map[string]string{}}
-		rn.ug[a.ID] = ua
-		api, live := rn.userGroupClient()
-		cached, ok := rn.r.ugroups.get(a.ID)
-		list := live && (rn.req.kind == fullRun || rn.req.live || !ok)
+		reg.ug[a.ID] = ua
+		api, live := reg.userGroupClient()
+		cached, ok := reg.ugroups.get(a.ID)
+		list := live && (reg.req.kind == fullRun || reg.req.live || !ok)
 		if !list {
 			ua.groups = cached
 			ownedFrom(ua, recs, nil)
@@ -210,8 +210,8 @@ func (rn *run) readUserGroups(ctx context.Context) error {
 			}
 			ua.groups = append(ua.groups, ag)
 		}
-		rn.r.ugroups.put(a.ID, ua.groups)
-		if rn.req.dry {
+		reg.ugroups.put(a.ID, ua.groups)
+		if reg.req.dry {
 			continue
 		}
 		for _, rec := range adopt {
