@@ -19,7 +19,7 @@ func (r *Reconciler) Touch(userIDs, groupIDs, emails []string) {
 	if len(userIDs) == 0 && len(groupIDs) == 0 && len(emails) == 0 {
 		return
 	}
-	now := time.Now()
+	now := r.now()
 	r.mu.Lock()
 	if r.pending.empty() {
 		r.firstTouch = now
@@ -34,7 +34,7 @@ func (r *Reconciler) Touch(userIDs, groupIDs, emails []string) {
 // TouchAll asks for a full run after the debounce, as when changes may
 // have been missed (another replica's notifications were lost).
 func (r *Reconciler) TouchAll() {
-	now := time.Now()
+	now := r.now()
 	r.mu.Lock()
 	if r.pending.empty() {
 		r.firstTouch = now
@@ -68,7 +68,7 @@ func (r *Reconciler) takePending() touched {
 // requeue puts the touches of a failed targeted run back, to be retried
 // no sooner than retryDelay.
 func (r *Reconciler) requeue(t touched) {
-	now := time.Now()
+	now := r.now()
 	r.mu.Lock()
 	if r.pending.empty() {
 		r.firstTouch = now
@@ -84,7 +84,7 @@ func (r *Reconciler) requeue(t touched) {
 	r.mu.Unlock()
 }
 
-// debounceDue is the real time the pending touches are due, zero if none.
+// debounceDue is when the pending touches are due, zero if none.
 func (r *Reconciler) debounceDue(debounce time.Duration) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -148,15 +148,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		debounceAt := r.debounceDue(cfg.Sync.Debounce)
 
+		// One clock: every deadline is a time of r.now's clock, and the
+		// timer waits for the first of them. When it fires, whatever is due
+		// by that clock runs (a full run first: it covers every touch and
+		// expiry); if nothing is — a clock that does not follow real time,
+		// as in tests — the deadline the timer waited for runs.
 		now := r.now()
-		wait := cronNext.Sub(now)
-		if !expiryAt.IsZero() {
-			wait = min(wait, expiryAt.Sub(now))
-		}
-		if !debounceAt.IsZero() {
-			wait = min(wait, time.Until(debounceAt))
-		}
-		timer.Reset(max(wait, 0))
+		next := nextEvent(cronNext, expiryAt, debounceAt)
+		timer.Reset(max(next.at.Sub(now), 0))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -167,15 +166,26 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 
 		now = r.now()
+		event := next.kind
 		switch {
 		case !now.Before(cronNext):
-			// A full run covers every pending touch and expiry.
+			event = eventSchedule
+		case !expiryAt.IsZero() && !now.Before(expiryAt):
+			event = eventExpiry
+		case !debounceAt.IsZero() && !now.Before(debounceAt):
+			event = eventDebounce
+		}
+		switch event {
+		case eventSchedule:
 			r.scheduledRun(ctx)
 			cronNext = sched.Next(r.now())
-		case !expiryAt.IsZero() && !now.Before(expiryAt):
+		case eventExpiry:
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
-		case !debounceAt.IsZero() && !time.Now().Before(debounceAt):
+		case eventDebounce:
 			t := r.takePending()
+			if t.empty() {
+				continue
+			}
 			req := runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t}
 			if t.all {
 				req = runRequest{kind: fullRun, actor: ActorIdPPush}
@@ -188,6 +198,34 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// The events the loop waits for.
+type loopEvent int
+
+const (
+	eventSchedule loopEvent = iota // sync.schedule: a full run
+	eventExpiry                    // the next expiry
+	eventDebounce                  // sync.debounce after SCIM changes
+)
+
+// deadline is one event's time.
+type deadline struct {
+	kind loopEvent
+	at   time.Time
+}
+
+// nextEvent is the first of the schedule, the next expiry and the
+// debounce (zero times: none); a tie goes to the full run, which covers
+// the others.
+func nextEvent(cronNext, expiryAt, debounceAt time.Time) deadline {
+	next := deadline{eventSchedule, cronNext}
+	for _, d := range []deadline{{eventExpiry, expiryAt}, {eventDebounce, debounceAt}} {
+		if !d.at.IsZero() && d.at.Before(next.at) {
+			next = d
+		}
+	}
+	return next
 }
 
 // scheduledRun runs a scheduled full reconcile, which covers every pending

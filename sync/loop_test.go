@@ -308,3 +308,39 @@ func TestAbortedRevokeIsRetried(t *testing.T) {
 		t.Errorf("the retry did not remove the revoked access: %s", kinds(res.Applied))
 	}
 }
+
+// TestDebounceFollowsTheReconcilersClock: the loop has one clock. With
+// sync.debounce at ten minutes, a touch runs once the reconciler's clock
+// has moved ten minutes on, not ten minutes of wall time later.
+func TestDebounceFollowsTheReconcilersClock(t *testing.T) {
+	e := newEnv(t)
+	e.r.Reload(parseConfig(t, strings.Replace(configYAML(""), "debounce: 50ms", "debounce: 10m", 1)))
+	ids := e.users(2, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, 10*time.Second, "start-up run did not create the members", func() bool { return len(e.fake.Members(prodID)) == 2 })
+
+	e.deactivate(ids[1])
+	e.r.Touch([]string{ids[1]}, nil, nil)
+	if due := e.r.debounceDue(10 * time.Minute); !due.Equal(e.now().Add(10 * time.Minute)) {
+		t.Fatalf("the touch is due at %s, want the reconciler's now + 10m (%s)", due, e.now().Add(10*time.Minute))
+	}
+	e.clock.Advance(10 * time.Minute)
+	e.r.poke()
+	waitFor(t, 5*time.Second, "the targeted run once the reconciler's clock passed the debounce", func() bool {
+		_, ok := e.fake.Member(prodID, "user01@example.com")
+		return !ok
+	})
+	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)); n != 1 {
+		t.Errorf("%v debounced runs, want 1", n)
+	}
+}
