@@ -258,7 +258,8 @@ func (rn *run) planChanges() *plan.Changes {
 			ManagedGrants:     managed,
 			Latched:           rn.latched,
 			Force:             rn.req.force,
-		})
+		},
+		plan.GroupAddsWaitForPolicies())
 	changes.Identity = desired.Problems
 	return changes
 }

@@ -446,7 +446,17 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 				}
 			}
 		}
-		c.Accounts[i].Changes = append(c.Accounts[i].Changes, plan.GroupChanges(gp, ua.why)...)
+		gcs := plan.GroupChanges(gp, ua.why)
+		for _, ch := range gcs {
+			if ch.Kind == plan.SetGroupPolicies && ch.Group != nil {
+				// A targeted run planned against its people only: the
+				// guard counts a dropped policy for everyone in the group.
+				if h, ok := in.UserGroups[ch.Group.ID]; ok {
+					ch.Group.Reach = len(h.Members)
+				}
+			}
+		}
+		c.Accounts[i].Changes = append(c.Accounts[i].Changes, gcs...)
 		c.GroupConflicts = append(c.GroupConflicts, gp.Conflicts...)
 	}
 }

@@ -146,8 +146,18 @@ type Change struct {
 // equivalent policies (alone, as MigrateShape, or with other changes).
 func (c Change) Converts() bool { return c.converted != nil }
 
-// Removals counts the keys this change takes away, the guard's unit.
-func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged) }
+// Removals counts the keys this change takes away, the guard's unit. A
+// policy a user group drops is taken from every member of the group at
+// once, so it counts once per member (Group.Reach): a mapping change that
+// takes a role from 500 people is 500 removals in either access model, and
+// the guard never lets it through as "one write".
+func (c Change) Removals() int {
+	n := len(c.Removed) + len(c.RemovedUnmanaged)
+	if c.Kind == SetGroupPolicies && c.Group != nil && c.Group.Reach > 1 {
+		n *= c.Group.Reach
+	}
+	return n
+}
 
 // Drift is a key on a Cloudflare member that scimflare neither granted nor
 // found at adoption.

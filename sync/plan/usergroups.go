@@ -103,6 +103,9 @@ type GroupChange struct {
 	Policies, PoliciesBefore []string
 	// Email and MemberID name the account member of a member change.
 	Email, MemberID string
+	// Reach is the group's member count for set_group_policies: the guard
+	// counts each policy it drops once per member.
+	Reach int
 }
 
 // GroupWaiting is a person a mapping grants who cannot join the group yet.
@@ -187,7 +190,7 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 		}
 		if before := groupKeySet(g.Policies); g.Name != name || !slices.Equal(before, policies) {
 			sets = append(sets, GroupChange{Kind: SetGroupPolicies, AccountID: in.AccountID, GroupKey: d.Key,
-				GroupID: g.ID, Name: name, Policies: policies, PoliciesBefore: before})
+				GroupID: g.ID, Name: name, Policies: policies, PoliciesBefore: before, Reach: len(g.Members)})
 		}
 		want := map[string]bool{}
 		for _, e := range d.Members {

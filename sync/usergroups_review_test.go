@@ -1,0 +1,95 @@
+package sync
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/plan"
+)
+
+// TestUserGroupsGuardCountsAPolicyDropPerMember: dropping a role from a
+// mapping held as a group of 30 takes it from 30 people at once. In
+// member_policies mode that is 30 removals and trips max_removals 25; one
+// group PUT must not slip past the guard because it is one write.
+func TestUserGroupsGuardCountsAPolicyDropPerMember(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "  guards: {max_removals: 25, max_removal_percent: 100}\n")
+	ids := e.users(30, "user%02d@example.com")
+	deployers := e.group("cf-deployers", ids...)
+	if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Failed) > 0 {
+		t.Fatalf("first run failed: %v", res.Failed[0].Err)
+	}
+	// In the same run a joiner arrives: while the group still holds the
+	// role the mapping dropped, joining it would give her that role.
+	joiner := e.user("joiner@example.com")
+	if _, err := e.st.UpdateGroup(deployers, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.AddMember(store.MemberRef{ID: joiner})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Mappings[0].Roles = []string{"Workers Platform (Read-only)"}
+	e.r.Reload(e.cfg)
+	e.fake.ResetCounters()
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if got := e.access("joiner@example.com"); len(got) != 0 {
+		t.Fatalf("a joiner holds %v while the group's policy drop waits for the guard; the mapping grants her Workers Platform (Read-only) only", got)
+	}
+	if len(res.Changes.Tripped) != 1 || !slices.ContainsFunc(res.Changes.Withheld, func(w plan.Withheld) bool {
+		return w.Change.Kind == plan.SetGroupPolicies && w.By == plan.WithheldByGuard
+	}) {
+		t.Fatalf("a policy drop reaching 30 members over max_removals 25: tripped %v, withheld %+v, applied %s",
+			res.Changes.Tripped, res.Changes.Withheld, kinds(res.Applied))
+	}
+	if got := e.access("user07@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("the guard tripped but a member's access changed: %v", got)
+	}
+	res = e.mustApply(RunOptions{Actor: ActorApplyForce, Force: true})
+	for _, email := range []string{"user07@example.com", "joiner@example.com"} {
+		if got := e.access(email); !slices.Equal(got, []string{"Workers Platform (Read-only)"}) {
+			t.Fatalf("after apply --force %s holds %v (applied %s)", email, got, kinds(res.Applied))
+		}
+	}
+}
+
+// TestUserGroupsJoinerNeverGetsAPolicyWithheldFromTheGroup: the owners
+// mapping stops granting Super Administrator while root is the last one to
+// hold it, so the group's policy change is withheld and the group keeps
+// it. A joiner of that group in the same run must not join it then: she
+// would hold Super Administrator, which no mapping grants her.
+func TestUserGroupsJoinerNeverGetsAPolicyWithheldFromTheGroup(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.cfg.Mappings = append(e.cfg.Mappings, mapping.Mapping{Group: "cf-owners", Account: "prod", Roles: []string{mapping.SuperAdministrator}})
+	e.fake.AddMember(prodID, cftest.Member{Email: "root@example.com"})
+	owners := e.group("cf-owners", e.user("root@example.com"))
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if got := e.access("root@example.com"); !slices.Equal(got, []string{mapping.SuperAdministrator}) {
+		t.Fatalf("root holds %v", got)
+	}
+	e.fake.AddMember(prodID, cftest.Member{Email: "eve@example.com"})
+	eve := e.user("eve@example.com")
+	if _, err := e.st.UpdateGroup(owners, e.now(), 0, func(g store.GroupTx) error {
+		_, err := g.AddMember(store.MemberRef{ID: eve})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Mappings[len(e.cfg.Mappings)-1].Roles = []string{"Administrator"}
+	e.r.Reload(e.cfg)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if !slices.ContainsFunc(res.Changes.Withheld, func(w plan.Withheld) bool {
+		return w.Change.Kind == plan.SetGroupPolicies && w.By == plan.WithheldByLastSuperAdmin
+	}) {
+		t.Fatalf("the owners group's policy change was not withheld for the last Super Administrator: %+v", res.Changes.Withheld)
+	}
+	if got := e.access("eve@example.com"); slices.Contains(got, mapping.SuperAdministrator) {
+		t.Fatalf("joiner eve holds %v: she joined a group still holding the Super Administrator its mapping no longer grants (applied %s)", got, kinds(res.Applied))
+	}
+	if got := e.access("root@example.com"); !slices.Contains(got, mapping.SuperAdministrator) {
+		t.Fatalf("the last Super Administrator lost it: %v", got)
+	}
+}
