@@ -321,14 +321,23 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	}
 	own := make(map[string]*plan.DesiredMember, len(in.Desired))
 	keep := map[string]string{}
+	held := heldGroups(ua)
 	for email, dm := range in.Desired {
 		mine := &plan.DesiredMember{Email: dm.Email, Keys: map[string][]plan.Reason{}}
+		act, present := in.Actual[identity.Key(email)]
 		for k, rs := range dm.Keys {
 			for _, r := range rs {
 				key, viaGroup := groupOf[r.MappingIndex]
 				if r.Kind != plan.ReasonMapping || !viaGroup {
 					mine.Keys[k] = append(mine.Keys[k], r)
 					continue
+				}
+				if present && slices.Contains(act.Keys, k) && !holdsThroughGroup(held, identity.Key(email), k) {
+					// Held as the member's own (the account was on
+					// member_policies, or the group is not there yet):
+					// it stays until the group gives it, so switching
+					// models never dips access.
+					mine.Keys[k] = append(mine.Keys[k], r)
 				}
 				name := plan.UserGroupName(ua.prefix, key)
 				if why := ua.why[key]; why.Members[email] == "" {
@@ -353,6 +362,17 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 		// ledger counts what members hold.
 		in.ManagedGrants += len(h.Keys) * len(h.Members)
 	}
+}
+
+// holdsThroughGroup reports whether email holds key k through an owned
+// group now.
+func holdsThroughGroup(held map[string]plan.HeldGroup, email, k string) bool {
+	for _, h := range held {
+		if slices.Contains(h.Keys, k) && slices.Contains(h.Members, email) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldGroups are the owned groups as the policies see them.

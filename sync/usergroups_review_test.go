@@ -1,11 +1,16 @@
 package sync
 
 import (
+	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
+	gosync "sync"
 	"testing"
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -91,5 +96,71 @@ func TestUserGroupsJoinerNeverGetsAPolicyWithheldFromTheGroup(t *testing.T) {
 	}
 	if got := e.access("root@example.com"); !slices.Contains(got, mapping.SuperAdministrator) {
 		t.Fatalf("the last Super Administrator lost it: %v", got)
+	}
+}
+
+// TestSwitchToUserGroupsNeverDipsAccess: an account moves from
+// member_policies to user_groups. What each member held as its own policy
+// now comes through the group; at no write of the switch may a member
+// lack what its mapping grants (on-call locked out between two calls).
+func TestSwitchToUserGroupsNeverDipsAccess(t *testing.T) {
+	t.Parallel()
+	var mu gosync.Mutex
+	var watch bool
+	var dips []string
+	var fake *cftest.Server
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "state.db")}
+	e.clock = cftest.NewClock(cftest.Epoch)
+	e.now = e.clock.Now
+	fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID}, Token: "test-token", AfterWrite: func(w cftest.Write) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !watch {
+			return
+		}
+		all := fake.EffectiveAccessAll(prodID)
+		for _, email := range []string{"ann@example.com", "bob@example.com"} {
+			if !slices.ContainsFunc(all[email], func(a cftest.Access) bool { return a.PermissionGroup == "Workers Platform Admin" }) {
+				dips = append(dips, fmt.Sprintf("after %s %s: %s lacks Workers Platform Admin", w.Method, w.Route, email))
+			}
+		}
+	}})
+	e.fake = fake
+	cf, err := cloudflare.New(cloudflare.Config{BaseURL: fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: fake.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf, e.cfg, e.m = cf, parseConfig(t, ugYAML("")), testMetrics()
+	e.open()
+	e.fake.AddMember(prodID, cftest.Member{Email: "bob@example.com"}) // invited by hand: adopted
+	e.group("cf-deployers", e.user("ann@example.com"), e.user("bob@example.com"))
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 1 {
+			t.Fatalf("member_policies: %s = %+v, want its own policy", email, m)
+		}
+	}
+
+	mu.Lock()
+	watch = true
+	mu.Unlock()
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.r.Reload(e.cfg)
+	var applied []plan.Change
+	for range 3 { // the switch may take more than one run, never a dip
+		applied = append(applied, e.mustApply(RunOptions{Actor: ActorSchedule}).Applied...)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dips) > 0 {
+		t.Fatalf("access dipped during the switch to user groups:\n%s\n(applied %s)", strings.Join(dips, "\n"), kinds(applied))
+	}
+	for _, email := range []string{"ann@example.com", "bob@example.com"} {
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 0 {
+			t.Errorf("after the switch %s still holds its own %+v, want access through the group only", email, m.Policies)
+		}
+		if got := e.access(email); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+			t.Errorf("after the switch %s holds %v", email, got)
+		}
 	}
 }
