@@ -164,3 +164,69 @@ func TestSwitchToUserGroupsNeverDipsAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestUserGroupsMappingKeyChangeNeverDipsAccess: the operator points a
+// mapping at the same IdP group by group_external_id instead of group (or
+// follows an IdP rename). The mapping's key, and so its group, changes:
+// the old owned group is emptied and a new one filled. Nobody the mapping
+// still grants may lack its access at any write of that run.
+func TestUserGroupsMappingKeyChangeNeverDipsAccess(t *testing.T) {
+	t.Parallel()
+	var mu gosync.Mutex
+	var watch bool
+	var dips []string
+	var fake *cftest.Server
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "state.db")}
+	e.clock = cftest.NewClock(cftest.Epoch)
+	e.now = e.clock.Now
+	fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID}, Token: "test-token", AfterWrite: func(w cftest.Write) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !watch {
+			return
+		}
+		all := fake.EffectiveAccessAll(prodID)
+		for _, email := range []string{"ann@example.com", "bob@example.com"} {
+			if !slices.ContainsFunc(all[email], func(a cftest.Access) bool { return a.PermissionGroup == "Workers Platform Admin" }) {
+				dips = append(dips, fmt.Sprintf("after %s %s: %s lacks Workers Platform Admin", w.Method, w.Route, email))
+			}
+		}
+	}})
+	e.fake = fake
+	cf, err := cloudflare.New(cloudflare.Config{BaseURL: fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: fake.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf, e.cfg, e.m = cf, parseConfig(t, ugYAML("")), testMetrics()
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.open()
+	refs := []store.MemberRef{{ID: e.user("ann@example.com")}, {ID: e.user("bob@example.com")}}
+	if _, err := e.st.CreateGroup(e.now(), store.Group{DisplayName: "cf-deployers", ExternalID: "okta-00g1"}, refs); err != nil {
+		t.Fatal(err)
+	}
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if got := e.access("ann@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("ann holds %v", got)
+	}
+
+	mu.Lock()
+	watch = true
+	mu.Unlock()
+	e.cfg.Mappings[0].Group, e.cfg.Mappings[0].GroupExternalID = "", "okta-00g1"
+	e.r.Reload(e.cfg)
+	var applied []plan.Change
+	for range 2 {
+		applied = append(applied, e.mustApply(RunOptions{Actor: ActorSchedule}).Applied...)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dips) > 0 {
+		t.Fatalf("access dipped when the mapping's key changed:\n%s\n(applied %s)", strings.Join(dips, "\n"), kinds(applied))
+	}
+	if _, members := e.ugGroup("scimflare-okta-00g1"); len(members) != 2 {
+		t.Fatalf("the mapping's new group has %v", members)
+	}
+	if _, members := e.ugGroup("scimflare-cf-deployers"); len(members) != 0 {
+		t.Fatalf("the old group still has %v: its mapping is gone", members)
+	}
+}
