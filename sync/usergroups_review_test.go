@@ -230,3 +230,36 @@ func TestUserGroupsMappingKeyChangeNeverDipsAccess(t *testing.T) {
 		t.Fatalf("the old group still has %v: its mapping is gone", members)
 	}
 }
+
+// TestUserGroupsGuardHoldsInvitedLeavers: the IdP deactivates 30 people
+// at once (a glitch, a bad sync). scimflare invited them for their group,
+// so each leaver is one member DELETE holding nothing of its own, which
+// also ends its group access. That is 30 people losing access: over
+// max_removals 25 the guard must hold every one of them back.
+func TestUserGroupsGuardHoldsInvitedLeavers(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "  guards: {max_removals: 25, max_removal_percent: 100}\n")
+	ids := e.users(30, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+	if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Failed) > 0 {
+		t.Fatalf("first run failed: %v", res.Failed[0].Err)
+	}
+	for i := range 30 {
+		e.fake.AcceptInvite(prodID, fmt.Sprintf("user%02d@example.com", i))
+	}
+	e.deactivate(ids...)
+	e.fake.ResetCounters()
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	c := e.ugCalls()
+	if len(res.Changes.Tripped) != 1 || c.memberDeletes != 0 || c.memberRemoves != 0 {
+		t.Fatalf("30 leavers over max_removals 25: tripped %v, %d member DELETEs and %d group-member DELETEs (applied %s)",
+			res.Changes.Tripped, c.memberDeletes, c.memberRemoves, kinds(res.Applied))
+	}
+	if got := e.access("user07@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("the guard tripped but a leaver's access went: %v", got)
+	}
+	e.mustApply(RunOptions{Actor: ActorApplyForce, Force: true})
+	if got := e.access("user07@example.com"); got != nil {
+		t.Fatalf("after apply --force a leaver holds %v", got)
+	}
+}

@@ -231,13 +231,14 @@ func (g GuardPolicy) trip(account string, removals int) string {
 func (g GuardPolicy) Apply(c *Changes) *Changes {
 	out := c.clone()
 	for i, a := range out.Accounts {
-		removals := 0
+		removals, removes := 0, false
 		for _, ch := range a.Changes {
 			removals += ch.Removals()
+			removes = removes || withholdable(ch)
 		}
 		why := g.trip(a.ID, removals)
 		if why == "" {
-			if removals == 0 || g.Force || !slices.Contains(g.Latched, a.ID) {
+			if !removes || g.Force || !slices.Contains(g.Latched, a.ID) {
 				continue
 			}
 			why = WhyLatched
@@ -251,7 +252,7 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 		}
 		var kept []Change
 		for _, ch := range a.Changes {
-			if ch.Removals() == 0 {
+			if !withholdable(ch) {
 				kept = append(kept, ch)
 				continue
 			}
@@ -265,6 +266,17 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 	}
 	slices.Sort(out.Tripped)
 	return out
+}
+
+// withholdable reports whether the guard holds ch back when it trips: a
+// change that takes keys away, and any removal of a member from the
+// account. A user-groups member scimflare invited holds nothing of its
+// own, so its removal counts no key, yet it ends everything the member
+// holds through its groups (those removals are counted on the group-member
+// changes planned beside it): a tripped guard must hold it too, or a mass
+// deactivation walks past the guard one zero-count DELETE at a time.
+func withholdable(ch Change) bool {
+	return ch.Removals() > 0 || ch.Kind == RemoveMember
 }
 
 // splitRemovals separates a change into the part that only adds (nil when
