@@ -776,12 +776,21 @@ func (rn *run) groupAudit(ch plan.Change) store.AuditRecord {
 	if ch.Kind == plan.AddGroupMember {
 		rec.Sources = append(rec.Sources, rn.auditSources(ch.AccountID, ch.Email, ch.After)...)
 	}
+	if ch.Kind == plan.SetGroupPolicies && ch.Group.Renamed != "" && ch.Group.Renamed != ch.Group.Name {
+		// report access replays group records by name: it moves the
+		// group's members to the new name here.
+		rec.Sources = append(rec.Sources, store.AuditSource{Kind: AuditSourceUserGroupRenamed, Group: ch.Group.Renamed})
+	}
 	return rec
 }
 
 // AuditSourceUserGroup is the kind of the audit source that names the user
 // group a user-group change wrote (its Group), once per key it grants.
 const AuditSourceUserGroup = "user_group"
+
+// AuditSourceUserGroupRenamed, on a set_group_policies record that renames
+// the group, names (its Group) what the group was called before.
+const AuditSourceUserGroupRenamed = "user_group_renamed_from"
 
 func joinNonEmpty(a, b string) string {
 	if b == "" {

@@ -14,6 +14,9 @@ type GroupRef struct {
 	// Reach is how many members the group has: a set_group_policies
 	// change takes each policy it drops from every one of them.
 	Reach int
+	// Renamed is the name a set_group_policies change renames the group
+	// from ("" when the name stays).
+	Renamed string
 }
 
 // HeldGroup is an owned user group as the policies need it: the keys it
@@ -47,7 +50,7 @@ func IsGroupKind(k Kind) bool {
 func GroupChanges(p GroupPlan, why map[string]GroupReasons) []Change {
 	out := make([]Change, 0, len(p.Changes))
 	for _, g := range p.Changes {
-		ref := &GroupRef{ID: g.GroupID, Key: g.GroupKey, Name: g.Name, Reach: g.Reach}
+		ref := &GroupRef{ID: g.GroupID, Key: g.GroupKey, Name: g.Name, Reach: g.Reach, Renamed: g.Renamed}
 		ch := Change{Kind: g.Kind, AccountID: g.AccountID, Op: string(g.Kind), Group: ref, Reason: why[g.GroupKey].Group}
 		switch g.Kind {
 		case CreateGroup:
