@@ -594,7 +594,9 @@ func (rn *run) applyGroup(ctx context.Context, ch plan.Change) {
 		in := &rn.inputs[rn.byID[ch.AccountID]]
 		if act, present := in.Actual[identity.Key(ch.Email)]; !present || act.MemberID != ch.MemberID {
 			// Removed from the account in this run: that took it out of
-			// every group already.
+			// every group already. The member DELETE counted no key, so
+			// the rolling window counts what the group gave here.
+			rn.stampRemovals(ch)
 			rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
 			return
 		}
@@ -802,17 +804,23 @@ func joinNonEmpty(a, b string) string {
 // groupApplied counts an applied group change: result, rolling-window
 // removals, metric, log.
 func (rn *run) groupApplied(ch plan.Change) {
+	rn.stampRemovals(ch)
+	rn.result.Applied = append(rn.result.Applied, ch)
+	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
+		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names),
+		"trigger", rn.req.actor, "reason", ch.Reason)
+}
+
+// stampRemovals counts ch's removals in the account's rolling window
+// (sync.guards.max_removals_per_window); a forced run's are not counted.
+func (rn *run) stampRemovals(ch plan.Change) {
 	if n := ch.Removals(); n > 0 && !rn.req.force {
 		if rn.saved.Removals == nil {
 			rn.saved.Removals = map[string][]removalStamp{}
 		}
 		rn.saved.Removals[ch.AccountID] = append(rn.saved.Removals[ch.AccountID], removalStamp{At: rn.now, N: n})
 	}
-	rn.result.Applied = append(rn.result.Applied, ch)
-	rn.r.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
-	rn.r.log.Info("applied", "account", rn.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, rn.result.Names), "after", mapping.KeyNames(ch.After, rn.result.Names),
-		"trigger", rn.req.actor, "reason", ch.Reason)
 }
 
 // callWithoutGrants makes the write of a user-groups member that holds

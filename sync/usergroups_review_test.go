@@ -263,3 +263,27 @@ func TestUserGroupsGuardHoldsInvitedLeavers(t *testing.T) {
 		t.Fatalf("after apply --force a leaver holds %v", got)
 	}
 }
+
+// TestUserGroupsWindowCountsInvitedLeavers: leavers scimflare invited for
+// their group leave by one member DELETE each, which ends their group
+// access. The rolling window (max_removals_per_window) must count them,
+// or a mass removal trickled in small runs walks past it.
+func TestUserGroupsWindowCountsInvitedLeavers(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "  guards: {max_removals: 25, max_removal_percent: 100, max_removals_per_window: 5}\n")
+	ids := e.users(9, "user%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.deactivate(ids[0:3]...)
+	if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Changes.Tripped) != 0 {
+		t.Fatalf("3 removals tripped the guard: %+v", res.Changes.Withheld)
+	}
+	e.deactivate(ids[3:6]...)
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Changes.Tripped) != 1 {
+		t.Fatalf("6 leavers within the window over max_removals_per_window 5 did not trip the guard (applied %s)", kinds(res.Applied))
+	}
+	if got := e.access("user4@example.com"); got == nil {
+		t.Fatal("the window tripped but user4's access went")
+	}
+}
