@@ -210,10 +210,13 @@ func (rn *run) readUserGroups(ctx context.Context) error {
 			}
 			ua.groups = append(ua.groups, ag)
 		}
-		rn.r.ugroups.put(a.ID, ua.groups)
 		if rn.req.dry {
+			// plan, explain, report: the copy stays what the last real
+			// listing and scimflare's own changes left, so that a member
+			// added by hand since is still found (drift) by the next run.
 			continue
 		}
+		rn.r.ugroups.put(a.ID, ua.groups)
 		for _, rec := range adopt {
 			// The group an earlier create made, whose answer was lost.
 			if err := st.PutOwnedUserGroup(rec); err != nil {

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -285,5 +286,31 @@ func TestUserGroupsWindowCountsInvitedLeavers(t *testing.T) {
 	}
 	if got := e.access("user4@example.com"); got == nil {
 		t.Fatal("the window tripped but user4's access went")
+	}
+}
+
+// TestUserGroupsHandAddedMemberIsDriftAfterAPlan: someone adds mallory to
+// an owned group by hand, and an operator runs `scimflare plan` (which
+// lists the groups, changes nothing) before the next full run. That run
+// must still report the hand-added member as drift in the audit trail:
+// a plan in between must not make the group's listing look like
+// scimflare's own.
+func TestUserGroupsHandAddedMemberIsDriftAfterAPlan(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	e.group("cf-deployers", e.user("ann@example.com"))
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.fake.AddMember(prodID, cftest.Member{Email: "mallory@example.com"})
+	g, _ := e.ugGroup("scimflare-cf-deployers")
+	e.fake.SetUserGroupMembership(prodID, g.ID, "mallory@example.com", true)
+	if _, err := e.r.Plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Changes.Drift) != 1 || res.Changes.Drift[0].Email != "mallory@example.com" || len(e.audit(ActionDrift)) != 1 {
+		t.Fatalf("drift = %+v, audit %+v: the hand-added member was not reported", res.Changes.Drift, e.audit(ActionDrift))
+	}
+	if got := e.access("mallory@example.com"); got != nil {
+		t.Fatalf("hand-added mallory still holds %v", got)
 	}
 }
