@@ -335,7 +335,7 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 					mine.Keys[k] = append(mine.Keys[k], r)
 					continue
 				}
-				if present && slices.Contains(act.Keys, k) && !holdsThroughGroup(held, identity.Key(email), k) {
+				if present && holdsOwn(act.Keys, in.Equivalent, k) && !holdsThroughGroup(held, identity.Key(email), k) {
 					// Held as the member's own (the account was on
 					// member_policies, or the group is not there yet):
 					// it stays until the group gives it, so switching
@@ -365,6 +365,13 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 		// ledger counts what members hold.
 		in.ManagedGrants += len(h.Keys) * len(h.Members)
 	}
+}
+
+// holdsOwn reports whether the member's own keys give k: as the policy,
+// or as a legacy role whose equivalent policy k is (an account leaving
+// grant_shape: roles for user groups converts and moves in one step).
+func holdsOwn(keys []string, equivalent map[string]string, k string) bool {
+	return slices.ContainsFunc(keys, func(x string) bool { return x == k || equivalent[x] == k })
 }
 
 // holdsThroughGroup reports whether email holds key k through an owned

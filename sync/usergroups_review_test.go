@@ -106,6 +106,15 @@ func TestUserGroupsJoinerNeverGetsAPolicyWithheldFromTheGroup(t *testing.T) {
 // lack what its mapping grants (on-call locked out between two calls).
 func TestSwitchToUserGroupsNeverDipsAccess(t *testing.T) {
 	t.Parallel()
+	for _, shape := range []string{mapping.GrantShapePolicies, mapping.GrantShapeRoles} {
+		t.Run("from "+shape, func(t *testing.T) {
+			t.Parallel()
+			testSwitchToUserGroups(t, shape)
+		})
+	}
+}
+
+func testSwitchToUserGroups(t *testing.T, shape string) {
 	var mu gosync.Mutex
 	var watch bool
 	var dips []string
@@ -132,20 +141,21 @@ func TestSwitchToUserGroupsNeverDipsAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.cf, e.cfg, e.m = cf, parseConfig(t, ugYAML("")), testMetrics()
+	e.cfg.Accounts[0].GrantShape = shape
 	e.open()
 	e.fake.AddMember(prodID, cftest.Member{Email: "bob@example.com"}) // invited by hand: adopted
 	e.group("cf-deployers", e.user("ann@example.com"), e.user("bob@example.com"))
 	e.mustApply(RunOptions{Actor: ActorSchedule})
 	for _, email := range []string{"ann@example.com", "bob@example.com"} {
-		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 1 {
-			t.Fatalf("member_policies: %s = %+v, want its own policy", email, m)
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies)+len(m.Roles) != 1 {
+			t.Fatalf("member_policies: %s = %+v, want its own grant", email, m)
 		}
 	}
 
 	mu.Lock()
 	watch = true
 	mu.Unlock()
-	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.cfg.Accounts[0].Model, e.cfg.Accounts[0].GrantShape = mapping.ModelUserGroups, ""
 	e.r.Reload(e.cfg)
 	var applied []plan.Change
 	for range 3 { // the switch may take more than one run, never a dip
@@ -157,8 +167,8 @@ func TestSwitchToUserGroupsNeverDipsAccess(t *testing.T) {
 		t.Fatalf("access dipped during the switch to user groups:\n%s\n(applied %s)", strings.Join(dips, "\n"), kinds(applied))
 	}
 	for _, email := range []string{"ann@example.com", "bob@example.com"} {
-		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 0 {
-			t.Errorf("after the switch %s still holds its own %+v, want access through the group only", email, m.Policies)
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies)+len(m.Roles) != 0 {
+			t.Errorf("after the switch %s still holds its own %+v, want access through the group only", email, m)
 		}
 		if got := e.access(email); !slices.Equal(got, []string{"Workers Platform Admin"}) {
 			t.Errorf("after the switch %s holds %v", email, got)
