@@ -324,3 +324,31 @@ func TestUserGroupsHandAddedMemberIsDriftAfterAPlan(t *testing.T) {
 		t.Fatalf("hand-added mallory still holds %v", got)
 	}
 }
+
+// TestSwitchToUserGroupsIsNoRemovalForTheGuard: 30 members move to
+// user groups. Taking away each member's own copy of a policy its group
+// now gives it takes nobody's access away: the guard (max_removals 25)
+// must not trip on it, and so must not latch and hold back real leavers
+// afterwards.
+func TestSwitchToUserGroupsIsNoRemovalForTheGuard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withYAML(ugYAML("")))
+	ids := e.users(30, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.r.Reload(e.cfg)
+	for i := range 3 {
+		if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Changes.Tripped) != 0 {
+			t.Fatalf("run %d of the switch tripped the guard: %s", i+1, res.Changes.Withheld[0].Why)
+		}
+	}
+	for _, email := range []string{"user00@example.com", "user29@example.com"} {
+		if m, _ := e.fake.Member(prodID, email); len(m.Policies) != 0 {
+			t.Errorf("after the switch %s still holds its own %+v", email, m.Policies)
+		}
+		if got := e.access(email); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+			t.Errorf("after the switch %s holds %v", email, got)
+		}
+	}
+}

@@ -298,7 +298,7 @@ func splitRemovals(ch Change) (*Change, Change) {
 		}
 	}
 	add.After = kept.sorted()
-	add.Removed, add.RemovedUnmanaged = nil, nil
+	add.Removed, add.RemovedUnmanaged, add.stillHeld = nil, nil, nil
 	add.NewLedger.Managed = setOf(ch.NewLedger.Managed, ch.Removed).sorted()
 	add.Reason = ch.addReason
 
