@@ -282,8 +282,20 @@ func withholdable(ch Change) bool {
 // splitRemovals separates a change into the part that only adds (nil when
 // it adds nothing) and the part that removes.
 func splitRemovals(ch Change) (*Change, Change) {
+	if ch.Kind == SetGroupPolicies && ch.Group != nil && len(ch.Added) > 0 {
+		// The group gets what the mapping adds now (one PUT of the
+		// policies before and after), and drops the rest once the guard
+		// lets it: its members, like a member's own change, never wait
+		// for an addition because of a removal.
+		add := ch
+		add.Before, add.After = ch.Before, setOf(ch.Before, ch.Added).sorted()
+		add.Removed, add.RemovedUnmanaged = nil, nil
+		hold := ch
+		hold.Before, hold.Added, hold.Privileged = add.After, nil, false
+		return &add, hold
+	}
 	if (len(ch.Added) == 0 && ch.converted == nil) || ch.Group != nil {
-		// A group write is one PUT of the whole policy set: it waits whole.
+		// Any other group write waits whole.
 		return nil, ch
 	}
 	kept := setOf(ch.Before, ch.Added)
