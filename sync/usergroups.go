@@ -476,7 +476,7 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 				}
 			}
 		}
-		gcs := plan.GroupChanges(gp, ua.why)
+		gcs := ownCoversGroupRemovals(plan.GroupChanges(gp, ua.why), in.Actual, c.Accounts[i].Changes)
 		for _, ch := range gcs {
 			if ch.Kind == plan.SetGroupPolicies && ch.Group != nil {
 				// A targeted run planned against its people only: the
@@ -489,6 +489,40 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 		c.Accounts[i].Changes = append(c.Accounts[i].Changes, gcs...)
 		c.GroupConflicts = append(c.GroupConflicts, gp.Conflicts...)
 	}
+}
+
+// ownCoversGroupRemovals adjusts group-member removals to what the member
+// holds of its own (an account leaving user-groups mode grants per member
+// first): a key the member holds itself, or that its own write earlier in
+// this run grants, is no access lost, so not a removal for the guard
+// (Removed keeps only the keys really lost). applyGroup checks before the
+// removal that the member does hold those keys by then.
+func ownCoversGroupRemovals(gcs []plan.Change, actual map[string]plan.Actual, own []plan.Change) []plan.Change {
+	adding := map[string][]string{}
+	for _, ch := range own {
+		if len(ch.Added) > 0 {
+			k := identity.Key(ch.Email)
+			adding[k] = append(adding[k], ch.Added...)
+		}
+	}
+	out := gcs[:0]
+	for _, ch := range gcs {
+		if ch.Kind != plan.RemoveGroupMember || len(ch.Removed) == 0 {
+			out = append(out, ch)
+			continue
+		}
+		email := identity.Key(ch.Email)
+		held := actual[email].Keys
+		var lost []string
+		for _, k := range ch.Removed {
+			if !slices.Contains(held, k) && !slices.Contains(adding[email], k) {
+				lost = append(lost, k)
+			}
+		}
+		ch.Removed = lost
+		out = append(out, ch)
+	}
+	return out
 }
 
 // groupIDOf is the owned group of key, "" when this plan creates it.
@@ -602,13 +636,22 @@ func (rn *run) applyGroup(ctx context.Context, ch plan.Change) {
 		rn.queueGroupAdd(ctx, ua, ch)
 	case plan.RemoveGroupMember:
 		in := &rn.inputs[rn.byID[ch.AccountID]]
-		if act, present := in.Actual[identity.Key(ch.Email)]; !present || act.MemberID != ch.MemberID {
+		act, present := in.Actual[identity.Key(ch.Email)]
+		if !present || act.MemberID != ch.MemberID {
 			// Removed from the account in this run: that took it out of
 			// every group already. The member DELETE counted no key, so
 			// the rolling window counts what the group gave here.
 			rn.stampRemovals(ch)
 			rn.r.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
 			return
+		}
+		for _, k := range ch.Before {
+			if !slices.Contains(ch.Removed, k) && !slices.Contains(act.Keys, k) {
+				// Planned as no loss because the member's own write was
+				// to grant k first; that write did not happen.
+				rn.fail(ch, fmt.Errorf("%s stays in user group %s: its own grant of what the group gives was not applied", ch.Email, name))
+				return
+			}
 		}
 		if err := rn.fence(ch); err != nil {
 			rn.fail(ch, err)

@@ -354,3 +354,28 @@ func TestSwitchToUserGroupsIsNoRemovalForTheGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestLeavingUserGroupsIsNoRemovalForTheGuard: 30 members of an account
+// going back to member_policies are granted their policies as their own,
+// then leave the groups. Nobody loses access: the guard (max_removals 25)
+// must not trip, latch, and hold back real leavers afterwards.
+func TestLeavingUserGroupsIsNoRemovalForTheGuard(t *testing.T) {
+	t.Parallel()
+	e := newUGEnv(t, "")
+	ids := e.users(30, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.cfg = parseConfig(t, ugYAML(""))
+	e.r.Reload(e.cfg)
+	for i := range 3 {
+		if res := e.mustApply(RunOptions{Actor: ActorSchedule}); len(res.Changes.Tripped) != 0 {
+			t.Fatalf("run %d of leaving user groups tripped the guard: %s", i+1, res.Changes.Withheld[0].Why)
+		}
+	}
+	if _, members := e.ugGroup("scimflare-cf-deployers"); len(members) != 0 {
+		t.Fatalf("the group still has %d members", len(members))
+	}
+	if got := e.access("user07@example.com"); !slices.Equal(got, []string{"Workers Platform Admin"}) {
+		t.Fatalf("after leaving user groups a member holds %v", got)
+	}
+}
