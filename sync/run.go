@@ -189,12 +189,35 @@ func (rn *run) reconcile(ctx context.Context) {
 		rn.abort(err)
 		return
 	}
+	var after []plan.Change
 	for _, ac := range changes.Accounts {
+		moving := movingGroupMembers(ac.Changes)
 		for _, ch := range ac.Changes {
+			if ch.Kind == plan.RemoveGroupMember && ch.Group != nil && ch.Group.Key == "" && moving[identity.Key(ch.Email)] {
+				// Leaving a group no mapping wants while joining another
+				// (the mapping's key changed): joined first, so access
+				// never dips between the two calls.
+				after = append(after, ch)
+				continue
+			}
 			rn.registry.Apply(ctx, ch)
 		}
 	}
 	rn.registry.flushGroupAdds(ctx)
+	for _, ch := range after {
+		rn.registry.Apply(ctx, ch)
+	}
+}
+
+// movingGroupMembers are the people who join an owned group in this plan.
+func movingGroupMembers(chs []plan.Change) map[string]bool {
+	out := map[string]bool{}
+	for _, ch := range chs {
+		if ch.Kind == plan.AddGroupMember {
+			out[identity.Key(ch.Email)] = true
+		}
+	}
+	return out
 }
 
 // readAndPlan reads the state and Cloudflare and plans: every read of a run
@@ -261,7 +284,8 @@ func (rn *run) planChanges() *plan.Changes {
 			ManagedGrants:     managed,
 			Latched:           rn.latched,
 			Force:             rn.req.force,
-		})
+		},
+		plan.GroupAddsWaitForPolicies())
 	changes.Identity = desired.Problems
 	return changes
 }

@@ -210,10 +210,13 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 			}
 			ua.groups = append(ua.groups, ag)
 		}
-		reg.ugroups.put(a.ID, ua.groups)
 		if reg.req.dry {
+			// plan, explain, report: the copy stays what the last real
+			// listing and scimflare's own changes left, so that a member
+			// added by hand since is still found (drift) by the next run.
 			continue
 		}
+		reg.ugroups.put(a.ID, ua.groups)
 		for _, rec := range adopt {
 			// The group an earlier create made, whose answer was lost.
 			if err := st.PutOwnedUserGroup(rec); err != nil {
@@ -321,14 +324,23 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	}
 	own := make(map[string]*plan.DesiredMember, len(in.Desired))
 	keep := map[string]string{}
+	held := heldGroups(ua)
 	for email, dm := range in.Desired {
 		mine := &plan.DesiredMember{Email: dm.Email, Keys: map[string][]plan.Reason{}}
+		act, present := in.Actual[identity.Key(email)]
 		for k, rs := range dm.Keys {
 			for _, r := range rs {
 				key, viaGroup := groupOf[r.MappingIndex]
 				if r.Kind != plan.ReasonMapping || !viaGroup {
 					mine.Keys[k] = append(mine.Keys[k], r)
 					continue
+				}
+				if present && holdsOwn(act.Keys, in.Equivalent, k) && !holdsThroughGroup(held, identity.Key(email), k) {
+					// Held as the member's own (the account was on
+					// member_policies, or the group is not there yet):
+					// it stays until the group gives it, so switching
+					// models never dips access.
+					mine.Keys[k] = append(mine.Keys[k], r)
 				}
 				name := plan.UserGroupName(ua.prefix, key)
 				if why := ua.why[key]; why.Members[email] == "" {
@@ -353,6 +365,24 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 		// ledger counts what members hold.
 		in.ManagedGrants += len(h.Keys) * len(h.Members)
 	}
+}
+
+// holdsOwn reports whether the member's own keys give k: as the policy,
+// or as a legacy role whose equivalent policy k is (an account leaving
+// grant_shape: roles for user groups converts and moves in one step).
+func holdsOwn(keys []string, equivalent map[string]string, k string) bool {
+	return slices.ContainsFunc(keys, func(x string) bool { return x == k || equivalent[x] == k })
+}
+
+// holdsThroughGroup reports whether email holds key k through an owned
+// group now.
+func holdsThroughGroup(held map[string]plan.HeldGroup, email, k string) bool {
+	for _, h := range held {
+		if slices.Contains(h.Keys, k) && slices.Contains(h.Members, email) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldGroups are the owned groups as the policies see them.
@@ -446,9 +476,53 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 				}
 			}
 		}
-		c.Accounts[i].Changes = append(c.Accounts[i].Changes, plan.GroupChanges(gp, ua.why)...)
+		gcs := ownCoversGroupRemovals(plan.GroupChanges(gp, ua.why), in.Actual, c.Accounts[i].Changes)
+		for _, ch := range gcs {
+			if ch.Kind == plan.SetGroupPolicies && ch.Group != nil {
+				// A targeted run planned against its people only: the
+				// guard counts a dropped policy for everyone in the group.
+				if h, ok := in.UserGroups[ch.Group.ID]; ok {
+					ch.Group.Reach = len(h.Members)
+				}
+			}
+		}
+		c.Accounts[i].Changes = append(c.Accounts[i].Changes, gcs...)
 		c.GroupConflicts = append(c.GroupConflicts, gp.Conflicts...)
 	}
+}
+
+// ownCoversGroupRemovals adjusts group-member removals to what the member
+// holds of its own (an account leaving user-groups mode grants per member
+// first): a key the member holds itself, or that its own write earlier in
+// this run grants, is no access lost, so not a removal for the guard
+// (Removed keeps only the keys really lost). applyGroup checks before the
+// removal that the member does hold those keys by then.
+func ownCoversGroupRemovals(gcs []plan.Change, actual map[string]plan.Actual, own []plan.Change) []plan.Change {
+	adding := map[string][]string{}
+	for _, ch := range own {
+		if len(ch.Added) > 0 {
+			k := identity.Key(ch.Email)
+			adding[k] = append(adding[k], ch.Added...)
+		}
+	}
+	out := gcs[:0]
+	for _, ch := range gcs {
+		if ch.Kind != plan.RemoveGroupMember || len(ch.Removed) == 0 {
+			out = append(out, ch)
+			continue
+		}
+		email := identity.Key(ch.Email)
+		held := actual[email].Keys
+		var lost []string
+		for _, k := range ch.Removed {
+			if !slices.Contains(held, k) && !slices.Contains(adding[email], k) {
+				lost = append(lost, k)
+			}
+		}
+		ch.Removed = lost
+		out = append(out, ch)
+	}
+	return out
 }
 
 // groupIDOf is the owned group of key, "" when this plan creates it.
@@ -562,11 +636,22 @@ func (reg *registry) applyGroup(ctx context.Context, ch plan.Change) {
 		reg.queueGroupAdd(ctx, ua, ch)
 	case plan.RemoveGroupMember:
 		in := &reg.inputs[reg.byID[ch.AccountID]]
-		if act, present := in.Actual[identity.Key(ch.Email)]; !present || act.MemberID != ch.MemberID {
+		act, present := in.Actual[identity.Key(ch.Email)]
+		if !present || act.MemberID != ch.MemberID {
 			// Removed from the account in this run: that took it out of
-			// every group already.
+			// every group already. The member DELETE counted no key, so
+			// the rolling window counts what the group gave here.
+			reg.stampRemovals(ch)
 			reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) { dropGroupMember(ag, ch.MemberID) })
 			return
+		}
+		for _, k := range ch.Before {
+			if !slices.Contains(ch.Removed, k) && !slices.Contains(act.Keys, k) {
+				// Planned as no loss because the member's own write was
+				// to grant k first; that write did not happen.
+				reg.fail(ch, fmt.Errorf("%s stays in user group %s: its own grant of what the group gives was not applied", ch.Email, name))
+				return
+			}
 		}
 		if err := reg.fence(ch); err != nil {
 			reg.fail(ch, err)
@@ -746,12 +831,21 @@ func (reg *registry) groupAudit(ch plan.Change) store.AuditRecord {
 	if ch.Kind == plan.AddGroupMember {
 		rec.Sources = append(rec.Sources, reg.auditSources(ch.AccountID, ch.Email, ch.After)...)
 	}
+	if ch.Kind == plan.SetGroupPolicies && ch.Group.Renamed != "" && ch.Group.Renamed != ch.Group.Name {
+		// report access replays group records by name: it moves the
+		// group's members to the new name here.
+		rec.Sources = append(rec.Sources, store.AuditSource{Kind: AuditSourceUserGroupRenamed, Group: ch.Group.Renamed})
+	}
 	return rec
 }
 
 // AuditSourceUserGroup is the kind of the audit source that names the user
 // group a user-group change wrote (its Group), once per key it grants.
 const AuditSourceUserGroup = "user_group"
+
+// AuditSourceUserGroupRenamed, on a set_group_policies record that renames
+// the group, names (its Group) what the group was called before.
+const AuditSourceUserGroupRenamed = "user_group_renamed_from"
 
 func joinNonEmpty(a, b string) string {
 	if b == "" {
@@ -763,17 +857,23 @@ func joinNonEmpty(a, b string) string {
 // groupApplied counts an applied group change: result, rolling-window
 // removals, metric, log.
 func (reg *registry) groupApplied(ch plan.Change) {
+	reg.stampRemovals(ch)
+	reg.result.Applied = append(reg.result.Applied, ch)
+	reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
+	reg.log.Info("applied", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
+		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, reg.result.Names), "after", mapping.KeyNames(ch.After, reg.result.Names),
+		"trigger", reg.req.actor, "reason", ch.Reason)
+}
+
+// stampRemovals counts ch's removals in the account's rolling window
+// (sync.guards.max_removals_per_window); a forced run's are not counted.
+func (reg *registry) stampRemovals(ch plan.Change) {
 	if n := ch.Removals(); n > 0 && !reg.req.force {
 		if reg.saved.Removals == nil {
 			reg.saved.Removals = map[string][]removalStamp{}
 		}
 		reg.saved.Removals[ch.AccountID] = append(reg.saved.Removals[ch.AccountID], removalStamp{At: reg.now, N: n})
 	}
-	reg.result.Applied = append(reg.result.Applied, ch)
-	reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
-	reg.log.Info("applied", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,
-		"group", ch.Group.Name, "before", mapping.KeyNames(ch.Before, reg.result.Names), "after", mapping.KeyNames(ch.After, reg.result.Names),
-		"trigger", reg.req.actor, "reason", ch.Reason)
 }
 
 // callWithoutGrants makes the write of a user-groups member that holds

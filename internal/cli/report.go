@@ -151,9 +151,10 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 				rows = append(rows, row)
 			}
 		}
-		if a.Model == mapping.ModelUserGroups {
-			rows = append(rows, held.groupRows(func(string) string { return a.Name }, a.ID)...)
-		}
+		// Every account, not only user-groups ones: an account that left
+		// user-groups mode holds access through its groups until a run
+		// empties them (the trail records each removal).
+		rows = append(rows, held.groupRows(func(string) string { return a.Name }, a.ID)...)
 	}
 	sortRows(rows)
 	return rows, nil

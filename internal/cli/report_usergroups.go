@@ -71,6 +71,20 @@ func (h *Held) replayGroup(r store.AuditRecord) bool {
 	switch kind {
 	case plan.CreateGroup, plan.SetGroupPolicies:
 		g.roles = slices.Clone(r.After)
+		for _, s := range r.Sources {
+			// Renamed (a new user_group_prefix): its members, recorded
+			// under the old name, are the group's.
+			old := groupKey{r.AccountID, s.Group}
+			if s.Kind != sync.AuditSourceUserGroupRenamed || old == k || h.groups[old] == nil {
+				continue
+			}
+			for e, m := range h.groups[old].members {
+				if _, in := g.members[e]; !in {
+					g.members[e] = m
+				}
+			}
+			delete(h.groups, old)
+		}
 	case plan.AddGroupMember:
 		if len(r.After) > 0 {
 			g.roles = slices.Clone(r.After)

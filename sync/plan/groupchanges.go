@@ -11,6 +11,12 @@ import (
 // its name.
 type GroupRef struct {
 	ID, Key, Name string
+	// Reach is how many members the group has: a set_group_policies
+	// change takes each policy it drops from every one of them.
+	Reach int
+	// Renamed is the name a set_group_policies change renames the group
+	// from ("" when the name stays).
+	Renamed string
 }
 
 // HeldGroup is an owned user group as the policies need it: the keys it
@@ -44,7 +50,7 @@ func IsGroupKind(k Kind) bool {
 func GroupChanges(p GroupPlan, why map[string]GroupReasons) []Change {
 	out := make([]Change, 0, len(p.Changes))
 	for _, g := range p.Changes {
-		ref := &GroupRef{ID: g.GroupID, Key: g.GroupKey, Name: g.Name}
+		ref := &GroupRef{ID: g.GroupID, Key: g.GroupKey, Name: g.Name, Reach: g.Reach, Renamed: g.Renamed}
 		ch := Change{Kind: g.Kind, AccountID: g.AccountID, Op: string(g.Kind), Group: ref, Reason: why[g.GroupKey].Group}
 		switch g.Kind {
 		case CreateGroup:
@@ -94,4 +100,40 @@ func (a AccountInput) groupSuperAdmins(id string) []string {
 		return nil
 	}
 	return g.Members
+}
+
+// WithheldByGroupPolicies withholds a member add to a user group whose
+// set_group_policies change (dropping policies) another policy held back.
+const WithheldByGroupPolicies = "group_policies"
+
+type groupAddsWaitPolicy struct{}
+
+// GroupAddsWaitForPolicies withholds every member add to a user group
+// whose policy change drops policies and was withheld (by the guard, the
+// last Super Administrator): the group still holds what the mapping no
+// longer grants, and a joiner would get it. Run it after every other
+// policy. The joiner joins once the group's policies are the mapping's.
+func GroupAddsWaitForPolicies() Policy { return groupAddsWaitPolicy{} }
+
+func (groupAddsWaitPolicy) Apply(c *Changes) *Changes {
+	held := map[[2]string]string{} // account, group id -> why
+	for _, w := range c.Withheld {
+		ch := w.Change
+		if ch.Kind == SetGroupPolicies && ch.Group != nil && len(ch.Removed) > 0 {
+			held[[2]string{ch.AccountID, ch.Group.ID}] = w.By + ": " + w.Why
+		}
+	}
+	if len(held) == 0 {
+		return c
+	}
+	return c.filter(WithheldByGroupPolicies, func(ch Change) (bool, string) {
+		if ch.Kind != AddGroupMember || ch.Group == nil {
+			return true, ""
+		}
+		why, ok := held[[2]string{ch.AccountID, ch.Group.ID}]
+		if !ok {
+			return true, ""
+		}
+		return false, "waits to join user group " + ch.Group.Name + " until it drops the policies its mapping no longer grants (withheld by " + why + ")"
+	})
 }

@@ -136,6 +136,10 @@ type Change struct {
 	// splits it keeps the conversion in the part it lets through.
 	converted []string
 
+	// stillHeld are Removed keys the member keeps through an owned user
+	// group: not removals for the guard.
+	stillHeld []string
+
 	// Group is set on the user-group kinds (usergroups.go): the group the
 	// change writes. Before and After are then the group's policies as
 	// the member (or, for the group's own kinds, the group) holds them.
@@ -146,8 +150,19 @@ type Change struct {
 // equivalent policies (alone, as MigrateShape, or with other changes).
 func (c Change) Converts() bool { return c.converted != nil }
 
-// Removals counts the keys this change takes away, the guard's unit.
-func (c Change) Removals() int { return len(c.Removed) + len(c.RemovedUnmanaged) }
+// Removals counts the keys this change takes away, the guard's unit; an
+// own key the member keeps through an owned user group is not one. A
+// policy a user group drops is taken from every member of the group at
+// once, so it counts once per member (Group.Reach): a mapping change that
+// takes a role from 500 people is 500 removals in either access model, and
+// the guard never lets it through as "one write".
+func (c Change) Removals() int {
+	n := len(c.Removed) - len(c.stillHeld) + len(c.RemovedUnmanaged)
+	if c.Kind == SetGroupPolicies && c.Group != nil && c.Group.Reach > 1 {
+		n *= c.Group.Reach
+	}
+	return n
+}
 
 // Drift is a key on a Cloudflare member that scimflare neither granted nor
 // found at adoption.
@@ -235,6 +250,17 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 		var out []planned
 		eachEmail(a, func(email string) {
 			ch, drift, rec := planMember(a, email, expired[email], unmanagedRemove)
+			if ch != nil && ch.Kind != RemoveMember && len(ch.Removed) > 0 && len(a.UserGroups) > 0 {
+				// An own key the member also holds through an owned group
+				// is no access lost (a group that drops it, or a removal
+				// from the group, counts it there).
+				via := setOf(a.heldThroughGroups(email))
+				for _, k := range ch.Removed {
+					if via[k] {
+						ch.stillHeld = append(ch.stillHeld, k)
+					}
+				}
+			}
 			if ch != nil || drift != nil || rec != nil {
 				out = append(out, planned{email, ch, drift, rec})
 			}

@@ -231,13 +231,14 @@ func (g GuardPolicy) trip(account string, removals int) string {
 func (g GuardPolicy) Apply(c *Changes) *Changes {
 	out := c.clone()
 	for i, a := range out.Accounts {
-		removals := 0
+		removals, removes := 0, false
 		for _, ch := range a.Changes {
 			removals += ch.Removals()
+			removes = removes || withholdable(ch)
 		}
 		why := g.trip(a.ID, removals)
 		if why == "" {
-			if removals == 0 || g.Force || !slices.Contains(g.Latched, a.ID) {
+			if !removes || g.Force || !slices.Contains(g.Latched, a.ID) {
 				continue
 			}
 			why = WhyLatched
@@ -251,7 +252,7 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 		}
 		var kept []Change
 		for _, ch := range a.Changes {
-			if ch.Removals() == 0 {
+			if !withholdable(ch) {
 				kept = append(kept, ch)
 				continue
 			}
@@ -267,11 +268,34 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 	return out
 }
 
+// withholdable reports whether the guard holds ch back when it trips: a
+// change that takes keys away, and any removal of a member from the
+// account. A user-groups member scimflare invited holds nothing of its
+// own, so its removal counts no key, yet it ends everything the member
+// holds through its groups (those removals are counted on the group-member
+// changes planned beside it): a tripped guard must hold it too, or a mass
+// deactivation walks past the guard one zero-count DELETE at a time.
+func withholdable(ch Change) bool {
+	return ch.Removals() > 0 || ch.Kind == RemoveMember
+}
+
 // splitRemovals separates a change into the part that only adds (nil when
 // it adds nothing) and the part that removes.
 func splitRemovals(ch Change) (*Change, Change) {
+	if ch.Kind == SetGroupPolicies && ch.Group != nil && len(ch.Added) > 0 {
+		// The group gets what the mapping adds now (one PUT of the
+		// policies before and after), and drops the rest once the guard
+		// lets it: its members, like a member's own change, never wait
+		// for an addition because of a removal.
+		add := ch
+		add.Before, add.After = ch.Before, setOf(ch.Before, ch.Added).sorted()
+		add.Removed, add.RemovedUnmanaged = nil, nil
+		hold := ch
+		hold.Before, hold.Added, hold.Privileged = add.After, nil, false
+		return &add, hold
+	}
 	if (len(ch.Added) == 0 && ch.converted == nil) || ch.Group != nil {
-		// A group write is one PUT of the whole policy set: it waits whole.
+		// Any other group write waits whole.
 		return nil, ch
 	}
 	kept := setOf(ch.Before, ch.Added)
@@ -286,7 +310,7 @@ func splitRemovals(ch Change) (*Change, Change) {
 		}
 	}
 	add.After = kept.sorted()
-	add.Removed, add.RemovedUnmanaged = nil, nil
+	add.Removed, add.RemovedUnmanaged, add.stillHeld = nil, nil, nil
 	add.NewLedger.Managed = setOf(ch.NewLedger.Managed, ch.Removed).sorted()
 	add.Reason = ch.addReason
 

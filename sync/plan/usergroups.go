@@ -103,6 +103,12 @@ type GroupChange struct {
 	Policies, PoliciesBefore []string
 	// Email and MemberID name the account member of a member change.
 	Email, MemberID string
+	// Reach is the group's member count for set_group_policies: the guard
+	// counts each policy it drops once per member.
+	Reach int
+	// Renamed is the group's name before a set_group_policies that
+	// renames it ("" when the name stays).
+	Renamed string
 }
 
 // GroupWaiting is a person a mapping grants who cannot join the group yet.
@@ -186,8 +192,12 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 			continue
 		}
 		if before := groupKeySet(g.Policies); g.Name != name || !slices.Equal(before, policies) {
-			sets = append(sets, GroupChange{Kind: SetGroupPolicies, AccountID: in.AccountID, GroupKey: d.Key,
-				GroupID: g.ID, Name: name, Policies: policies, PoliciesBefore: before})
+			set := GroupChange{Kind: SetGroupPolicies, AccountID: in.AccountID, GroupKey: d.Key,
+				GroupID: g.ID, Name: name, Policies: policies, PoliciesBefore: before, Reach: len(g.Members)}
+			if g.Name != name {
+				set.Renamed = g.Name
+			}
+			sets = append(sets, set)
 		}
 		want := map[string]bool{}
 		for _, e := range d.Members {
