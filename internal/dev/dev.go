@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	gosync "sync"
 	"time"
@@ -217,6 +218,18 @@ func describe(c cloudflarefake.Change, names map[string]string) string {
 		return strings.Join(out, ", ")
 	}
 	list := "[" + readable(c.After) + "]"
+	if g := c.Group; g != nil {
+		switch {
+		case !g.Existed:
+			return fmt.Sprintf("%s: created user group %s with %s", account, g.Name, list)
+		case !g.Exists:
+			return fmt.Sprintf("%s: deleted user group %s", account, g.Name)
+		case !slices.Equal(g.BeforeMembers, g.AfterMembers):
+			return fmt.Sprintf("%s: user group %s (%s) now has members [%s] (was [%s])", account, g.Name, list,
+				strings.Join(g.AfterMembers, ", "), strings.Join(g.BeforeMembers, ", "))
+		}
+		return fmt.Sprintf("%s: user group %s now grants %s (was [%s])", account, g.Name, list, readable(c.Before))
+	}
 	switch {
 	case c.BeforeStatus == "" && c.AfterStatus != "":
 		return fmt.Sprintf("%s: invited %s (%s) with %s", account, c.Email, c.AfterStatus, list)

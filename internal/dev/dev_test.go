@@ -8,6 +8,8 @@ import (
 
 	scimflare "github.com/scimflare/scimflare"
 	"github.com/scimflare/scimflare/internal/config"
+	"github.com/scimflare/scimflare/mapping"
+	"github.com/scimflare/scimflare/sync/cloudflare/cloudflarefake"
 )
 
 // TestDevConfigPointsAtTheFakeOnly: the config serve --dev runs is the
@@ -48,5 +50,34 @@ func TestDevConfigPointsAtTheFakeOnly(t *testing.T) {
 	// run with its real base_url.
 	if _, err := devConfig(strings.Replace(string(scimflare.ExampleConfig), "  base_url:", "  # base_url:", 1), "http://127.0.0.1:1/client/v4", "127.0.0.1:0"); err == nil {
 		t.Error("devConfig accepted an example without base_url")
+	}
+}
+
+// TestDescribeUserGroupChanges: in user-groups mode what a person gains
+// comes through a group, and the dev printout says so: who joined, who
+// left, what the group grants (a role as its name, not "… on the account").
+func TestDescribeUserGroupChanges(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef"
+	names := map[string]string{id: "prod"}
+	admin := []string{"Administrator on " + mapping.AccountScope(id)}
+	dns := []string{"DNS on " + mapping.AccountScope(id)}
+	for _, tc := range []struct {
+		c    cloudflarefake.Change
+		want string
+	}{
+		{cloudflarefake.Change{AccountID: id, After: admin, Group: &cloudflarefake.GroupChange{Name: "scimflare-ops", Exists: true}},
+			"prod: created user group scimflare-ops with [Administrator]"},
+		{cloudflarefake.Change{AccountID: id, Before: admin, After: admin, Group: &cloudflarefake.GroupChange{Name: "scimflare-ops", Existed: true, Exists: true,
+			BeforeMembers: []string{}, AfterMembers: []string{"alice@example.com"}}},
+			"prod: user group scimflare-ops ([Administrator]) now has members [alice@example.com] (was [])"},
+		{cloudflarefake.Change{AccountID: id, Before: admin, After: dns, Group: &cloudflarefake.GroupChange{Name: "scimflare-ops", Existed: true, Exists: true,
+			BeforeMembers: []string{"alice@example.com"}, AfterMembers: []string{"alice@example.com"}}},
+			"prod: user group scimflare-ops now grants [DNS] (was [Administrator])"},
+		{cloudflarefake.Change{AccountID: id, Before: admin, Group: &cloudflarefake.GroupChange{Name: "scimflare-ops", Existed: true}},
+			"prod: deleted user group scimflare-ops"},
+	} {
+		if got := describe(tc.c, names); got != tc.want {
+			t.Errorf("describe = %q, want %q", got, tc.want)
+		}
 	}
 }

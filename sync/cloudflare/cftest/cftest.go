@@ -115,7 +115,7 @@ type Options struct {
 	// AllowInvalid stops the cleanup check that fails the test when any
 	// request did not match the OpenAPI schema.
 	AllowInvalid bool
-	// OnChange is called with every member write the fake accepted.
+	// OnChange is called with every member or user-group write the fake accepted.
 	OnChange func(Change)
 	// RefusePendingGroupMembers makes the fake refuse a pending member
 	// joining a user group (by default it may join; BEHAVIOURS.md 2b).

@@ -291,3 +291,37 @@ func TestAfterWriteSeesEveryPoint(t *testing.T) {
 		}
 	}
 }
+
+// TestOnChangeDescribesUserGroupWrites: `serve --dev` prints what the fake
+// accepted, user-group writes included: a create with its policies, a
+// member joining and leaving, a policy change, a delete.
+func TestOnChangeDescribesUserGroupWrites(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}, OnChange: func(c cftest.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, c.String())
+	}})
+	a1 := srv.AddMember(acct, cftest.Member{Email: "a@example.com"})
+	base := "/accounts/" + acct + "/iam/user_groups"
+	g := userGroup(t, send(t, srv, "POST", base, `{"name":"scimflare-ops","policies":[`+accountPolicy(srv, "Administrator")+`]}`, "x"))
+	send(t, srv, "POST", base+"/"+g.ID+"/members", `[{"id":"`+a1.ID+`"}]`, "x")
+	send(t, srv, "PUT", base+"/"+g.ID, `{"name":"scimflare-ops","policies":[`+accountPolicy(srv, "DNS")+`]}`, "x")
+	send(t, srv, "DELETE", base+"/"+g.ID+"/members/"+a1.ID, "", "x")
+	send(t, srv, "DELETE", base+"/"+g.ID, "", "x")
+	scope := " on " + cftest.AccountScope(acct)
+	head := "account " + acct + ": user group scimflare-ops"
+	want := []string{
+		head + " created with [Administrator" + scope + "]",
+		head + ": policies [Administrator" + scope + "] -> [Administrator" + scope + "], members [] -> [a@example.com]",
+		head + ": policies [Administrator" + scope + "] -> [DNS" + scope + "], members [a@example.com] -> [a@example.com]",
+		head + ": policies [DNS" + scope + "] -> [DNS" + scope + "], members [a@example.com] -> []",
+		head + " deleted",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("changes:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

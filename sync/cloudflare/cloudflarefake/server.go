@@ -130,9 +130,9 @@ type Options struct {
 	// default the fake refuses, as Cloudflare documents (BEHAVIOURS.md,
 	// 2c); setting it models a Cloudflare that lifted the restriction.
 	AllowSCIMGroupChanges bool
-	// OnChange, when set, is called with every member write the fake
-	// accepted (invite, update, removal), after the write and outside the
-	// fake's lock: `serve --dev` prints them.
+	// OnChange, when set, is called with every member or user-group write
+	// the fake accepted, after the write and outside the fake's lock:
+	// `serve --dev` prints them.
 	OnChange func(Change)
 	// AfterWrite, when set, is called after every write request (POST,
 	// PUT, DELETE; any route, any status) took effect and before it is
@@ -547,9 +547,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var email, before string
 	var grants []string
+	var group groupState
 	watch := s.opts.OnChange != nil && r.Method != http.MethodGet
 	if watch {
 		email, before, grants = s.snapshot(route, accountID, memberID)
+		group = s.groupSnapshot(accountID, tg.groupID)
 	}
 	status, payload := s.handle(r.Method, tg, r.URL.Query(), body, lf)
 	var changed *Change
@@ -558,7 +560,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			Method: r.Method, Route: route, AccountID: accountID, MemberID: memberID, GroupID: tg.groupID,
 			Body: string(body), Status: status, At: now,
 		})
-		if watch && status < 300 {
+		switch {
+		case watch && status < 300 && isGroupRoute(route):
+			changed = s.groupChange(r.Method, route, accountID, tg.groupID, group)
+		case watch && status < 300:
 			changed = s.change(r.Method, route, accountID, memberID, email, before, grants)
 		}
 	}
