@@ -23,11 +23,13 @@ type Metrics struct {
 	DriftFound        prometheus.Gauge
 	RemovalsWithheld  prometheus.Gauge
 	IdentityProblems  *prometheus.GaugeVec // kind
-	GuardTrips        prometheus.Counter
-	GuardTripped      prometheus.Gauge
-	PendingExpiries   prometheus.Gauge
-	LastSuccess       prometheus.Gauge
-	PlanOnly          prometheus.Gauge
+	// UserGroupConflicts: user groups of scimflare's names it does not own.
+	UserGroupConflicts prometheus.Gauge
+	GuardTrips         prometheus.Counter
+	GuardTripped       prometheus.Gauge
+	PendingExpiries    prometheus.Gauge
+	LastSuccess        prometheus.Gauge
+	PlanOnly           prometheus.Gauge
 }
 
 // NewMetrics builds the reconciler's collectors and registers them with reg.
@@ -64,6 +66,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "scimflare_identity_problems",
 			Help: "SCIM users whose address gives no Cloudflare access (kind invalid_email) and Cloudflare emails several active users share (kind shared_email), at the last run.",
 		}, []string{"kind"}),
+		UserGroupConflicts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "scimflare_user_group_conflicts",
+			Help: "User groups named as scimflare names its groups that scimflare does not own (never changed; their mapping gets no group), at the last full run.",
+		}),
 		GuardTrips: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "scimflare_guard_trips_total", Help: "Reconciles whose removals a guard withheld.",
 		}),
@@ -81,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.ReconcileRuns, m.ReconcileDuration, m.ChangesApplied, m.ChangesFailed,
-		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.RemovalsWithheld, m.IdentityProblems,
+		m.CloudflareCalls, m.Cloudflare429, m.DriftFound, m.RemovalsWithheld, m.IdentityProblems, m.UserGroupConflicts,
 		m.GuardTrips, m.GuardTripped, m.PendingExpiries, m.LastSuccess, m.PlanOnly)
 	return m
 }

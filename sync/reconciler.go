@@ -134,6 +134,9 @@ type Status struct {
 	IdentityProblems []plan.IdentityProblem
 	// Withheld are the removals a guard holds back, oldest first.
 	Withheld []WithheldRemoval
+	// GroupConflicts are user groups of scimflare's names it does not own,
+	// in words ("account: why"), as the last full run found them.
+	GroupConflicts []string
 }
 
 // Reconciler keeps Cloudflare in line with the store and the mapping table.

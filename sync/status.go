@@ -40,6 +40,9 @@ type savedStatus struct {
 	Removals map[string][]removalStamp `json:"removals,omitempty"`
 	// Withheld are the removals a guard holds back, with since when.
 	Withheld []savedWithheld `json:"withheld,omitempty"`
+	// GroupConflicts are the user groups of scimflare's names that it does
+	// not own, as the last full run found them (user-groups accounts).
+	GroupConflicts []plan.GroupConflict `json:"group_conflicts,omitempty"`
 }
 
 // cachedStatus is the status the last run recorded, from memory once it
@@ -138,6 +141,9 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	r.m.RemovalsWithheld.Set(float64(len(s.Withheld)))
 	if rn.desired != nil {
 		s.Identity = r.noteIdentity(s.Identity, rn.desired.Problems, rn.req.kind != targetedRun)
+	}
+	if res.Aborted == nil && rn.req.kind == fullRun {
+		s.GroupConflicts = r.noteGroupConflicts(rn.cfg, s.GroupConflicts, res.Changes.GroupConflicts)
 	}
 	if raw, err := json.Marshal(s); err != nil {
 		r.log.Error("cannot encode reconciler status", "error", err)
@@ -289,6 +295,9 @@ func (r *Reconciler) Status() Status {
 	}
 	st.PendingExpiries = exp
 	st.IdentityProblems = s.Identity
+	for _, c := range s.GroupConflicts {
+		st.GroupConflicts = append(st.GroupConflicts, accountName(cfg, c.AccountID)+": "+c.String())
+	}
 	st.Withheld = withheldOf(cfg, s.Withheld)
 	return st
 }
@@ -326,6 +335,22 @@ func (r *Reconciler) noteIdentity(known, found []plan.IdentityProblem, whole boo
 		r.m.IdentityProblems.WithLabelValues(kind).Set(float64(n))
 	}
 	return out
+}
+
+// noteGroupConflicts logs each user-group conflict the first time a full
+// run finds it — a group of scimflare's name it does not own: made by hand,
+// by Cloudflare's SCIM, or scimflare's own from before a restored backup,
+// whose members scimflare then never changes, leavers included — and
+// returns what status keeps: what this run found.
+func (r *Reconciler) noteGroupConflicts(cfg *Settings, known, found []plan.GroupConflict) []plan.GroupConflict {
+	for _, c := range found {
+		if !slices.Contains(known, c) {
+			r.log.Warn("a user group of scimflare's name is not scimflare's: it is never changed, and its mapping gets no group; rename the group or change the account's user_group_prefix",
+				"account", accountName(cfg, c.AccountID), "group", c.Name, "group_id", c.GroupID, "mapping", c.GroupKey)
+		}
+	}
+	r.m.UserGroupConflicts.Set(float64(len(found)))
+	return slices.Clone(found)
 }
 
 func accountName(cfg *Settings, id string) string {

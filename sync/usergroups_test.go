@@ -303,6 +303,15 @@ func TestUserGroupsNeverTouchForeignGroups(t *testing.T) {
 	if _, members := e.ugGroup(scim.Name); !slices.Equal(members, []string{"zed@example.com"}) {
 		t.Fatalf("foreign group's members changed: %v", members)
 	}
+	// A daemon says so where operators look, not only in a plan: its
+	// members (a leaver among them) are out of scimflare's reach.
+	if st := e.r.Status(); len(st.GroupConflicts) != 1 || !strings.HasPrefix(st.GroupConflicts[0], "prod: ") ||
+		!strings.Contains(st.GroupConflicts[0], "scimflare-cf-deployers") {
+		t.Errorf("status group conflicts = %q", st.GroupConflicts)
+	}
+	if n := metricValue(e.m.UserGroupConflicts); n != 1 {
+		t.Errorf("scimflare_user_group_conflicts = %v, want 1", n)
+	}
 }
 
 // TestUserGroupsTemporaryGrantsStayPerMember: a ttl mapping and `grant

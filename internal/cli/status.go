@@ -109,6 +109,12 @@ func runStatus(ctx context.Context, env *Env, args []string, out, errOut io.Writ
 			fmt.Fprintf(out, "  %s  %s  users %s  %s\n", p.Kind, terminal.Escape(p.Email), strings.Join(p.UserIDs, ","), p.Why)
 		}
 	}
+	if len(st.GroupConflicts) > 0 {
+		fmt.Fprintf(out, "user group conflicts: %d (groups of scimflare's names it does not own: never changed, leavers in them included)\n", len(st.GroupConflicts))
+		for _, c := range st.GroupConflicts {
+			fmt.Fprintf(out, "  %s\n", terminal.Escape(c))
+		}
+	}
 	toks, err := env.Store.Tokens()
 	if err != nil {
 		return fmt.Errorf("read SCIM tokens: %w", err)

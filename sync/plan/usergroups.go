@@ -130,6 +130,7 @@ const (
 // GroupConflict is a desired group whose name a group scimflare does not
 // own already has. The group is neither created nor adopted.
 type GroupConflict struct {
+	AccountID               string
 	GroupKey, Name, GroupID string
 }
 
@@ -183,7 +184,7 @@ func PlanUserGroups(in UserGroupInput) GroupPlan {
 		g := ownedByKey[d.Key]
 		if g == nil {
 			if other := unownedGroupNamed(in.Actual, in.Owned, name); other != nil {
-				p.Conflicts = append(p.Conflicts, GroupConflict{GroupKey: d.Key, Name: name, GroupID: other.ID})
+				p.Conflicts = append(p.Conflicts, GroupConflict{AccountID: in.AccountID, GroupKey: d.Key, Name: name, GroupID: other.ID})
 				continue
 			}
 			creates = append(creates, GroupChange{Kind: CreateGroup, AccountID: in.AccountID, GroupKey: d.Key,
