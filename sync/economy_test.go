@@ -73,15 +73,7 @@ func TestOneSCIMChangeCostsOneWrite(t *testing.T) {
 	deployers := e.group("cf-deployers", ids[:60]...)
 	e.group("cf-log-readers", ids[:55]...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.runLoop(t)
 	pushes := func() float64 { return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)) }
 	waitFor(t, 20*time.Second, "start-up run did not finish", func() bool {
 		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) == 1

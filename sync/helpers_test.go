@@ -323,3 +323,19 @@ func metricValue(c prometheus.Collector) float64 {
 }
 
 func withYAML(y string) envOption { return func(o *envOpts) { o.yaml = y } }
+
+// runLoop runs the reconciler's loop (Run) until the test ends, and
+// returns the context it runs under; Run must end without an error.
+func (e *env) runLoop(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return ctx
+}

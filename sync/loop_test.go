@@ -35,15 +35,7 @@ func TestRunLoop(t *testing.T) {
 	ids := e.users(12, "user%02d@example.com")
 	deployers := e.group("cf-deployers", ids...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	ctx := e.runLoop(t)
 	waitFor(t, 10*time.Second, "start-up run did not create the members", func() bool { return len(e.fake.Members(prodID)) == 12 })
 	if err := e.r.Run(ctx); err == nil {
 		t.Error("a second Run started")
@@ -218,15 +210,7 @@ func TestPendingTouchesAreBounded(t *testing.T) {
 	e.r.holdUntil = time.Time{}
 	e.r.mu.Unlock()
 	lists := e.fake.Calls(http.MethodGet, cftest.RouteMembers)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.runLoop(t)
 	// The start-up run takes the pending set itself; touch again past the
 	// bound so a debounced run must handle it.
 	waitFor(t, 10*time.Second, "the start-up run did not end", func() bool { return e.r.Status().LastTrigger == ActorSchedule })
@@ -250,15 +234,7 @@ func TestAbortedScheduledRunRequeuesTouches(t *testing.T) {
 	e.r.Touch(ids[:1], nil, nil)
 	e.fake.Inject(cftest.Fault{Method: http.MethodGet, Route: cftest.RouteMembers, Status: http.StatusForbidden})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.runLoop(t)
 	waitFor(t, 10*time.Second, "the start-up run did not abort", func() bool {
 		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeAborted)) == 1
 	})
@@ -318,15 +294,7 @@ func TestDebounceFollowsTheReconcilersClock(t *testing.T) {
 	ids := e.users(2, "user%02d@example.com")
 	e.group("cf-deployers", ids...)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	e.runLoop(t)
 	waitFor(t, 10*time.Second, "start-up run did not create the members", func() bool { return len(e.fake.Members(prodID)) == 2 })
 
 	e.deactivate(ids[1])
@@ -339,6 +307,10 @@ func TestDebounceFollowsTheReconcilersClock(t *testing.T) {
 	waitFor(t, 5*time.Second, "the targeted run once the reconciler's clock passed the debounce", func() bool {
 		_, ok := e.fake.Member(prodID, "user01@example.com")
 		return !ok
+	})
+	// The change lands before the run records its outcome.
+	waitFor(t, 5*time.Second, "the debounced run recorded", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)) >= 1
 	})
 	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)); n != 1 {
 		t.Errorf("%v debounced runs, want 1", n)
