@@ -249,15 +249,22 @@ func (a *account) byID(id string) (int, *Member) {
 func cloneMember(m *Member) Member {
 	c := *m
 	c.Roles = slices.Clone(m.Roles)
-	c.Policies = make([]Policy, len(m.Policies))
-	for i, p := range m.Policies {
-		c.Policies[i] = Policy{ID: p.ID, Access: p.Access,
+	c.Policies = clonePolicies(m.Policies)
+	return c
+}
+
+// clonePolicies is a deep copy of ps (nil for none), so a caller's copy of
+// a member or group never shares slices with the fake's state.
+func clonePolicies(ps []Policy) []Policy {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]Policy, len(ps))
+	for i, p := range ps {
+		out[i] = Policy{ID: p.ID, Access: p.Access,
 			PermissionGroups: slices.Clone(p.PermissionGroups), ResourceGroups: slices.Clone(p.ResourceGroups)}
 	}
-	if len(c.Policies) == 0 {
-		c.Policies = nil
-	}
-	return c
+	return out
 }
 
 // AddMember puts a member in the account by hand, as someone using the

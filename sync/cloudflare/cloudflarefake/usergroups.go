@@ -40,14 +40,7 @@ const (
 func cloneGroup(g *UserGroup) UserGroup {
 	c := *g
 	c.Members = slices.Clone(g.Members)
-	c.Policies = make([]Policy, len(g.Policies))
-	for i, p := range g.Policies {
-		c.Policies[i] = Policy{ID: p.ID, Access: p.Access,
-			PermissionGroups: slices.Clone(p.PermissionGroups), ResourceGroups: slices.Clone(p.ResourceGroups)}
-	}
-	if len(c.Policies) == 0 {
-		c.Policies = nil
-	}
+	c.Policies = clonePolicies(g.Policies)
 	return c
 }
 
