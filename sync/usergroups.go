@@ -44,15 +44,6 @@ type userGroupAPI interface {
 	ClearMemberGrants(ctx context.Context, accountID, memberID string) (cloudflare.Member, error)
 }
 
-// userGroupPrefix is the account's group name prefix.
-func userGroupPrefix(a mapping.Account) string { return a.GroupPrefix() }
-
-// userGroupKey is the key of a mapping's group within its account.
-func userGroupKey(m mapping.Mapping) string { return m.UserGroupKey() }
-
-// standsAsGroup reports whether the mapping is held as a user group.
-func standsAsGroup(m mapping.Mapping) bool { return m.HeldAsGroup() }
-
 // userGroupCache holds, per account, the user groups the last listing
 // showed (owned ones with their members), and whether Cloudflare refused
 // a pending member.
@@ -164,7 +155,7 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 	for _, a := range reg.accounts {
 		st, err := reg.userGroupState()
 		if err != nil {
-			if a.Model != mapping.ModelUserGroups {
+			if !a.UserGroups() {
 				continue
 			}
 			return err
@@ -173,13 +164,13 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read the user groups scimflare owns in account %s: %w", a.Name, err)
 		}
-		if a.Model != mapping.ModelUserGroups && len(recs) == 0 {
+		if !a.UserGroups() && len(recs) == 0 {
 			continue
 		}
 		// An account that left user-groups mode still has the groups
 		// scimflare made: they are read and emptied, so that nobody keeps
 		// access through them (its mappings are granted per member now).
-		ua := &ugAccount{account: a, prefix: userGroupPrefix(a), owned: map[string]string{}, created: map[string]string{}}
+		ua := &ugAccount{account: a, prefix: a.GroupPrefix(), owned: map[string]string{}, created: map[string]string{}}
 		reg.ug[a.ID] = ua
 		api, live := reg.userGroupClient()
 		cached, ok := reg.ugroups.get(a.ID)
@@ -295,7 +286,7 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	if ua == nil {
 		return
 	}
-	if a.Model != mapping.ModelUserGroups {
+	if !a.UserGroups() {
 		// Left user-groups mode: no group is wanted; the member plan
 		// grants everything per member, before the groups empty.
 		ua.desired, ua.why = nil, map[string]plan.GroupReasons{}
@@ -306,10 +297,10 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	byKey := map[string]*plan.DesiredGroup{}
 	ua.why = map[string]plan.GroupReasons{}
 	for _, m := range rn.res.Mappings {
-		if m.AccountID != a.ID || !standsAsGroup(m.Mapping) {
+		if m.AccountID != a.ID || !m.Mapping.HeldAsGroup() {
 			continue
 		}
-		key := userGroupKey(m.Mapping)
+		key := m.Mapping.UserGroupKey()
 		groupOf[m.Index] = key
 		dg := byKey[key]
 		if dg == nil {
