@@ -29,6 +29,12 @@ func CutDeny(key string) (policyKey string, ok bool) { return strings.CutPrefix(
 // RoleKey is the grant key of one Cloudflare role, by role id.
 func RoleKey(roleID string) string { return rolePrefix + roleID }
 
+// IsRoleKey reports whether key is a well-formed RoleKey.
+func IsRoleKey(key string) bool {
+	_, _, _, isPolicy, err := ParseKey(key)
+	return err == nil && !isPolicy
+}
+
 // PolicyKey is the grant key of one permission policy. It is canonical:
 // the same sets of ids in any order, with repeats, give the same key, so a
 // policy read back from Cloudflare compares equal to the one the mapping asks for.

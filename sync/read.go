@@ -312,8 +312,7 @@ func (rn *run) mayBeSuperAdmin(a mapping.Account) func(string) bool {
 		if rn.res.IsSuperAdmin(a.ID, key) {
 			return true
 		}
-		_, _, _, isPolicy, err := mapping.ParseKey(key)
-		return err == nil && !isPolicy && !a.KeepsRoles()
+		return mapping.IsRoleKey(key) && !a.KeepsRoles()
 	}
 }
 

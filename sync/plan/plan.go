@@ -622,7 +622,7 @@ func translate(keys []string, eq map[string]string) (out []string, changed, whol
 	for _, k := range keys {
 		if e, ok := eq[k]; ok {
 			k, changed = e, true
-		} else if isRoleKey(k) {
+		} else if mapping.IsRoleKey(k) {
 			return keys, false, false
 		}
 		out = append(out, k)
@@ -631,11 +631,6 @@ func translate(keys []string, eq map[string]string) (out []string, changed, whol
 		return keys, false, true
 	}
 	return setOf(out).sorted(), true, true
-}
-
-func isRoleKey(k string) bool {
-	_, _, _, isPolicy, err := mapping.ParseKey(k)
-	return err == nil && !isPolicy
 }
 
 func joinReason(a, b string) string {
