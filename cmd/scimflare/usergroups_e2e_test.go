@@ -125,3 +125,25 @@ func TestValidateUserGroupsSharedNameThroughMain(t *testing.T) {
 		t.Fatalf("validate: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// TestUserGroupConflictInStatusThroughMain: a group of scimflare's name it
+// did not create is never touched, and `status` says so after an apply, so
+// an operator learns that its members (a leaver among them) are out of
+// scimflare's reach.
+func TestUserGroupConflictInStatusThroughMain(t *testing.T) {
+	dir := t.TempDir()
+	fake := cftest.New(t, cftest.Options{Accounts: []string{e2eAccount}, Token: e2eCFToken})
+	fake.AddMember(e2eAccount, cftest.Member{Email: "zed@example.com"})
+	foreign := fake.AddUserGroup(e2eAccount, cftest.UserGroup{Name: "idp-cf-deployers"}, "zed@example.com")
+	cfg := writeE2EConfig(t, dir, fake, e2eOptions{editConfig: ugConfig})
+	if code, out, errOut := runMain("apply", "--config", cfg); code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut := runMain("status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "user group conflicts: 1") || !strings.Contains(out, `prod: user group "idp-cf-deployers" (id `+foreign.ID+")") {
+		t.Errorf("status: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if got := fake.UserGroupMembers(e2eAccount, foreign.ID); !slices.Equal(got, []string{"zed@example.com"}) {
+		t.Errorf("the foreign group's members changed: %v", got)
+	}
+}
