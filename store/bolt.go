@@ -153,7 +153,7 @@ func (s *BoltStore) Close() error {
 }
 
 func (s *BoltStore) view(fn func(readTx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(readTx{tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(newReadTx(tx)) })
 }
 
 // fillPercents are the bbolt FillPercent of the buckets whose new keys
@@ -191,7 +191,7 @@ func newWriteTx(tx *bolt.Tx) writeTx {
 			b.FillPercent = f.fill
 		}
 	}
-	return writeTx{readTx{tx}}
+	return writeTx{newReadTx(tx)}
 }
 
 // update runs fn in one write transaction. Under WithBatch fn may run more

@@ -157,7 +157,7 @@ const loadChunk = 20000
 // else may write to the store meanwhile (it is the target of a copy or a
 // backup; Open's file lock keeps other processes out).
 func (s *BoltStore) Load(fill func(put func(DumpItem) error) error) error {
-	err := s.db.View(func(tx *bolt.Tx) error { return writeTx{readTx{tx}}.checkEmpty(s.path) })
+	err := s.db.View(func(tx *bolt.Tx) error { return writeTx{newReadTx(tx)}.checkEmpty(s.path) })
 	if err != nil {
 		return err
 	}

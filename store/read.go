@@ -10,21 +10,68 @@ import (
 
 // readTx implements Reader over one bbolt transaction (read or write).
 // Every bucket exists: Open creates them all.
-type readTx struct{ tx *bolt.Tx }
+type readTx struct {
+	tx *bolt.Tx
+	// cache is set on a read-only transaction (see txCache).
+	cache *txCache
+}
+
+// txCache is what a read-only transaction keeps between calls. bbolt
+// caches opened buckets for a writable transaction only, and otherwise
+// seeks the root and decodes the bucket on every Tx.Bucket; Bucket.Get
+// makes a cursor and grows its stack every time. A full plan reads a
+// million users by id, one Tx.Bucket and one Get each.
+type txCache struct {
+	buckets map[string]*bolt.Bucket
+	users   *bolt.Cursor // GetUserAccess's, positioned anywhere
+}
 
 var _ Reader = readTx{}
 
-func (r readTx) bucket(name []byte) *bolt.Bucket { return r.tx.Bucket(name) }
+func newReadTx(tx *bolt.Tx) readTx {
+	r := readTx{tx: tx}
+	if !tx.Writable() {
+		r.cache = &txCache{buckets: make(map[string]*bolt.Bucket, 4)}
+	}
+	return r
+}
+
+func (r readTx) bucket(name []byte) *bolt.Bucket {
+	if r.cache == nil {
+		return r.tx.Bucket(name)
+	}
+	if b, ok := r.cache.buckets[string(name)]; ok {
+		return b
+	}
+	b := r.tx.Bucket(name)
+	r.cache.buckets[string(name)] = b
+	return b
+}
+
+// userRecord is the stored record of user id, or nil.
+func (r readTx) userRecord(id string) []byte {
+	if !validID(id) {
+		return nil
+	}
+	if r.cache == nil {
+		return r.bucket(bucketUsers).Get([]byte(id))
+	}
+	if r.cache.users == nil {
+		r.cache.users = r.bucket(bucketUsers).Cursor()
+	}
+	k, v := r.cache.users.Seek([]byte(id))
+	if string(k) != id {
+		return nil
+	}
+	return v
+}
 
 // validID rejects ids that no store-assigned id can equal; it keeps a NUL
 // or an empty string from ever reaching a composite key.
 func validID(id string) bool { return id != "" && !strings.ContainsRune(id, 0) }
 
 func (r readTx) GetUser(id string) (User, error) {
-	var v []byte
-	if validID(id) {
-		v = r.bucket(bucketUsers).Get([]byte(id))
-	}
+	v := r.userRecord(id)
 	if v == nil {
 		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
 	}
@@ -246,10 +293,7 @@ func (r readTx) Tokens() ([]Token, error) {
 // plan reads for every user. Not part of Reader (yet): callers reach it
 // through a type assertion and fall back to GetUser.
 func (r readTx) GetUserAccess(id string) (UserAccess, error) {
-	var v []byte
-	if validID(id) {
-		v = r.bucket(bucketUsers).Get([]byte(id))
-	}
+	v := r.userRecord(id)
 	if v == nil {
 		return UserAccess{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
 	}

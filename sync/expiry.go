@@ -39,7 +39,8 @@ func expiriesOf(d *plan.Desired, cfg *Settings, names map[string]string) []Expir
 	var out []Expiry
 	for acct, members := range d.Accounts {
 		for _, dm := range members {
-			for key, reasons := range dm.Keys {
+			for _, w := range dm.Keys {
+				key, reasons := w.Key, w.Reasons
 				var last plan.Reason
 				bounded := len(reasons) > 0
 				for _, rs := range reasons {

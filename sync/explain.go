@@ -348,14 +348,14 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 		er.Role = mapping.KeyNames([]string{k}, rn.result.Names)[0]
 		er.Via = via[k]
 		er.Has = present && slices.Contains(act.Keys, k) || len(er.Via) > 0
-		er.Should = dm != nil && len(dm.Keys[k]) > 0
+		er.Should = dm != nil && dm.Keys.Has(k)
 		// What an owned group grants, scimflare manages.
 		er.Managed = inLedger && slices.Contains(led.Managed, k) || len(er.Via) > 0
 		found := er.Has && len(er.Via) == 0 && (adopting || (inLedger && slices.Contains(led.Found, k)))
 		drift := er.Has && !er.Managed && !found && !er.Should
 
 		if er.Should {
-			for _, reason := range dm.Keys[k] {
+			for _, reason := range dm.Keys.Reasons(k) {
 				er.Reasons = append(er.Reasons, rn.explainReason(reason, rn.now, false))
 			}
 		}
@@ -428,14 +428,7 @@ func keysOfDesired(dm *plan.DesiredMember) []string {
 	if dm == nil {
 		return nil
 	}
-	var out []string
-	for k, rs := range dm.Keys {
-		if len(rs) > 0 {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return dm.Keys.KeyList()
 }
 
 // explainReason puts one plan reason in words, with what the config and

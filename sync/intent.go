@@ -211,7 +211,7 @@ func (reg *registry) auditSources(accountID, email string, keys []string) []stor
 	}
 	var out []store.AuditSource
 	for _, k := range slices.Sorted(slices.Values(keys)) {
-		for _, r := range dm.Keys[k] {
+		for _, r := range dm.Keys.Reasons(k) {
 			out = append(out, store.AuditSource{
 				Role: mapping.KeyName(k, reg.result.Names), Kind: r.Kind, Group: r.Group, Path: slices.Clone(r.Path),
 				MappingIndex: r.MappingIndex, GrantID: r.GrantID, Expires: r.Expires,
@@ -228,7 +228,7 @@ func (reg *registry) sources(accountID, email string, keys []string) string {
 	}
 	var parts []string
 	for _, k := range keys {
-		for _, r := range dm.Keys[k] {
+		for _, r := range dm.Keys.Reasons(k) {
 			if s := r.String(); !slices.Contains(parts, s) {
 				parts = append(parts, s)
 			}

@@ -50,6 +50,14 @@ func (d directory) GroupMembers(groupID string, fn func(plan.Membership) bool) e
 	return err
 }
 
+func (d directory) GroupSize(groupID string) (int, error) {
+	n, err := d.r.CountGroupMembers(groupID)
+	if notFound(err) {
+		return 0, nil
+	}
+	return n, err
+}
+
 func (d directory) GroupsOf(memberID string) ([]plan.Membership, error) {
 	ms, err := d.r.GroupsOf(memberID)
 	if notFound(err) {

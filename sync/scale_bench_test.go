@@ -389,13 +389,7 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				if k++; k%100 == 0 {
 					continue // not yet in Cloudflare
 				}
-				keys := slices.Collect(func(yield func(string) bool) {
-					for key := range m.Keys {
-						if !yield(key) {
-							return
-						}
-					}
-				})
+				keys := m.Keys.KeyList()
 				ai.Actual[email] = plan.Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys}
 				ai.Ledger[email] = plan.LedgerEntry{MemberID: "m-" + email, Created: true, Managed: keys}
 				ai.ManagedGrants += len(keys)

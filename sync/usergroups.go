@@ -317,13 +317,14 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	keep := map[string]string{}
 	held := heldGroups(ua)
 	for email, dm := range in.Desired {
-		mine := &plan.DesiredMember{Email: dm.Email, Keys: map[string][]plan.Reason{}}
+		mine := &plan.DesiredMember{Email: dm.Email}
 		act, present := in.Actual[identity.Key(email)]
-		for k, rs := range dm.Keys {
-			for _, r := range rs {
+		for _, w := range dm.Keys {
+			k := w.Key
+			for _, r := range w.Reasons {
 				key, viaGroup := groupOf[r.MappingIndex]
 				if r.Kind != plan.ReasonMapping || !viaGroup {
-					mine.Keys[k] = append(mine.Keys[k], r)
+					mine.Keys.Add(k, r)
 					continue
 				}
 				if present && holdsOwn(act.Keys, in.Equivalent, k) && !holdsThroughGroup(held, identity.Key(email), k) {
@@ -331,7 +332,7 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 					// member_policies, or the group is not there yet):
 					// it stays until the group gives it, so switching
 					// models never dips access.
-					mine.Keys[k] = append(mine.Keys[k], r)
+					mine.Keys.Add(k, r)
 				}
 				name := plan.UserGroupName(ua.prefix, key)
 				if why := ua.why[key]; why.Members[email] == "" {

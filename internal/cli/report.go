@@ -132,8 +132,8 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 				switch {
 				case slices.Contains(le.Managed, key):
 					row.Source = SourceUndesired
-					if dm != nil && len(dm.Keys[key]) > 0 {
-						row.Source, row.ExpiresAt = describeSources(dm.Keys[key])
+					if dm != nil && dm.Keys.Has(key) {
+						row.Source, row.ExpiresAt = describeSources(dm.Keys.Reasons(key))
 					}
 				case slices.Contains(le.Found, key):
 					row.Source = SourceAdopted

@@ -56,10 +56,7 @@ func BenchmarkBuildAndPlan(b *testing.B) {
 			if n%100 == 0 {
 				continue // not yet in Cloudflare
 			}
-			keys := make([]string, 0, len(m.Keys))
-			for k := range m.Keys {
-				keys = append(keys, k)
-			}
+			keys := m.Keys.KeyList()
 			ai.Actual[email] = Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys}
 			ai.Ledger[email] = LedgerEntry{MemberID: "m-" + email, Created: true, Managed: keys}
 			ai.ManagedGrants += len(keys)

@@ -33,12 +33,16 @@ type Directory interface {
 	GroupByDisplayName(name string) (groupID string, ok bool, err error) // case-insensitive
 	GroupsByExternalID(externalID string) ([]string, error)
 	GroupName(groupID string) (name string, ok bool, err error)
-	// GroupMembers lists a group's direct members in id order (bytewise).
+	// GroupMembers lists a group's direct members in id order (bytewise),
+	// each once.
 	GroupMembers(groupID string, fn func(Membership) bool) error
 	// GroupsOf lists the groups that hold a user or group directly:
 	// MemberID is the holding group's id, Since when the edge was stored.
 	// None for an unknown id.
 	GroupsOf(memberID string) ([]Membership, error)
+	// GroupSize counts a group's direct members (a sizing hint; 0 for an
+	// unknown id).
+	GroupSize(groupID string) (int, error)
 	User(id string) (User, bool, error)
 	UsersByEmail(email string) ([]User, error) // case-insensitive
 }
@@ -74,7 +78,70 @@ type Reason struct {
 // reason that asks for it.
 type DesiredMember struct {
 	Email string
-	Keys  map[string][]Reason
+	Keys  Wants
+}
+
+// Want is one wanted key with every reason that asks for it. Reasons may
+// be shared with other members (every member a mapping reaches through one
+// group has the same reason): read it, append to it, never write into it.
+type Want struct {
+	Key     string
+	Reasons []Reason
+}
+
+// Wants are one member's wanted keys in key order. A slice, not a map: a
+// member wants one or two keys, and a full plan holds one Wants per member
+// and account (a map of one key costs ~400 bytes, this ~50).
+type Wants []Want
+
+// WantsOf builds Wants from a map of reasons by key (keys with no reason
+// are left out).
+func WantsOf(m map[string][]Reason) Wants {
+	var w Wants
+	for k, rs := range m {
+		if len(rs) > 0 {
+			w.Add(k, rs...)
+		}
+	}
+	return w
+}
+
+func (w Wants) find(key string) (int, bool) {
+	return slices.BinarySearchFunc(w, key, func(x Want, k string) int { return strings.Compare(x.Key, k) })
+}
+
+// Reasons are the reasons for key; none when it is not wanted.
+func (w Wants) Reasons(key string) []Reason {
+	if i, ok := w.find(key); ok {
+		return w[i].Reasons
+	}
+	return nil
+}
+
+// Has reports whether key is wanted.
+func (w Wants) Has(key string) bool { return len(w.Reasons(key)) > 0 }
+
+// KeyList is the wanted keys, sorted.
+func (w Wants) KeyList() []string {
+	out := make([]string, 0, len(w))
+	for _, x := range w {
+		if len(x.Reasons) > 0 {
+			out = append(out, x.Key)
+		}
+	}
+	return out
+}
+
+// Add records reasons for key. A first reason slice is kept as it is
+// (shared: its capacity must equal its length, so that a later append
+// copies it); later ones are appended.
+func (w *Wants) Add(key string, rs ...Reason) {
+	i, ok := w.find(key)
+	if ok {
+		(*w)[i].Reasons = append((*w)[i].Reasons, rs...)
+		return
+	}
+	*w = slices.Insert(*w, i, Want{Key: key, Reasons: slices.Clip(rs)})
 }
 
 // Expired is a key whose every source has ended, for a member who would
@@ -262,13 +329,17 @@ func (b *builder) problems() {
 // member is a user reached from a mapped group: when they became an
 // effective member (before ActiveSince is applied) and along which path.
 type member struct {
+	id    string
 	since time.Time
 	path  []string // group display names, mapped group first; shared, read-only
 }
 
 type flattened struct {
-	members map[string]member // user id ->
-	order   []string          // user ids in discovery order, for determinism
+	members []member // in discovery order, for determinism
+	// index finds a user in members; nil while a single group has been
+	// expanded, whose members are distinct: a mapped group of a million
+	// direct members needs no million-entry map.
+	index map[string]int
 }
 
 // roots are the groups m maps.
@@ -294,6 +365,7 @@ func (b *builder) roots(m mapping.ResolvedMapping) ([]string, error) {
 }
 
 func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
+	var shared []Reason // the last reason given, len and cap 1
 	for _, root := range roots {
 		f, err := b.flatten(root)
 		if err != nil {
@@ -305,12 +377,13 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			delete(b.flat, root)
 		}
 		if b.users == nil {
-			b.hint = len(f.order)
+			b.hint = len(f.members)
 			if len(b.byID) == 0 {
-				b.byID = make(map[string]usable, len(f.order))
+				b.byID = make(map[string]usable, len(f.members))
 			}
 		}
-		for _, uid := range f.order {
+		for _, mem := range f.members {
+			uid := mem.id
 			if b.users != nil && !b.users[uid] {
 				continue
 			}
@@ -321,7 +394,6 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			if !u.ok {
 				continue
 			}
-			mem := f.members[uid]
 			start := mem.since
 			if u.activeSince.After(start) {
 				start = u.activeSince
@@ -334,19 +406,31 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			if m.ExpiresAt != nil && (r.Expires.IsZero() || m.ExpiresAt.Before(r.Expires)) {
 				r.Expires = *m.ExpiresAt
 			}
+			// Users of one group come one after the other and, but for a
+			// ttl, have the same reason: they share one copy of it.
+			if len(shared) == 0 || !sameSlice(shared[0].Path, r.Path) || shared[0].Expires != r.Expires {
+				shared = []Reason{r}
+			}
 			for _, k := range m.Keys {
-				b.add(m.AccountID, u.email, k, r)
+				b.add(m.AccountID, u.email, k, shared)
 			}
 		}
 	}
 	return nil
 }
 
-// add records one source for a key, live or ended. email is already an
-// identity.Key (identity.Email's answer, which Key leaves as it is): both
-// callers have it, and validating it again per key and mapping is a full
-// plan's most repeated string work.
-func (b *builder) add(account, email, key string, r Reason) {
+// sameSlice reports whether a and b are the same slice (not only equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// add records one source for a key, live or ended: rs is one reason, in a
+// slice the caller may share between members (Wants.Add). email is already
+// an identity.Key (identity.Email's answer, which Key leaves as it is):
+// both callers have it, and validating it again per key and mapping is a
+// full plan's most repeated string work.
+func (b *builder) add(account, email, key string, rs []Reason) {
+	r := rs[0]
 	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
 		ek := expiredKey{account, email, key}
 		if old, ok := b.expired[ek]; !ok || r.Expires.After(old.Reason.Expires) {
@@ -360,13 +444,18 @@ func (b *builder) add(account, email, key string, r Reason) {
 		acct = make(map[string]*DesiredMember, b.hint)
 		b.desired.Accounts[account] = acct
 	}
-	lower := email
-	dm := acct[lower]
-	if dm == nil {
-		dm = &DesiredMember{Email: email, Keys: map[string][]Reason{}}
-		acct[lower] = dm
+	if dm := acct[email]; dm != nil {
+		dm.Keys.Add(key, rs...)
+		return
 	}
-	dm.Keys[key] = append(dm.Keys[key], r)
+	// The member and its first key in one allocation: most members of a
+	// full plan want one key.
+	x := &struct {
+		dm    DesiredMember
+		first [1]Want
+	}{dm: DesiredMember{Email: email}, first: [1]Want{{Key: key, Reasons: slices.Clip(rs)}}}
+	x.dm.Keys = x.first[:]
+	acct[email] = &x.dm
 }
 
 // wake notes a future moment at which desired state changes.
@@ -417,9 +506,9 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 			b.wake(g.Start)
 			continue
 		}
-		r := Reason{Kind: ReasonGrant, GrantID: g.ID, Expires: g.End, MappingIndex: -1}
+		rs := []Reason{{Kind: ReasonGrant, GrantID: g.ID, Expires: g.End, MappingIndex: -1}}
 		for _, k := range g.Keys {
-			b.add(g.AccountID, lower, k, r)
+			b.add(g.AccountID, lower, k, rs)
 		}
 	}
 	return nil
@@ -429,7 +518,7 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 // rest, so that equal inputs give equal output.
 func (b *builder) finish() {
 	for ek, e := range b.expired {
-		if dm := b.desired.Accounts[ek.account][ek.email]; dm != nil && len(dm.Keys[ek.key]) > 0 {
+		if dm := b.desired.Accounts[ek.account][ek.email]; dm != nil && dm.Keys.Has(ek.key) {
 			continue
 		}
 		b.desired.Expired = append(b.desired.Expired, e)
@@ -461,7 +550,10 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		}
 		members = b.up.members
 	}
-	f := &flattened{members: map[string]member{}}
+	f := &flattened{}
+	if n, err := b.dir.GroupSize(root); err == nil && b.up == nil {
+		f.members = make([]member, 0, min(n, 1<<24))
+	}
 	reached := map[string]*groupNode{root: {id: root}}
 	q := &groupQueue{reached[root]}
 	done := map[string]bool{}
@@ -471,6 +563,13 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			continue
 		}
 		done[g.id] = true
+		if len(done) == 2 {
+			// A second group: its members may be the first one's.
+			f.index = make(map[string]int, len(f.members))
+			for i, m := range f.members {
+				f.index[m.id] = i
+			}
+		}
 		name, ok, err := b.dir.GroupName(g.id)
 		if err != nil {
 			return nil, fmt.Errorf("read group %s: %w", g.id, err)
@@ -495,11 +594,13 @@ func (b *builder) flatten(root string) (*flattened, error) {
 				}
 				return true
 			}
-			if old, ok := f.members[m.MemberID]; !ok {
-				f.members[m.MemberID] = member{since: t, path: path}
-				f.order = append(f.order, m.MemberID)
-			} else if t.Before(old.since) {
-				f.members[m.MemberID] = member{since: t, path: path}
+			if f.index == nil {
+				f.members = append(f.members, member{id: m.MemberID, since: t, path: path})
+			} else if i, ok := f.index[m.MemberID]; !ok {
+				f.index[m.MemberID] = len(f.members)
+				f.members = append(f.members, member{id: m.MemberID, since: t, path: path})
+			} else if t.Before(f.members[i].since) {
+				f.members[i].since, f.members[i].path = t, path
 			}
 			return true
 		})

@@ -28,10 +28,15 @@ func resolved(ms ...mapping.ResolvedMapping) *mapping.Resolved {
 
 // held is what Build wants for one member: key -> reasons.
 func held(d *Desired, account, email string) map[string][]Reason {
-	if m := d.Accounts[account][email]; m != nil {
-		return m.Keys
+	m := d.Accounts[account][email]
+	if m == nil {
+		return nil
 	}
-	return nil
+	out := map[string][]Reason{}
+	for _, w := range m.Keys {
+		out[w.Key] = w.Reasons
+	}
+	return out
 }
 
 func mustBuild(t *testing.T, dir Directory, res *mapping.Resolved, grants []TempGrant, users map[string]bool, now time.Time) *Desired {

@@ -32,6 +32,9 @@ func (d *memDir) group(id, name, ext string) *memDir {
 func (d *memDir) member(groupID, memberID string, since time.Time) *memDir {
 	_, isGroup := d.groups[memberID]
 	g := d.groups[groupID]
+	if slices.ContainsFunc(g.members, func(m Membership) bool { return m.MemberID == memberID }) {
+		return d // one edge per member, as the store keeps them
+	}
 	g.members = append(g.members, Membership{MemberID: memberID, IsGroup: isGroup, Since: since})
 	g.sorted = false
 	return d
@@ -94,6 +97,13 @@ func (d *memDir) GroupMembers(id string, fn func(Membership) bool) error {
 		}
 	}
 	return nil
+}
+
+func (d *memDir) GroupSize(id string) (int, error) {
+	if g, ok := d.groups[id]; ok {
+		return len(g.members), d.err
+	}
+	return 0, d.err
 }
 
 func (d *memDir) User(id string) (User, bool, error) {

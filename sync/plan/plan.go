@@ -248,8 +248,9 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 		// to say are sorted (a full plan of a million members sorted them
 		// all, for the 1% that change).
 		var out []planned
-		eachEmail(a, func(email string) {
-			ch, drift, rec := planMember(a, email, expired[email], unmanagedRemove)
+		eachEmail(a, func(m inputs) {
+			email := m.email
+			ch, drift, rec := planMember(a, m, expired[email], unmanagedRemove)
 			if ch != nil && ch.Kind != RemoveMember && len(ch.Removed) > 0 && len(a.UserGroups) > 0 {
 				// An own key the member also holds through an owned group
 				// is no access lost (a group that drops it, or a removal
@@ -290,29 +291,49 @@ type planned struct {
 	rec   *LedgerEntry
 }
 
+// inputs are one email as an account's inputs have it.
+type inputs struct {
+	email    string
+	d        *DesiredMember // nil: nothing wanted
+	act      Actual
+	present  bool // in Cloudflare
+	led      LedgerEntry
+	inLedger bool
+}
+
 // eachEmail calls fn once for every email a plans — the scope, or every
 // email desired, in Cloudflare or in the ledger — in no set order. The
 // union is taken by lookups in the maps there are: no set map, which at a
-// million members is a large table grown step by step.
-func eachEmail(a AccountInput, fn func(email string)) {
+// million members is a large table grown step by step; and each email is
+// looked up once per map (twice was a full plan's biggest cost after the
+// build: random reads in three maps of a million).
+func eachEmail(a AccountInput, fn func(inputs)) {
 	if a.Scope != nil {
 		for e := range a.Scope {
-			fn(e)
+			m := inputs{email: e, d: a.Desired[e]}
+			m.act, m.present = a.Actual[e]
+			m.led, m.inLedger = a.Ledger[e]
+			fn(m)
 		}
 		return
 	}
-	for e := range a.Desired {
-		fn(e)
+	for e, d := range a.Desired {
+		m := inputs{email: e, d: d}
+		m.act, m.present = a.Actual[e]
+		m.led, m.inLedger = a.Ledger[e]
+		fn(m)
 	}
-	for e := range a.Actual {
+	for e, act := range a.Actual {
 		if _, ok := a.Desired[e]; !ok {
-			fn(e)
+			m := inputs{email: e, act: act, present: true}
+			m.led, m.inLedger = a.Ledger[e]
+			fn(m)
 		}
 	}
-	for e := range a.Ledger {
+	for e, led := range a.Ledger {
 		_, desired := a.Desired[e]
 		if _, actual := a.Actual[e]; !desired && !actual {
-			fn(e)
+			fn(inputs{email: e, led: led, inLedger: true})
 		}
 	}
 }
@@ -373,23 +394,23 @@ func sameKeys(a, b []string) bool {
 // planMember plans one email: the change Cloudflare needs (nil: none), the
 // drift found, and, when Cloudflare needs nothing but the ledger is not
 // what the member shows, the entry to record.
-func planMember(a AccountInput, email string, expired map[string]Expired, unmanagedRemove bool) (*Change, []string, *LedgerEntry) {
-	d := a.Desired[email]
-	var reasons map[string][]Reason
+func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedRemove bool) (*Change, []string, *LedgerEntry) {
+	email, d := m.email, m.d
+	var reasons Wants
 	if d != nil {
 		reasons = d.Keys
 	}
-	act, present := a.Actual[email]
-	led, inLedger := a.Ledger[email]
+	act, present := m.act, m.present
+	led, inLedger := m.led, m.inLedger
 	if present && inLedger && unchanged(act, led, reasons) {
 		return nil, nil, nil
 	}
 	var desired set
 	if d != nil {
 		desired = set{}
-		for k, rs := range d.Keys {
-			if len(rs) > 0 {
-				desired[k] = true
+		for _, w := range d.Keys {
+			if len(w.Reasons) > 0 {
+				desired[w.Key] = true
 			}
 		}
 	}
@@ -576,33 +597,14 @@ func planMember(a AccountInput, email string, expired map[string]Expired, unmana
 // at the price of some eight small maps per member. A member holding
 // nothing of its own is never this case: in user-groups mode that is every
 // member, and one that nothing wants any more must go.
-func unchanged(act Actual, led LedgerEntry, reasons map[string][]Reason) bool {
-	if len(act.Keys) == 0 || len(led.Found) != 0 || led.MemberID != act.MemberID || len(act.Keys) != len(led.Managed) || len(act.Keys) > len(reasons) ||
-		!strictlySorted(act.Keys) || !slices.Equal(act.Keys, led.Managed) {
+func unchanged(act Actual, led LedgerEntry, want Wants) bool {
+	if len(act.Keys) == 0 || len(led.Found) != 0 || led.MemberID != act.MemberID || len(act.Keys) != len(want) ||
+		!slices.Equal(act.Keys, led.Managed) {
 		return false
 	}
-	wanted := 0
-	for _, rs := range reasons {
-		if len(rs) > 0 {
-			wanted++
-		}
-	}
-	if wanted != len(act.Keys) {
-		return false
-	}
-	for _, k := range act.Keys {
-		if len(reasons[k]) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// strictlySorted: ascending without repeats, so slice equality is set
-// equality.
-func strictlySorted(keys []string) bool {
-	for i := 1; i < len(keys); i++ {
-		if keys[i-1] >= keys[i] {
+	// want is in key order without repeats: equal keys mean equal sets.
+	for i, w := range want {
+		if w.Key != act.Keys[i] || len(w.Reasons) == 0 {
 			return false
 		}
 	}
@@ -644,10 +646,10 @@ func joinReason(a, b string) string {
 }
 
 // describeAdded says why keys arrive: every distinct reason, in key order.
-func describeAdded(added []string, reasons map[string][]Reason) string {
+func describeAdded(added []string, reasons Wants) string {
 	var parts []string
 	for _, k := range added {
-		for _, r := range reasons[k] {
+		for _, r := range reasons.Reasons(k) {
 			if s := r.String(); !slices.Contains(parts, s) {
 				parts = append(parts, s)
 			}

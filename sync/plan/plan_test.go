@@ -8,9 +8,9 @@ import (
 )
 
 func want(keys ...string) *DesiredMember {
-	m := &DesiredMember{Email: "x@example.com", Keys: map[string][]Reason{}}
+	m := &DesiredMember{Email: "x@example.com"}
 	for _, k := range keys {
-		m.Keys[k] = []Reason{{Kind: ReasonMapping, Group: "devs", Path: []string{"devs"}, MappingIndex: 0}}
+		m.Keys.Add(k, Reason{Kind: ReasonMapping, Group: "devs", Path: []string{"devs"}, MappingIndex: 0})
 	}
 	return m
 }

@@ -16,7 +16,7 @@ func removalsInput(removed int, extra ...string) AccountInput {
 		in.Ledger[e] = LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{"role:a"}}
 	}
 	for _, e := range extra {
-		in.Desired[e] = &DesiredMember{Email: e, Keys: map[string][]Reason{"role:new": {{Kind: ReasonGrant, GrantID: "g1"}}}}
+		in.Desired[e] = &DesiredMember{Email: e, Keys: Wants{{Key: "role:new", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g1"}}}}}
 	}
 	return in
 }
@@ -148,7 +148,7 @@ func TestGuardPolicy(t *testing.T) {
 func TestGuardSplitsMixedChange(t *testing.T) {
 	in := AccountInput{
 		ID: prod, Name: "prod",
-		Desired: map[string]*DesiredMember{"x@example.com": {Email: "x@example.com", Keys: map[string][]Reason{"role:b": {{Kind: ReasonGrant, GrantID: "g7"}}}}},
+		Desired: map[string]*DesiredMember{"x@example.com": {Email: "x@example.com", Keys: Wants{{Key: "role:b", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g7"}}}}}},
 		Actual:  map[string]Actual{"x@example.com": {MemberID: "m1", Email: "x@example.com", Keys: []string{"role:a", "role:z"}}},
 		Ledger:  map[string]LedgerEntry{"x@example.com": {MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
 	}

@@ -27,9 +27,9 @@ func (a AccountInput) with(email string, keys []string, led *LedgerEntry, desire
 		a.Ledger[email] = l
 	}
 	if len(desired) > 0 {
-		d := &DesiredMember{Email: email, Keys: map[string][]Reason{}}
+		d := &DesiredMember{Email: email}
 		for _, k := range desired {
-			d.Keys[k] = []Reason{{Kind: ReasonMapping, Group: "g", Path: []string{"g"}}}
+			d.Keys.Add(k, Reason{Kind: ReasonMapping, Group: "g", Path: []string{"g"}})
 		}
 		a.Desired[email] = d
 	}

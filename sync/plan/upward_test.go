@@ -197,8 +197,8 @@ func dump(d *Desired) string {
 	for _, acct := range []string{prod, staging} {
 		for _, email := range slices.Sorted(stdmaps.Keys((d.Accounts[acct]))) {
 			m := d.Accounts[acct][email]
-			for _, k := range slices.Sorted(stdmaps.Keys((m.Keys))) {
-				fmt.Fprintf(&b, "  %s %s %s: %+v\n", acct[:4], email, k, m.Keys[k])
+			for _, w := range m.Keys {
+				fmt.Fprintf(&b, "  %s %s %s: %+v\n", acct[:4], email, w.Key, w.Reasons)
 			}
 		}
 	}
