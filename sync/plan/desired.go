@@ -380,6 +380,7 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			b.hint = len(f.members)
 			if len(b.byID) == 0 {
 				b.byID = make(map[string]usable, len(f.members))
+				b.byEmail = make(map[string]string, len(f.members))
 			}
 		}
 		for _, mem := range f.members {
