@@ -23,7 +23,9 @@ type readTx struct {
 // million users by id, one Tx.Bucket and one Get each.
 type txCache struct {
 	buckets map[string]*bolt.Bucket
-	users   *bolt.Cursor // GetUserAccess's, positioned anywhere
+	users   *bolt.Cursor // userRecord's
+	// at and atV are the key and value users is on (at nil: unpositioned).
+	at, atV []byte
 }
 
 var _ Reader = readTx{}
@@ -56,14 +58,30 @@ func (r readTx) userRecord(id string) []byte {
 	if r.cache == nil {
 		return r.bucket(bucketUsers).Get([]byte(id))
 	}
-	if r.cache.users == nil {
-		r.cache.users = r.bucket(bucketUsers).Cursor()
+	c := r.cache
+	if c.users == nil {
+		c.users = r.bucket(bucketUsers).Cursor()
 	}
-	k, v := r.cache.users.Seek([]byte(id))
-	if string(k) != id {
+	// Users asked for in id order — a group's members, as GroupMembers
+	// lists them — are mostly neighbours: one step, not a seek from the
+	// root.
+	if c.at != nil && string(c.at) <= id {
+		if string(c.at) == id {
+			return c.atV
+		}
+		c.at, c.atV = c.users.Next()
+		switch {
+		case c.at == nil || string(c.at) > id:
+			return nil // between two neighbours: no such user
+		case string(c.at) == id:
+			return c.atV
+		}
+	}
+	c.at, c.atV = c.users.Seek([]byte(id))
+	if string(c.at) != id {
 		return nil
 	}
-	return v
+	return c.atV
 }
 
 // validID rejects ids that no store-assigned id can equal; it keeps a NUL
