@@ -317,25 +317,43 @@ func eachEmail(a AccountInput, fn func(inputs)) {
 		}
 		return
 	}
+	// Counted as they are met, so that a map whose every email was met
+	// already is not walked again (the steady state: every member is
+	// wanted and recorded).
+	actualMet, ledgerMet := 0, 0
 	for e, d := range a.Desired {
 		m := inputs{email: e, d: d}
 		m.act, m.present = a.Actual[e]
 		m.led, m.inLedger = a.Ledger[e]
+		actualMet += b2i(m.present)
+		ledgerMet += b2i(m.inLedger)
 		fn(m)
 	}
-	for e, act := range a.Actual {
-		if _, ok := a.Desired[e]; !ok {
-			m := inputs{email: e, act: act, present: true}
-			m.led, m.inLedger = a.Ledger[e]
-			fn(m)
+	if actualMet < len(a.Actual) {
+		for e, act := range a.Actual {
+			if _, ok := a.Desired[e]; !ok {
+				m := inputs{email: e, act: act, present: true}
+				m.led, m.inLedger = a.Ledger[e]
+				ledgerMet += b2i(m.inLedger)
+				fn(m)
+			}
 		}
 	}
-	for e, led := range a.Ledger {
-		_, desired := a.Desired[e]
-		if _, actual := a.Actual[e]; !desired && !actual {
-			fn(inputs{email: e, led: led, inLedger: true})
+	if ledgerMet < len(a.Ledger) {
+		for e, led := range a.Ledger {
+			_, desired := a.Desired[e]
+			if _, actual := a.Actual[e]; !desired && !actual {
+				fn(inputs{email: e, led: led, inLedger: true})
+			}
 		}
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func displayEmail(a AccountInput, lower string) string {
