@@ -58,7 +58,7 @@ mappings:
 // env is a reconciler over a real bbolt file and the real Cloudflare
 // client talking HTTP to the fake.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	path  string
 	st    *store.BoltStore
 	fake  *cftest.Server
@@ -114,7 +114,7 @@ func settingsOf(c *config.Config) *Settings {
 	return &Settings{Accounts: c.Accounts, Mappings: c.Mappings, Sync: keys, Identity: Identity(c.Identity)}
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	o := envOpts{yaml: configYAML("")}
 	for _, f := range opts {

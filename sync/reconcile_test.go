@@ -467,7 +467,7 @@ func TestStaleCacheIsRefreshedOnceAndRetried(t *testing.T) {
 	})
 }
 
-func groupID(t *testing.T, e *env, name string) string {
+func groupID(t testing.TB, e *env, name string) string {
 	t.Helper()
 	g, err := e.st.GroupByDisplayName(name)
 	if err != nil {

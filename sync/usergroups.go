@@ -236,9 +236,13 @@ func membersAddedOutside(prev []plan.ActualGroup, g plan.ActualGroup) []handAdde
 	if before == nil {
 		return nil
 	}
+	had := make(map[string]bool, len(before.Members))
+	for _, o := range before.Members {
+		had[o.MemberID] = true
+	}
 	var out []handAdded
 	for _, m := range g.Members {
-		if !slices.ContainsFunc(before.Members, func(o plan.GroupMemberRef) bool { return o.MemberID == m.MemberID }) {
+		if !had[m.MemberID] {
 			out = append(out, handAdded{groupID: g.ID, email: identity.Key(m.Email)})
 		}
 	}
@@ -370,7 +374,7 @@ func holdsOwn(keys []string, equivalent map[string]string, k string) bool {
 // group now.
 func holdsThroughGroup(held map[string]plan.HeldGroup, email, k string) bool {
 	for _, h := range held {
-		if slices.Contains(h.Keys, k) && slices.Contains(h.Members, email) {
+		if slices.Contains(h.Keys, k) && h.Has(email) {
 			return true
 		}
 	}
@@ -384,11 +388,11 @@ func heldGroups(ua *ugAccount) map[string]plan.HeldGroup {
 		if _, mine := ua.owned[g.ID]; !mine {
 			continue
 		}
-		h := plan.HeldGroup{Keys: slices.Clone(g.Policies)}
-		for _, m := range g.Members {
-			h.Members = append(h.Members, identity.Key(m.Email))
+		members := make([]string, len(g.Members))
+		for i, m := range g.Members {
+			members[i] = identity.Key(m.Email)
 		}
-		out[g.ID] = h
+		out[g.ID] = plan.NewHeldGroup(slices.Clone(g.Policies), members)
 	}
 	return out
 }
@@ -734,6 +738,10 @@ func (reg *registry) flushGroupAdds(ctx context.Context) {
 	}
 	var order []batch
 	by := map[batch][]plan.Change{}
+	// The member ids of each group's copy, made at its first batch: one
+	// look per add, not a walk of the copy (a first run fills a group of
+	// 100k members 50 at a time).
+	inCopy := map[[2]string]map[string]bool{}
 	size := map[[2]string]int{}
 	for _, ch := range adds {
 		g := [2]string{ch.AccountID, ch.Group.ID}
@@ -784,7 +792,17 @@ func (reg *registry) flushGroupAdds(ctx context.Context) {
 				reg.stopped = fmt.Errorf("%w: %w", errStateRefused, err)
 			}
 			reg.ugroups.edit(ch.AccountID, ch.Group.ID, func(ag *plan.ActualGroup) {
-				if !slices.ContainsFunc(ag.Members, func(m plan.GroupMemberRef) bool { return m.MemberID == ch.MemberID }) {
+				g := [2]string{ch.AccountID, ch.Group.ID}
+				have := inCopy[g]
+				if have == nil {
+					have = make(map[string]bool, len(ag.Members))
+					for _, m := range ag.Members {
+						have[m.MemberID] = true
+					}
+					inCopy[g] = have
+				}
+				if !have[ch.MemberID] {
+					have[ch.MemberID] = true
 					ag.Members = append(ag.Members, plan.GroupMemberRef{MemberID: ch.MemberID, Email: ch.Email})
 				}
 			})

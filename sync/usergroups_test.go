@@ -46,7 +46,7 @@ mappings:
 }
 
 // newUGEnv is newEnv with prod in user-groups mode.
-func newUGEnv(t *testing.T, syncExtra string, opts ...envOption) *env {
+func newUGEnv(t testing.TB, syncExtra string, opts ...envOption) *env {
 	t.Helper()
 	e := newEnv(t, append([]envOption{withYAML(ugYAML(syncExtra))}, opts...)...)
 	e.cfg.Accounts[0].Model = mapping.ModelUserGroups

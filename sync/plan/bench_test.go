@@ -81,3 +81,47 @@ func BenchmarkBuildAndPlan(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPoliciesOverAUserGroup: Plan and the policies the reconciler
+// applies for a user-groups account of n members, every one in one owned
+// group that grants Super Administrator, nothing to change. The
+// last-Super-Administrator policy asks, for every member, which groups
+// hold it: "list" is the group as a plain HeldGroup literal (a walk of its
+// members per question, as before NewHeldGroup), "set" is NewHeldGroup.
+func BenchmarkPoliciesOverAUserGroup(b *testing.B) {
+	const super = "policy:super"
+	for _, n := range []int{10_000, 100_000} {
+		emails := make([]string, n)
+		in := AccountInput{ID: "acct", Name: "acct", SuperAdminKey: super,
+			Desired: map[string]*DesiredMember{}, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}, KeepMember: map[string]string{}}
+		for i := range emails {
+			e := fmt.Sprintf("user%06d@example.com", i)
+			emails[i] = e
+			in.Desired[e] = &DesiredMember{Email: e}
+			in.Actual[e] = Actual{MemberID: "m-" + e, Email: e, Status: "accepted"}
+			in.Ledger[e] = LedgerEntry{MemberID: "m-" + e, Created: true}
+			in.KeepMember[e] = "to join user group g"
+		}
+		for _, shape := range []string{"list", "set"} {
+			if shape == "list" && n > 10_000 {
+				continue // quadratic: minutes
+			}
+			b.Run(fmt.Sprintf("members=%d/%s", n, shape), func(b *testing.B) {
+				in := in
+				in.UserGroups = map[string]HeldGroup{"g": NewHeldGroup([]string{super}, emails)}
+				if shape == "list" {
+					in.UserGroups = map[string]HeldGroup{"g": {Keys: []string{super}, Members: emails}}
+				}
+				for b.Loop() {
+					c := ApplyPolicies(Plan([]AccountInput{in}, false),
+						ProtectedPolicy([]string{"breakglass@example.com"}),
+						LastSuperAdminPolicy([]AccountInput{in}),
+						GuardPolicy{MaxRemovals: 25, MaxRemovalPercent: 20, MinRemovals: 5, ManagedGrants: map[string]int{"acct": n}})
+					if c.HasChanges() {
+						b.Fatalf("nothing should change: %+v", c.Accounts)
+					}
+				}
+			})
+		}
+	}
+}

@@ -24,6 +24,27 @@ type GroupRef struct {
 type HeldGroup struct {
 	Keys    []string
 	Members []string
+	// member is Members as a set (NewHeldGroup): the policies ask, for
+	// every member of the account, whether each group holds it.
+	member map[string]bool
+}
+
+// NewHeldGroup is a HeldGroup that answers Has without a walk of its
+// members.
+func NewHeldGroup(keys, members []string) HeldGroup {
+	h := HeldGroup{Keys: keys, Members: members, member: make(map[string]bool, len(members))}
+	for _, m := range members {
+		h.member[m] = true
+	}
+	return h
+}
+
+// Has reports whether email (identity.Key) is a member.
+func (h HeldGroup) Has(email string) bool {
+	if h.member != nil {
+		return h.member[email]
+	}
+	return slices.Contains(h.Members, email)
 }
 
 // GroupReasons say, for one group change, why: the mapping's reason for
@@ -85,7 +106,7 @@ func GroupChanges(p GroupPlan, why map[string]GroupReasons) []Change {
 func (a AccountInput) heldThroughGroups(email string) []string {
 	var out []string
 	for _, g := range a.UserGroups {
-		if slices.Contains(g.Members, email) {
+		if g.Has(email) {
 			out = append(out, g.Keys...)
 		}
 	}

@@ -30,36 +30,48 @@ const (
 	WhyLastSuperAdmin = "last super administrator"
 )
 
-func (c *Changes) clone() *Changes {
-	out := &Changes{
-		Withheld: slices.Clone(c.Withheld),
-		Drift:    slices.Clone(c.Drift),
-		Tripped:  slices.Clone(c.Tripped),
-		Records:  slices.Clone(c.Records),
-		Identity: slices.Clone(c.Identity),
-
-		GroupConflicts: slices.Clone(c.GroupConflicts),
+// shallow is a new plan sharing c's slices, each clipped so that an
+// append to either copies: a policy that withholds nothing copies no
+// change (a first full run at a million users plans a million additions,
+// ~400 bytes each, and four policies copied them all).
+func (c *Changes) shallow() *Changes {
+	out := *c
+	out.Withheld, out.Drift, out.Tripped = slices.Clip(c.Withheld), slices.Clip(c.Drift), slices.Clip(c.Tripped)
+	out.Records, out.Identity, out.GroupConflicts = slices.Clip(c.Records), slices.Clip(c.Identity), slices.Clip(c.GroupConflicts)
+	out.Accounts = make([]AccountChanges, len(c.Accounts))
+	for i, a := range c.Accounts {
+		a.Changes = slices.Clip(a.Changes)
+		out.Accounts[i] = a
 	}
-	for _, a := range c.Accounts {
-		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})
-	}
-	return out
+	return &out
 }
 
 // filter keeps the changes keep accepts and withholds the rest with why,
-// as policy by.
+// as policy by. An account's changes are copied only once one is
+// withheld.
 func (c *Changes) filter(by string, keep func(Change) (bool, string)) *Changes {
-	out := c.clone()
+	out := c.shallow()
 	for i := range out.Accounts {
-		var kept []Change
-		for _, ch := range out.Accounts[i].Changes {
-			if ok, why := keep(ch); ok {
-				kept = append(kept, ch)
-			} else {
+		all := out.Accounts[i].Changes
+		var kept []Change // nil while every change so far is kept
+		for j, ch := range all {
+			ok, why := keep(ch)
+			switch {
+			case !ok:
+				if kept == nil {
+					kept = append(make([]Change, 0, len(all)-1), all[:j]...)
+				}
 				out.Withheld = append(out.Withheld, Withheld{Change: ch, By: by, Why: why})
+			case kept != nil:
+				kept = append(kept, ch)
 			}
 		}
-		out.Accounts[i].Changes = kept
+		if kept != nil {
+			out.Accounts[i].Changes = slices.Clip(kept)
+		}
+		if len(out.Accounts[i].Changes) == 0 {
+			out.Accounts[i].Changes = nil
+		}
 	}
 	return out
 }
@@ -77,13 +89,16 @@ func ProtectedPolicy(emails []string) Policy {
 }
 
 func (p protectedPolicy) Apply(c *Changes) *Changes {
+	if len(p) == 0 {
+		return c.shallow()
+	}
 	return c.filter(WithheldByProtected, func(ch Change) (bool, string) {
 		return !p[identity.Key(ch.Email)], WhyProtected
 	})
 }
 
 type lastSuperAdminPolicy struct {
-	accounts map[string]AccountInput    // account id ->
+	accounts map[string]*AccountInput   // account id ->
 	holders  map[string]map[string]bool // account id -> lower emails
 }
 
@@ -93,16 +108,16 @@ type lastSuperAdminPolicy struct {
 // account scope as a policy, a legacy role converted or not. Pending
 // invites do not count as holders: they cannot log in to repair anything.
 func LastSuperAdminPolicy(in []AccountInput) Policy {
-	p := lastSuperAdminPolicy{accounts: map[string]AccountInput{}, holders: map[string]map[string]bool{}}
+	p := lastSuperAdminPolicy{accounts: map[string]*AccountInput{}, holders: map[string]map[string]bool{}}
 	for _, a := range in {
 		if a.SuperAdminKey == "" && a.SuperAdmin == nil {
 			continue
 		}
-		p.accounts[a.ID] = a
+		p.accounts[a.ID] = &a
 		h := map[string]bool{}
 		for email, m := range a.Actual {
 			if m.Status != "pending" && (slices.ContainsFunc(m.Keys, a.IsSuperAdmin) ||
-				slices.ContainsFunc(a.heldThroughGroups(identity.Key(email)), a.IsSuperAdmin)) {
+				len(a.UserGroups) > 0 && slices.ContainsFunc(a.heldThroughGroups(identity.Key(email)), a.IsSuperAdmin)) {
 				h[identity.Key(email)] = true
 			}
 		}
@@ -127,7 +142,6 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 			return true, ""
 		}
 		h := left[ch.AccountID]
-		email := identity.Key(ch.Email)
 		if ch.Kind == SetGroupPolicies && ch.Group != nil && a.RemovesSuperAdmin(ch) {
 			// Every member holding it through the group loses it at once.
 			losing := a.groupSuperAdmins(ch.Group.ID)
@@ -145,6 +159,10 @@ func (p lastSuperAdminPolicy) Apply(c *Changes) *Changes {
 			}
 			return true, ""
 		}
+		if ch.Kind != RemoveMember && !a.RemovesSuperAdmin(ch) {
+			return true, "" // most changes: no key, no email to read
+		}
+		email := identity.Key(ch.Email)
 		// A member removed from the account leaves its groups too.
 		viaGroups := ch.Kind == RemoveMember && slices.ContainsFunc(a.heldThroughGroups(email), a.IsSuperAdmin)
 		if !a.RemovesSuperAdmin(ch) && !viaGroups {
@@ -229,7 +247,7 @@ func (g GuardPolicy) trip(account string, removals int) string {
 }
 
 func (g GuardPolicy) Apply(c *Changes) *Changes {
-	out := c.clone()
+	out := c.shallow()
 	for i, a := range out.Accounts {
 		removals, removes := 0, false
 		for _, ch := range a.Changes {
@@ -264,7 +282,7 @@ func (g GuardPolicy) Apply(c *Changes) *Changes {
 		}
 		out.Accounts[i].Changes = kept
 	}
-	slices.Sort(out.Tripped)
+	out.Tripped = slices.Sorted(slices.Values(out.Tripped)) // a copy: the slice may be c's
 	return out
 }
 

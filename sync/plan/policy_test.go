@@ -2,6 +2,7 @@ package plan
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -186,4 +187,20 @@ func TestPolicyOrder(t *testing.T) {
 	if len(c.Tripped) != 1 || len(c.Accounts[0].Changes) != 0 || len(c.Withheld) != 3 {
 		t.Errorf("guard then protected: tripped %v, changes %d, withheld %d", c.Tripped, len(c.Accounts[0].Changes), len(c.Withheld))
 	}
+}
+
+func (c *Changes) clone() *Changes {
+	out := &Changes{
+		Withheld: slices.Clone(c.Withheld),
+		Drift:    slices.Clone(c.Drift),
+		Tripped:  slices.Clone(c.Tripped),
+		Records:  slices.Clone(c.Records),
+		Identity: slices.Clone(c.Identity),
+
+		GroupConflicts: slices.Clone(c.GroupConflicts),
+	}
+	for _, a := range c.Accounts {
+		out.Accounts = append(out.Accounts, AccountChanges{ID: a.ID, Name: a.Name, Changes: slices.Clone(a.Changes)})
+	}
+	return out
 }
