@@ -267,6 +267,17 @@ func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 			}
 		})
 		slices.SortFunc(out, func(x, y planned) int { return strings.Compare(x.email, y.email) })
+		n := 0
+		for _, p := range out {
+			if p.ch != nil {
+				n++
+			}
+		}
+		// Sized once: a first run at a million members plans a million
+		// additions, and a Change is ~400 bytes to copy on every growth.
+		if n > 0 {
+			ac.Changes = make([]Change, 0, n)
+		}
 		for _, p := range out {
 			for _, k := range p.drift {
 				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, p.email), Key: k})
@@ -423,6 +434,34 @@ func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedR
 	if present && inLedger && unchanged(act, led, reasons) {
 		return nil, nil, nil
 	}
+	stored := led // as the state holds it, legacy role keys included
+	shown := email // displayEmail, from what m holds
+	if present && act.Email != "" {
+		shown = act.Email
+	} else if d != nil && d.Email != "" {
+		shown = d.Email
+	}
+
+	keep, kept := a.KeepMember[email]
+	if !present {
+		keys := reasons.KeyList() // sorted: no set needed
+		if len(keys) == 0 && kept {
+			return &Change{
+				Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
+				Reason: keep, NewLedger: LedgerEntry{Created: true},
+			}, nil, nil
+		}
+		if len(keys) == 0 {
+			return nil, nil, nil
+		}
+		return &Change{
+			Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
+			After: keys, Added: keys, Privileged: true,
+			Reason:    describeAdded(keys, reasons),
+			NewLedger: LedgerEntry{Created: true, Managed: keys},
+		}, nil, nil
+	}
+
 	var desired set
 	if d != nil {
 		desired = set{}
@@ -432,29 +471,6 @@ func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedR
 			}
 		}
 	}
-	stored := led // as the state holds it, legacy role keys included
-	shown := displayEmail(a, email)
-
-	keep, kept := a.KeepMember[email]
-	if !present {
-		if len(desired) == 0 && kept {
-			return &Change{
-				Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
-				Reason: keep, NewLedger: LedgerEntry{Created: true},
-			}, nil, nil
-		}
-		if len(desired) == 0 {
-			return nil, nil, nil
-		}
-		keys := desired.sorted()
-		return &Change{
-			Kind: AddMember, Op: OpCreate, AccountID: a.ID, Email: shown,
-			After: keys, Added: keys, Privileged: true,
-			Reason:    describeAdded(keys, reasons),
-			NewLedger: LedgerEntry{Created: true, Managed: keys},
-		}, nil, nil
-	}
-
 	current := setOf(act.Keys)
 	// On a policies account, legacy roles are planned as their equivalent
 	// policies: keeping a role is keeping its policy, so converting one is
