@@ -94,18 +94,6 @@ type Want struct {
 // and account (a map of one key costs ~400 bytes, this ~50).
 type Wants []Want
 
-// WantsOf builds Wants from a map of reasons by key (keys with no reason
-// are left out).
-func WantsOf(m map[string][]Reason) Wants {
-	var w Wants
-	for k, rs := range m {
-		if len(rs) > 0 {
-			w.Add(k, rs...)
-		}
-	}
-	return w
-}
-
 func (w Wants) find(key string) (int, bool) {
 	return slices.BinarySearchFunc(w, key, func(x Want, k string) int { return strings.Compare(x.Key, k) })
 }
