@@ -16,14 +16,12 @@ type readTx struct {
 	cache *txCache
 }
 
-// txCache is what a read-only transaction keeps between calls. bbolt
-// caches opened buckets for a writable transaction only, and otherwise
-// seeks the root and decodes the bucket on every Tx.Bucket; Bucket.Get
-// makes a cursor and grows its stack every time. A full plan reads a
-// million users by id, one Tx.Bucket and one Get each.
+// txCache is what a read-only transaction keeps between user reads.
+// Bucket.Get opens the bucket again (bbolt caches buckets for a writable
+// transaction only) and makes a new cursor every time; a full plan reads
+// a million users by id, mostly neighbours, in one transaction.
 type txCache struct {
-	buckets map[string]*bolt.Bucket
-	users   *bolt.Cursor // userRecord's
+	users *bolt.Cursor // userRecord's, made at the first read
 	// at and atV are the key and value users is on (at nil: unpositioned).
 	at, atV []byte
 }
@@ -33,22 +31,12 @@ var _ Reader = readTx{}
 func newReadTx(tx *bolt.Tx) readTx {
 	r := readTx{tx: tx}
 	if !tx.Writable() {
-		r.cache = &txCache{buckets: make(map[string]*bolt.Bucket, 4)}
+		r.cache = &txCache{}
 	}
 	return r
 }
 
-func (r readTx) bucket(name []byte) *bolt.Bucket {
-	if r.cache == nil {
-		return r.tx.Bucket(name)
-	}
-	if b, ok := r.cache.buckets[string(name)]; ok {
-		return b
-	}
-	b := r.tx.Bucket(name)
-	r.cache.buckets[string(name)] = b
-	return b
-}
+func (r readTx) bucket(name []byte) *bolt.Bucket { return r.tx.Bucket(name) }
 
 // userRecord is the stored record of user id, or nil.
 func (r readTx) userRecord(id string) []byte {
