@@ -304,9 +304,15 @@ func TestConcurrentWriters(t *testing.T) {
 // TestLoneBatchedWriterCommitsAtOnce: under WithBatch, a write with no other
 // write in flight must not sit out the batch window, or every lone SCIM
 // write would pay it as latency. The window here is far longer than the
-// test allows for three writes, a failed one included.
+// test allows for three writes, a failed one included. Group commit (what
+// serve uses) has no window: a lone write is its own group.
 func TestLoneBatchedWriterCommitsAtOnce(t *testing.T) {
-	s := openBolt(t, store.WithBatch(30*time.Second))
+	for name, opt := range map[string]store.Option{"batch": store.WithBatch(30 * time.Second), "group commit": store.WithGroupCommit()} {
+		t.Run(name, func(t *testing.T) { testLoneWriterCommitsAtOnce(t, openBolt(t, opt)) })
+	}
+}
+
+func testLoneWriterCommitsAtOnce(t *testing.T, s *store.BoltStore) {
 	writes := []struct {
 		name    string
 		wantErr error
