@@ -92,15 +92,20 @@ func finishCall(db *bolt.DB, fn func(*bolt.Tx) error, err error) error {
 func commitGroup(db *bolt.DB, calls []*groupCall) {
 	for len(calls) > 0 {
 		failed := -1
-		err := db.Update(func(tx *bolt.Tx) error {
-			for i, c := range calls {
-				if err := callSafely(c.fn, tx); err != nil {
-					failed = i
-					return err
+		// A panic in bbolt itself (the calls' own are caught one by one)
+		// is answered to every call of the group as an error: raised in
+		// the leader, it would leave the others waiting for ever.
+		err := callSafely(func(*bolt.Tx) error {
+			return db.Update(func(tx *bolt.Tx) error {
+				for i, c := range calls {
+					if err := callSafely(c.fn, tx); err != nil {
+						failed = i
+						return err
+					}
 				}
-			}
-			return nil
-		})
+				return nil
+			})
+		}, nil)
 		if failed >= 0 {
 			if len(calls) == 1 {
 				// Alone already: its transaction was its own, so the
