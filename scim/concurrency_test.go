@@ -5,12 +5,30 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/scimflare/scimflare/store"
 )
+
+// writeModes are the ways the store commits concurrent writes: one commit
+// each, and group commit as serve opens it, where a write may run again
+// when another of its group fails.
+var writeModes = []struct {
+	name string
+	opts []envOption
+}{
+	{"commit per write", nil},
+	{"group commit", []envOption{withStoreOptions(store.WithGroupCommit())}},
+}
 
 // Sixteen IdP workers PATCH the same group and the same user at once; every
 // acknowledged change must be in the store afterwards.
 func TestConcurrentPatchesLoseNothing(t *testing.T) {
-	e := newEnv(t)
+	for _, m := range writeModes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentPatchesLoseNothing(t, newEnv(t, m.opts...)) })
+	}
+}
+
+func testConcurrentPatchesLoseNothing(t *testing.T, e *env) {
 	const n = 16
 	users := make([]string, n)
 	for i := range users {
@@ -74,7 +92,12 @@ func TestConcurrentPatchesLoseNothing(t *testing.T) {
 // Concurrent writers that each send the version they read: exactly one
 // wins per version, the others get 412 and nothing of theirs is applied.
 func TestConcurrentIfMatch(t *testing.T) {
-	e := newEnv(t)
+	for _, m := range writeModes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentIfMatch(t, newEnv(t, m.opts...)) })
+	}
+}
+
+func testConcurrentIfMatch(t *testing.T, e *env) {
 	uid := e.createUser("race@example.com")
 	etag := e.must(200, "GET", "/Users/"+uid, "").header.Get("Etag")
 	const n = 16

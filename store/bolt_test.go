@@ -228,13 +228,14 @@ func TestBackupIsAUsableCopy(t *testing.T) {
 }
 
 // TestConcurrentWriters checks uniqueness and counters when many writers
-// race, with and without batched commits (a failed batch member is re-run
-// alone by bbolt, which must not turn a conflict into a double write).
+// race, with and without shared commits (a failed member of a batch or a
+// group is re-run alone, which must not turn a conflict into a double
+// write).
 func TestConcurrentWriters(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts []store.Option
-	}{{"update", nil}, {"batch", []store.Option{store.WithBatch(2 * time.Millisecond)}}} {
+	}{{"update", nil}, {"batch", []store.Option{store.WithBatch(2 * time.Millisecond)}}, {"group commit", []store.Option{store.WithGroupCommit()}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openBolt(t, tc.opts...)
 			g, err := s.CreateGroup(now, store.Group{DisplayName: "all"}, nil)
