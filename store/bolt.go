@@ -73,7 +73,7 @@ func WithBatch(maxDelay time.Duration) Option {
 // WithGroupCommit makes concurrent writes share commits without a timer
 // (what `scimflare serve` uses): a write with no commit in flight commits
 // at once; writes that arrive while one is in flight are committed
-// together, in one transaction and one fsync, as soon as it ends. Every
+// together, in one transaction, as soon as it ends. Every
 // write is still durable before its call returns. The fn passed to
 // UpdateUser/UpdateGroup may run more than once, as Store documents.
 // It takes precedence over WithBatch.
