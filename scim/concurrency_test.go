@@ -2,6 +2,7 @@ package scim_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,17 +15,22 @@ import (
 // when another of its group fails.
 var writeModes = []struct {
 	name string
-	opts []envOption
+	opts []store.Option
 }{
 	{"commit per write", nil},
-	{"group commit", []envOption{withStoreOptions(store.WithGroupCommit())}},
+	{"group commit", []store.Option{store.WithGroupCommit()}},
+}
+
+func newEnvMode(t *testing.T, opts []store.Option) *env {
+	t.Helper()
+	return newEnvStore(t, filepath.Join(t.TempDir(), "state.db"), opts)
 }
 
 // Sixteen IdP workers PATCH the same group and the same user at once; every
 // acknowledged change must be in the store afterwards.
 func TestConcurrentPatchesLoseNothing(t *testing.T) {
 	for _, m := range writeModes {
-		t.Run(m.name, func(t *testing.T) { testConcurrentPatchesLoseNothing(t, newEnv(t, m.opts...)) })
+		t.Run(m.name, func(t *testing.T) { testConcurrentPatchesLoseNothing(t, newEnvMode(t, m.opts)) })
 	}
 }
 
@@ -93,7 +99,7 @@ func testConcurrentPatchesLoseNothing(t *testing.T, e *env) {
 // wins per version, the others get 412 and nothing of theirs is applied.
 func TestConcurrentIfMatch(t *testing.T) {
 	for _, m := range writeModes {
-		t.Run(m.name, func(t *testing.T) { testConcurrentIfMatch(t, newEnv(t, m.opts...)) })
+		t.Run(m.name, func(t *testing.T) { testConcurrentIfMatch(t, newEnvMode(t, m.opts)) })
 	}
 }
 

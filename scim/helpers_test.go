@@ -75,18 +75,8 @@ type env struct {
 
 type envOption func(*scim.Options, *storeWrap)
 
-// storeWrap lets a test put a decorator around the real store, or open it
-// with options.
-type storeWrap struct {
-	wrap func(store.Store) store.Store
-	opts []store.Option
-}
-
-// withStoreOptions opens the store with opts (store.WithGroupCommit: as
-// serve opens it).
-func withStoreOptions(opts ...store.Option) envOption {
-	return func(_ *scim.Options, w *storeWrap) { w.opts = append(w.opts, opts...) }
-}
+// storeWrap lets a test put a decorator around the real store.
+type storeWrap struct{ wrap func(store.Store) store.Store }
 
 func withMaxBody(n int64) envOption {
 	return func(o *scim.Options, _ *storeWrap) { o.MaxBodyBytes = n }
@@ -109,11 +99,14 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 func newEnvAt(t testing.TB, path string, opts ...envOption) *env {
 	t.Helper()
-	var open storeWrap
-	for _, opt := range opts {
-		opt(&scim.Options{}, &open)
-	}
-	st, err := store.Open(path, open.opts...)
+	return newEnvStore(t, path, nil, opts...)
+}
+
+// newEnvStore is newEnvAt with the store opened with storeOpts
+// (store.WithGroupCommit: as serve opens it).
+func newEnvStore(t testing.TB, path string, storeOpts []store.Option, opts ...envOption) *env {
+	t.Helper()
+	st, err := store.Open(path, storeOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
