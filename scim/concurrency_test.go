@@ -2,15 +2,39 @@ package scim_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/scimflare/scimflare/store"
 )
+
+// writeModes are the ways the store commits concurrent writes: one commit
+// each, and group commit as serve opens it, where a write may run again
+// when another of its group fails.
+var writeModes = []struct {
+	name string
+	opts []store.Option
+}{
+	{"commit per write", nil},
+	{"group commit", []store.Option{store.WithGroupCommit()}},
+}
+
+func newEnvMode(t *testing.T, opts []store.Option) *env {
+	t.Helper()
+	return newEnvStore(t, filepath.Join(t.TempDir(), "state.db"), opts)
+}
 
 // Sixteen IdP workers PATCH the same group and the same user at once; every
 // acknowledged change must be in the store afterwards.
 func TestConcurrentPatchesLoseNothing(t *testing.T) {
-	e := newEnv(t)
+	for _, m := range writeModes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentPatchesLoseNothing(t, newEnvMode(t, m.opts)) })
+	}
+}
+
+func testConcurrentPatchesLoseNothing(t *testing.T, e *env) {
 	const n = 16
 	users := make([]string, n)
 	for i := range users {
@@ -74,7 +98,12 @@ func TestConcurrentPatchesLoseNothing(t *testing.T) {
 // Concurrent writers that each send the version they read: exactly one
 // wins per version, the others get 412 and nothing of theirs is applied.
 func TestConcurrentIfMatch(t *testing.T) {
-	e := newEnv(t)
+	for _, m := range writeModes {
+		t.Run(m.name, func(t *testing.T) { testConcurrentIfMatch(t, newEnvMode(t, m.opts)) })
+	}
+}
+
+func testConcurrentIfMatch(t *testing.T, e *env) {
 	uid := e.createUser("race@example.com")
 	etag := e.must(200, "GET", "/Users/"+uid, "").header.Get("Etag")
 	const n = 16

@@ -99,7 +99,14 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 func newEnvAt(t testing.TB, path string, opts ...envOption) *env {
 	t.Helper()
-	st, err := store.Open(path)
+	return newEnvStore(t, path, nil, opts...)
+}
+
+// newEnvStore is newEnvAt with the store opened with storeOpts
+// (store.WithGroupCommit: as serve opens it).
+func newEnvStore(t testing.TB, path string, storeOpts []store.Option, opts ...envOption) *env {
+	t.Helper()
+	st, err := store.Open(path, storeOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,12 +38,19 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 	if resource == "Groups" {
 		core = groupSchemaURN
 	}
+	// changed: whether doc now differs from body. Most IdPs send a body
+	// that needs nothing, and the library decodes the same bytes the same
+	// way (its decoder also reads the first JSON value, with UseNumber):
+	// it then gets body itself rather than a re-encoding of it.
+	changed := false
 	for k, v := range doc {
 		switch {
 		case strings.EqualFold(k, legacyEnterpriseURN):
+			changed = true
 			delete(doc, k)
 			doc[enterpriseSchemaURN] = v
 		case strings.EqualFold(k, legacyCoreURN):
+			changed = true
 			delete(doc, k)
 			if m, ok := v.(map[string]any); ok {
 				for kk, vv := range m {
@@ -74,11 +81,15 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 	if _, ok := doc[enterpriseSchemaURN]; ok && resource == "Users" && !containsFold(out, enterpriseSchemaURN) {
 		out = append(out, enterpriseSchemaURN)
 	}
-	doc["schemas"] = out
+	if !sameSchemas(doc["schemas"], out) {
+		changed = true
+		doc["schemas"] = out
+	}
 	for k, v := range doc {
 		if strings.EqualFold(k, "active") {
 			if str, ok := v.(string); ok {
 				if b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(str))); err == nil {
+					changed = true
 					doc[k] = b
 				}
 			}
@@ -88,6 +99,7 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 		for k, v := range ext {
 			if strings.EqualFold(k, "manager") {
 				if str, ok := v.(string); ok {
+					changed = true
 					if str == "" {
 						delete(ext, k)
 					} else {
@@ -97,7 +109,25 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 			}
 		}
 	}
+	if !changed {
+		return body, nil
+	}
 	return json.Marshal(doc)
+}
+
+// sameSchemas reports whether the "schemas" value v, as decoded, is the
+// list of strings out.
+func sameSchemas(v any, out []any) bool {
+	list, ok := v.([]any)
+	if !ok || len(list) != len(out) {
+		return false
+	}
+	for i, sv := range list {
+		if str, ok := sv.(string); !ok || str != out[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func containsFold(list []any, s string) bool {

@@ -27,6 +27,8 @@ type BoltStore struct {
 	// writers counts update calls in flight, so that under WithBatch a
 	// writer with no company commits at once.
 	writers atomic.Int32
+	// group is set by WithGroupCommit.
+	group *groupCommit
 }
 
 var (
@@ -38,6 +40,7 @@ type options struct {
 	lockTimeout time.Duration
 	batch       bool
 	batchDelay  time.Duration
+	group       bool
 }
 
 // Option configures Open.
@@ -67,6 +70,17 @@ func WithBatch(maxDelay time.Duration) Option {
 	}
 }
 
+// WithGroupCommit makes concurrent writes share commits without a timer
+// (what `scimflare serve` uses): a write with no commit in flight commits
+// at once; writes that arrive while one is in flight are committed
+// together, in one transaction, as soon as it ends. Every
+// write is still durable before its call returns. The fn passed to
+// UpdateUser/UpdateGroup may run more than once, as Store documents.
+// It takes precedence over WithBatch.
+func WithGroupCommit() Option {
+	return func(o *options) { o.group = true }
+}
+
 // Open opens (creating with mode 0600 if needed) the state file at path.
 // The file is locked for as long as the store is open: a second Open of the
 // same file, from this process or another, fails with ErrLocked after the
@@ -91,7 +105,11 @@ func Open(path string, opts ...Option) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &BoltStore{db: db, path: path, batch: o.batch}, nil
+	s := &BoltStore{db: db, path: path, batch: o.batch}
+	if o.group {
+		s.batch, s.group = false, &groupCommit{}
+	}
+	return s, nil
 }
 
 func initSchema(db *bolt.DB, path string) error {
@@ -194,10 +212,14 @@ func newWriteTx(tx *bolt.Tx) writeTx {
 	return writeTx{newReadTx(tx)}
 }
 
-// update runs fn in one write transaction. Under WithBatch fn may run more
-// than once, so every caller assigns its results afresh on each run.
+// update runs fn in one write transaction. Under WithBatch or
+// WithGroupCommit fn may run more than once, so every caller assigns its
+// results afresh on each run.
 func (s *BoltStore) update(fn func(writeTx) error) error {
 	f := func(tx *bolt.Tx) error { return fn(newWriteTx(tx)) }
+	if s.group != nil {
+		return s.group.update(s.db, f)
+	}
 	if !s.batch {
 		return s.db.Update(f)
 	}

@@ -228,13 +228,14 @@ func TestBackupIsAUsableCopy(t *testing.T) {
 }
 
 // TestConcurrentWriters checks uniqueness and counters when many writers
-// race, with and without batched commits (a failed batch member is re-run
-// alone by bbolt, which must not turn a conflict into a double write).
+// race, with and without shared commits (a failed member of a batch or a
+// group is re-run alone, which must not turn a conflict into a double
+// write).
 func TestConcurrentWriters(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts []store.Option
-	}{{"update", nil}, {"batch", []store.Option{store.WithBatch(2 * time.Millisecond)}}} {
+	}{{"update", nil}, {"batch", []store.Option{store.WithBatch(2 * time.Millisecond)}}, {"group commit", []store.Option{store.WithGroupCommit()}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openBolt(t, tc.opts...)
 			g, err := s.CreateGroup(now, store.Group{DisplayName: "all"}, nil)
@@ -304,9 +305,15 @@ func TestConcurrentWriters(t *testing.T) {
 // TestLoneBatchedWriterCommitsAtOnce: under WithBatch, a write with no other
 // write in flight must not sit out the batch window, or every lone SCIM
 // write would pay it as latency. The window here is far longer than the
-// test allows for three writes, a failed one included.
+// test allows for three writes, a failed one included. Group commit (what
+// serve uses) has no window: a lone write is its own group.
 func TestLoneBatchedWriterCommitsAtOnce(t *testing.T) {
-	s := openBolt(t, store.WithBatch(30*time.Second))
+	for name, opt := range map[string]store.Option{"batch": store.WithBatch(30 * time.Second), "group commit": store.WithGroupCommit()} {
+		t.Run(name, func(t *testing.T) { testLoneWriterCommitsAtOnce(t, openBolt(t, opt)) })
+	}
+}
+
+func testLoneWriterCommitsAtOnce(t *testing.T, s *store.BoltStore) {
 	writes := []struct {
 		name    string
 		wantErr error

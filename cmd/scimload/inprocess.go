@@ -19,7 +19,8 @@ const basePath = "/scim/v2"
 // inProcess serves scimflare's real SCIM handler from this process, so a
 // CPU profile of a run covers the server (scimflare has no pprof
 // endpoint). It is the daemon's SCIM stack without the reconciler: no
-// Notifier is attached.
+// Notifier is attached. The store shares commits as serve's does (group
+// commit).
 type inProcess struct {
 	enabled bool
 	state   string
@@ -69,9 +70,11 @@ func (ip inProcess) start(token string) (*inProcessServer, error) {
 		out.tmp = dir
 		path = filepath.Join(dir, "state.db")
 	}
-	var opts []store.Option
+	// The daemon's group commit, unless bbolt's timer batch is asked for
+	// (to compare the two).
+	opts := []store.Option{store.WithGroupCommit()}
 	if ip.batch > 0 {
-		opts = append(opts, store.WithBatch(ip.batch))
+		opts = []store.Option{store.WithBatch(ip.batch)}
 	}
 	st, err := store.Open(path, opts...)
 	if err != nil {

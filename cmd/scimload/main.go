@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&timeout, "timeout", 30*time.Minute, "stop the whole run after this long")
 	fs.BoolVar(&ip.enabled, "inprocess", false, "serve scimflare's SCIM handler over a bbolt state file in this process and load it")
 	fs.StringVar(&ip.state, "state", "", "with -inprocess: the state file (default: a new file in a temporary directory, removed at exit)")
-	fs.DurationVar(&ip.batch, "store-batch", 0, "with -inprocess: open the store with store.WithBatch(d) (the daemon uses 500µs)")
+	fs.DurationVar(&ip.batch, "store-batch", 0, "with -inprocess: open the store with bbolt's timer batch store.WithBatch(d) instead of the daemon's group commit")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {

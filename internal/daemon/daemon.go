@@ -80,15 +80,10 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	}
 	log := opt.Logger
 	// Concurrent SCIM writes share commits (each still fsynced before it is
-	// acknowledged): an IdP pushing in parallel is otherwise bound by one
-	// disk sync per request. The window is what writers arriving during a
-	// commit wait for company (a lone writer commits at once): 500µs gave
-	// the best import rate and one-member PATCH latency at 8 clients
-	// (scimload -inprocess, 20k users, 2 runs each: import 3,303-3,314
-	// ops/s and add-one p99 4.3-4.4 ms, against 2,069-2,091 ops/s and
-	// 6.7-7.0 ms with 2ms, 2,766-2,807 and 5.3 ms with 1ms, and 1,561-1,703
-	// ops/s and 7.6-8.1 ms without batching). See BENCHMARKS.md, "Lookup
-	// and write-latency tuning".
+	// acknowledged): OpenState opens bbolt with group commit, so writes
+	// that arrive while a commit is in flight are committed together as
+	// soon as it ends, and a lone writer commits at once. See BENCHMARKS.md,
+	// "SCIM load (scimload)".
 	// Before anything is opened: serve would otherwise replace what
 	// stands at admin.socket.
 	if err := cfg.CheckAdminSocket(); err != nil {

@@ -36,8 +36,9 @@ type Config struct {
 type Use int
 
 const (
-	// Serve is the daemon: bbolt with write batching (500µs, see
-	// BENCHMARKS.md), PostgreSQL migrated to this version's schema.
+	// Serve is the daemon: bbolt with group commit (concurrent writes
+	// share commits, see BENCHMARKS.md), PostgreSQL migrated to this
+	// version's schema.
 	Serve Use = iota
 	// Command is an offline CLI command: PostgreSQL's schema is checked,
 	// never migrated (older replicas may still serve from it).
@@ -62,7 +63,7 @@ func Open(ctx context.Context, c Config, use Use) (store.Backend, error) {
 		}
 		opts := []store.Option{store.WithLockTimeout(c.LockTimeout)}
 		if use == Serve {
-			opts = append(opts, store.WithBatch(500*time.Microsecond))
+			opts = append(opts, store.WithGroupCommit())
 		}
 		return store.Open(c.Path, opts...)
 	case Postgres:

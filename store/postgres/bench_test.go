@@ -24,7 +24,9 @@ func postgres16() []postgres.Option { return []postgres.Option{postgres.WithMaxC
 
 // The benchmarks here put bbolt and PostgreSQL side by side in one run,
 // through the same store.Backend calls the SCIM layer makes. bbolt is
-// opened as the daemon opens it (WithBatch(500µs)); PostgreSQL is the
+// opened with the timer batch serve used when BENCHMARKS.md's side-by-side
+// figures were taken (WithBatch(500µs); serve now uses WithGroupCommit);
+// PostgreSQL is the
 // throw-away cluster of pgtest, durable (fsync on) when benchmarks run,
 // on the same machine over loopback TCP.
 //
