@@ -166,6 +166,17 @@ func TestFailoverThreeReplicas(t *testing.T) {
 	}
 	t.Logf("killed at %s; %d invitations, none duplicated", killedAt.Format(time.RFC3339Nano), len(invites))
 
+	// The fake holds all twenty once it has handled the last invitation;
+	// the leader may still be committing and logging its answer. Runs
+	// follow one another, so the run a new user touches (in no group:
+	// nothing to write) finishes only after the one in flight: wait for a
+	// finish, so that the stop below lands between runs, not inside one.
+	mark := logs[next].String()
+	call(procs[next], "POST", "/Users", userBody("idle-probe@example.com"), 201)
+	waitUntil(t, 15*time.Second, "the new leader's runs finished", func() bool {
+		return strings.Contains(strings.TrimPrefix(logs[next].String(), mark), `"msg":"reconcile finished"`)
+	})
+
 	// SIGSTOP the new leader past its lease; another takes over; SIGCONT:
 	// the old one makes no Cloudflare write.
 	stopped := procs[next]
@@ -179,7 +190,7 @@ func TestFailoverThreeReplicas(t *testing.T) {
 		"Operations": []map[string]any{{"op": "replace", "path": "active", "value": false}}}, 204)
 	waitUntil(t, 15*time.Second, "the deactivation applied by the third leader", func() bool { _, ok := fake.Member(e2eAccount, "fo00@example.com"); return !ok })
 	before := len(fake.Writes())
-	mark := logs[next].String()
+	mark = logs[next].String()
 	if err := stopped.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
