@@ -434,7 +434,7 @@ func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedR
 	if present && inLedger && unchanged(act, led, reasons) {
 		return nil, nil, nil
 	}
-	stored := led // as the state holds it, legacy role keys included
+	stored := led  // as the state holds it, legacy role keys included
 	shown := email // displayEmail, from what m holds
 	if present && act.Email != "" {
 		shown = act.Email
