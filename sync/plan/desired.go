@@ -540,8 +540,12 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		members = b.up.members
 	}
 	f := &flattened{}
-	if n, err := b.dir.GroupSize(root); err == nil && b.up == nil {
-		f.members = make([]member, 0, min(n, 1<<24))
+	if b.up == nil {
+		// A full build sizes the slice once; a targeted one reaches a few
+		// members and reads no count.
+		if n, err := b.dir.GroupSize(root); err == nil {
+			f.members = make([]member, 0, min(n, 1<<24))
+		}
 	}
 	reached := map[string]*groupNode{root: {id: root}}
 	q := &groupQueue{reached[root]}
