@@ -284,17 +284,24 @@ func (s *Server) AddMember(accountID string, m Member) Member {
 	if m.Status == "" {
 		m.Status = "accepted"
 	}
-	for i := range m.Policies {
-		if m.Policies[i].ID == "" {
-			m.Policies[i].ID = catalogID("policy", m.ID, fmt.Sprint(i))
-		}
-		if m.Policies[i].Access == "" {
-			m.Policies[i].Access = "allow"
-		}
-	}
+	seedPolicies(m.Policies, m.ID)
 	stored := cloneMember(&m)
 	a.members = append(a.members, &stored)
 	return cloneMember(&stored)
+}
+
+// seedPolicies gives the policies a test seeds without an id or access
+// what Cloudflare would: an id derived from their owner (a member or a
+// user group) and their position, and "allow".
+func seedPolicies(ps []Policy, owner string) {
+	for i := range ps {
+		if ps[i].ID == "" {
+			ps[i].ID = catalogID("policy", owner, fmt.Sprint(i))
+		}
+		if ps[i].Access == "" {
+			ps[i].Access = "allow"
+		}
+	}
 }
 
 // Members lists the account's members sorted by email.

@@ -93,14 +93,7 @@ func (s *Server) AddUserGroup(accountID string, g UserGroup, emails ...string) U
 			g.Members = append(g.Members, m.ID)
 		}
 	}
-	for i := range g.Policies {
-		if g.Policies[i].ID == "" {
-			g.Policies[i].ID = catalogID("policy", g.ID, fmt.Sprint(i))
-		}
-		if g.Policies[i].Access == "" {
-			g.Policies[i].Access = "allow"
-		}
-	}
+	seedPolicies(g.Policies, g.ID)
 	stored := cloneGroup(&g)
 	a.groups = append(a.groups, &stored)
 	return cloneGroup(&stored)
