@@ -79,6 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		opt.Now = time.Now
 	}
 	log := opt.Logger
+	mem := applyMemoryLimit(os.DirFS("/"))
 	// Concurrent SCIM writes share commits (each still fsynced before it is
 	// acknowledged): OpenState opens bbolt with group commit, so writes
 	// that arrive while a commit is in flight are committed together as
@@ -238,7 +239,8 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		}
 	})
 	log.Info("scimflare serving", "listen", ln.Addr().String(), "scim", cfg.Server.SCIMBasePath,
-		"state", cfg.State.Path, "admin_socket", cfg.Admin.Socket, "tls", cfg.Server.TLSCertFile != "")
+		"state", cfg.State.Path, "admin_socket", cfg.Admin.Socket, "tls", cfg.Server.TLSCertFile != "",
+		"memory_limit", mem.String())
 	if opt.Ready != nil {
 		opt.Ready <- ln.Addr().String()
 	}
