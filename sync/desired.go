@@ -153,7 +153,7 @@ func (reg *registry) readWholeCache(in *plan.AccountInput) error {
 	if err != nil {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}
-	for key, m := range actualFromCache(cached) {
+	for key, m := range actualFromCache(cached, interner{}) {
 		if _, ok := in.Actual[key]; !ok {
 			in.Actual[key] = m
 		}

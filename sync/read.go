@@ -42,20 +42,52 @@ type accountRead struct {
 	whole bool
 }
 
-func actualFromMembers(ms []cloudflare.Member) map[string]plan.Actual {
+// actualFromMembers keys a listing by identity. The members of an account
+// mostly hold the same few keys: each key's text is kept once, or a
+// listing of a million members would keep a million copies of each
+// policy key live through the run.
+func actualFromMembers(ms []cloudflare.Member, in interner) map[string]plan.Actual {
 	out := make(map[string]plan.Actual, len(ms))
 	for _, m := range ms {
-		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: in.keys(keysOf(m))}
 	}
 	return out
 }
 
-func actualFromCache(cached map[string]store.CachedMember) map[string]plan.Actual {
+func actualFromCache(cached map[string]store.CachedMember, in interner) map[string]plan.Actual {
 	out := make(map[string]plan.Actual, len(cached))
 	for _, m := range cached {
-		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: slices.Clone(m.Keys)}
+		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: in.keys(slices.Clone(m.Keys))}
 	}
 	return out
+}
+
+// sharedEntry is a ledger entry holding the member id and key texts the
+// account's member list already holds, rather than copies of its own.
+func sharedEntry(e plan.LedgerEntry, act plan.Actual, in interner) plan.LedgerEntry {
+	if e.MemberID == act.MemberID {
+		e.MemberID = act.MemberID
+	}
+	in.keys(e.Managed)
+	in.keys(e.Found)
+	return e
+}
+
+// interner keeps one copy of each string it is shown, for one account's
+// read.
+type interner map[string]string
+
+// keys replaces each of keys by the copy already kept, in place, and
+// returns keys.
+func (in interner) keys(keys []string) []string {
+	for i, k := range keys {
+		if kept, ok := in[k]; ok {
+			keys[i] = kept
+		} else {
+			in[k] = k
+		}
+	}
+	return keys
 }
 
 func cacheFromMembers(accountID string, ms []cloudflare.Member) []store.CachedMember {
@@ -179,6 +211,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		list = reg.cf != nil && at.IsZero()
 		rd.scannedAt = at
 	}
+	keys := interner{}
 	if list {
 		members, err := reg.cf.ListMembers(ctx, a.ID)
 		if err != nil {
@@ -186,7 +219,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		}
 		rd.listed, rd.fresh = members, true
 		reg.legacy.learn(a.ID, members...)
-		rd.actual = actualFromMembers(members)
+		rd.actual = actualFromMembers(members, keys)
 	} else {
 		cached, err := reg.state.CachedMembers(a.ID)
 		if err != nil {
@@ -198,7 +231,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			// and foreign.
 			return rd, fmt.Errorf("%w: the member list of account %s holds Cloudflare role ids that only the API token can name", ErrNeedToken, a.Name)
 		}
-		rd.actual = actualFromCache(cached)
+		rd.actual = actualFromCache(cached, keys)
 	}
 	rd.ledger = map[string]plan.LedgerEntry{}
 	var intents, absent []store.LedgerEntry
@@ -217,7 +250,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			e.MissingSince = time.Time{}
 			rd.marks = append(rd.marks, e)
 		}
-		rd.ledger[key] = planEntry(e)
+		rd.ledger[key] = sharedEntry(planEntry(e), rd.actual[key], keys)
 	}
 	if err := reg.confirmAbsent(ctx, a, &rd, absent); err != nil {
 		return rd, err
@@ -231,7 +264,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 	if err != nil {
 		return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
 	}
-	before := actualFromCache(cached)
+	before := actualFromCache(cached, keys)
 	for _, e := range intents {
 		key := identity.Key(e.Email)
 		entry, settled := reg.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))

@@ -413,7 +413,7 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 		if err != nil {
 			return plan.Change{}, false, err
 		}
-		fresh := actualFromMembers(members)
+		fresh := actualFromMembers(members, interner{})
 		reg.learnRoles(ch.AccountID, members...)
 		// Settle before the cache is replaced: it holds what settling
 		// compares.

@@ -389,11 +389,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				if k++; k%100 == 0 {
 					continue // not yet in Cloudflare
 				}
-				// One member id and key list for both, as the reconciler's
-				// read shares them (sync/read.go).
+				// The member id's and the keys' text once, each entry its
+				// own key list, as the reconciler's read keeps them
+				// (sync/read.go, sharedEntry).
 				keys, id := m.Keys.KeyList(), "m-"+email
 				ai.Actual[email] = plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys}
-				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: keys}
+				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clone(keys)}
 				ai.ManagedGrants += len(keys)
 			}
 			in = append(in, ai)
