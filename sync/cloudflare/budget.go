@@ -36,17 +36,20 @@ func (w *window) expire(now time.Time) {
 }
 
 // reserve takes a slot at now and returns 0, or returns how long to wait
-// before a slot can be free (without taking one).
-func (w *window) reserve(now time.Time) time.Duration {
+// before a slot can be free (without taking one). keep slots stay free for
+// others: the caller takes one only while more than keep are left.
+func (w *window) reserve(now time.Time, keep int) time.Duration {
 	w.expire(now)
 	if now.Before(w.holdUntil) {
 		return w.holdUntil.Sub(now)
 	}
-	if len(w.times) < w.limit {
+	usable := max(w.limit-keep, 1)
+	if len(w.times) < usable {
 		w.times = append(w.times, now)
 		return 0
 	}
-	return w.times[0].Add(w.span).Sub(now)
+	// Free once all but usable-1 of the slots taken have left the window.
+	return w.times[len(w.times)-usable].Add(w.span).Sub(now)
 }
 
 func (w *window) left(now time.Time) int {
@@ -72,13 +75,25 @@ func newLimiter(limit int, clock Clock) *limiter {
 	return &limiter{w: window{limit: limit, span: budgetSpan}, clock: clock}
 }
 
-func (l *limiter) acquire(ctx context.Context) error {
+// bulkReserve is the part of the budget a bulk read (a full run's member
+// listing: a page of 50 per request, so a big account can take the whole
+// budget for several windows) leaves to everything else: a leaver's
+// removal or an expiry never waits minutes for a slot a listing took.
+const bulkReserve = 10 // percent
+
+// acquire takes a slot, waiting for one; a bulk read waits while only the
+// reserve is left.
+func (l *limiter) acquire(ctx context.Context, bulk bool) error {
+	keep := 0
+	if bulk {
+		keep = l.w.limit * bulkReserve / 100
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		l.mu.Lock()
-		wait := l.w.reserve(l.clock.Now())
+		wait := l.w.reserve(l.clock.Now(), keep)
 		l.mu.Unlock()
 		if wait <= 0 {
 			return nil

@@ -63,28 +63,54 @@ func TestRateLimitPause(t *testing.T) {
 
 func TestWindow(t *testing.T) {
 	w := window{limit: 2, span: 5 * time.Minute}
-	if d := w.reserve(t0); d != 0 {
+	if d := w.reserve(t0, 0); d != 0 {
 		t.Fatalf("first reserve waits %s", d)
 	}
-	if d := w.reserve(t0.Add(time.Minute)); d != 0 {
+	if d := w.reserve(t0.Add(time.Minute), 0); d != 0 {
 		t.Fatalf("second reserve waits %s", d)
 	}
-	if d := w.reserve(t0.Add(2 * time.Minute)); d != 3*time.Minute {
+	if d := w.reserve(t0.Add(2 * time.Minute), 0); d != 3*time.Minute {
 		t.Fatalf("third reserve waits %s, want 3m", d)
 	}
 	if n := w.left(t0.Add(2 * time.Minute)); n != 0 {
 		t.Fatalf("left = %d, want 0", n)
 	}
-	if d := w.reserve(t0.Add(5 * time.Minute)); d != 0 {
+	if d := w.reserve(t0.Add(5 * time.Minute), 0); d != 0 {
 		t.Fatalf("reserve when the first slot frees waits %s", d)
 	}
 	w.hold(t0.Add(10 * time.Minute))
 	w.hold(t0.Add(7 * time.Minute)) // an earlier hold does not shorten it
-	if d := w.reserve(t0.Add(9 * time.Minute)); d != time.Minute {
+	if d := w.reserve(t0.Add(9 * time.Minute), 0); d != time.Minute {
 		t.Fatalf("reserve during a hold waits %s, want 1m", d)
 	}
 	if n := w.left(t0.Add(20 * time.Minute)); n != 2 {
 		t.Fatalf("left after the window = %d, want 2", n)
+	}
+}
+
+// A bulk read leaves keep slots to others: it waits for a slot while
+// only those are left, and others still take them at once.
+func TestWindowKeepsAReserve(t *testing.T) {
+	w := window{limit: 4, span: 5 * time.Minute}
+	for i := range 3 {
+		if d := w.reserve(t0.Add(time.Duration(i)*time.Minute), 1); d != 0 {
+			t.Fatalf("bulk reserve %d waits %s", i+1, d)
+		}
+	}
+	// Three taken, one left: the bulk read waits until the first leaves.
+	if d := w.reserve(t0.Add(3*time.Minute), 1); d != 2*time.Minute {
+		t.Fatalf("bulk reserve with only the reserve left waits %s, want 2m", d)
+	}
+	if d := w.reserve(t0.Add(3*time.Minute), 0); d != 0 {
+		t.Fatalf("a write with the reserve left waits %s", d)
+	}
+	// Four taken: the bulk read needs two of them gone (usable 3, so the
+	// count must fall to 2), i.e. the one taken at t0+1m.
+	if d := w.reserve(t0.Add(3*time.Minute), 1); d != 3*time.Minute {
+		t.Fatalf("bulk reserve in a full window waits %s, want 3m", d)
+	}
+	if d := w.reserve(t0.Add(3*time.Minute), 0); d != 2*time.Minute {
+		t.Fatalf("a write in a full window waits %s, want 2m", d)
 	}
 }
 

@@ -214,7 +214,7 @@ func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, e
 			p.Order.Value, p.Order.Present = accounts.MemberListParamsOrderUserEmail, true
 			p.Direction.Value, p.Direction.Present = accounts.MemberListParamsDirectionAsc, true
 			var res *pagination.V4PagePaginationArray[shared.Member]
-			err := do(ctx, RouteMembers, func(ctx context.Context) (err error) {
+			err := doBulk(ctx, RouteMembers, func(ctx context.Context) (err error) {
 				res, err = c.members.List(ctx, p)
 				return err
 			})

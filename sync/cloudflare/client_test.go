@@ -421,6 +421,33 @@ func TestBudgetWaitsForRollingWindow(t *testing.T) {
 	}
 }
 
+// A listing that needs more than the budget leaves its reserve free, so
+// the removal that comes after it (a leaver's) goes at once instead of
+// waiting for the window the listing filled.
+func TestListingLeavesTheBudgetsReserve(t *testing.T) {
+	c, srv := setup(t, cloudflare.Config{Budget: 10}, cftest.Options{})
+	clock := srv.Clock()
+	emails := addMembers(srv, 20*50, srv.RoleID(acct, "DNS")) // 20 pages
+	ctx := context.Background()
+	ms, err := c.ListMembers(ctx, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != len(emails) {
+		t.Fatalf("listed %d members, want %d", len(ms), len(emails))
+	}
+	if left := c.BudgetLeft(); left < 1 {
+		t.Fatalf("BudgetLeft after the listing = %d, want the reserve (1 of 10) left", left)
+	}
+	before := clock.Now()
+	if err := c.DeleteMember(ctx, acct, ms[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if waited := clock.Now().Sub(before); waited != 0 {
+		t.Fatalf("the removal after the listing waited %s for a slot, want none", waited)
+	}
+}
+
 func TestBudgetWaitEndsWithContext(t *testing.T) {
 	// Real clock: the wait for a slot must end when the context does.
 	srv := cftest.New(t, cftest.Options{Accounts: []string{acct}})

@@ -34,11 +34,22 @@ type callKey struct{}
 type call struct {
 	route string
 	err   error
+	// bulk marks a page of a listing that reads a whole account: it
+	// leaves the budget's reserve to other calls (limiter.acquire).
+	bulk bool
 }
 
 // do runs fn with a context that labels its requests with route.
 func do(ctx context.Context, route string, fn func(context.Context) error) error {
-	cl := &call{route: route}
+	return run(ctx, &call{route: route}, fn)
+}
+
+// doBulk is do for one page of a listing that reads a whole account.
+func doBulk(ctx context.Context, route string, fn func(context.Context) error) error {
+	return run(ctx, &call{route: route, bulk: true}, fn)
+}
+
+func run(ctx context.Context, cl *call, fn func(context.Context) error) error {
 	err := fn(context.WithValue(ctx, callKey{}, cl))
 	if err != nil && cl.err != nil {
 		return cl.err
@@ -58,12 +69,12 @@ func callOf(req *http.Request) *call {
 // our rules, and turned into an *APIError in one place.
 func (c *Client) middleware(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 	cl := callOf(req)
-	resp, err := c.send(req, cl.route, next)
+	resp, err := c.send(req, cl.route, cl.bulk, next)
 	cl.err = err
 	return resp, err
 }
 
-func (c *Client) send(req *http.Request, route string, next option.MiddlewareNext) (*http.Response, error) {
+func (c *Client) send(req *http.Request, route string, bulk bool, next option.MiddlewareNext) (*http.Response, error) {
 	ctx := req.Context()
 	method := req.Method
 	retries := c.maxRetries
@@ -71,7 +82,7 @@ func (c *Client) send(req *http.Request, route string, next option.MiddlewareNex
 		retries = 0 // the body cannot be sent twice
 	}
 	for attempt := 0; ; attempt++ {
-		if err := c.limiter.acquire(ctx); err != nil {
+		if err := c.limiter.acquire(ctx, bulk); err != nil {
 			return nil, fmt.Errorf("cloudflare %s %s: %w", method, route, err)
 		}
 		resp, body, err := c.attempt(ctx, req, next)

@@ -198,7 +198,7 @@ func (c *Client) ListUserGroupMembers(ctx context.Context, accountID, groupID st
 			p.PerPage.Value, p.PerPage.Present = perPage, true
 			p.Direction.Value, p.Direction.Present = iam.UserGroupMemberListParamsDirectionAsc, true
 			var res *pagination.V4PagePaginationArray[iam.UserGroupMemberListResponse]
-			err := do(ctx, RouteUserGroupMembers, func(ctx context.Context) (err error) {
+			err := doBulk(ctx, RouteUserGroupMembers, func(ctx context.Context) (err error) {
 				res, err = c.userGroups.Members.List(ctx, groupID, p)
 				return err
 			})
