@@ -84,6 +84,26 @@ func (r *Reconciler) requeue(t touched) {
 	r.mu.Unlock()
 }
 
+// putBack returns touches a run took but did not get to (a full run that
+// gave way): they are due as they were, with no retry delay.
+func (r *Reconciler) putBack(t touched) {
+	if t.empty() {
+		return
+	}
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending.empty() {
+		r.firstTouch, r.lastTouch = now, now
+	}
+	if t.all {
+		r.pending = allTouched()
+		return
+	}
+	r.pending.merge(t)
+	r.pending = r.pending.bounded()
+}
+
 // debounceDue is when the pending touches are due, zero if none.
 func (r *Reconciler) debounceDue(debounce time.Duration) time.Time {
 	r.mu.Lock()
@@ -120,7 +140,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		r.log.Warn("plan-only mode: scimflare computes and logs plans but never writes to Cloudflare")
 	}
 
-	r.scheduledRun(ctx)
+	// owed: a scheduled full run gave way to an urgent run and is due
+	// again as soon as nothing urgent is.
+	owed := r.scheduledRun(ctx)
 
 	spec := ""
 	var sched cron.Schedule
@@ -155,6 +177,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		// as in tests — the deadline the timer waited for runs.
 		now := r.now()
 		next := nextEvent(cronNext, expiryAt, debounceAt)
+		if owed {
+			next = deadline{eventSchedule, now}
+		}
 		timer.Reset(max(next.at.Sub(now), 0))
 		select {
 		case <-ctx.Done():
@@ -167,18 +192,25 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 		now = r.now()
 		event := next.kind
+		due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 		switch {
-		case !now.Before(cronNext):
-			event = eventSchedule
-		case !expiryAt.IsZero() && !now.Before(expiryAt):
+		// A full run that gave way lets what fell due go first.
+		case owed && due(expiryAt):
 			event = eventExpiry
-		case !debounceAt.IsZero() && !now.Before(debounceAt):
+		case owed && due(debounceAt):
+			event = eventDebounce
+		case owed || due(cronNext):
+			event = eventSchedule
+		case due(expiryAt):
+			event = eventExpiry
+		case due(debounceAt):
 			event = eventDebounce
 		}
 		switch event {
 		case eventSchedule:
-			r.scheduledRun(ctx)
-			cronNext = sched.Next(r.now())
+			if owed = r.scheduledRun(ctx); !owed {
+				cronNext = sched.Next(r.now())
+			}
 		case eventExpiry:
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
 		case eventDebounce:
@@ -231,13 +263,21 @@ func nextEvent(cronNext, expiryAt, debounceAt time.Time) deadline {
 // scheduledRun runs a scheduled full reconcile, which covers every pending
 // touch. An aborted one applied nothing, so its touches go back: a
 // leaver's removal is retried by a targeted run instead of waiting for the
-// next tick.
-func (r *Reconciler) scheduledRun(ctx context.Context) {
+// next tick. It reports whether the run gave way to an urgent one
+// (preempt.go) and so is still owed.
+func (r *Reconciler) scheduledRun(ctx context.Context) (owed bool) {
 	t := r.takePending()
-	res := r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule})
+	res := r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule, preemptible: r.preemptions < maxPreemptions})
+	if res != nil && res.Preempted {
+		r.preemptions++
+		r.putBack(t)
+		return true
+	}
+	r.preemptions = 0
 	if (res == nil || res.Aborted != nil) && !t.empty() {
 		r.requeue(t)
 	}
+	return false
 }
 
 func (r *Reconciler) runOnce(ctx context.Context, req runRequest) *Result {

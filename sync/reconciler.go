@@ -76,6 +76,9 @@ const (
 	OutcomeSuccess = "success"
 	OutcomeFailed  = "failed" // the run completed but some changes failed
 	OutcomeAborted = "aborted"
+	// OutcomePreempted: a scheduled full run gave way to a targeted run or
+	// an expiry before its first write; it runs again after it.
+	OutcomePreempted = "preempted"
 )
 
 // RunOptions describe one full reconcile requested from outside.
@@ -108,8 +111,11 @@ type Result struct {
 	// Aborted is set when the run stopped before its first write: a failed
 	// or partial read of Cloudflare or of the state, or a name that does
 	// not resolve. Nothing was applied.
-	Aborted  error
-	PlanOnly bool
+	Aborted error
+	// Preempted: the run (a scheduled full run) stopped its reads for a
+	// targeted run or an expiry that fell due; Aborted says so too.
+	Preempted bool
+	PlanOnly  bool
 }
 
 // Expiry is one pending end of access: the moment Email loses Role on
@@ -166,6 +172,9 @@ type Reconciler struct {
 	// sem admits one run at a time: runs never overlap.
 	sem  chan struct{}
 	kick chan struct{}
+	// preemptions counts the scheduled full runs in a row that gave way
+	// to an urgent run (preempt.go); only Run's goroutine touches it.
+	preemptions int
 
 	mu         gosync.Mutex // guards the fields below
 	running    bool

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -50,6 +51,9 @@ type runRequest struct {
 	// live lists every account even when the run would use the member
 	// cache (explain --live).
 	live bool
+	// preemptible: the run's reads give way to an urgent run that falls
+	// due meanwhile (preempt.go); only a scheduled full run's do.
+	preemptible bool
 }
 
 // Audit actions the reconciler writes besides the change kinds.
@@ -166,6 +170,11 @@ func (rn *run) reconcile(ctx context.Context) {
 		// status should show it while the run's writes are in flight.
 		rn.r.refreshExpiries(rn)
 	}
+	if errors.Is(err, errPreempted) {
+		rn.result.Aborted, rn.result.Preempted = err, true
+		rn.r.log.Info("full run gives way to a run that fell due while it was reading; it starts again after it", "trigger", rn.req.actor)
+		return
+	}
 	if err != nil {
 		rn.abort(err)
 		return
@@ -228,13 +237,25 @@ func (rn *run) readAndPlan(ctx context.Context) (*plan.Changes, error) {
 	if err != nil {
 		return nil, err
 	}
+	readCtx := ctx
+	if rn.req.preemptible {
+		var stop func()
+		readCtx, stop = rn.r.yieldTo(ctx, rn.cfg.Sync.Debounce)
+		defer stop()
+	}
 	rn.reads = make([]accountRead, len(rn.cfg.Accounts))
 	for i, a := range rn.cfg.Accounts {
-		if rn.reads[i], err = rn.registry.Read(ctx, a); err != nil {
+		if rn.reads[i], err = rn.registry.Read(readCtx, a); err != nil {
+			if preempted(readCtx, err) {
+				return nil, errPreempted
+			}
 			return nil, err
 		}
 	}
-	if err := rn.registry.readUserGroups(ctx); err != nil {
+	if err := rn.registry.readUserGroups(readCtx); err != nil {
+		if preempted(readCtx, err) {
+			return nil, errPreempted
+		}
 		return nil, err
 	}
 	changes := rn.planChanges()

@@ -35,7 +35,7 @@ func (r *Reconciler) logRun(rn *run, outcome string, took time.Duration) {
 		attrs = append(attrs, "error", res.Aborted.Error())
 	}
 	level := slog.LevelInfo
-	if outcome != OutcomeSuccess {
+	if outcome != OutcomeSuccess && outcome != OutcomePreempted {
 		level = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), level, "reconcile finished", attrs...)

@@ -103,6 +103,8 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 	res := rn.result
 	outcome := OutcomeSuccess
 	switch {
+	case res.Preempted:
+		outcome = OutcomePreempted
 	case res.Aborted != nil:
 		outcome = OutcomeAborted
 	case len(res.Failed) > 0:
@@ -118,6 +120,10 @@ func (r *Reconciler) finish(rn *run, took time.Duration) {
 		s.LastSuccess = rn.now
 	case OutcomeAborted:
 		s.LastError = res.Aborted.Error()
+	case OutcomePreempted:
+		// Not an error, and not the last word: the run starts again at once.
+		s.LastRun, s.LastTrigger, s.LastOutcome = rn.saved.LastRun, rn.saved.LastTrigger, rn.saved.LastOutcome
+		s.LastError = rn.saved.LastError
 	case OutcomeFailed:
 		s.LastError = fmt.Sprintf("%d change(s) failed, first: %v", len(res.Failed), res.Failed[0].Err)
 	}
