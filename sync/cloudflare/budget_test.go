@@ -69,18 +69,18 @@ func TestWindow(t *testing.T) {
 	if d := w.reserve(t0.Add(time.Minute), 0); d != 0 {
 		t.Fatalf("second reserve waits %s", d)
 	}
-	if d := w.reserve(t0.Add(2 * time.Minute), 0); d != 3*time.Minute {
+	if d := w.reserve(t0.Add(2*time.Minute), 0); d != 3*time.Minute {
 		t.Fatalf("third reserve waits %s, want 3m", d)
 	}
 	if n := w.left(t0.Add(2 * time.Minute)); n != 0 {
 		t.Fatalf("left = %d, want 0", n)
 	}
-	if d := w.reserve(t0.Add(5 * time.Minute), 0); d != 0 {
+	if d := w.reserve(t0.Add(5*time.Minute), 0); d != 0 {
 		t.Fatalf("reserve when the first slot frees waits %s", d)
 	}
 	w.hold(t0.Add(10 * time.Minute))
 	w.hold(t0.Add(7 * time.Minute)) // an earlier hold does not shorten it
-	if d := w.reserve(t0.Add(9 * time.Minute), 0); d != time.Minute {
+	if d := w.reserve(t0.Add(9*time.Minute), 0); d != time.Minute {
 		t.Fatalf("reserve during a hold waits %s, want 1m", d)
 	}
 	if n := w.left(t0.Add(20 * time.Minute)); n != 2 {
