@@ -13,7 +13,7 @@ import (
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
 
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {

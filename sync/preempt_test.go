@@ -20,8 +20,9 @@ type slowListing struct {
 	next  http.RoundTripper
 	delay atomic.Int64 // nanoseconds per listed page; 0: none
 	mu    gosync.Mutex
-	pages int      // list pages requested since the delay was set
-	seen  []string // "DELETE after N pages"
+	pages   int         // list pages requested since the delay was set
+	seen    []string    // "DELETE after N pages"
+	deletes []time.Time // when each DELETE left
 }
 
 func (s *slowListing) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -33,6 +34,7 @@ func (s *slowListing) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if req.Method == http.MethodDelete {
 			s.seen = append(s.seen, fmt.Sprintf("DELETE after %d pages", s.pages))
+			s.deletes = append(s.deletes, time.Now())
 		}
 		s.mu.Unlock()
 		if listing {
