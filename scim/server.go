@@ -72,6 +72,13 @@ type Server struct {
 	lib      elimity.Server
 	userType elimity.ResourceType
 	grpType  elimity.ResourceType
+	// userLoc writes a user's meta.location; userSchemasJSON is the
+	// "schemas" of a user answer (userjson.go).
+	userLoc         locations
+	userSchemasJSON []byte
+	// libraryLists sends user lists through the library, as before
+	// userjson.go: the tests compare the two answers.
+	libraryLists bool
 	// failures counts failed authentications per client address (limit.go).
 	failures *authFailures
 }
@@ -139,6 +146,14 @@ func New(st store.Store, opt Options) (*Server, error) {
 		return nil, err
 	}
 	s.lib = lib
+	s.userLoc = newLocations(s.userType.Endpoint, strings.TrimRight(opt.BasePath, "/"))
+	schemas := []string{s.userType.Schema.ID}
+	for _, e := range s.userType.SchemaExtensions {
+		schemas = append(schemas, e.Schema.ID)
+	}
+	if s.userSchemasJSON, err = json.Marshal(schemas); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -421,6 +436,15 @@ func compileListFilter(raw string, res query.Resource) (*query.Filter, error) {
 // to the number of resources returned (RFC 7644 §3.4.2.4) rather than the
 // count asked for.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == s.userType.Endpoint && !s.libraryLists {
+		s.listUsers(w, r)
+		return
+	}
+	s.libraryList(w, r)
+}
+
+// libraryList is list through the library.
+func (s *Server) libraryList(w http.ResponseWriter, r *http.Request) {
 	n := new(int)
 	*n = -1
 	r = r.WithContext(context.WithValue(r.Context(), listCountKey{}, n))

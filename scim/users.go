@@ -225,23 +225,60 @@ func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
 }
 
 func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
-	s := h.s
 	attrs, excluded := listParams(r)
+	total, found, err := h.s.findUsers(r, p.Count, p.StartIndex)
+	if err != nil {
+		return elimity.Page{}, err
+	}
+	page := elimity.Page{TotalResults: total, Resources: make([]elimity.Resource, 0, len(found))}
+	for _, l := range found {
+		a := l.attrs
+		if a == nil {
+			a = userAttrs(l.u)
+		}
+		page.Resources = append(page.Resources, userResourceFrom(l.u, a, attrs, excluded))
+	}
+	return page, nil
+}
+
+// findUsers is a page of the users that pass the request's filter, and
+// how many pass it. A user's attributes are decoded only when the filter
+// reads them: a filter on fields alone (`userName eq`, the lookup every
+// IdP makes) is matched against the fields.
+func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, found []userListing, err error) {
 	f, err := listFilter(r, userResource)
 	if err != nil {
-		return elimity.Page{}, s.toSCIM(err, "User", "")
+		return 0, nil, s.toSCIM(err, "User", "")
 	}
-	page := elimity.Page{Resources: []elimity.Resource{}}
-	skip := max(p.StartIndex, 1) - 1
+	found = []userListing{}
+	skip := max(startIndex, 1) - 1
+	onFields := f != nil && f.OnlyCore(userFields...)
+	var scratch []docMember
 	consider := func(u store.User) {
-		a := userAttrs(u)
-		if !f.Match(userDocOf(u, a)) {
-			return
+		var l userListing
+		var ok bool
+		if onFields {
+			// canonicalDoc vouches that the document holds no member
+			// a field could be confused with.
+			if scratch, ok = canonicalDoc(u.Doc, scratch[:0]); ok {
+				l = userListing{u: u}
+				ok = f.Match(userDocOf(u, map[string]any{"userName": u.UserName, "active": u.Active}))
+				if !ok {
+					return
+				}
+			}
 		}
-		if page.TotalResults >= skip && len(page.Resources) < p.Count {
-			page.Resources = append(page.Resources, userResourceFrom(u, a, attrs, excluded))
+		if !ok {
+			a := userAttrs(u)
+			if !f.Match(userDocOf(u, a)) {
+				return
+			}
+			l = userListing{u: u, attrs: a}
 		}
-		page.TotalResults++
+		if total >= skip && len(found) < count {
+			found = append(found, l)
+		}
+		total++
 	}
 	err = s.st.View(func(rd store.Reader) error {
 		if f == nil {
@@ -249,17 +286,17 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 			if err != nil {
 				return err
 			}
-			page.TotalResults = n
-			if p.Count <= 0 || skip >= n {
+			total = n
+			if count <= 0 || skip >= n {
 				return nil
 			}
 			i := 0
 			return rd.ListUsers("", func(u store.User) bool {
 				if i >= skip {
-					page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
+					found = append(found, userListing{u: u})
 				}
 				i++
-				return len(page.Resources) < p.Count
+				return len(found) < count
 			})
 		}
 		candidates, indexed, err := userCandidates(rd, f)
@@ -278,10 +315,10 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 		})
 	})
 	if err != nil {
-		return elimity.Page{}, s.toSCIM(err, "User", "")
+		return 0, nil, s.toSCIM(err, "User", "")
 	}
-	setListCount(r, len(page.Resources))
-	return page, nil
+	setListCount(r, len(found))
+	return total, found, nil
 }
 
 // userCandidates answers `userName eq`, `externalId eq` and `id eq` from an

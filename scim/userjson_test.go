@@ -1,0 +1,150 @@
+package scim
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scimflare/scimflare/store"
+)
+
+// userJSONDocs are stored user documents of every shape the answer writer
+// must get right: canonical ones it copies as they are, and ones it must
+// leave to the library's way (unsorted keys, numbers, escapes, a member
+// named like a field, deep nesting).
+var userJSONDocs = []struct {
+	doc       string
+	canonical bool
+}{
+	{`{"displayName":"Ann A","emails":[{"primary":true,"type":"work","value":"ann@example.com"}],"name":{"familyName":"A","givenName":"Ann"}}`, true},
+	{``, true},
+	{`{"Zeta":"z","aaa":"first","b":"between active and externalId","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Ops","manager":{"value":"m1"}},"zz":"last"}`, true},
+	{`{"a":[null,true,false,{},[]],"b":{},"c":[],"title":"Zoë 日本"}`, true},
+	{`{"name":{"givenName":"B","familyName":"C"},"displayName":"B C"}`, false},
+	{`{"nums":[1,2.50,1e21,-0.0000001],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"12","costCenter":3}}`, false},
+	{`{"displayName":"A \"quoted\" <b>&amp; \u00e9 é \u2028 tab\t"}`, false},
+	{`{"UserName":"shadow","displayName":"shadowed"}`, false},
+	{`{"ACTIVE":"no","displayName":"shadowed active"}`, false},
+	{`{"deep":` + strings.Repeat(`{"d":`, 40) + `"x"` + strings.Repeat(`}`, 40) + `}`, false},
+	{`{"dup":"one","dup":"two"}`, false},
+}
+
+// TestUserListAnswerIsTheLibrarys: every user list answer scimflare writes
+// itself (userjson.go) is, byte for byte, the answer the library's list
+// handler gave for the same state and request — with the stored document
+// copied (canonical documents) and through a map (all others), with and
+// without filters, projections and paging, and its refusals.
+func TestUserListAnswerIsTheLibrarys(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	now := time.Date(2026, 5, 1, 10, 11, 12, 130000000, time.UTC)
+	var ids []string
+	for i, d := range userJSONDocs {
+		ext := fmt.Sprintf("ext-%d", i)
+		switch i {
+		case 1:
+			ext = ""
+		case 2:
+			ext = `ext<&>"\é`
+		}
+		u, err := st.CreateUser(now.Add(time.Duration(i)*time.Hour), store.User{
+			UserName: fmt.Sprintf("user%d@example.com", i), Email: fmt.Sprintf("user%d@example.com", i),
+			ExternalID: ext, Active: i%3 != 0, Doc: []byte(d.doc),
+		})
+		if err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		ids = append(ids, u.ID)
+		got, err := st.GetUser(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := canonicalDoc(got.Doc, nil); ok != d.canonical {
+			t.Errorf("doc %d stored as %s: canonical = %v, want %v", i, got.Doc, ok, d.canonical)
+		}
+	}
+	if _, err := st.CreateUser(now, store.User{UserName: `odd<&>"\name@example.com`, Email: "odd@example.com", Active: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	const token = "userjson-test-token"
+	serve := func(library bool) string {
+		s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(token, st, time.Now), AuthFailureLimit: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.libraryLists = library
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		return srv.URL + "/scim/v2"
+	}
+	own, lib := serve(false), serve(true)
+
+	queries := []string{
+		"",
+		"count=2&startIndex=3",
+		"count=0",
+		"count=-3&startIndex=0",
+		"count=abc",
+		"startIndex=x&count=y",
+		"attributes=userName,emails",
+		"excludedAttributes=name,emails",
+		"attributes=" + url.QueryEscape("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
+		"filter=" + url.QueryEscape(`emails.value co "example"`),
+		"filter=" + url.QueryEscape(`userName sw "user" and active eq true`),
+		"filter=" + url.QueryEscape(`meta.created gt "2026-05-01T12:00:00Z"`),
+		"filter=" + url.QueryEscape(`externalId eq "ext<&>\"\\é"`),
+		"filter=" + url.QueryEscape(`userName eq "nobody@example.com"`),
+		"filter=" + url.QueryEscape(`userName eq odd`),
+		"filter=" + url.QueryEscape(`nosuchattr eq "x"`),
+		"filter=",
+	}
+	for i, id := range ids {
+		queries = append(queries,
+			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "USER%d@example.com"`, i)),
+			"filter="+url.QueryEscape(fmt.Sprintf(`id eq %q`, id)),
+			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "user%d@example.com"`, i))+"&attributes=displayName",
+			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "user%d@example.com" and displayName pr`, i)),
+		)
+	}
+	get := func(base, q string) (int, string, string) {
+		req, err := http.NewRequest(http.MethodGet, base+"/Users?"+q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+	}
+	found := 0
+	for _, q := range queries {
+		gs, gct, gb := get(own, q)
+		ws, wct, wb := get(lib, q)
+		if gs != ws || gct != wct || gb != wb {
+			t.Errorf("GET /Users?%s\n own:     %d %s %s\n library: %d %s %s", q, gs, gct, gb, ws, wct, wb)
+		}
+		if gs == http.StatusOK && strings.Contains(gb, `"id":`) {
+			found++
+		}
+	}
+	if found < len(ids) {
+		t.Fatalf("only %d answers held a user: the comparison proves little", found)
+	}
+}
