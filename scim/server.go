@@ -313,7 +313,9 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		body = nb
 	}
-	r2 := r.Clone(r.Context())
+	// A shallow copy: only URL, Body and the context are replaced below,
+	// and nothing downstream writes to the request's headers.
+	r2 := r.WithContext(r.Context())
 	u := *r.URL
 	u.Path = path
 	if hasID && (resource == "Users" || resource == "Groups") {
@@ -528,12 +530,7 @@ func rawBody(r *http.Request) []byte {
 func canonicalPath(p string) (path, endpoint string) {
 	p = "/" + strings.Trim(p, "/")
 	first, rest, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	canon := map[string]string{
-		"users": "Users", "groups": "Groups", "schemas": "Schemas", "resourcetypes": "ResourceTypes",
-		"serviceproviderconfig": "ServiceProviderConfig", "serviceproviderconfigs": "ServiceProviderConfig",
-		"serviceconfiguration": "ServiceProviderConfig",
-	}
-	name, ok := canon[strings.ToLower(first)]
+	name, ok := canonicalResources[strings.ToLower(first)]
 	if !ok {
 		return p, "other"
 	}
@@ -544,6 +541,12 @@ func canonicalPath(p string) (path, endpoint string) {
 		return "/" + name + "/" + rest, name + "/{id}"
 	}
 	return "/" + name + "/" + rest, name
+}
+
+var canonicalResources = map[string]string{
+	"users": "Users", "groups": "Groups", "schemas": "Schemas", "resourcetypes": "ResourceTypes",
+	"serviceproviderconfig": "ServiceProviderConfig", "serviceproviderconfigs": "ServiceProviderConfig",
+	"serviceconfiguration": "ServiceProviderConfig",
 }
 
 // versionTag renders a store version as a weak ETag.

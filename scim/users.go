@@ -180,6 +180,27 @@ func userDocOf(u store.User, attrs map[string]any) map[string]any {
 	return doc
 }
 
+// userFieldDoc is userDoc without the stored document's attributes, and
+// without meta unless withMeta: all a filter on fields reads.
+func userFieldDoc(u store.User, withMeta bool) map[string]any {
+	if withMeta {
+		return userDocOf(u, map[string]any{"userName": u.UserName, "active": u.Active})
+	}
+	doc := make(map[string]any, 5)
+	doc["userName"] = u.UserName
+	doc["active"] = u.Active
+	doc["id"] = u.ID
+	if u.ExternalID != "" {
+		doc["externalId"] = u.ExternalID
+	}
+	doc["schemas"] = userSchemasValue
+	return doc
+}
+
+// userSchemasValue is a user document's schemas, shared: filters only read
+// it.
+var userSchemasValue = []any{userSchemaURN, enterpriseSchemaURN}
+
 func userResourceOf(u store.User, attrs, excluded []string) elimity.Resource {
 	return userResourceFrom(u, userAttrs(u), attrs, excluded)
 }
@@ -253,6 +274,7 @@ func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, f
 	found = []userListing{}
 	skip := max(startIndex, 1) - 1
 	onFields := f != nil && f.OnlyCore(userFields...)
+	onMeta := onFields && !f.OnlyCore("active", "externalId", "id", "schemas", "userName")
 	var scratch []docMember
 	consider := func(u store.User) {
 		var l userListing
@@ -262,7 +284,7 @@ func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, f
 			// a field could be confused with.
 			if scratch, ok = canonicalDoc(u.Doc, scratch[:0]); ok {
 				l = userListing{u: u}
-				ok = f.Match(userDocOf(u, map[string]any{"userName": u.UserName, "active": u.Active}))
+				ok = f.Match(userFieldDoc(u, onMeta))
 				if !ok {
 					return
 				}
