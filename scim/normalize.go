@@ -28,11 +28,19 @@ const (
 // A body that is not a JSON object is returned as is, for the library to
 // reject with invalidSyntax.
 func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
+	nb, _, err := normalizeResourceDoc(body, resource)
+	return nb, err
+}
+
+// normalizeResourceDoc is normalizeResourceBody that also returns the body
+// as the library decodes it (UseNumber, the first JSON value) when it
+// returns body itself and body is a JSON object; doc is nil otherwise.
+func normalizeResourceDoc(body []byte, resource string) ([]byte, map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc map[string]any
 	if err := dec.Decode(&doc); err != nil || doc == nil {
-		return body, nil
+		return body, nil, nil
 	}
 	core := userSchemaURN
 	if resource == "Groups" {
@@ -110,9 +118,10 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 		}
 	}
 	if !changed {
-		return body, nil
+		return body, doc, nil
 	}
-	return json.Marshal(doc)
+	nb, err := json.Marshal(doc)
+	return nb, nil, err
 }
 
 // sameSchemas reports whether the "schemas" value v, as decoded, is the

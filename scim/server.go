@@ -76,9 +76,12 @@ type Server struct {
 	// "schemas" of a user answer (userjson.go).
 	userLoc         locations
 	userSchemasJSON []byte
-	// libraryLists sends user lists through the library, as before
-	// userjson.go: the tests compare the two answers.
-	libraryLists bool
+	// userSchema is what the library validates a user body against (its
+	// schemaWithCommon), built once.
+	userSchema schema.Schema
+	// viaLibrary sends user lists and creations through the library, as
+	// before userjson.go: the tests compare the two answers.
+	viaLibrary bool
 	// failures counts failed authentications per client address (limit.go).
 	failures *authFailures
 }
@@ -154,6 +157,7 @@ func New(st store.Store, opt Options) (*Server, error) {
 	if s.userSchemasJSON, err = json.Marshal(schemas); err != nil {
 		return nil, err
 	}
+	s.userSchema = withExternalID(s.userType.Schema)
 	return s, nil
 }
 
@@ -305,13 +309,16 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// decoded is body as the library decodes it, when normalizing decoded
+	// it already.
+	var decoded map[string]any
 	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && (resource == "Users" || resource == "Groups") && body != nil {
-		nb, err := normalizeResourceBody(body, resource)
+		nb, doc, err := normalizeResourceDoc(body, resource)
 		if err != nil {
 			writeError(w, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidSyntax, "the request body is not valid JSON: %v", err))
 			return
 		}
-		body = nb
+		body, decoded = nb, doc
 	}
 	// A shallow copy: only URL, Body and the context are replaced below,
 	// and nothing downstream writes to the request's headers.
@@ -366,7 +373,11 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uw := &unavailableWriter{ResponseWriter: w}
-	s.lib.ServeHTTP(uw, r2)
+	if r.Method == http.MethodPost && path == s.userType.Endpoint && !s.viaLibrary {
+		s.postUser(uw, r2, body, decoded)
+	} else {
+		s.lib.ServeHTTP(uw, r2)
+	}
 	uw.finish()
 }
 
@@ -438,7 +449,7 @@ func compileListFilter(raw string, res query.Resource) (*query.Filter, error) {
 // to the number of resources returned (RFC 7644 §3.4.2.4) rather than the
 // count asked for.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == s.userType.Endpoint && !s.libraryLists {
+	if r.URL.Path == s.userType.Endpoint && !s.viaLibrary {
 		s.listUsers(w, r)
 		return
 	}

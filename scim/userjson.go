@@ -11,6 +11,7 @@ import (
 
 	elimity "github.com/elimity-com/scim"
 	scimerr "github.com/elimity-com/scim/errors"
+	"github.com/elimity-com/scim/schema"
 
 	"github.com/scimflare/scimflare/store"
 )
@@ -494,4 +495,80 @@ func writeLibraryError(w http.ResponseWriter, e scimerr.ScimError) {
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(raw)
+}
+
+// withExternalID is s with the externalId attribute, as the library
+// validates a resource body (ResourceType.schemaWithCommon). The library
+// builds it, and compiles a regular expression to check its name, on every
+// POST; scimflare builds it once.
+func withExternalID(s schema.Schema) schema.Schema {
+	externalID := schema.SimpleCoreAttribute(schema.SimpleStringParams(schema.StringParams{
+		CaseExact:  true,
+		Mutability: schema.AttributeMutabilityReadWrite(),
+		Name:       schema.CommonAttributeExternalID,
+		Uniqueness: schema.AttributeUniquenessNone(),
+	}))
+	attrs := make([]schema.CoreAttribute, len(s.Attributes), len(s.Attributes)+1)
+	copy(attrs, s.Attributes)
+	s.Attributes = append(attrs, externalID)
+	return s
+}
+
+// validateUserBody is the library's validation of a user body
+// (ResourceType.validate), over decoded when the body was decoded already.
+func (s *Server) validateUserBody(raw []byte, decoded map[string]any) (map[string]any, *scimerr.ScimError) {
+	m := decoded
+	if m == nil {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&m); err != nil {
+			return nil, &scimerr.ScimErrorInvalidSyntax
+		}
+	}
+	attributes, serr := s.userSchema.Validate(m)
+	if serr != nil {
+		return nil, serr
+	}
+	for _, ext := range s.userType.SchemaExtensions {
+		field := m[ext.Schema.ID]
+		if field == nil {
+			if ext.Required {
+				return nil, &scimerr.ScimErrorInvalidValue
+			}
+			continue
+		}
+		extAttrs, serr := ext.Schema.ValidateExtension(field)
+		if serr != nil {
+			return nil, serr
+		}
+		attributes[ext.Schema.ID] = extAttrs
+	}
+	return attributes, nil
+}
+
+// postUser answers POST /Users as the library's resourcePostHandler does:
+// the body validated against the cached schema and decoded once (when
+// normalizing decoded it), the answer written by appendUser.
+func (s *Server) postUser(w http.ResponseWriter, r *http.Request, body []byte, decoded map[string]any) {
+	w.Header().Set("Content-Type", "application/scim+json")
+	attrs, serr := s.validateUserBody(body, decoded)
+	if serr != nil {
+		writeLibraryError(w, *serr)
+		return
+	}
+	created, err := s.createUser(attrs)
+	if err != nil {
+		writeLibraryError(w, scimerr.CheckScimError(err, http.MethodPost))
+		return
+	}
+	b, _, err := s.appendUser(nil, userListing{u: created}, nil, nil, nil)
+	if err != nil {
+		writeLibraryError(w, scimerr.ScimErrorInternal)
+		s.log.Error("failed marshaling resource", "error", err)
+		return
+	}
+	w.Header().Set("Location", s.userLoc.of(created.ID))
+	w.Header().Set("Etag", versionTag(created.Meta.Version))
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(b)
 }

@@ -82,7 +82,7 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.libraryLists = library
+		s.viaLibrary = library
 		srv := httptest.NewServer(s.Handler())
 		t.Cleanup(srv.Close)
 		return srv.URL + "/scim/v2"
@@ -146,5 +146,99 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 	}
 	if found < len(ids) {
 		t.Fatalf("only %d answers held a user: the comparison proves little", found)
+	}
+}
+
+// TestUserCreateAnswerIsTheLibrarys: POST /Users answered by scimflare
+// (postUser: cached schema, body decoded once, answer written directly)
+// gives the library's status, headers and body for every body — accepted,
+// normalized, refused — with only the generated ids differing.
+func TestUserCreateAnswerIsTheLibrarys(t *testing.T) {
+	const token = "userjson-test-token"
+	now := time.Date(2026, 5, 1, 10, 11, 12, 130000000, time.UTC)
+	serve := func(library bool) string {
+		st, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(token, st, time.Now), AuthFailureLimit: -1,
+			Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.viaLibrary = library
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		return srv.URL + "/scim/v2"
+	}
+	own, lib := serve(false), serve(true)
+	const core = `"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]`
+	bodies := []string{
+		`{` + core + `,"userName":"a@example.com"}`,
+		`{` + core + `,"userName":"b@example.com","externalId":"ext-b","active":false,"displayName":"B <&> \"Bee\"","name":{"givenName":"B","familyName":"Zoë"},"emails":[{"value":"b@example.com","primary":true,"type":"work"}],"roles":[]}`,
+		`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"userName":"c@example.com","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Ops","manager":"m-1"},"active":"True"}`,
+		`{"schemas":["urn:scim:schemas:core:1.0"],"userName":"d@example.com","urn:scim:schemas:core:1.0":{"title":"Legacy"}}`,
+		`{"userName":"e@example.com","password":"secret","nickName":null}`,
+		`{` + core + `,"userName":"f@example.com","x509Certificates":[{"value":"abc"}],"unknownAttr":5}`,
+		`{` + core + `,"userName":"a@example.com"}`,
+		`{` + core + `,"userName":"A@EXAMPLE.COM"}`,
+		`{` + core + `,"userName":""}`,
+		`{` + core + `}`,
+		`{` + core + `,"userName":5}`,
+		`{` + core + `,"userName":"g@example.com","active":"maybe"}`,
+		`{` + core + `,"userName":"h@example.com","emails":"not a list"}`,
+		`{` + core + `,"userName":"i@example.com"} trailing`,
+		`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"userName":"j@example.com"}`,
+		`[]`,
+		`null`,
+		`"str"`,
+		`{`,
+	}
+	post := func(base, body string) (status int, hdr http.Header, b string) {
+		req, err := http.NewRequest(http.MethodPost, base+"/Users", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/scim+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, res.Header, string(raw)
+	}
+	created := 0
+	for _, body := range bodies {
+		gs, gh, gb := post(own, body)
+		ws, wh, wb := post(lib, body)
+		// Each store generates its own ids: name them alike.
+		if loc := gh.Get("Location"); loc != "" {
+			id := loc[strings.LastIndex(loc, "/")+1:]
+			gb = strings.ReplaceAll(gb, id, "ID")
+			gh.Set("Location", strings.ReplaceAll(loc, id, "ID"))
+			created++
+		}
+		if loc := wh.Get("Location"); loc != "" {
+			id := loc[strings.LastIndex(loc, "/")+1:]
+			wb = strings.ReplaceAll(wb, id, "ID")
+			wh.Set("Location", strings.ReplaceAll(loc, id, "ID"))
+		}
+		for _, h := range []string{"Content-Type", "Location", "Etag"} {
+			if gh.Get(h) != wh.Get(h) {
+				t.Errorf("POST %s: %s %q, library %q", body, h, gh.Get(h), wh.Get(h))
+			}
+		}
+		if gs != ws || gb != wb {
+			t.Errorf("POST %s\n own:     %d %s\n library: %d %s", body, gs, gb, ws, wb)
+		}
+	}
+	if created < 5 {
+		t.Fatalf("only %d users created: the comparison proves little", created)
 	}
 }

@@ -223,17 +223,25 @@ type userHandler struct {
 }
 
 func (h userHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
-	s := h.s
+	created, err := h.s.createUser(attrs)
+	if err != nil {
+		return elimity.Resource{}, err
+	}
+	return userResourceOf(created, nil, nil), nil
+}
+
+// createUser stores a user from validated attributes, and notifies.
+func (s *Server) createUser(attrs map[string]any) (store.User, error) {
 	var u store.User
 	if err := s.userFromAttrs(attrs, &u); err != nil {
-		return elimity.Resource{}, err
+		return store.User{}, err
 	}
 	created, err := s.st.CreateUser(s.now(), u)
 	if err != nil {
-		return elimity.Resource{}, s.toSCIM(err, "User", u.UserName)
+		return store.User{}, s.toSCIM(err, "User", u.UserName)
 	}
 	s.notify(Change{UserIDs: []string{created.ID}})
-	return userResourceOf(created, nil, nil), nil
+	return created, nil
 }
 
 func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
