@@ -1,8 +1,10 @@
 package scim
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	elimity "github.com/elimity-com/scim"
 
 	"github.com/scimflare/scimflare/store"
 )
@@ -240,5 +244,42 @@ func TestUserCreateAnswerIsTheLibrarys(t *testing.T) {
 	}
 	if created < 5 {
 		t.Fatalf("only %d users created: the comparison proves little", created)
+	}
+}
+
+// TestAppendJSONIsMarshal: appendJSON writes every value json.Marshal
+// writes, byte for byte, and fails where json.Marshal fails.
+func TestAppendJSONIsMarshal(t *testing.T) {
+	docs := []string{
+		`{"displayName":"B <&> \"Bee\" \u2028 \\ tab\t","name":{"givenName":"B","familyName":"Zoë 日本"},"emails":[{"value":"b@example.com","primary":true,"type":"work"}],"roles":[],"n":[1,2.50,1e21,-0.0000001,12345678901234567890],"z":null,"Zeta":{},"bad":"\ud800"}`,
+		`{"a":[[],[[]],{"b":[null,false]}],"":"empty key","<key>":"html key"}`,
+		"{\"raw\":\"bad\xffutf8 \x7f\"}",
+	}
+	var values []any
+	for _, d := range docs {
+		for _, useNumber := range []bool{false, true} {
+			dec := json.NewDecoder(strings.NewReader(d))
+			if useNumber {
+				dec.UseNumber()
+			}
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("%s: %v", d, err)
+			}
+			values = append(values, v)
+		}
+	}
+	values = append(values,
+		map[string]any{"nilList": []any(nil), "nilMap": map[string]any(nil), "int": int64(-3), "named": elimity.ResourceAttributes{"b": 1, "a": "x"}, "strs": []string{"<", "b"}},
+		[]any{json.Number("01.50"), float32(1.5), time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		map[string]any{"nan": math.NaN()},
+		map[string]any{"bad": json.Number("not a number")},
+	)
+	for _, v := range values {
+		want, werr := json.Marshal(v)
+		got, gerr := appendJSON(nil, v)
+		if (gerr != nil) != (werr != nil) || (werr == nil && string(got) != string(want)) {
+			t.Errorf("%#v:\n appendJSON:   %s %v\n json.Marshal: %s %v", v, got, gerr, want, werr)
+		}
 	}
 }

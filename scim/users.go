@@ -60,7 +60,7 @@ func storedDoc(attrs map[string]any, fields []string, kind string) (map[string]a
 	if err := checkMultiValues(doc, ""); err != nil {
 		return nil, nil, err
 	}
-	raw, err := json.Marshal(doc)
+	raw, err := appendJSON(make([]byte, 0, 256), doc)
 	if err != nil {
 		return nil, nil, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the %s attributes cannot be stored: %v", kind, err)
 	}
