@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"bytes"
 	"encoding/json"
 	"regexp"
 	"strconv"
@@ -36,10 +35,8 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 // as the library decodes it (UseNumber, the first JSON value) when it
 // returns body itself and body is a JSON object; doc is nil otherwise.
 func normalizeResourceDoc(body []byte, resource string) ([]byte, map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil || doc == nil {
+	doc, err := decodeBody(body)
+	if err != nil || doc == nil {
 		return body, nil, nil
 	}
 	core := userSchemaURN

@@ -578,9 +578,8 @@ func withExternalID(s schema.Schema) schema.Schema {
 func (s *Server) validateUserBody(raw []byte, decoded map[string]any) (map[string]any, *scimerr.ScimError) {
 	m := decoded
 	if m == nil {
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&m); err != nil {
+		var err error
+		if m, err = decodeBody(raw); err != nil {
 			return nil, &scimerr.ScimErrorInvalidSyntax
 		}
 	}
