@@ -373,9 +373,12 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	uw := &unavailableWriter{ResponseWriter: w}
-	if r.Method == http.MethodPost && path == s.userType.Endpoint && !s.viaLibrary {
+	switch {
+	case r.Method == http.MethodPost && path == s.userType.Endpoint && !s.viaLibrary:
 		s.postUser(uw, r2, body, decoded)
-	} else {
+	case r.Method == http.MethodGet && resource == "Users" && hasID && id != ".search" && !s.viaLibrary:
+		s.getUser(uw, r2, id)
+	default:
 		s.lib.ServeHTTP(uw, r2)
 	}
 	uw.finish()

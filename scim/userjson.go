@@ -630,3 +630,24 @@ func (s *Server) postUser(w http.ResponseWriter, r *http.Request, body []byte, d
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b)
 }
+
+// getUser answers GET /Users/{id} as the library's resourceGetHandler
+// does, the answer written by appendUser.
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id string) {
+	w.Header().Set("Content-Type", "application/scim+json")
+	u, err := s.st.GetUser(id)
+	if err != nil {
+		writeLibraryError(w, scimerr.CheckScimError(s.toSCIM(err, "User", id), http.MethodGet))
+		return
+	}
+	attrs, excluded := listParams(r)
+	b, _, err := s.appendUser(nil, userListing{u: u}, attrs, excluded, nil)
+	if err != nil {
+		writeLibraryError(w, scimerr.ScimErrorInternal)
+		s.log.Error("failed marshaling resource", "error", err)
+		return
+	}
+	w.Header().Set("Etag", versionTag(u.Meta.Version))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}

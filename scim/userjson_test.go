@@ -39,9 +39,10 @@ var userJSONDocs = []struct {
 	{`{"dup":"one","dup":"two"}`, false},
 }
 
-// TestUserListAnswerIsTheLibrarys: every user list answer scimflare writes
-// itself (userjson.go) is, byte for byte, the answer the library's list
-// handler gave for the same state and request — with the stored document
+// TestUserListAnswerIsTheLibrarys: every user list and GET-by-id answer
+// scimflare writes itself (userjson.go) is, byte for byte and header for
+// header, the answer the library's handlers gave for the same state and
+// request — with the stored document
 // copied (canonical documents) and through a map (all others), with and
 // without filters, projections and paging, and its refusals.
 func TestUserListAnswerIsTheLibrarys(t *testing.T) {
@@ -112,6 +113,14 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 		"filter=" + url.QueryEscape(`nosuchattr eq "x"`),
 		"filter=",
 	}
+	for i := range queries {
+		queries[i] = "/Users?" + queries[i]
+	}
+	// GET by id is answered by the same writer (getUser).
+	queries = append(queries, "/Users/no-such-id", "/Users/.search", "/Users/a%2Fb", "/users/"+ids[0]+"/")
+	for _, id := range ids {
+		queries = append(queries, "/Users/"+id, "/Users/"+id+"?attributes=userName,name.givenName", "/Users/"+id+"?excludedAttributes=emails")
+	}
 	for i, id := range ids {
 		queries = append(queries,
 			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "USER%d@example.com"`, i)),
@@ -119,9 +128,12 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "user%d@example.com"`, i))+"&attributes=displayName",
 			"filter="+url.QueryEscape(fmt.Sprintf(`userName eq "user%d@example.com" and displayName pr`, i)),
 		)
+		for j := len(queries) - 4; j < len(queries); j++ {
+			queries[j] = "/Users?" + queries[j]
+		}
 	}
-	get := func(base, q string) (int, string, string) {
-		req, err := http.NewRequest(http.MethodGet, base+"/Users?"+q, nil)
+	get := func(base, q string) (int, string, string, string) {
+		req, err := http.NewRequest(http.MethodGet, base+q, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,14 +147,14 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return res.StatusCode, res.Header.Get("Content-Type"), string(b)
+		return res.StatusCode, res.Header.Get("Content-Type") + " Etag=" + res.Header.Get("Etag"), res.Header.Get("Location"), string(b)
 	}
 	found := 0
 	for _, q := range queries {
-		gs, gct, gb := get(own, q)
-		ws, wct, wb := get(lib, q)
-		if gs != ws || gct != wct || gb != wb {
-			t.Errorf("GET /Users?%s\n own:     %d %s %s\n library: %d %s %s", q, gs, gct, gb, ws, wct, wb)
+		gs, gct, gloc, gb := get(own, q)
+		ws, wct, wloc, wb := get(lib, q)
+		if gs != ws || gct != wct || gloc != wloc || gb != wb {
+			t.Errorf("GET %s\n own:     %d %s %s %s\n library: %d %s %s %s", q, gs, gct, gloc, gb, ws, wct, wloc, wb)
 		}
 		if gs == http.StatusOK && strings.Contains(gb, `"id":`) {
 			found++
