@@ -369,7 +369,7 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		r2 = r2.WithContext(context.WithValue(r2.Context(), rawBodyKey{}, body))
 	}
 	if isList {
-		s.list(w, r2)
+		s.list(w, r2, q)
 		return
 	}
 	uw := &unavailableWriter{ResponseWriter: w}
@@ -451,9 +451,11 @@ func compileListFilter(raw string, res query.Resource) (*query.Filter, error) {
 // list answers a list request through the library, with itemsPerPage set
 // to the number of resources returned (RFC 7644 §3.4.2.4) rather than the
 // count asked for.
-func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+//
+// q is the request's query as serveHTTP parsed it, filter taken out.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, q url.Values) {
 	if r.URL.Path == s.userType.Endpoint && !s.viaLibrary {
-		s.listUsers(w, r)
+		s.listUsers(w, r, q)
 		return
 	}
 	s.libraryList(w, r)
@@ -594,6 +596,11 @@ func (s *Server) notify(c Change) {
 
 // listParams reads attributes/excludedAttributes (comma separated).
 func listParams(r *http.Request) (attrs, excluded []string) {
+	return listParamsOf(r.URL.Query())
+}
+
+// listParamsOf is listParams over a parsed query.
+func listParamsOf(q url.Values) (attrs, excluded []string) {
 	split := func(v string) []string {
 		var out []string
 		for _, p := range strings.Split(v, ",") {
@@ -609,7 +616,6 @@ func listParams(r *http.Request) (attrs, excluded []string) {
 		}
 		return out
 	}
-	q := r.URL.Query()
 	return split(q.Get("attributes")), split(q.Get("excludedAttributes"))
 }
 

@@ -394,11 +394,18 @@ func unreservedID(id string) bool {
 type userListing struct {
 	u     store.User
 	attrs map[string]any
+	// members are the stored document's, when matching found it
+	// canonical (canonical is then true).
+	members   []docMember
+	canonical bool
 }
 
 // appendUser appends the answer for one user, as the library writes it.
 func (s *Server) appendUser(b []byte, l userListing, attrs, excluded []string, scratch []docMember) ([]byte, []docMember, error) {
 	if len(attrs) == 0 && len(excluded) == 0 {
+		if l.canonical {
+			return s.appendUserSpliced(b, l.u, l.members), scratch, nil
+		}
 		if members, ok := canonicalDoc(l.u.Doc, scratch[:0]); ok {
 			return s.appendUserSpliced(b, l.u, members), members, nil
 		}
@@ -475,14 +482,14 @@ func (s *Server) appendUserSpliced(b []byte, u store.User, members []docMember) 
 
 // listUsers answers a user list request (GET /Users) the way the library's
 // list handler does, with itemsPerPage the number of users returned.
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, q url.Values) {
 	w.Header().Set("Content-Type", "application/scim+json")
-	count, startIndex, perr := listPagination(r)
+	count, startIndex, perr := listPagination(q)
 	if perr != nil {
 		writeLibraryError(w, *perr)
 		return
 	}
-	attrs, excluded := listParams(r)
+	attrs, excluded := listParamsOf(q)
 	total, found, err := s.findUsers(r, count, startIndex)
 	if err != nil {
 		writeLibraryError(w, scimerr.CheckScimError(err, http.MethodGet))
@@ -490,7 +497,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	b := make([]byte, 0, 512+len(found)*512)
 	b = append(b, `{"Resources":[`...)
-	var scratch []docMember
+	scratch := make([]docMember, 0, 8)
 	for i, l := range found {
 		if i > 0 {
 			b = append(b, ',')
@@ -516,8 +523,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 // (parsePaginationParams): count at most maxResults, at least 0; a
 // startIndex below 1 is 1; a value that is not an integer is a 400 naming
 // it.
-func listPagination(r *http.Request) (count, startIndex int, _ *scimerr.ScimError) {
-	q := r.URL.Query()
+func listPagination(q url.Values) (count, startIndex int, _ *scimerr.ScimError) {
 	var invalid []string
 	count, startIndex = maxResults, 1
 	if v := q.Get("count"); v != "" {

@@ -106,6 +106,8 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 		"attributes=" + url.QueryEscape("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
 		"filter=" + url.QueryEscape(`emails.value co "example"`),
 		"filter=" + url.QueryEscape(`userName sw "user" and active eq true`),
+		"filter=" + url.QueryEscape(`userName sw "user"`) + "&count=3&startIndex=2",
+		"filter=" + url.QueryEscape(`id pr`),
 		"filter=" + url.QueryEscape(`meta.created gt "2026-05-01T12:00:00Z"`),
 		"filter=" + url.QueryEscape(`externalId eq "ext<&>\"\\é"`),
 		"filter=" + url.QueryEscape(`userName eq "nobody@example.com"`),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -283,7 +284,7 @@ func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, f
 	skip := max(startIndex, 1) - 1
 	onFields := f != nil && f.OnlyCore(userFields...)
 	onMeta := onFields && !f.OnlyCore("active", "externalId", "id", "schemas", "userName")
-	var scratch []docMember
+	scratch := make([]docMember, 0, 8)
 	consider := func(u store.User) {
 		var l userListing
 		var ok bool
@@ -291,11 +292,10 @@ func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, f
 			// canonicalDoc vouches that the document holds no member
 			// a field could be confused with.
 			if scratch, ok = canonicalDoc(u.Doc, scratch[:0]); ok {
-				l = userListing{u: u}
-				ok = f.Match(userFieldDoc(u, onMeta))
-				if !ok {
+				if !f.Match(userFieldDoc(u, onMeta)) {
 					return
 				}
+				l = userListing{u: u, members: scratch, canonical: true}
 			}
 		}
 		if !ok {
@@ -306,6 +306,8 @@ func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, f
 			l = userListing{u: u, attrs: a}
 		}
 		if total >= skip && len(found) < count {
+			// scratch is the next user's.
+			l.members = slices.Clone(l.members)
 			found = append(found, l)
 		}
 		total++
