@@ -233,9 +233,18 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		s.logRequest(r, w, status, time.Since(start))
 	}()
-	key := clientKey(r.RemoteAddr)
 	err := s.opt.Auth.Check(r)
-	if wait, blocked := s.failures.blockedFor(key, s.now()); blocked && err != nil && !errors.Is(err, ErrAuthUnavailable) {
+	// Failures are counted only for a refused token: an authenticated
+	// request takes neither the address parse nor the table's lock.
+	refused := err != nil && !errors.Is(err, ErrAuthUnavailable)
+	var key string
+	var wait time.Duration
+	var blocked bool
+	if refused {
+		key = clientKey(r.RemoteAddr)
+		wait, blocked = s.failures.blockedFor(key, s.now())
+	}
+	if blocked {
 		// A blocked address whose token does authenticate is still served:
 		// it may be shared (a TLS proxy, an IdP's egress), and blocking the
 		// IdP itself would stop deprovisioning. Telling a valid token apart
@@ -249,7 +258,7 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			Detail: fmt.Sprintf("too many failed authentications from this address; retry after %d seconds", secs)})
 		return
 	}
-	if err != nil && !errors.Is(err, ErrAuthUnavailable) && s.failures != nil && s.failures.fail(key, s.now()) {
+	if refused && s.failures != nil && s.failures.fail(key, s.now()) {
 		s.log.Warn("SCIM client blocked after repeated failed authentications",
 			"client", key, "failures", s.failures.lim.Failures, "for", s.failures.lim.Window.String())
 	}
