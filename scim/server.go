@@ -79,8 +79,8 @@ type Server struct {
 	// userSchema is what the library validates a user body against (its
 	// schemaWithCommon), built once.
 	userSchema schema.Schema
-	// viaLibrary sends user lists and creations through the library, as
-	// before userjson.go: the tests compare the two answers.
+	// viaLibrary sends user lists, GETs and creations through the
+	// library, as before userjson.go: the tests compare the two answers.
 	viaLibrary bool
 	// failures counts failed authentications per client address (limit.go).
 	failures *authFailures

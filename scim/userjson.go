@@ -17,12 +17,12 @@ import (
 	"github.com/scimflare/scimflare/store"
 )
 
-// A user list answer (`userName eq` is the lookup every IdP makes before
-// each write) is written here rather than by the library, which copies
-// every resource into a new map and marshals it with reflection, after
-// scimflare has decoded the stored attributes into a map of its own. The
-// bytes are the library's, to the byte (userjson_test.go compares them):
-// a stored document that is already what json.Marshal writes for it —
+// User answers — lists (`userName eq` is the lookup every IdP makes before
+// each write), GET by id and POST — are written here rather than by the
+// library, which copies every resource into a new map and marshals it with
+// reflection, after scimflare has decoded the stored attributes into a map
+// of its own. The bytes are the library's, to the byte (userjson_test.go
+// compares them, and the headers): a stored document that is already what json.Marshal writes for it —
 // compact, keys sorted, no numbers, strings that need no escaping — is
 // copied into the answer as it is; any other document, and any answer
 // that projects attributes, takes the library's own way through a map.
@@ -37,8 +37,8 @@ var userFields = []string{"active", "externalId", "id", "meta", "schemas", "user
 // they are in the document.
 type docMember struct{ key, val []byte }
 
-// canonicalDoc returns the top-level members of doc, a stored user or
-// group document, when doc is exactly what json.Marshal writes for the
+// canonicalDoc returns the top-level members of doc, a stored user
+// document, when doc is exactly what json.Marshal writes for the
 // value json.Unmarshal reads from it, and no member's name is a field name
 // (userFields, in any letter case). ok is false otherwise. An empty doc is
 // an empty object.
