@@ -37,7 +37,9 @@ func populate(b *testing.B, path string, n int, groupName string) []string {
 				u, err := st.CreateUser(now, store.User{
 					UserName: fmt.Sprintf("user%d@example.com", i), Email: fmt.Sprintf("user%d@example.com", i),
 					ExternalID: fmt.Sprintf("ext-%d", i), Active: true,
-					Doc: []byte(`{"name":{"givenName":"Given","familyName":"Family"},"displayName":"Given Family"}`),
+					// As the SCIM server stores a document: json.Marshal's
+					// form, keys sorted.
+					Doc: []byte(`{"displayName":"Given Family","name":{"familyName":"Family","givenName":"Given"}}`),
 				})
 				if err != nil {
 					errc <- err

@@ -2,7 +2,9 @@
 // authentication, body limits, the request shapes real identity providers
 // send, PATCH application and filter answers, on top of
 // github.com/elimity-com/scim for routing and schema validation, with the
-// state in the store.
+// state in the store. The hot user answers (lists, GET by id, POST) are
+// written by scimflare itself, byte for byte as the library writes them
+// (userjson.go).
 //
 // It writes users, groups and memberships to the store and tells a Notifier
 // which users a write affected. It must never know that Cloudflare exists,

@@ -1,7 +1,6 @@
 package scim
 
 import (
-	"bytes"
 	"encoding/json"
 	"regexp"
 	"strconv"
@@ -28,11 +27,17 @@ const (
 // A body that is not a JSON object is returned as is, for the library to
 // reject with invalidSyntax.
 func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil || doc == nil {
-		return body, nil
+	nb, _, err := normalizeResourceDoc(body, resource)
+	return nb, err
+}
+
+// normalizeResourceDoc is normalizeResourceBody that also returns the body
+// as the library decodes it (UseNumber, the first JSON value) when it
+// returns body itself and body is a JSON object; doc is nil otherwise.
+func normalizeResourceDoc(body []byte, resource string) ([]byte, map[string]any, error) {
+	doc, err := decodeBody(body)
+	if err != nil || doc == nil {
+		return body, nil, nil
 	}
 	core := userSchemaURN
 	if resource == "Groups" {
@@ -110,9 +115,10 @@ func normalizeResourceBody(body []byte, resource string) ([]byte, error) {
 		}
 	}
 	if !changed {
-		return body, nil
+		return body, doc, nil
 	}
-	return json.Marshal(doc)
+	nb, err := json.Marshal(doc)
+	return nb, nil, err
 }
 
 // sameSchemas reports whether the "schemas" value v, as decoded, is the

@@ -72,6 +72,16 @@ type Server struct {
 	lib      elimity.Server
 	userType elimity.ResourceType
 	grpType  elimity.ResourceType
+	// userLoc writes a user's meta.location; userSchemasJSON is the
+	// "schemas" of a user answer (userjson.go).
+	userLoc         locations
+	userSchemasJSON []byte
+	// userSchema is what the library validates a user body against (its
+	// schemaWithCommon), built once.
+	userSchema schema.Schema
+	// viaLibrary sends user lists, GETs and creations through the
+	// library, as before userjson.go: the tests compare the two answers.
+	viaLibrary bool
 	// failures counts failed authentications per client address (limit.go).
 	failures *authFailures
 }
@@ -139,6 +149,15 @@ func New(st store.Store, opt Options) (*Server, error) {
 		return nil, err
 	}
 	s.lib = lib
+	s.userLoc = newLocations(s.userType.Endpoint, strings.TrimRight(opt.BasePath, "/"))
+	schemas := []string{s.userType.Schema.ID}
+	for _, e := range s.userType.SchemaExtensions {
+		schemas = append(schemas, e.Schema.ID)
+	}
+	if s.userSchemasJSON, err = json.Marshal(schemas); err != nil {
+		return nil, err
+	}
+	s.userSchema = withExternalID(s.userType.Schema)
 	return s, nil
 }
 
@@ -214,9 +233,18 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		s.logRequest(r, w, status, time.Since(start))
 	}()
-	key := clientKey(r.RemoteAddr)
 	err := s.opt.Auth.Check(r)
-	if wait, blocked := s.failures.blockedFor(key, s.now()); blocked && err != nil && !errors.Is(err, ErrAuthUnavailable) {
+	// Failures are counted only for a refused token: an authenticated
+	// request takes neither the address parse nor the table's lock.
+	refused := err != nil && !errors.Is(err, ErrAuthUnavailable)
+	var key string
+	var wait time.Duration
+	var blocked bool
+	if refused {
+		key = clientKey(r.RemoteAddr)
+		wait, blocked = s.failures.blockedFor(key, s.now())
+	}
+	if blocked {
 		// A blocked address whose token does authenticate is still served:
 		// it may be shared (a TLS proxy, an IdP's egress), and blocking the
 		// IdP itself would stop deprovisioning. Telling a valid token apart
@@ -230,7 +258,7 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			Detail: fmt.Sprintf("too many failed authentications from this address; retry after %d seconds", secs)})
 		return
 	}
-	if err != nil && !errors.Is(err, ErrAuthUnavailable) && s.failures != nil && s.failures.fail(key, s.now()) {
+	if refused && s.failures != nil && s.failures.fail(key, s.now()) {
 		s.log.Warn("SCIM client blocked after repeated failed authentications",
 			"client", key, "failures", s.failures.lim.Failures, "for", s.failures.lim.Window.String())
 	}
@@ -290,15 +318,20 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// decoded is body as the library decodes it, when normalizing decoded
+	// it already.
+	var decoded map[string]any
 	if (r.Method == http.MethodPost || r.Method == http.MethodPut) && (resource == "Users" || resource == "Groups") && body != nil {
-		nb, err := normalizeResourceBody(body, resource)
+		nb, doc, err := normalizeResourceDoc(body, resource)
 		if err != nil {
 			writeError(w, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidSyntax, "the request body is not valid JSON: %v", err))
 			return
 		}
-		body = nb
+		body, decoded = nb, doc
 	}
-	r2 := r.Clone(r.Context())
+	// A shallow copy: only URL, Body and the context are replaced below,
+	// and nothing downstream writes to the request's headers.
+	r2 := r.WithContext(r.Context())
 	u := *r.URL
 	u.Path = path
 	if hasID && (resource == "Users" || resource == "Groups") {
@@ -345,11 +378,18 @@ func (s *Server) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 		r2 = r2.WithContext(context.WithValue(r2.Context(), rawBodyKey{}, body))
 	}
 	if isList {
-		s.list(w, r2)
+		s.list(w, r2, q)
 		return
 	}
 	uw := &unavailableWriter{ResponseWriter: w}
-	s.lib.ServeHTTP(uw, r2)
+	switch {
+	case r.Method == http.MethodPost && path == s.userType.Endpoint && !s.viaLibrary:
+		s.postUser(uw, r2, body, decoded)
+	case r.Method == http.MethodGet && resource == "Users" && hasID && id != ".search" && !s.viaLibrary:
+		s.getUser(uw, r2, id)
+	default:
+		s.lib.ServeHTTP(uw, r2)
+	}
 	uw.finish()
 }
 
@@ -420,7 +460,18 @@ func compileListFilter(raw string, res query.Resource) (*query.Filter, error) {
 // list answers a list request through the library, with itemsPerPage set
 // to the number of resources returned (RFC 7644 §3.4.2.4) rather than the
 // count asked for.
-func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+//
+// q is the request's query as serveHTTP parsed it, filter taken out.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, q url.Values) {
+	if r.URL.Path == s.userType.Endpoint && !s.viaLibrary {
+		s.listUsers(w, r, q)
+		return
+	}
+	s.libraryList(w, r)
+}
+
+// libraryList is list through the library.
+func (s *Server) libraryList(w http.ResponseWriter, r *http.Request) {
 	n := new(int)
 	*n = -1
 	r = r.WithContext(context.WithValue(r.Context(), listCountKey{}, n))
@@ -504,12 +555,7 @@ func rawBody(r *http.Request) []byte {
 func canonicalPath(p string) (path, endpoint string) {
 	p = "/" + strings.Trim(p, "/")
 	first, rest, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	canon := map[string]string{
-		"users": "Users", "groups": "Groups", "schemas": "Schemas", "resourcetypes": "ResourceTypes",
-		"serviceproviderconfig": "ServiceProviderConfig", "serviceproviderconfigs": "ServiceProviderConfig",
-		"serviceconfiguration": "ServiceProviderConfig",
-	}
-	name, ok := canon[strings.ToLower(first)]
+	name, ok := canonicalResources[strings.ToLower(first)]
 	if !ok {
 		return p, "other"
 	}
@@ -520,6 +566,12 @@ func canonicalPath(p string) (path, endpoint string) {
 		return "/" + name + "/" + rest, name + "/{id}"
 	}
 	return "/" + name + "/" + rest, name
+}
+
+var canonicalResources = map[string]string{
+	"users": "Users", "groups": "Groups", "schemas": "Schemas", "resourcetypes": "ResourceTypes",
+	"serviceproviderconfig": "ServiceProviderConfig", "serviceproviderconfigs": "ServiceProviderConfig",
+	"serviceconfiguration": "ServiceProviderConfig",
 }
 
 // versionTag renders a store version as a weak ETag.
@@ -553,6 +605,11 @@ func (s *Server) notify(c Change) {
 
 // listParams reads attributes/excludedAttributes (comma separated).
 func listParams(r *http.Request) (attrs, excluded []string) {
+	return listParamsOf(r.URL.Query())
+}
+
+// listParamsOf is listParams over a parsed query.
+func listParamsOf(q url.Values) (attrs, excluded []string) {
 	split := func(v string) []string {
 		var out []string
 		for _, p := range strings.Split(v, ",") {
@@ -568,7 +625,6 @@ func listParams(r *http.Request) (attrs, excluded []string) {
 		}
 		return out
 	}
-	q := r.URL.Query()
 	return split(q.Get("attributes")), split(q.Get("excludedAttributes"))
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ func storedDoc(attrs map[string]any, fields []string, kind string) (map[string]a
 	if err := checkMultiValues(doc, ""); err != nil {
 		return nil, nil, err
 	}
-	raw, err := json.Marshal(doc)
+	raw, err := appendJSON(make([]byte, 0, 256), doc)
 	if err != nil {
 		return nil, nil, scimError(http.StatusBadRequest, scimerr.ScimTypeInvalidValue, "the %s attributes cannot be stored: %v", kind, err)
 	}
@@ -180,6 +181,27 @@ func userDocOf(u store.User, attrs map[string]any) map[string]any {
 	return doc
 }
 
+// userFieldDoc is userDoc without the stored document's attributes, and
+// without meta unless withMeta: all a filter on fields reads.
+func userFieldDoc(u store.User, withMeta bool) map[string]any {
+	if withMeta {
+		return userDocOf(u, map[string]any{"userName": u.UserName, "active": u.Active})
+	}
+	doc := make(map[string]any, 5)
+	doc["userName"] = u.UserName
+	doc["active"] = u.Active
+	doc["id"] = u.ID
+	if u.ExternalID != "" {
+		doc["externalId"] = u.ExternalID
+	}
+	doc["schemas"] = userSchemasValue
+	return doc
+}
+
+// userSchemasValue is a user document's schemas, shared: filters only read
+// it.
+var userSchemasValue = []any{userSchemaURN, enterpriseSchemaURN}
+
 func userResourceOf(u store.User, attrs, excluded []string) elimity.Resource {
 	return userResourceFrom(u, userAttrs(u), attrs, excluded)
 }
@@ -202,17 +224,25 @@ type userHandler struct {
 }
 
 func (h userHandler) Create(r *http.Request, attrs elimity.ResourceAttributes) (elimity.Resource, error) {
-	s := h.s
+	created, err := h.s.createUser(attrs)
+	if err != nil {
+		return elimity.Resource{}, err
+	}
+	return userResourceOf(created, nil, nil), nil
+}
+
+// createUser stores a user from validated attributes, and notifies.
+func (s *Server) createUser(attrs map[string]any) (store.User, error) {
 	var u store.User
 	if err := s.userFromAttrs(attrs, &u); err != nil {
-		return elimity.Resource{}, err
+		return store.User{}, err
 	}
 	created, err := s.st.CreateUser(s.now(), u)
 	if err != nil {
-		return elimity.Resource{}, s.toSCIM(err, "User", u.UserName)
+		return store.User{}, s.toSCIM(err, "User", u.UserName)
 	}
 	s.notify(Change{UserIDs: []string{created.ID}})
-	return userResourceOf(created, nil, nil), nil
+	return created, nil
 }
 
 func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
@@ -225,23 +255,62 @@ func (h userHandler) Get(r *http.Request, id string) (elimity.Resource, error) {
 }
 
 func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimity.Page, error) {
-	s := h.s
 	attrs, excluded := listParams(r)
+	total, found, err := h.s.findUsers(r, p.Count, p.StartIndex)
+	if err != nil {
+		return elimity.Page{}, err
+	}
+	page := elimity.Page{TotalResults: total, Resources: make([]elimity.Resource, 0, len(found))}
+	for _, l := range found {
+		a := l.attrs
+		if a == nil {
+			a = userAttrs(l.u)
+		}
+		page.Resources = append(page.Resources, userResourceFrom(l.u, a, attrs, excluded))
+	}
+	return page, nil
+}
+
+// findUsers is a page of the users that pass the request's filter, and
+// how many pass it. A user's attributes are decoded only when the filter
+// reads them: a filter on fields alone (`userName eq`, the lookup every
+// IdP makes) is matched against the fields.
+func (s *Server) findUsers(r *http.Request, count, startIndex int) (total int, found []userListing, err error) {
 	f, err := listFilter(r, userResource)
 	if err != nil {
-		return elimity.Page{}, s.toSCIM(err, "User", "")
+		return 0, nil, s.toSCIM(err, "User", "")
 	}
-	page := elimity.Page{Resources: []elimity.Resource{}}
-	skip := max(p.StartIndex, 1) - 1
+	found = []userListing{}
+	skip := max(startIndex, 1) - 1
+	onFields := f != nil && f.OnlyCore(userFields...)
+	onMeta := onFields && !f.OnlyCore("active", "externalId", "id", "schemas", "userName")
+	scratch := make([]docMember, 0, 8)
 	consider := func(u store.User) {
-		a := userAttrs(u)
-		if !f.Match(userDocOf(u, a)) {
-			return
+		var l userListing
+		var ok bool
+		if onFields {
+			// canonicalDoc vouches that the document holds no member
+			// a field could be confused with.
+			if scratch, ok = canonicalDoc(u.Doc, scratch[:0]); ok {
+				if !f.Match(userFieldDoc(u, onMeta)) {
+					return
+				}
+				l = userListing{u: u, members: scratch, canonical: true}
+			}
 		}
-		if page.TotalResults >= skip && len(page.Resources) < p.Count {
-			page.Resources = append(page.Resources, userResourceFrom(u, a, attrs, excluded))
+		if !ok {
+			a := userAttrs(u)
+			if !f.Match(userDocOf(u, a)) {
+				return
+			}
+			l = userListing{u: u, attrs: a}
 		}
-		page.TotalResults++
+		if total >= skip && len(found) < count {
+			// scratch is the next user's.
+			l.members = slices.Clone(l.members)
+			found = append(found, l)
+		}
+		total++
 	}
 	err = s.st.View(func(rd store.Reader) error {
 		if f == nil {
@@ -249,17 +318,17 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 			if err != nil {
 				return err
 			}
-			page.TotalResults = n
-			if p.Count <= 0 || skip >= n {
+			total = n
+			if count <= 0 || skip >= n {
 				return nil
 			}
 			i := 0
 			return rd.ListUsers("", func(u store.User) bool {
 				if i >= skip {
-					page.Resources = append(page.Resources, userResourceOf(u, attrs, excluded))
+					found = append(found, userListing{u: u})
 				}
 				i++
-				return len(page.Resources) < p.Count
+				return len(found) < count
 			})
 		}
 		candidates, indexed, err := userCandidates(rd, f)
@@ -278,10 +347,10 @@ func (h userHandler) GetAll(r *http.Request, p elimity.ListRequestParams) (elimi
 		})
 	})
 	if err != nil {
-		return elimity.Page{}, s.toSCIM(err, "User", "")
+		return 0, nil, s.toSCIM(err, "User", "")
 	}
-	setListCount(r, len(page.Resources))
-	return page, nil
+	setListCount(r, len(found))
+	return total, found, nil
 }
 
 // userCandidates answers `userName eq`, `externalId eq` and `id eq` from an

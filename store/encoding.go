@@ -122,6 +122,15 @@ func encodeUser(u User) ([]byte, error) {
 // decodeUser copies everything out of v (json.Unmarshal copies strings and
 // RawMessage), so the result outlives the transaction that read v.
 func decodeUser(v []byte) (User, error) {
+	if u, ok := scanUser(v); ok {
+		return u, nil
+	}
+	return decodeUserJSON(v)
+}
+
+// decodeUserJSON is decodeUser through json.Unmarshal, for any record
+// scanUser does not take.
+func decodeUserJSON(v []byte) (User, error) {
 	var r userRecord
 	if err := json.Unmarshal(v, &r); err != nil {
 		return User{}, fmt.Errorf("decode user record: %w", err)

@@ -276,6 +276,45 @@ func TestEqualityHint(t *testing.T) {
 	}
 }
 
+// TestOnlyCore: a filter counts as reading only the named core attributes
+// exactly when every comparison in it is on one of them (sub-attributes
+// included), so a caller may match it against those attributes alone.
+func TestOnlyCore(t *testing.T) {
+	fields := []string{"active", "externalId", "id", "meta", "schemas", "userName"}
+	tests := []struct {
+		filter string
+		want   bool
+	}{
+		{`userName eq "a"`, true},
+		{`USERNAME eq "a"`, true},
+		{`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "a"`, true},
+		{`userName eq "a" and (active eq true or not (externalId pr))`, true},
+		{`meta.lastModified gt "2026-01-01T00:00:00Z"`, true},
+		{`id eq "x" or userName sw "a"`, true},
+		{`userName eq "a" and displayName eq "b"`, false},
+		{`not (title pr)`, false},
+		{`emails.value eq "a@b"`, false},
+		{`emails[value eq "a@b"]`, false},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"`, false},
+	}
+	for _, tt := range tests {
+		f, err := Compile(tt.filter, UserResource())
+		if err != nil {
+			t.Fatalf("Compile(%s): %v", tt.filter, err)
+		}
+		if got := f.OnlyCore(fields...); got != tt.want {
+			t.Errorf("OnlyCore(%s) = %v, want %v", tt.filter, got, tt.want)
+		}
+	}
+	f, err := Compile(`userName eq "a" and meta.created pr`, UserResource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.OnlyCore("userName", "id") {
+		t.Error("a filter on meta counts as reading only userName and id")
+	}
+}
+
 func TestParsePath(t *testing.T) {
 	r := UserResource()
 	tests := []struct {
@@ -357,5 +396,23 @@ func TestPathFilterHelpers(t *testing.T) {
 	p, _ = ParsePath(`members[display eq "A" or value eq "b"]`, GroupResource())
 	if _, ok := p.Filter.OrEqualities("value"); ok {
 		t.Error("a display term is not a value equality")
+	}
+}
+
+// TestLexStringIsJSON: a filter's string value is what json.Unmarshal reads
+// from it, whether the lexer decodes it itself (plain content) or not, and
+// a string json.Unmarshal refuses is refused.
+func TestLexStringIsJSON(t *testing.T) {
+	for _, lit := range []string{`"plain"`, `""`, `"Zoë 日本"`, `"a\"b"`, `"tab\there"`, `"\u00e9"`, "\"bad\xffutf8\"", "\"raw\ttab\"", `"a\qb"`} {
+		var want string
+		werr := json.Unmarshal([]byte(lit), &want)
+		toks, err := lex(`userName eq ` + lit)
+		if (err != nil) != (werr != nil) {
+			t.Errorf("lex(%q): error %v, json.Unmarshal error %v", lit, err, werr)
+			continue
+		}
+		if err == nil && toks[2].str != want {
+			t.Errorf("lex(%q) = %q, json.Unmarshal = %q", lit, toks[2].str, want)
+		}
 	}
 }

@@ -47,3 +47,33 @@ func qualified(ext, name string) string {
 	}
 	return ext + ":" + name
 }
+
+// OnlyCore reports whether every comparison in the filter is on a core
+// attribute whose canonical name is among names (a sub-attribute of one,
+// as meta.created, counts as it): no extension attribute, no value path.
+// Such a filter reads nothing of a resource but those attributes, so a
+// caller may match a document that holds only them.
+func (f *Filter) OnlyCore(names ...string) bool {
+	return onlyCore(f.root, names)
+}
+
+func onlyCore(e expr, names []string) bool {
+	switch e := e.(type) {
+	case *andExpr:
+		return onlyCore(e.l, names) && onlyCore(e.r, names)
+	case *orExpr:
+		return onlyCore(e.l, names) && onlyCore(e.r, names)
+	case *notExpr:
+		return onlyCore(e.x, names)
+	case *compareExpr:
+		if e.ext != "" {
+			return false
+		}
+		for _, n := range names {
+			if e.name == n {
+				return true
+			}
+		}
+	}
+	return false
+}

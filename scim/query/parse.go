@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 type tokKind int
@@ -32,15 +33,23 @@ type token struct {
 const maxDepth = 32
 
 func lex(src string) ([]token, error) {
-	var toks []token
+	toks := make([]token, 0, 8)
 	for i := 0; i < len(src); {
 		c := src[i]
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
 		case c == '(' || c == ')' || c == '[' || c == ']':
-			k := map[byte]tokKind{'(': tLParen, ')': tRParen, '[': tLBrack, ']': tRBrack}[c]
-			toks = append(toks, token{kind: k, text: string(c), pos: i})
+			k := tLParen
+			switch c {
+			case ')':
+				k = tRParen
+			case '[':
+				k = tLBrack
+			case ']':
+				k = tRBrack
+			}
+			toks = append(toks, token{kind: k, text: src[i : i+1], pos: i})
 			i++
 		case c == '"':
 			j := i + 1
@@ -52,9 +61,11 @@ func lex(src string) ([]token, error) {
 			if j >= len(src) {
 				return nil, fmt.Errorf("unterminated string at position %d", i)
 			}
-			var s string
-			if err := json.Unmarshal([]byte(src[i:j+1]), &s); err != nil {
-				return nil, fmt.Errorf("invalid string at position %d", i)
+			s, plain := plainString(src[i+1 : j])
+			if !plain {
+				if err := json.Unmarshal([]byte(src[i:j+1]), &s); err != nil {
+					return nil, fmt.Errorf("invalid string at position %d", i)
+				}
 			}
 			toks = append(toks, token{kind: tString, text: src[i : j+1], str: s, pos: i})
 			i = j + 1
@@ -68,6 +79,18 @@ func lex(src string) ([]token, error) {
 		}
 	}
 	return append(toks, token{kind: tEOF, text: "end of input", pos: len(src)}), nil
+}
+
+// plainString is the value of a JSON string whose content s needs no
+// decoding: no escape, no control character, valid UTF-8 (json.Unmarshal
+// would replace invalid bytes). plain is false for any other s.
+func plainString(s string) (string, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	return s, utf8.ValidString(s)
 }
 
 type parser struct {
