@@ -1,0 +1,106 @@
+package sync
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/scimflare/scimflare/sync/cloudflare"
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+)
+
+// slowEnv is an env whose Cloudflare client lists prod slowly (a big
+// account: handMade members scimflare leaves alone), with three managed
+// developers in place; it returns the developers' ids and how many list
+// pages one full run requests.
+func slowEnv(t *testing.T, handMade int) (*env, *slowListing, []string, int) {
+	t.Helper()
+	e := newEnv(t, withRealTime())
+	slow := &slowListing{next: e.fake.HTTPClient().Transport}
+	cf, err := cloudflare.New(cloudflare.Config{
+		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+	for i := range handMade {
+		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
+	}
+	ids := e.users(3, "dev%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	if _, ok := e.fake.Member(prodID, "dev0@example.com"); !ok {
+		t.Fatal("setup: dev0 is not a member")
+	}
+	return e, slow, ids, (handMade+3)/50 + 1
+}
+
+// firstDelete is how many list pages had been requested when the first
+// DELETE went out.
+func firstDelete(t *testing.T, slow *slowListing) int {
+	t.Helper()
+	slow.mu.Lock()
+	seen := append([]string(nil), slow.seen...)
+	slow.mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("no DELETE seen")
+	}
+	var after int
+	if _, err := fmt.Sscanf(seen[0], "DELETE after %d pages", &after); err != nil {
+		t.Fatal(err)
+	}
+	return after
+}
+
+// A leaver touched just before the scheduled full run starts (inside the
+// debounce, or held after a failed targeted run) is taken by that full run:
+// nothing is pending, so nothing makes the run give way, and the removal
+// waits for the whole listing — the case the preemption exists for, one
+// debounce earlier.
+func TestLeaverTouchedJustBeforeTheFullRunIsNotHeldBehindItsListing(t *testing.T) {
+	e, slow, ids, pages := slowEnv(t, 40*50)
+	e.deactivate(ids[0])
+	e.r.Touch([]string{ids[0]}, nil, nil) // due a debounce (50ms) from now
+	slow.delay.Store(int64(40 * time.Millisecond))
+	e.runLoop(t) // its start-up scheduled full run takes the touch
+	waitFor(t, 20*time.Second, "the leaver was not removed", func() bool {
+		_, ok := e.fake.Member(prodID, "dev0@example.com")
+		return !ok
+	})
+	if after := firstDelete(t, slow); after >= pages {
+		t.Fatalf("the leaver's removal went after %d list pages: it waited for the full run's whole listing (%d pages)", after, pages)
+	}
+}
+
+// A full run that took an "all" touch (TouchAll: another replica's
+// notifications were lost, or more than maxTouched pending) gives way to a
+// leaver's touch; the "all" it puts back must not swallow the leaver's
+// touch into a full run that cannot give way, which makes the leaver wait
+// for a whole listing after all and lists everything twice.
+func TestLeaverIsNotHeldBehindAFullRunAfterAnAllTouchIsPutBack(t *testing.T) {
+	e, slow, ids, pages := slowEnv(t, 40*50)
+	e.r.TouchAll()
+	slow.delay.Store(int64(40 * time.Millisecond))
+	e.runLoop(t) // its start-up scheduled full run takes the "all" touch
+	waitFor(t, 10*time.Second, "the scheduled full run did not start listing", func() bool { return slow.listed() >= 3 })
+	e.deactivate(ids[0])
+	e.r.Touch([]string{ids[0]}, nil, nil)
+	waitFor(t, 20*time.Second, "the leaver was not removed", func() bool {
+		_, ok := e.fake.Member(prodID, "dev0@example.com")
+		return !ok
+	})
+	after := firstDelete(t, slow)
+	waitFor(t, 20*time.Second, "the scheduled full run did not run again to its end", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 1
+	})
+	if after >= pages {
+		t.Errorf("the leaver's removal went after %d list pages: a full run that cannot give way ran before it (one listing: %d pages)", after, pages)
+	}
+	// One partial listing (the run that gave way) and one whole one.
+	if listed := slow.listed(); listed >= 2*pages {
+		t.Errorf("%d list pages for one scheduled full run that gave way once, want fewer than %d: everything was listed twice", listed, 2*pages)
+	}
+}
