@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -102,5 +103,31 @@ func TestLeaverIsNotHeldBehindAFullRunAfterAnAllTouchIsPutBack(t *testing.T) {
 	// One partial listing (the run that gave way) and one whole one.
 	if listed := slow.listed(); listed >= 2*pages {
 		t.Errorf("%d list pages for one scheduled full run that gave way once, want fewer than %d: everything was listed twice", listed, 2*pages)
+	}
+}
+
+// The preemption watch listens on the loop's wake-up channel while a full
+// run reads. It must never swallow a wake-up the loop needs: once the
+// run's reads end, the run can end and the loop wait on that channel with
+// deadlines computed before a Touch; a wake-up the finished watch took
+// leaves that Touch waiting for the next scheduled run.
+func TestPreemptionWatchDoesNotSwallowTheLoopsWakeUp(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	for i := range 20 {
+		e.r.mu.Lock() // the watch's first look waits for this
+		_, stop := e.r.yieldTo(context.Background(), time.Hour)
+		e.r.poke() // a Touch as the run's reads end
+		stop()
+		e.r.mu.Unlock()
+		// The watch ends now (it has nothing to wait for); the wake-up must
+		// still be there for the loop.
+		deadline := time.Now().Add(50 * time.Millisecond)
+		for len(e.r.kick) == 1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if len(e.r.kick) == 0 {
+			t.Fatalf("attempt %d: the watch of a run whose reads had ended took the loop's wake-up", i+1)
+		}
+		<-e.r.kick
 	}
 }
