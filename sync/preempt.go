@@ -69,7 +69,7 @@ func (r *Reconciler) yieldTo(ctx context.Context, debounce time.Duration) (readC
 				return
 			case <-readCtx.Done():
 				return
-			case <-r.kick: // a Touch: the debounce moved
+			case <-r.watch: // a Touch: the debounce moved
 			case <-timer.C:
 			}
 		}
