@@ -115,7 +115,7 @@ func TestPreemptionWatchDoesNotSwallowTheLoopsWakeUp(t *testing.T) {
 	e := newEnv(t, withRealTime())
 	for i := range 20 {
 		e.r.mu.Lock() // the watch's first look waits for this
-		_, stop := e.r.yieldTo(context.Background(), time.Hour)
+		_, stop := e.r.yieldTo(context.Background(), time.Hour, time.Time{})
 		e.r.poke() // a Touch as the run's reads end
 		stop()
 		e.r.mu.Unlock()
