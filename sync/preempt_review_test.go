@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
@@ -129,5 +130,88 @@ func TestPreemptionWatchDoesNotSwallowTheLoopsWakeUp(t *testing.T) {
 			t.Fatalf("attempt %d: the watch of a run whose reads had ended took the loop's wake-up", i+1)
 		}
 		<-e.r.kick
+	}
+}
+
+// slowWrites delays every write, as a targeted run over many people does
+// within the request budget.
+type slowWrites struct {
+	next  http.RoundTripper
+	delay time.Duration
+}
+
+func (s *slowWrites) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet {
+		time.Sleep(s.delay)
+	}
+	return s.next.RoundTrip(req)
+}
+
+// A full run that gave way starts again right after the urgent run it gave
+// way to — not after every targeted run that falls due meanwhile. When SCIM
+// changes come faster than targeted runs apply them (a reorg, an IdP's
+// first push: each run takes longer than the debounce cap, so the next one
+// is due when it ends), the owed full run otherwise waits for the stream
+// to stop: maxPreemptions bounds nothing, and drift and whatever SCIM never
+// said go unrepaired. (Before preemption, the schedule went first.)
+func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	slow := &slowListing{next: &slowWrites{next: e.fake.HTTPClient().Transport, delay: 400 * time.Millisecond}}
+	cf, err := cloudflare.New(cloudflare.Config{
+		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+	for i := range 20 * 50 {
+		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
+	}
+	ids := e.users(500, "dev%03d@example.com")
+	e.group("cf-deployers", ids...)
+	e.deactivate(ids...)
+	e.mustApply(RunOptions{})
+	slow.delay.Store(int64(30 * time.Millisecond)) // ≈ 0.6 s a listing
+
+	// A developer joins every 20ms: every targeted run invites (400ms
+	// each, past the debounce cap of 6 × 50ms).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, id := range ids {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := e.st.UpdateUser(id, e.now(), 0, func(u *store.User) error { u.Active = true; return nil }); err != nil {
+				t.Error(err)
+				return
+			}
+			e.r.Touch([]string{id}, nil, nil)
+		}
+	}()
+	e.runLoop(t)
+	// The first targeted run invites what joined before the full run gave
+	// way (≈ 15 people, 6s); the full run must start again after it (and
+	// here gives way again at once, the next touches being due).
+	ok := false
+	limit := time.Now().Add(15 * time.Second)
+	for time.Now().Before(limit) {
+		if metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomePreempted))+
+			metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 2 {
+			ok = true
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if !ok {
+		t.Fatalf("the full run that gave way did not start again in 15s of steady SCIM changes: %v preempted, %v targeted runs went first",
+			metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomePreempted)),
+			metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess))+metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeFailed)))
 	}
 }
