@@ -168,8 +168,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 
 	// owed: a scheduled full run gave way to an urgent run and is due
-	// again as soon as nothing urgent is.
+	// again right after it. mayExpiry, mayDebounce: which urgent runs may
+	// still go before it — each once per time it gave way, so that SCIM
+	// changes that come faster than targeted runs apply them cannot keep
+	// it waiting (it went first on its schedule before it gave way).
 	owed := r.scheduledRun(ctx)
+	mayExpiry, mayDebounce := owed, owed
 
 	spec := ""
 	var sched cron.Schedule
@@ -222,9 +226,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 		switch {
 		// A full run that gave way lets what fell due go first.
-		case owed && due(expiryAt):
+		case owed && mayExpiry && due(expiryAt):
 			event = eventExpiry
-		case owed && due(debounceAt):
+		case owed && mayDebounce && due(debounceAt):
 			event = eventDebounce
 		case owed || due(cronNext):
 			event = eventSchedule
@@ -238,9 +242,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if owed = r.scheduledRun(ctx); !owed {
 				cronNext = sched.Next(r.now())
 			}
+			mayExpiry, mayDebounce = owed, owed
 		case eventExpiry:
+			mayExpiry = false
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
 		case eventDebounce:
+			mayDebounce = false
 			t := r.takePending()
 			if t.empty() {
 				continue
