@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
 	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
@@ -213,5 +216,104 @@ func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
 		t.Fatalf("the full run that gave way did not start again in 15s of steady SCIM changes: %v preempted, %v targeted runs went first",
 			metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomePreempted)),
 			metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess))+metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeFailed)))
+	}
+}
+
+// preemptAt ends a full run's reads the moment it requests a listing of
+// one of staging's user groups' members: an expiry falls due then, and the
+// request waits until the run's read context gives way.
+type preemptAt struct {
+	next http.RoundTripper
+	r    func() *Reconciler
+	arm  atomic.Bool
+}
+
+func (p *preemptAt) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p.arm.Load() && req.Method == http.MethodGet && strings.Contains(req.URL.Path, stagingID) &&
+		strings.Contains(req.URL.Path, "user_groups/") && strings.HasSuffix(req.URL.Path, "/members") {
+		p.arm.Store(false)
+		r := p.r()
+		r.mu.Lock()
+		r.nextExpiry = r.now().Add(-time.Second)
+		r.mu.Unlock()
+		r.poke()
+		select {
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return p.next.RoundTrip(req)
+}
+
+// A full run that gave way recorded nothing of its reads, user groups'
+// listings included: the copy of the owned groups that tells a member
+// added by hand (drift, audited) stays what the last complete run left.
+// Else the run after it compares its listing with the one that gave way,
+// and a member someone put in an owned group by hand is never reported.
+func TestPreemptedRunKeepsTheUserGroupsCopy(t *testing.T) {
+	y := `
+sync:
+  schedule: "@every 1h"
+  debounce: 50ms
+  max_grant_duration: 24h
+accounts:
+  - {name: prod, id: ` + prodID + `, environment: production}
+  - {name: staging, id: ` + stagingID + `, environment: staging}
+mappings:
+  - group: cf-deployers
+    account: prod
+    roles: [Workers Platform Admin]
+  - group: cf-deployers
+    account: staging
+    roles: [Workers Platform Admin]
+`
+	e := newEnv(t, withYAML(y), withRealTime())
+	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
+	e.cfg.Accounts[1].Model = mapping.ModelUserGroups
+	hook := &preemptAt{next: e.fake.HTTPClient().Transport, r: func() *Reconciler { return e.r }}
+	cf, err := cloudflare.New(cloudflare.Config{
+		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: hook},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+	ann := e.user("ann@example.com")
+	e.group("cf-deployers", ann)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+
+	// Someone puts mallory in scimflare's group on prod by hand.
+	e.fake.AddMember(prodID, cftest.Member{Email: "mallory@example.com"})
+	g, ok := e.fake.UserGroup(prodID, "scimflare-cf-deployers")
+	if !ok {
+		t.Fatalf("setup: no owned group on prod: %+v", e.fake.UserGroups(prodID))
+	}
+	e.fake.SetUserGroupMembership(prodID, g.ID, "mallory@example.com", true)
+
+	// A scheduled full run lists prod's groups, then gives way while it
+	// lists staging's.
+	hook.arm.Store(true)
+	res, err := e.r.execute(context.Background(), runRequest{kind: fullRun, actor: ActorSchedule, preemptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Preempted {
+		t.Fatalf("setup: the run did not give way: aborted %v", res.Aborted)
+	}
+	e.r.mu.Lock()
+	e.r.nextExpiry = time.Time{}
+	e.r.mu.Unlock()
+
+	res = e.mustApply(RunOptions{Actor: ActorSchedule})
+	if len(res.Changes.Drift) != 1 || res.Changes.Drift[0].Email != "mallory@example.com" {
+		t.Errorf("drift = %+v, want mallory in prod's owned group", res.Changes.Drift)
+	}
+	if len(e.audit(ActionDrift)) != 1 {
+		t.Errorf("mallory's hand-made membership was never audited as drift")
+	}
+	if got := e.access("mallory@example.com"); got != nil {
+		t.Errorf("hand-added mallory still holds %v", got)
 	}
 }
