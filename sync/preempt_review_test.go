@@ -159,7 +159,7 @@ func (s *slowWrites) RoundTrip(req *http.Request) (*http.Response, error) {
 // said go unrepaired. (Before preemption, the schedule went first.)
 func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
 	e := newEnv(t, withRealTime())
-	slow := &slowListing{next: &slowWrites{next: e.fake.HTTPClient().Transport, delay: 400 * time.Millisecond}}
+	slow := &slowListing{next: &slowWrites{next: e.fake.HTTPClient().Transport, delay: 200 * time.Millisecond}}
 	cf, err := cloudflare.New(cloudflare.Config{
 		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
 	})
@@ -177,7 +177,7 @@ func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
 	e.mustApply(RunOptions{})
 	slow.delay.Store(int64(30 * time.Millisecond)) // ≈ 0.6 s a listing
 
-	// A developer joins every 20ms: every targeted run invites (400ms
+	// A developer joins every 20ms: every targeted run invites (200ms
 	// each, past the debounce cap of 6 × 50ms).
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -198,7 +198,7 @@ func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
 	}()
 	e.runLoop(t)
 	// The first targeted run invites what joined before the full run gave
-	// way (≈ 15 people, 6s); the full run must start again after it (and
+	// way (≈ 15 people, 3s); the full run must start again after it (and
 	// here gives way again at once, the next touches being due).
 	ok := false
 	limit := time.Now().Add(15 * time.Second)
