@@ -317,3 +317,75 @@ mappings:
 		t.Errorf("hand-added mallory still holds %v", got)
 	}
 }
+
+// onPages acts on prod's member listing: at its first page it asks for a
+// full run (TouchAll: notifications were missed), at its third an expiry
+// falls due and the page waits until the run's reads give way.
+type onPages struct {
+	next  http.RoundTripper
+	r     func() *Reconciler
+	arm   atomic.Bool
+	pages atomic.Int64 // prod list pages requested since armed
+}
+
+func (p *onPages) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p.arm.Load() && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/accounts/"+prodID+"/members") {
+		switch p.pages.Add(1) {
+		case 1:
+			p.r().TouchAll()
+		case 3:
+			r := p.r()
+			r.mu.Lock()
+			r.nextExpiry = r.now().Add(-time.Second)
+			r.mu.Unlock()
+			r.poke()
+			select {
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			case <-time.After(10 * time.Second):
+			}
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	return p.next.RoundTrip(req)
+}
+
+// A full run that gave way is owed, and covers everything: "all" touches
+// that came meanwhile wait for it, not for a full run of their own that
+// cannot give way — the owed one would list every account again right
+// after it.
+func TestOwedFullRunCoversAnAllTouch(t *testing.T) {
+	e := newEnv(t, withRealTime())
+	hook := &onPages{next: e.fake.HTTPClient().Transport, r: func() *Reconciler { return e.r }}
+	cf, err := cloudflare.New(cloudflare.Config{
+		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: hook},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+	for i := range 20 * 50 {
+		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
+	}
+	ids := e.users(2, "dev%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+
+	hook.arm.Store(true)
+	e.runLoop(t)
+	waitFor(t, 20*time.Second, "the scheduled full run did not run again to its end", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 1
+	})
+	time.Sleep(500 * time.Millisecond) // a full run the "all" touch would have after it
+	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomePreempted)); n != 1 {
+		t.Fatalf("setup: the full run gave way %v times, want 1", n)
+	}
+	pages := int64(20*50+2)/50 + 1
+	if listed := hook.pages.Load(); listed >= 3+2*pages {
+		t.Errorf("prod was listed in %d pages: the run that gave way (3), then twice in full (%d each)", listed, pages)
+	}
+	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomeSuccess)); n != 0 {
+		t.Errorf("%v full runs for the \"all\" touch besides the owed one", n)
+	}
+}
