@@ -127,6 +127,13 @@ func (r *Reconciler) putBack(t touched, first, last time.Time) {
 	r.pending = r.pending.bounded()
 }
 
+// pendingAll reports whether the pending touches stand for everything.
+func (r *Reconciler) pendingAll() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending.all
+}
+
 // debounceDue is when the pending touches are due, zero if none.
 func (r *Reconciler) debounceDue(debounce time.Duration) time.Time {
 	r.mu.Lock()
@@ -228,7 +235,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		// A full run that gave way lets what fell due go first.
 		case owed && mayExpiry && due(expiryAt):
 			event = eventExpiry
-		case owed && mayDebounce && due(debounceAt):
+		case owed && mayDebounce && due(debounceAt) && !r.pendingAll():
+			// ("All" waits for the owed full run: it covers it.)
 			event = eventDebounce
 		case owed || due(cronNext):
 			event = eventSchedule
