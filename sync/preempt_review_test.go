@@ -389,3 +389,60 @@ func TestOwedFullRunCoversAnAllTouch(t *testing.T) {
 		t.Errorf("%v full runs for the \"all\" touch besides the owed one", n)
 	}
 }
+
+// A leaver who holds Super Administrator is removed by a targeted run that
+// lists the account first (the cache may count a holder someone removed
+// by hand). That listing is the leaver's removal, not a full run's read:
+// it may use the budget's reserve, as the DELETE after it does, and must
+// not wait for the window a full run's listings filled to the reserve.
+func TestSuperAdminLeaversListingUsesTheReserve(t *testing.T) {
+	e := newEnv(t, withYAML(`
+sync:
+  schedule: "@every 1h"
+accounts:
+  - {name: prod, id: `+prodID+`, environment: production, grant_shape: roles}
+mappings:
+  - group: cf-owners
+    account: prod
+    roles: [Super Administrator - All Privileges]
+`))
+	cf, err := cloudflare.New(cloudflare.Config{
+		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: e.fake.HTTPClient(), Budget: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+	bob := e.fake.AddMember(prodID, cftest.Member{Email: "bob@example.com", Roles: []string{e.roleID(prodID, mapping.SuperAdministrator)}})
+	alice := e.user("alice@example.com")
+	e.group("cf-owners", alice)
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	e.fake.AcceptInvite(prodID, "alice@example.com")
+	e.mustApply(RunOptions{Actor: ActorSchedule})
+	if _, ok := e.fake.Member(prodID, "alice@example.com"); !ok {
+		t.Fatal("setup: alice is not a member")
+	}
+
+	// A full run's listings (of other, big accounts) took the budget down
+	// to its reserve (10 of 100).
+	e.clock.Advance(10 * time.Minute)
+	ctx := context.Background()
+	for e.cf.BudgetLeft() > 10 {
+		if _, err := e.cf.GetMember(ctx, prodID, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.deactivate(alice)
+	before := e.clock.Now()
+	res := e.targeted([]string{alice}, nil, nil)
+	if res.Aborted != nil || len(res.Failed) > 0 {
+		t.Fatalf("the leaver's run: aborted %v, failed %v", res.Aborted, res.Failed)
+	}
+	if _, ok := e.fake.Member(prodID, "alice@example.com"); ok {
+		t.Fatal("alice, a Super Administrator who left, kept access")
+	}
+	if waited := e.clock.Now().Sub(before); waited != 0 {
+		t.Fatalf("the leaver's removal waited %s for the budget with its reserve free: its listing was counted as a full run's", waited)
+	}
+}
