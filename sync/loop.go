@@ -84,30 +84,64 @@ func (r *Reconciler) requeue(t touched) {
 	r.mu.Unlock()
 }
 
-// putBack returns touches a run took but did not get to (a full run that
-// gave way): they are due as they were, with no retry delay.
-func (r *Reconciler) putBack(t touched) {
-	if t.empty() {
+// takeForFullRun hands the pending touches to a scheduled full run, with
+// when they were first and last touched (to put them back as they were,
+// should the run give way) and when they fall due: the run gives way then,
+// as it would to touches that come during its reads — a leaver touched
+// just before the run must not wait for its whole listing. due is zero
+// when nothing is pending or the touches stand for everything (that is a
+// full run, this one).
+func (r *Reconciler) takeForFullRun(debounce time.Duration) (t touched, first, last, due time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, first, last = r.pending, r.firstTouch, r.lastTouch
+	if !t.all {
+		due = r.debounceDueLocked(debounce)
+	}
+	r.pending = newTouched()
+	return t, first, last, due
+}
+
+// putBack returns touches a full run took but did not get to (it gave
+// way): they are due as they were, with no retry delay. "All" is not put
+// back: the full run that gave way covers it and runs again next; pending,
+// it would turn the urgent targeted run into a full run that cannot give
+// way, and everything would be listed twice.
+func (r *Reconciler) putBack(t touched, first, last time.Time) {
+	if t.empty() || t.all {
 		return
 	}
-	now := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pending.empty() {
-		r.firstTouch, r.lastTouch = now, now
-	}
-	if t.all {
-		r.pending = allTouched()
-		return
+		r.firstTouch, r.lastTouch = first, last
+	} else {
+		if first.Before(r.firstTouch) {
+			r.firstTouch = first
+		}
+		if last.After(r.lastTouch) {
+			r.lastTouch = last
+		}
 	}
 	r.pending.merge(t)
 	r.pending = r.pending.bounded()
+}
+
+// pendingAll reports whether the pending touches stand for everything.
+func (r *Reconciler) pendingAll() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending.all
 }
 
 // debounceDue is when the pending touches are due, zero if none.
 func (r *Reconciler) debounceDue(debounce time.Duration) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.debounceDueLocked(debounce)
+}
+
+func (r *Reconciler) debounceDueLocked(debounce time.Duration) time.Time {
 	if r.pending.empty() {
 		return time.Time{}
 	}
@@ -141,8 +175,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 
 	// owed: a scheduled full run gave way to an urgent run and is due
-	// again as soon as nothing urgent is.
+	// again right after it. mayExpiry, mayDebounce: which urgent runs may
+	// still go before it — each once per time it gave way, so that SCIM
+	// changes that come faster than targeted runs apply them cannot keep
+	// it waiting (it went first on its schedule before it gave way).
 	owed := r.scheduledRun(ctx)
+	mayExpiry, mayDebounce := owed, owed
 
 	spec := ""
 	var sched cron.Schedule
@@ -195,9 +233,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 		switch {
 		// A full run that gave way lets what fell due go first.
-		case owed && due(expiryAt):
+		case owed && mayExpiry && due(expiryAt):
 			event = eventExpiry
-		case owed && due(debounceAt):
+		case owed && mayDebounce && due(debounceAt) && !r.pendingAll():
+			// ("All" waits for the owed full run: it covers it.)
 			event = eventDebounce
 		case owed || due(cronNext):
 			event = eventSchedule
@@ -211,9 +250,12 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			if owed = r.scheduledRun(ctx); !owed {
 				cronNext = sched.Next(r.now())
 			}
+			mayExpiry, mayDebounce = owed, owed
 		case eventExpiry:
+			mayExpiry = false
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
 		case eventDebounce:
+			mayDebounce = false
 			t := r.takePending()
 			if t.empty() {
 				continue
@@ -266,11 +308,12 @@ func nextEvent(cronNext, expiryAt, debounceAt time.Time) deadline {
 // next tick. It reports whether the run gave way to an urgent one
 // (preempt.go) and so is still owed.
 func (r *Reconciler) scheduledRun(ctx context.Context) (owed bool) {
-	t := r.takePending()
-	res := r.runOnce(ctx, runRequest{kind: fullRun, actor: ActorSchedule, preemptible: r.preemptions < maxPreemptions})
+	t, first, last, due := r.takeForFullRun(r.config().Sync.Debounce)
+	req := runRequest{kind: fullRun, actor: ActorSchedule, preemptible: r.preemptions < maxPreemptions, takenDue: due}
+	res := r.runOnce(ctx, req)
 	if res != nil && res.Preempted {
 		r.preemptions++
-		r.putBack(t)
+		r.putBack(t, first, last)
 		return true
 	}
 	r.preemptions = 0

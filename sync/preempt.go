@@ -44,9 +44,10 @@ func (r *Reconciler) urgentDue(debounce time.Duration) time.Time {
 }
 
 // yieldTo returns ctx, cancelled with errPreempted as soon as an urgent
-// run is due by the reconciler's clock; stop ends the watch (and the
-// context: it is for the reads only).
-func (r *Reconciler) yieldTo(ctx context.Context, debounce time.Duration) (readCtx context.Context, stop func()) {
+// run is due by the reconciler's clock — the pending touches', an
+// expiry's, or taken, when the touches the run took at its start fall due;
+// stop ends the watch (and the context: it is for the reads only).
+func (r *Reconciler) yieldTo(ctx context.Context, debounce time.Duration, taken time.Time) (readCtx context.Context, stop func()) {
 	readCtx, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -54,6 +55,9 @@ func (r *Reconciler) yieldTo(ctx context.Context, debounce time.Duration) (readC
 		defer timer.Stop()
 		for {
 			due := r.urgentDue(debounce)
+			if !taken.IsZero() && (due.IsZero() || taken.Before(due)) {
+				due = taken
+			}
 			now := r.now()
 			if !due.IsZero() && !now.Before(due) {
 				cancel(errPreempted)
@@ -69,7 +73,7 @@ func (r *Reconciler) yieldTo(ctx context.Context, debounce time.Duration) (readC
 				return
 			case <-readCtx.Done():
 				return
-			case <-r.kick: // a Touch: the debounce moved
+			case <-r.watch: // a Touch: the debounce moved
 			case <-timer.C:
 			}
 		}

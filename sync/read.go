@@ -213,7 +213,13 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 	}
 	keys := interner{}
 	if list {
-		members, err := reg.cf.ListMembers(ctx, a.ID)
+		lctx := ctx
+		if reg.req.kind == targetedRun || reg.req.kind == expiryRun {
+			// A cache never filled: the listing is the urgent run's own
+			// read, not a full run's; it may use the budget's reserve.
+			lctx = cloudflare.Urgent(ctx)
+		}
+		members, err := reg.cf.ListMembers(lctx, a.ID)
 		if err != nil {
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}

@@ -172,6 +172,10 @@ type Reconciler struct {
 	// sem admits one run at a time: runs never overlap.
 	sem  chan struct{}
 	kick chan struct{}
+	// watch wakes a running full run's preemption watch (preempt.go) as
+	// kick wakes the loop: the watch has a channel of its own, so it can
+	// never take a wake-up the loop needs.
+	watch chan struct{}
 	// preemptions counts the scheduled full runs in a row that gave way
 	// to an urgent run (preempt.go); only Run's goroutine touches it.
 	preemptions int
@@ -202,6 +206,7 @@ func New(opt Options) (*Reconciler, error) {
 		now:     opt.Now,
 		sem:     make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
+		watch:   make(chan struct{}, 1),
 		pending: newTouched(),
 	}
 	if r.m == nil {
@@ -248,6 +253,10 @@ func (r *Reconciler) setPlanOnly(on bool) {
 func (r *Reconciler) poke() {
 	select {
 	case r.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case r.watch <- struct{}{}:
 	default:
 	}
 }

@@ -409,7 +409,9 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 	}
 	in := &reg.inputs[i]
 	if !reg.refreshed[ch.AccountID] {
-		members, err := reg.cf.ListMembers(ctx, ch.AccountID)
+		// The change's own read (a Super Administrator's removal, a
+		// member gone): it may use the budget's reserve.
+		members, err := reg.cf.ListMembers(cloudflare.Urgent(ctx), ch.AccountID)
 		if err != nil {
 			return plan.Change{}, false, err
 		}

@@ -54,6 +54,9 @@ type runRequest struct {
 	// preemptible: the run's reads give way to an urgent run that falls
 	// due meanwhile (preempt.go); only a scheduled full run's do.
 	preemptible bool
+	// takenDue is when the touches a preemptible run took at its start
+	// fall due: it gives way then too (zero: none).
+	takenDue time.Time
 }
 
 // Audit actions the reconciler writes besides the change kinds.
@@ -240,7 +243,7 @@ func (rn *run) readAndPlan(ctx context.Context) (*plan.Changes, error) {
 	readCtx := ctx
 	if rn.req.preemptible {
 		var stop func()
-		readCtx, stop = rn.r.yieldTo(ctx, rn.cfg.Sync.Debounce)
+		readCtx, stop = rn.r.yieldTo(ctx, rn.cfg.Sync.Debounce, rn.req.takenDue)
 		defer stop()
 	}
 	rn.reads = make([]accountRead, len(rn.cfg.Accounts))

@@ -152,6 +152,18 @@ func (reg *registry) userGroupClient() (userGroupAPI, bool) {
 // failed read aborts the run before any change.
 func (reg *registry) readUserGroups(ctx context.Context) error {
 	reg.ug = map[string]*ugAccount{}
+	// What the listings showed is kept only once every account is read:
+	// a run that stops half-way (a failed read, or a full run that gives
+	// way to an urgent one) must leave the copy as the last complete run
+	// left it, or the next run compares its listing with this one and
+	// misses the members added by hand in between (drift).
+	type listedAccount struct {
+		a      mapping.Account
+		st     store.UserGroupState
+		groups []plan.ActualGroup
+		adopt  []store.OwnedUserGroup
+	}
+	var keep []listedAccount
 	for _, a := range reg.accounts {
 		st, err := reg.userGroupState()
 		if err != nil {
@@ -207,11 +219,14 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 			// added by hand since is still found (drift) by the next run.
 			continue
 		}
-		reg.ugroups.put(a.ID, ua.groups)
-		for _, rec := range adopt {
+		keep = append(keep, listedAccount{a: a, st: st, groups: ua.groups, adopt: adopt})
+	}
+	for _, k := range keep {
+		reg.ugroups.put(k.a.ID, k.groups)
+		for _, rec := range k.adopt {
 			// The group an earlier create made, whose answer was lost.
-			if err := st.PutOwnedUserGroup(rec); err != nil {
-				return fmt.Errorf("record user group %s of account %s as scimflare's: %w", rec.Name, a.Name, err)
+			if err := k.st.PutOwnedUserGroup(rec); err != nil {
+				return fmt.Errorf("record user group %s of account %s as scimflare's: %w", rec.Name, k.a.Name, err)
 			}
 		}
 	}

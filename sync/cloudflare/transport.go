@@ -44,9 +44,21 @@ func do(ctx context.Context, route string, fn func(context.Context) error) error
 	return run(ctx, &call{route: route}, fn)
 }
 
-// doBulk is do for one page of a listing that reads a whole account.
+// doBulk is do for one page of a listing that reads a whole account,
+// unless ctx says the listing is Urgent.
 func doBulk(ctx context.Context, route string, fn func(context.Context) error) error {
-	return run(ctx, &call{route: route, bulk: true}, fn)
+	return run(ctx, &call{route: route, bulk: ctx.Value(urgentKey{}) == nil}, fn)
+}
+
+type urgentKey struct{}
+
+// Urgent marks the listings made with ctx as part of an urgent change, not
+// a full run's read: they may use the budget's reserve. A targeted run
+// lists an account before removing a Super Administrator (or when its
+// member cache is stale or was never filled); that listing is the
+// leaver's removal and must not wait for the window a full run filled.
+func Urgent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
 }
 
 func run(ctx context.Context, cl *call, fn func(context.Context) error) error {
