@@ -256,12 +256,20 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.runOnce(ctx, runRequest{kind: expiryRun, actor: ActorExpiry})
 		case eventDebounce:
 			mayDebounce = false
+			if r.pendingAll() {
+				// Everything touched (an import past maxTouched, missed
+				// notifications): a full run, which gives way like a
+				// scheduled one and is then owed the same way.
+				owed = r.fullRun(ctx, ActorIdPPush)
+				mayExpiry, mayDebounce = owed, owed
+				continue
+			}
 			t := r.takePending()
 			if t.empty() {
 				continue
 			}
 			req := runRequest{kind: targetedRun, actor: ActorIdPPush, touched: t}
-			if t.all {
+			if t.all { // everything was touched since pendingAll
 				req = runRequest{kind: fullRun, actor: ActorIdPPush}
 			}
 			res := r.runOnce(ctx, req)
@@ -308,8 +316,14 @@ func nextEvent(cronNext, expiryAt, debounceAt time.Time) deadline {
 // next tick. It reports whether the run gave way to an urgent one
 // (preempt.go) and so is still owed.
 func (r *Reconciler) scheduledRun(ctx context.Context) (owed bool) {
+	return r.fullRun(ctx, ActorSchedule)
+}
+
+// fullRun is scheduledRun under any actor: the schedule's, or a SCIM push
+// that touched everything.
+func (r *Reconciler) fullRun(ctx context.Context, actor string) (owed bool) {
 	t, first, last, due := r.takeForFullRun(r.config().Sync.Debounce)
-	req := runRequest{kind: fullRun, actor: ActorSchedule, preemptible: r.preemptions < maxPreemptions, takenDue: due}
+	req := runRequest{kind: fullRun, actor: actor, preemptible: r.preemptions < maxPreemptions, takenDue: due}
 	res := r.runOnce(ctx, req)
 	if res != nil && res.Preempted {
 		r.preemptions++

@@ -446,3 +446,32 @@ mappings:
 		t.Fatalf("the leaver's removal waited %s for the budget with its reserve free: its listing was counted as a full run's", waited)
 	}
 }
+
+// A full run started by a push that touched everything (an import past
+// maxTouched, missed notifications) gives way to a leaver's touch like a
+// scheduled one, and is owed the same way.
+func TestFullRunOfAnAllTouchGivesWay(t *testing.T) {
+	e, slow, ids, pages := slowEnv(t, 40*50)
+	e.runLoop(t)
+	waitFor(t, 20*time.Second, "the start-up run did not end", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 1
+	})
+	slow.delay.Store(int64(40 * time.Millisecond))
+	e.r.TouchAll()
+	waitFor(t, 10*time.Second, "the full run of the push did not start listing", func() bool { return slow.listed() >= 3 })
+	e.deactivate(ids[0])
+	e.r.Touch([]string{ids[0]}, nil, nil)
+	waitFor(t, 20*time.Second, "the leaver was not removed", func() bool {
+		_, ok := e.fake.Member(prodID, "dev0@example.com")
+		return !ok
+	})
+	if after := firstDelete(t, slow); after >= pages {
+		t.Fatalf("the leaver's removal went after %d list pages: it waited for the push's full run's whole listing (%d pages)", after, pages)
+	}
+	if n := metricValue(e.m.ReconcileRuns.WithLabelValues(ActorIdPPush, OutcomePreempted)); n != 1 {
+		t.Errorf("%v full runs of the push gave way, want 1", n)
+	}
+	waitFor(t, 20*time.Second, "the owed full run did not run to its end", func() bool {
+		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 2
+	})
+}
