@@ -17,9 +17,9 @@ import (
 // does against the real API (a page of 50 at a time, within the budget),
 // and notes the order of list pages and removals.
 type slowListing struct {
-	next  http.RoundTripper
-	delay atomic.Int64 // nanoseconds per listed page; 0: none
-	mu    gosync.Mutex
+	next    http.RoundTripper
+	delay   atomic.Int64 // nanoseconds per listed page; 0: none
+	mu      gosync.Mutex
 	pages   int         // list pages requested since the delay was set
 	seen    []string    // "DELETE after N pages"
 	deletes []time.Time // when each DELETE left
