@@ -174,6 +174,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		r.log.Warn("plan-only mode: scimflare computes and logs plans but never writes to Cloudflare")
 	}
 
+	r.preemptions = 0 // a replica that leads again starts afresh
 	// owed: a scheduled full run gave way to an urgent run and is due
 	// again right after it. mayExpiry, mayDebounce: which urgent runs may
 	// still go before it — each once per time it gave way, so that SCIM
@@ -204,6 +205,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		r.nextRun = cronNext
+		if owed {
+			r.nextRun = r.now() // the full run that gave way, right after what goes first
+		}
 		expiryAt := r.nextExpiry
 		r.mu.Unlock()
 		debounceAt := r.debounceDue(cfg.Sync.Debounce)

@@ -192,7 +192,12 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 			ownedFrom(ua, recs, nil)
 			continue
 		}
-		listed, err := api.ListUserGroups(ctx, a.ID)
+		lctx := ctx
+		if reg.req.kind == targetedRun || reg.req.kind == expiryRun {
+			// No copy yet: the urgent run's own read (see Read).
+			lctx = cloudflare.Urgent(ctx)
+		}
+		listed, err := api.ListUserGroups(lctx, a.ID)
 		if err != nil {
 			return fmt.Errorf("list the user groups of account %s: %w", a.Name, err)
 		}
@@ -200,7 +205,7 @@ func (reg *registry) readUserGroups(ctx context.Context) error {
 		for _, g := range listed {
 			ag := plan.ActualGroup{ID: g.ID, Name: g.Name, Policies: keysOf(cloudflare.Member{Policies: g.Policies})}
 			if _, mine := ua.owned[g.ID]; mine {
-				ms, err := api.ListUserGroupMembers(ctx, a.ID, g.ID)
+				ms, err := api.ListUserGroupMembers(lctx, a.ID, g.ID)
 				if err != nil {
 					return fmt.Errorf("list the members of user group %s in account %s: %w", g.Name, a.Name, err)
 				}

@@ -85,8 +85,8 @@ const bulkReserve = 10 // percent
 // reserve is left.
 func (l *limiter) acquire(ctx context.Context, bulk bool) error {
 	keep := 0
-	if bulk {
-		keep = l.w.limit * bulkReserve / 100
+	if bulk && l.w.limit > 1 {
+		keep = max(1, l.w.limit*bulkReserve/100)
 	}
 	for {
 		if err := ctx.Err(); err != nil {
