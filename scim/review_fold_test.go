@@ -2,6 +2,8 @@ package scim_test
 
 import (
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -37,5 +39,63 @@ func TestUserNameEqFindsWhatConflicts(t *testing.T) {
 				t.Errorf("%s finds %v, want the user %q (%s) that made the POST conflict", q, got["totalResults"], c.stored, id)
 			}
 		}
+	}
+}
+
+// TestConcurrentLookupsAndCreates: IdP lookups (`userName eq`, GET by id,
+// plain lists) running while users are created, all on scimflare's own
+// answer writers, each see a whole user or none (run with -race).
+func TestConcurrentLookupsAndCreates(t *testing.T) {
+	e := newEnv(t)
+	seed := e.createUser("seed@example.com")
+	const writers, per = 4, 15
+	done := make(chan struct{})
+	errs := make(chan string, 64)
+	go func() {
+		defer close(done)
+		for w := range writers {
+			for i := range per {
+				name := fmt.Sprintf("u%d-%d@example.com", w, i)
+				if r := e.req("POST", "/Users", fmt.Sprintf(`{"schemas":[%q],"userName":%q,"displayName":"U %d"}`, userURN, name, i)); r.status != 201 {
+					errs <- fmt.Sprintf("POST %s: %d %s", name, r.status, r.raw)
+					return
+				}
+			}
+		}
+	}()
+	var readers sync.WaitGroup
+	for range 3 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for _, p := range []string{"/Users?" + filterQuery(`userName eq "SEED@example.com"`), "/Users/" + seed, "/Users?count=5"} {
+					r := e.req("GET", p, "")
+					if r.status != 200 {
+						errs <- fmt.Sprintf("GET %s: %d %s", p, r.status, r.raw)
+						return
+					}
+					if p != "/Users?count=5" && !strings.Contains(string(r.raw), `"id":"`+seed+`"`) {
+						errs <- fmt.Sprintf("GET %s lost the seeded user: %s", p, r.raw)
+						return
+					}
+				}
+			}
+		}()
+	}
+	<-done
+	readers.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
+	}
+	r := e.must(200, "GET", "/Users?count=0", "").obj(t)
+	if r["totalResults"] != float64(1+writers*per) {
+		t.Errorf("totalResults %v, want %d", r["totalResults"], 1+writers*per)
 	}
 }
