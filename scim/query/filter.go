@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/scimflare/scimflare/scim/attr"
+	"github.com/scimflare/scimflare/store"
 )
 
 // Filter is a compiled SCIM filter. It is immutable and safe for concurrent use.
@@ -98,6 +99,11 @@ type compareExpr struct {
 	caseExact bool
 	val       any    // nil, bool, float64, time.Time, or string (lower-cased unless caseExact)
 	raw       string // string comparison value as written
+	// fold is the string value as store.Fold folds it, when the
+	// comparison ignores case: equality and substrings compare folded
+	// values, so that a filter matches exactly the names the store's
+	// indexes and uniqueness (store.Fold) take for the same one.
+	fold string
 }
 
 func (c *compareExpr) eval(s map[string]any) bool {
@@ -186,7 +192,14 @@ func (c *compareExpr) match(v any, op string) bool {
 			return false
 		}
 		if !c.caseExact {
-			got = strings.ToLower(got)
+			switch op {
+			case "eq", "co", "sw", "ew":
+				got, want = store.Fold(got), c.fold
+			default:
+				// Ordering keeps lower-case order: store.Fold folds
+				// ASCII to upper case.
+				got = strings.ToLower(got)
+			}
 		}
 		switch op {
 		case "co":

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scimflare/scimflare/store"
 )
 
 type tokKind int
@@ -326,7 +328,7 @@ func (c *compareExpr) setValue(t token) error {
 			return fmt.Errorf("a dateTime attribute takes a quoted date-time")
 		}
 		if substring {
-			c.val = strings.ToLower(s)
+			c.val, c.fold = strings.ToLower(s), store.Fold(s)
 			return nil
 		}
 		tm, ok := parseTime(s)
@@ -344,6 +346,7 @@ func (c *compareExpr) setValue(t token) error {
 		}
 		c.raw = s
 		if !c.caseExact {
+			c.fold = store.Fold(s)
 			s = strings.ToLower(s)
 		}
 		c.val = s
