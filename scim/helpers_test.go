@@ -166,6 +166,16 @@ func (r resp) obj(t testing.TB) map[string]any {
 
 func (e *env) req(method, path, body string, hdr ...string) resp {
 	e.t.Helper()
+	r, err := e.send(method, path, body, hdr...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// send is req for other goroutines than the test's: it returns the
+// transport error instead of failing the test.
+func (e *env) send(method, path, body string, hdr ...string) (resp, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -176,7 +186,7 @@ func (e *env) req(method, path, body string, hdr ...string) resp {
 	}
 	r, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		return resp{}, err
 	}
 	r.Header.Set("Authorization", "Bearer "+e.token)
 	if body != "" {
@@ -191,14 +201,14 @@ func (e *env) req(method, path, body string, hdr ...string) resp {
 	}
 	res, err := http.DefaultClient.Do(r)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		return resp{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		return resp{}, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}
-	return resp{status: res.StatusCode, header: res.Header, raw: raw}
+	return resp{status: res.StatusCode, header: res.Header, raw: raw}, nil
 }
 
 // must sends a request and fails the test unless the status is want.

@@ -56,7 +56,12 @@ func TestConcurrentLookupsAndCreates(t *testing.T) {
 		for w := range writers {
 			for i := range per {
 				name := fmt.Sprintf("u%d-%d@example.com", w, i)
-				if r := e.req("POST", "/Users", fmt.Sprintf(`{"schemas":[%q],"userName":%q,"displayName":"U %d"}`, userURN, name, i)); r.status != 201 {
+				r, err := e.send("POST", "/Users", fmt.Sprintf(`{"schemas":[%q],"userName":%q,"displayName":"U %d"}`, userURN, name, i))
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				if r.status != 201 {
 					errs <- fmt.Sprintf("POST %s: %d %s", name, r.status, r.raw)
 					return
 				}
@@ -75,7 +80,11 @@ func TestConcurrentLookupsAndCreates(t *testing.T) {
 				default:
 				}
 				for _, p := range []string{"/Users?" + filterQuery(`userName eq "SEED@example.com"`), "/Users/" + seed, "/Users?count=5"} {
-					r := e.req("GET", p, "")
+					r, err := e.send("GET", p, "")
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
 					if r.status != 200 {
 						errs <- fmt.Sprintf("GET %s: %d %s", p, r.status, r.raw)
 						return
