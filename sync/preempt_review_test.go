@@ -475,3 +475,28 @@ func TestFullRunOfAnAllTouchGivesWay(t *testing.T) {
 		return metricValue(e.m.ReconcileRuns.WithLabelValues(ActorSchedule, OutcomeSuccess)) >= 2
 	})
 }
+
+// A reconciler that does not run (a follower, an offline command) reads
+// the status record each time and decodes it once per version: a new
+// record is seen at once.
+func TestFollowerSeesEachNewStatusRecord(t *testing.T) {
+	e := newEnv(t)
+	ids := e.users(2, "dev%d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	first := e.r.Status().LastRun
+	if first.IsZero() {
+		t.Fatal("no last run after apply")
+	}
+	if again := e.r.Status().LastRun; !again.Equal(first) {
+		t.Fatalf("status changed without a run: %s, then %s", first, again)
+	}
+	e.clock.Advance(time.Minute)
+	e.mustApply(RunOptions{})
+	if got := e.r.Status().LastRun; !got.Equal(first.Add(time.Minute)) {
+		t.Fatalf("status after a second run shows last run %s, want %s", got, first.Add(time.Minute))
+	}
+	if ok, why := e.r.Ready(); !ok {
+		t.Fatalf("not ready after two runs: %v", why)
+	}
+}

@@ -161,6 +161,9 @@ type Reconciler struct {
 
 	// saved is the run status as last recorded (nil: not read yet).
 	saved atomic.Pointer[savedStatus]
+	// readStatus is the status record a reconciler that does not run
+	// read last, decoded (cachedStatus).
+	readStatus atomic.Pointer[decodedStatus]
 	// expiries is the pending-expiry index (nil: not loaded yet).
 	expiries atomic.Pointer[expiryIndex]
 

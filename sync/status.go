@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -54,11 +55,28 @@ func (r *Reconciler) cachedStatus() (savedStatus, error) {
 	if s := r.saved.Load(); s != nil && r.Running() {
 		return *s, nil
 	}
-	s, err := r.loadStatus()
+	raw, err := r.state.Status(statusKey)
+	if err != nil {
+		return savedStatus{}, fmt.Errorf("read reconciler status: %w", err)
+	}
+	// A follower's probes read the record each time; decoding it (the
+	// removal window may hold hundreds of stamps) is done once per version
+	// of the record, not once per probe. Callers only read what they get.
+	if c := r.readStatus.Load(); c != nil && bytes.Equal(c.raw, raw) {
+		return c.s, nil
+	}
+	s, err := decodeStatus(raw)
 	if err == nil {
 		r.saved.CompareAndSwap(nil, &s)
+		r.readStatus.Store(&decodedStatus{raw: raw, s: s})
 	}
 	return s, err
+}
+
+// decodedStatus is a status record as read and its decoding.
+type decodedStatus struct {
+	raw []byte
+	s   savedStatus
 }
 
 // Withheld lists the removals a guard holds back, oldest first, from the
@@ -83,11 +101,15 @@ func withheldOf(cfg *Settings, ws []savedWithheld) []WithheldRemoval {
 func (r *Reconciler) PlanOnly() bool { return r.planOnly.Load() }
 
 func (r *Reconciler) loadStatus() (savedStatus, error) {
-	var s savedStatus
 	raw, err := r.state.Status(statusKey)
 	if err != nil {
-		return s, fmt.Errorf("read reconciler status: %w", err)
+		return savedStatus{}, fmt.Errorf("read reconciler status: %w", err)
 	}
+	return decodeStatus(raw)
+}
+
+func decodeStatus(raw []byte) (savedStatus, error) {
+	var s savedStatus
 	if raw == nil {
 		return s, nil
 	}
