@@ -2,14 +2,11 @@ package sync
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/scimflare/scimflare/sync/cloudflare"
-	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
 
 // BenchmarkLeaverDuringFullRun: a user deactivated while a scheduled full
@@ -24,18 +21,9 @@ import (
 func BenchmarkLeaverDuringFullRun(b *testing.B) {
 	e := newEnv(b, withRealTime())
 	slow := &slowListing{next: e.fake.HTTPClient().Transport}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
+	e.throughTransport(slow, cloudflare.Config{})
 	const handMade = 40 * 50
-	for i := range handMade {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.handMade(handMade)
 	const most = 1000
 	ids := e.users(most, "dev%04d@example.com")
 	e.group("cf-deployers", ids...)

@@ -23,17 +23,8 @@ func slowEnv(t *testing.T, handMade int) (*env, *slowListing, []string, int) {
 	t.Helper()
 	e := newEnv(t, withRealTime())
 	slow := &slowListing{next: e.fake.HTTPClient().Transport}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
-	for i := range handMade {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.throughTransport(slow, cloudflare.Config{})
+	e.handMade(handMade)
 	ids := e.users(3, "dev%d@example.com")
 	e.group("cf-deployers", ids...)
 	e.mustApply(RunOptions{})
@@ -160,17 +151,8 @@ func (s *slowWrites) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestOwedFullRunGoesRightAfterTheUrgentRun(t *testing.T) {
 	e := newEnv(t, withRealTime())
 	slow := &slowListing{next: &slowWrites{next: e.fake.HTTPClient().Transport, delay: 200 * time.Millisecond}}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
-	for i := range 20 * 50 {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.throughTransport(slow, cloudflare.Config{})
+	e.handMade(20 * 50)
 	ids := e.users(500, "dev%03d@example.com")
 	e.group("cf-deployers", ids...)
 	e.deactivate(ids...)
@@ -272,14 +254,7 @@ mappings:
 	e.cfg.Accounts[0].Model = mapping.ModelUserGroups
 	e.cfg.Accounts[1].Model = mapping.ModelUserGroups
 	hook := &preemptAt{next: e.fake.HTTPClient().Transport, r: func() *Reconciler { return e.r }}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: hook},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
+	e.throughTransport(hook, cloudflare.Config{})
 	ann := e.user("ann@example.com")
 	e.group("cf-deployers", ann)
 	e.mustApply(RunOptions{Actor: ActorSchedule})
@@ -357,17 +332,8 @@ func (p *onPages) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestOwedFullRunCoversAnAllTouch(t *testing.T) {
 	e := newEnv(t, withRealTime())
 	hook := &onPages{next: e.fake.HTTPClient().Transport, r: func() *Reconciler { return e.r }}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: hook},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
-	for i := range 20 * 50 {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.throughTransport(hook, cloudflare.Config{})
+	e.handMade(20 * 50)
 	ids := e.users(2, "dev%d@example.com")
 	e.group("cf-deployers", ids...)
 	e.mustApply(RunOptions{})
@@ -406,14 +372,7 @@ mappings:
     account: prod
     roles: [Super Administrator - All Privileges]
 `))
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: e.fake.HTTPClient(), Budget: 100,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
+	e.throughTransport(e.fake.HTTPClient().Transport, cloudflare.Config{Budget: 100})
 	bob := e.fake.AddMember(prodID, cftest.Member{Email: "bob@example.com", Roles: []string{e.roleID(prodID, mapping.SuperAdministrator)}})
 	alice := e.user("alice@example.com")
 	e.group("cf-owners", alice)

@@ -50,6 +50,28 @@ func (s *slowListing) listed() int {
 	return s.pages
 }
 
+// throughTransport gives e a Cloudflare client whose requests go through
+// rt (which ends in the fake), on a restarted reconciler; cfg may set
+// more of the client (a budget).
+func (e *env) throughTransport(rt http.RoundTripper, cfg cloudflare.Config) {
+	e.t.Helper()
+	cfg.BaseURL, cfg.Token, cfg.Clock, cfg.HTTPClient = e.fake.URL(), "test-token", e.clock, &http.Client{Transport: rt}
+	cf, err := cloudflare.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cf = cf
+	e.restart()
+}
+
+// handMade adds n members to prod that scimflare leaves alone: n/50
+// pages more in every listing.
+func (e *env) handMade(n int) {
+	for i := range n {
+		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
+	}
+}
+
 // A leaver deactivated while a scheduled full run lists a big account is
 // removed by a targeted run at once, not after the whole listing and the
 // full run's writes: the full run gives way before its first write and
@@ -57,19 +79,10 @@ func (s *slowListing) listed() int {
 func TestLeaverIsNotHeldBehindAFullRunsListing(t *testing.T) {
 	e := newEnv(t, withRealTime())
 	slow := &slowListing{next: e.fake.HTTPClient().Transport}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
+	e.throughTransport(slow, cloudflare.Config{})
 
 	const handMade = 40 * 50 // 40 pages of members scimflare leaves alone
-	for i := range handMade {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.handMade(handMade)
 	ids := e.users(3, "dev%d@example.com")
 	e.group("cf-deployers", ids...)
 	e.mustApply(RunOptions{})
@@ -125,17 +138,8 @@ func TestLeaverIsNotHeldBehindAFullRunsListing(t *testing.T) {
 func TestFullRunGivesWayAtMostThreeTimes(t *testing.T) {
 	e := newEnv(t, withRealTime())
 	slow := &slowListing{next: e.fake.HTTPClient().Transport}
-	cf, err := cloudflare.New(cloudflare.Config{
-		BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: &http.Client{Transport: slow},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cf = cf
-	e.restart()
-	for i := range 20 * 50 {
-		e.fake.AddMember(prodID, cftest.Member{Email: fmt.Sprintf("hand%04d@example.com", i), Roles: []string{e.roleID(prodID, "Administrator")}})
-	}
+	e.throughTransport(slow, cloudflare.Config{})
+	e.handMade(20 * 50)
 	ids := e.users(2, "dev%d@example.com")
 	e.group("cf-deployers", ids...)
 	slow.delay.Store(int64(30 * time.Millisecond)) // ≈ 0.6 s a listing
