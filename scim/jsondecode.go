@@ -106,20 +106,30 @@ func (d *plainDecoder) object(depth int) (map[string]any, bool) {
 			return nil, false
 		}
 		m[k] = v // a repeated name: the last value, as encoding/json
-		d.space()
-		if d.i >= len(d.b) {
+		if end, ok := d.separator('}'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		} else if end {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator reads what follows a member or an element: ',' (more to come)
+// or close (the end); anything else is not plain JSON.
+func (d *plainDecoder) separator(close byte) (end, ok bool) {
+	d.space()
+	if d.i >= len(d.b) {
+		return false, false
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return false, true
+	case close:
+		d.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (d *plainDecoder) array(depth int) (any, bool) {
@@ -140,18 +150,10 @@ func (d *plainDecoder) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		d.space()
-		if d.i >= len(d.b) {
+		if end, ok := d.separator(']'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		} else if end {
 			return a, true
-		default:
-			return nil, false
 		}
 	}
 }
