@@ -30,16 +30,8 @@ func newDiffEnv(tb testing.TB, dir string) *diffEnv {
 	st.DB().NoSync = true
 	tb.Cleanup(func() { _ = st.Close() })
 	now := time.Date(2026, 5, 1, 10, 11, 12, 0, time.UTC)
-	mk := func(lib bool) http.Handler {
-		s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(diffToken, st, time.Now), AuthFailureLimit: -1,
-			Now: func() time.Time { return now }})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		s.viaLibrary = lib
-		return s.Handler()
-	}
-	return &diffEnv{st: st, own: mk(false), lib: mk(true)}
+	clock := func() time.Time { return now }
+	return &diffEnv{st: st, own: ownOrLibrary(tb, st, diffToken, clock, false), lib: ownOrLibrary(tb, st, diffToken, clock, true)}
 }
 
 type diffAnswer struct {

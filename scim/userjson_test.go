@@ -83,12 +83,7 @@ func TestUserListAnswerIsTheLibrarys(t *testing.T) {
 
 	const token = "userjson-test-token"
 	serve := func(library bool) string {
-		s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(token, st, time.Now), AuthFailureLimit: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.viaLibrary = library
-		srv := httptest.NewServer(s.Handler())
+		srv := httptest.NewServer(ownOrLibrary(t, st, token, time.Now, library))
 		t.Cleanup(srv.Close)
 		return srv.URL + "/scim/v2"
 	}
@@ -180,13 +175,7 @@ func TestUserCreateAnswerIsTheLibrarys(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(token, st, time.Now), AuthFailureLimit: -1,
-			Now: func() time.Time { return now }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.viaLibrary = library
-		srv := httptest.NewServer(s.Handler())
+		srv := httptest.NewServer(ownOrLibrary(t, st, token, func() time.Time { return now }, library))
 		t.Cleanup(srv.Close)
 		return srv.URL + "/scim/v2"
 	}
@@ -296,4 +285,16 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 			t.Errorf("%#v:\n appendJSON:   %s %v\n json.Marshal: %s %v", v, got, gerr, want, werr)
 		}
 	}
+}
+
+// ownOrLibrary is a SCIM handler over st that answers users with
+// scimflare's own writers, or (library) the way it did before them.
+func ownOrLibrary(tb testing.TB, st store.Backend, token string, now func() time.Time, library bool) http.Handler {
+	tb.Helper()
+	s, err := New(st, Options{BasePath: "/scim/v2", Auth: NewAuthenticator(token, st, now), AuthFailureLimit: -1, Now: now})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.viaLibrary = library
+	return s.Handler()
 }

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -39,16 +38,11 @@ func slowEnv(t *testing.T, handMade int) (*env, *slowListing, []string, int) {
 func firstDelete(t *testing.T, slow *slowListing) int {
 	t.Helper()
 	slow.mu.Lock()
-	seen := append([]string(nil), slow.seen...)
-	slow.mu.Unlock()
-	if len(seen) == 0 {
+	defer slow.mu.Unlock()
+	if len(slow.after) == 0 {
 		t.Fatal("no DELETE seen")
 	}
-	var after int
-	if _, err := fmt.Sscanf(seen[0], "DELETE after %d pages", &after); err != nil {
-		t.Fatal(err)
-	}
-	return after
+	return slow.after[0]
 }
 
 // A leaver touched just before the scheduled full run starts (inside the
@@ -214,15 +208,8 @@ func (p *preemptAt) RoundTrip(req *http.Request) (*http.Response, error) {
 	if p.arm.Load() && req.Method == http.MethodGet && strings.Contains(req.URL.Path, stagingID) &&
 		strings.Contains(req.URL.Path, "user_groups/") && strings.HasSuffix(req.URL.Path, "/members") {
 		p.arm.Store(false)
-		r := p.r()
-		r.mu.Lock()
-		r.nextExpiry = r.now().Add(-time.Second)
-		r.mu.Unlock()
-		r.poke()
-		select {
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
-		case <-time.After(10 * time.Second):
+		if err := expireNowAndHold(req, p.r()); err != nil {
+			return nil, err
 		}
 	}
 	return p.next.RoundTrip(req)
@@ -309,15 +296,8 @@ func (p *onPages) RoundTrip(req *http.Request) (*http.Response, error) {
 		case 1:
 			p.r().TouchAll()
 		case 3:
-			r := p.r()
-			r.mu.Lock()
-			r.nextExpiry = r.now().Add(-time.Second)
-			r.mu.Unlock()
-			r.poke()
-			select {
-			case <-req.Context().Done():
-				return nil, req.Context().Err()
-			case <-time.After(10 * time.Second):
+			if err := expireNowAndHold(req, p.r()); err != nil {
+				return nil, err
 			}
 		}
 		time.Sleep(40 * time.Millisecond)
@@ -457,5 +437,20 @@ func TestFollowerSeesEachNewStatusRecord(t *testing.T) {
 	}
 	if ok, why := e.r.Ready(); !ok {
 		t.Fatalf("not ready after two runs: %v", why)
+	}
+}
+
+// expireNowAndHold makes an expiry due at once and holds req until the run
+// that sent it gives way (its context ends) or 10 s pass.
+func expireNowAndHold(req *http.Request, r *Reconciler) error {
+	r.mu.Lock()
+	r.nextExpiry = r.now().Add(-time.Second)
+	r.mu.Unlock()
+	r.poke()
+	select {
+	case <-req.Context().Done():
+		return req.Context().Err()
+	case <-time.After(10 * time.Second):
+		return nil
 	}
 }

@@ -21,7 +21,7 @@ type slowListing struct {
 	delay   atomic.Int64 // nanoseconds per listed page; 0: none
 	mu      gosync.Mutex
 	pages   int         // list pages requested since the delay was set
-	seen    []string    // "DELETE after N pages"
+	after   []int       // per DELETE: the list pages requested before it
 	deletes []time.Time // when each DELETE left
 }
 
@@ -33,7 +33,7 @@ func (s *slowListing) RoundTrip(req *http.Request) (*http.Response, error) {
 			s.pages++
 		}
 		if req.Method == http.MethodDelete {
-			s.seen = append(s.seen, fmt.Sprintf("DELETE after %d pages", s.pages))
+			s.after = append(s.after, s.pages)
 			s.deletes = append(s.deletes, time.Now())
 		}
 		s.mu.Unlock()
@@ -100,17 +100,7 @@ func TestLeaverIsNotHeldBehindAFullRunsListing(t *testing.T) {
 		_, ok := e.fake.Member(prodID, "dev0@example.com")
 		return !ok
 	})
-	slow.mu.Lock()
-	seen := append([]string(nil), slow.seen...)
-	slow.mu.Unlock()
-	if len(seen) == 0 {
-		t.Fatal("no DELETE seen")
-	}
-	var after int
-	if _, err := fmt.Sscanf(seen[0], "DELETE after %d pages", &after); err != nil {
-		t.Fatal(err)
-	}
-	if after >= pages {
+	if after := firstDelete(t, slow); after >= pages {
 		t.Fatalf("the leaver's removal went after %d list pages: it waited for the full run's whole listing (%d pages)", after, pages)
 	}
 
