@@ -402,8 +402,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 		d = nil
 		b.ReportAllocs()
 		stop := peakHeap()
+		var building, planning time.Duration
 		for b.Loop() {
+			began := time.Now()
 			d := build()
+			built := time.Now()
+			building += built.Sub(began)
 			for i := range in {
 				in[i].Desired = d.Accounts[in[i].ID]
 				in[i].Expired = d.Expired
@@ -411,6 +415,7 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 			if c := plan.Plan(in, false); !c.HasChanges() {
 				b.Fatal("expected the 1% of new members to be added")
 			}
+			planning += time.Since(built)
 			// A run drops its desired state when it ends; the next build
 			// must not find this one still live.
 			for i := range in {
@@ -419,6 +424,10 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 		}
 		peak := float64(stop()) / (1 << 20)
 		b.ReportMetric(peak, "peak-heap-MB")
+		// What a run spends where: the build (store reads and desired
+		// state) and the plan (the diff against Cloudflare and the ledger).
+		b.ReportMetric(building.Seconds()*1000/float64(b.N), "build-ms/op")
+		b.ReportMetric(planning.Seconds()*1000/float64(b.N), "plan-ms/op")
 		if n == 10_000 {
 			ceiling(b, "full plan ms per run", float64(b.Elapsed().Milliseconds())/float64(b.N), ceilingFullPlanMs)
 			ceiling(b, "full plan peak heap MiB", peak, ceilingFullPlanHeapMiB)

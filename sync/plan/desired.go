@@ -556,9 +556,19 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			continue
 		}
 		done[g.id] = true
+		if b.up == nil && len(done) > 1 {
+			// A full build grows the slice once per nested group rather
+			// than doubling it member by member: a department of a hundred
+			// teams otherwise copies its members seven times over.
+			if n, err := b.dir.GroupSize(g.id); err == nil {
+				f.members = slices.Grow(f.members, min(n, 1<<24))
+			}
+		}
 		if len(done) == 2 {
-			// A second group: its members may be the first one's.
-			f.index = make(map[string]int, len(f.members))
+			// A second group: its members may be the first one's. Sized
+			// for the groups reached so far, which a two-level tree (a
+			// department of teams) has all reached by now.
+			f.index = make(map[string]int, cap(f.members)+b.queuedSize(*q))
 			for i, m := range f.members {
 				f.index[m.id] = i
 			}
@@ -603,6 +613,21 @@ func (b *builder) flatten(root string) (*flattened, error) {
 	}
 	b.flat[root] = f
 	return f, nil
+}
+
+// queuedSize sums the direct members of the groups in q (a full build's
+// sizing hint; a targeted build reads no counts).
+func (b *builder) queuedSize(q groupQueue) int {
+	if b.up != nil {
+		return 0
+	}
+	n := 0
+	for _, g := range q {
+		if c, err := b.dir.GroupSize(g.id); err == nil {
+			n += c
+		}
+	}
+	return min(n, 1<<24)
 }
 
 type groupNode struct {

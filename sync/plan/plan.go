@@ -3,8 +3,10 @@ package plan
 import (
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
 	"github.com/scimflare/scimflare/mapping"
@@ -235,63 +237,87 @@ func (c *Changes) HasChanges() bool {
 func Plan(in []AccountInput, unmanagedRemove bool) *Changes {
 	c := &Changes{}
 	for _, a := range in {
-		ac := AccountChanges{ID: a.ID, Name: a.Name}
-		expired := map[string]map[string]Expired{}
-		for _, e := range a.Expired {
-			lower := identity.Key(e.Email)
-			if expired[lower] == nil {
-				expired[lower] = map[string]Expired{}
-			}
-			expired[lower][e.Key] = e
-		}
-		// Every email is planned, in any order; only those with something
-		// to say are sorted (a full plan of a million members sorted them
-		// all, for the 1% that change).
-		var out []planned
-		eachEmail(a, func(m inputs) {
-			email := m.email
-			ch, drift, rec := planMember(a, m, expired[email], unmanagedRemove)
-			if ch != nil && ch.Kind != RemoveMember && len(ch.Removed) > 0 && len(a.UserGroups) > 0 {
-				// An own key the member also holds through an owned group
-				// is no access lost (a group that drops it, or a removal
-				// from the group, counts it there).
-				via := setOf(a.heldThroughGroups(email))
-				for _, k := range ch.Removed {
-					if via[k] {
-						ch.stillHeld = append(ch.stillHeld, k)
-					}
-				}
-			}
-			if ch != nil || drift != nil || rec != nil {
-				out = append(out, planned{email, ch, drift, rec})
-			}
-		})
-		slices.SortFunc(out, func(x, y planned) int { return strings.Compare(x.email, y.email) })
-		n := 0
-		for _, p := range out {
-			if p.ch != nil {
-				n++
-			}
-		}
-		// Sized once: a first run at a million members plans a million
-		// additions, and a Change is ~400 bytes to copy on every growth.
-		if n > 0 {
-			ac.Changes = make([]Change, 0, n)
-		}
-		for _, p := range out {
-			for _, k := range p.drift {
-				c.Drift = append(c.Drift, Drift{AccountID: a.ID, Email: displayEmail(a, p.email), Key: k})
-			}
-			if p.ch != nil {
-				ac.Changes = append(ac.Changes, *p.ch)
-			}
-			if p.rec != nil {
-				c.Records = append(c.Records, Record{AccountID: a.ID, Email: displayEmail(a, p.email), Entry: *p.rec})
-			}
-		}
-		c.Accounts = append(c.Accounts, ac)
+		p := planAccount(a, unmanagedRemove)
+		c.Accounts = append(c.Accounts, p.changes)
+		c.Drift = append(c.Drift, p.drift...)
+		c.Records = append(c.Records, p.records...)
 	}
 	return c
+}
+
+// accountPlan is one account's part of a plan.
+type accountPlan struct {
+	changes AccountChanges
+	drift   []Drift
+	records []Record
+}
+
+// planAccount diffs one account (see Plan).
+func planAccount(a AccountInput, unmanagedRemove bool) accountPlan {
+	return planAccountWith(a, unmanagedRemove, planWorkers(a))
+}
+
+// planAccountWith is planAccount on workers goroutines.
+func planAccountWith(a AccountInput, unmanagedRemove bool, workers int) accountPlan {
+	ac := AccountChanges{ID: a.ID, Name: a.Name}
+	var p accountPlan
+	expired := map[string]map[string]Expired{}
+	for _, e := range a.Expired {
+		lower := identity.Key(e.Email)
+		if expired[lower] == nil {
+			expired[lower] = map[string]Expired{}
+		}
+		expired[lower][e.Key] = e
+	}
+	// Every email is planned, in any order; only those with something
+	// to say are sorted (a full plan of a million members sorted them
+	// all, for the 1% that change).
+	// One list per worker of eachEmail; sorted into one below.
+	outs := make([][]planned, workers)
+	eachEmail(a, len(outs), func(w int, m inputs) {
+		email := m.email
+		ch, drift, rec := planMember(a, m, expired[email], unmanagedRemove)
+		if ch != nil && ch.Kind != RemoveMember && len(ch.Removed) > 0 && len(a.UserGroups) > 0 {
+			// An own key the member also holds through an owned group
+			// is no access lost (a group that drops it, or a removal
+			// from the group, counts it there).
+			via := setOf(a.heldThroughGroups(email))
+			for _, k := range ch.Removed {
+				if via[k] {
+					ch.stillHeld = append(ch.stillHeld, k)
+				}
+			}
+		}
+		if ch != nil || drift != nil || rec != nil {
+			outs[w] = append(outs[w], planned{email, ch, drift, rec})
+		}
+	})
+	out := slices.Concat(outs...)
+	slices.SortFunc(out, func(x, y planned) int { return strings.Compare(x.email, y.email) })
+	n := 0
+	for _, p := range out {
+		if p.ch != nil {
+			n++
+		}
+	}
+	// Sized once: a first run at a million members plans a million
+	// additions, and a Change is ~400 bytes to copy on every growth.
+	if n > 0 {
+		ac.Changes = make([]Change, 0, n)
+	}
+	for _, o := range out {
+		for _, k := range o.drift {
+			p.drift = append(p.drift, Drift{AccountID: a.ID, Email: displayEmail(a, o.email), Key: k})
+		}
+		if o.ch != nil {
+			ac.Changes = append(ac.Changes, *o.ch)
+		}
+		if o.rec != nil {
+			p.records = append(p.records, Record{AccountID: a.ID, Email: displayEmail(a, o.email), Entry: *o.rec})
+		}
+	}
+	p.changes = ac
+	return p
 }
 
 // planned is one email's plan: its change, drift and record.
@@ -312,41 +338,49 @@ type inputs struct {
 	inLedger bool
 }
 
+// parallelPlanMin is the number of desired members from which an account
+// is planned on several cores: below it a goroutine costs more than it
+// saves (a targeted run plans a handful).
+const parallelPlanMin = 10_000
+
+// planWorkers is how many goroutines plan a's desired members.
+func planWorkers(a AccountInput) int {
+	if a.Scope != nil || len(a.Desired) < parallelPlanMin {
+		return 1
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
 // eachEmail calls fn once for every email a plans — the scope, or every
-// email desired, in Cloudflare or in the ledger — in no set order. The
-// union is taken by lookups in the maps there are: no set map, which at a
-// million members is a large table grown step by step; and each email is
-// looked up once per map (twice was a full plan's biggest cost after the
-// build: random reads in three maps of a million).
-func eachEmail(a AccountInput, fn func(inputs)) {
+// email desired, in Cloudflare or in the ledger — in no set order, from
+// up to workers goroutines at once (w, below workers, tells them apart).
+// The union is taken by lookups in the maps there are: no set map, which
+// at a million members is a large table grown step by step; and each email
+// is looked up once per map (twice was a full plan's biggest cost after the
+// build: random reads in three maps of a million). Those lookups are most
+// of a plan, and they only read: an account of a million members spreads
+// them over the cores.
+func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	if a.Scope != nil {
 		for e := range a.Scope {
 			m := inputs{email: e, d: a.Desired[e]}
 			m.act, m.present = a.Actual[e]
 			m.led, m.inLedger = a.Ledger[e]
-			fn(m)
+			fn(0, m)
 		}
 		return
 	}
 	// Counted as they are met, so that a map whose every email was met
 	// already is not walked again (the steady state: every member is
 	// wanted and recorded).
-	actualMet, ledgerMet := 0, 0
-	for e, d := range a.Desired {
-		m := inputs{email: e, d: d}
-		m.act, m.present = a.Actual[e]
-		m.led, m.inLedger = a.Ledger[e]
-		actualMet += b2i(m.present)
-		ledgerMet += b2i(m.inLedger)
-		fn(m)
-	}
+	actualMet, ledgerMet := eachDesired(a, workers, fn)
 	if actualMet < len(a.Actual) {
 		for e, act := range a.Actual {
 			if _, ok := a.Desired[e]; !ok {
 				m := inputs{email: e, act: act, present: true}
 				m.led, m.inLedger = a.Ledger[e]
 				ledgerMet += b2i(m.inLedger)
-				fn(m)
+				fn(0, m)
 			}
 		}
 	}
@@ -354,10 +388,66 @@ func eachEmail(a AccountInput, fn func(inputs)) {
 		for e, led := range a.Ledger {
 			_, desired := a.Desired[e]
 			if _, actual := a.Actual[e]; !desired && !actual {
-				fn(inputs{email: e, led: led, inLedger: true})
+				fn(0, inputs{email: e, led: led, inLedger: true})
 			}
 		}
 	}
+}
+
+// eachDesired is eachEmail's walk of the desired members; it counts those
+// met in Cloudflare and in the ledger.
+func eachDesired(a AccountInput, workers int, fn func(w int, m inputs)) (actualMet, ledgerMet int) {
+	visit := func(w int, e string, d *DesiredMember) (present, inLedger bool) {
+		m := inputs{email: e, d: d}
+		m.act, m.present = a.Actual[e]
+		m.led, m.inLedger = a.Ledger[e]
+		fn(w, m)
+		return m.present, m.inLedger
+	}
+	if workers <= 1 {
+		for e, d := range a.Desired {
+			p, l := visit(0, e, d)
+			actualMet += b2i(p)
+			ledgerMet += b2i(l)
+		}
+		return actualMet, ledgerMet
+	}
+	// The map is walked here and handed out in batches; the workers look
+	// each member up and plan it.
+	type entry struct {
+		email string
+		d     *DesiredMember
+	}
+	const batch = 1024
+	work := make(chan []entry, 2*workers)
+	met := make([][2]int, workers)
+	var wg gosync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for es := range work {
+				for _, x := range es {
+					p, l := visit(w, x.email, x.d)
+					met[w][0] += b2i(p)
+					met[w][1] += b2i(l)
+				}
+			}
+		})
+	}
+	es := make([]entry, 0, batch)
+	for e, d := range a.Desired {
+		if es = append(es, entry{e, d}); len(es) == batch {
+			work <- es
+			es = make([]entry, 0, batch)
+		}
+	}
+	work <- es
+	close(work)
+	wg.Wait()
+	for _, m := range met {
+		actualMet += m[0]
+		ledgerMet += m[1]
+	}
+	return actualMet, ledgerMet
 }
 
 func b2i(b bool) int {
