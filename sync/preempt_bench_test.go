@@ -74,4 +74,5 @@ func BenchmarkLeaverDuringFullRun(b *testing.B) {
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(took[len(took)-1].Microseconds())/1000, "max-ms")
+	ceiling(b, "leaver during a full run's listing, p99 ms", q(0.99), ceilingLeaverP99ms)
 }

@@ -312,10 +312,20 @@ func ceiling(b *testing.B, what string, got, limit float64) {
 // shared 2-core machine, 2026-12-06: a one-user deactivation's p99 is
 // 1–3 ms (≈ 100 ms when a targeted run read the whole ledger and member
 // cache); a full plan ≈ 0.2 s and ≈ 60 MB peak heap.
+//
+// Status and readiness while full runs go on (points 1 and 2): p99 0.02 ms
+// (ready) and 0.06 ms (status) at 100k; when either derived its answer from
+// the store again, it took ≈ 0.25 s at 10k (2.5 s at 100k).
 const (
 	ceilingTargetedP99ms   = 40
 	ceilingFullPlanMs      = 2000
 	ceilingFullPlanHeapMiB = 400
+	ceilingStatusP99ms     = 50
+	ceilingReadyP99ms      = 10
+	// A leaver during a full run's listing (BenchmarkLeaverDuringFullRun):
+	// p99 ≈ 70–100 ms when the full run gives way, ≈ 4.4 s when the
+	// leaver waits for the listing to end.
+	ceilingLeaverP99ms = 1000
 )
 
 func benchFlag() string {
@@ -639,5 +649,18 @@ func BenchmarkScaleStatusDuringFullRun(b *testing.B) {
 		}
 		// Full runs that ended while (or just after) the calls were timed.
 		b.ReportMetric(float64(runs.Load()), "full-runs-done")
+		if n == 10_000 {
+			// The calls must have met full runs, or the figures say nothing.
+			if runs.Load() == 0 {
+				b.Fatal("no full run ended while status and readiness were timed")
+			}
+			ceiling(b, "status p99 ms while full runs go on", quantileMs(status, 0.99), ceilingStatusP99ms)
+			ceiling(b, "ready p99 ms while full runs go on", quantileMs(ready, 0.99), ceilingReadyP99ms)
+		}
 	})
+}
+
+// quantileMs is the p quantile of sorted durations, in milliseconds.
+func quantileMs(sorted []time.Duration, p float64) float64 {
+	return float64(sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Nanoseconds()) / 1e6
 }
