@@ -24,7 +24,12 @@ type accountRead struct {
 	gone   []store.LedgerEntry
 	marks  []store.LedgerEntry
 	actual map[string]plan.Actual
-	listed []cloudflare.Member
+	// listed is a fresh listing as the member cache keeps it, written
+	// when the run records its reads; Cloudflare's answer itself (roles,
+	// policies, derived policies, role names per member) is not kept
+	// through the run: at a million members it was the run's largest
+	// input.
+	listed []store.CachedMember
 	fresh  bool
 	// settle records what the listing says about unconfirmed entries
 	// (intents); settled are the changes it shows applied.
@@ -42,16 +47,20 @@ type accountRead struct {
 	whole bool
 }
 
-// actualFromMembers keys a listing by identity. The members of an account
-// mostly hold the same few keys: each key's text is kept once, or a
-// listing of a million members would keep a million copies of each
-// policy key live through the run.
-func actualFromMembers(ms []cloudflare.Member, in interner) map[string]plan.Actual {
-	out := make(map[string]plan.Actual, len(ms))
-	for _, m := range ms {
-		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: in.keys(keysOf(m))}
+// fromListing keys a listing by identity, and lists it as the member
+// cache keeps it; both hold the same strings and key lists, which nothing
+// writes into. The members of an account mostly hold the same few keys:
+// each key's text is kept once, or a listing of a million members would
+// keep a million copies of each policy key live through the run.
+func fromListing(accountID string, ms []cloudflare.Member, in interner) (map[string]plan.Actual, []store.CachedMember) {
+	actual := make(map[string]plan.Actual, len(ms))
+	cache := make([]store.CachedMember, len(ms))
+	for i, m := range ms {
+		keys := in.keys(keysOf(m))
+		actual[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
+		cache[i] = store.CachedMember{AccountID: accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
 	}
-	return out
+	return actual, cache
 }
 
 func actualFromCache(cached map[string]store.CachedMember, in interner) map[string]plan.Actual {
@@ -88,14 +97,6 @@ func (in interner) keys(keys []string) []string {
 		}
 	}
 	return keys
-}
-
-func cacheFromMembers(accountID string, ms []cloudflare.Member) []store.CachedMember {
-	out := make([]store.CachedMember, len(ms))
-	for i, m := range ms {
-		out[i] = cachedMember(accountID, m)
-	}
-	return out
 }
 
 func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
@@ -223,9 +224,9 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		if err != nil {
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
-		rd.listed, rd.fresh = members, true
+		rd.fresh = true
 		reg.legacy.learn(a.ID, members...)
-		rd.actual = actualFromMembers(members, keys)
+		rd.actual, rd.listed = fromListing(a.ID, members, keys)
 	} else {
 		cached, err := reg.state.CachedMembers(a.ID)
 		if err != nil {
@@ -367,7 +368,7 @@ func (reg *registry) recordReads() error {
 		if err := reg.commitSettled(rd.settle, rd.settled); err != nil {
 			return fmt.Errorf("record the outcome of unconfirmed writes in account %s: %w", a.Name, err)
 		}
-		if err := reg.state.ReplaceMemberCache(a.ID, cacheFromMembers(a.ID, rd.listed), reg.now); err != nil {
+		if err := reg.state.ReplaceMemberCache(a.ID, rd.listed, reg.now); err != nil {
 			return fmt.Errorf("store the member list of account %s: %w", a.Name, err)
 		}
 		reg.refreshed[a.ID] = true

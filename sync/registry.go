@@ -415,14 +415,14 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 		if err != nil {
 			return plan.Change{}, false, err
 		}
-		fresh := actualFromMembers(members, interner{})
+		fresh, cache := fromListing(ch.AccountID, members, interner{})
 		reg.learnRoles(ch.AccountID, members...)
 		// Settle before the cache is replaced: it holds what settling
 		// compares.
 		if err := reg.settleAll(in, fresh); err != nil {
 			return plan.Change{}, false, err
 		}
-		if err := reg.state.ReplaceMemberCache(ch.AccountID, cacheFromMembers(ch.AccountID, members), reg.clock()); err != nil {
+		if err := reg.state.ReplaceMemberCache(ch.AccountID, cache, reg.clock()); err != nil {
 			return plan.Change{}, false, fmt.Errorf("store the member list: %w", err)
 		}
 		in.Actual = fresh

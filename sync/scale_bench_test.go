@@ -326,6 +326,11 @@ const (
 	// p99 ≈ 70–100 ms when the full run gives way, ≈ 4.4 s when the
 	// leaver waits for the listing to end.
 	ceilingLeaverP99ms = 1000
+	// What a full run keeps per member of a listing through its plan
+	// (BenchmarkListingMemory): ≈ 340 bytes; ≈ 1,170 when the client's
+	// strings kept each page's whole answer alive, ≈ 2,700 when the run
+	// also kept the client's listing itself.
+	ceilingKeptPerMember = 600
 )
 
 func benchFlag() string {

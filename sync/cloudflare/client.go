@@ -205,8 +205,12 @@ func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, e
 	if accountID == "" {
 		return nil, errors.New("list members: account id is empty")
 	}
-	out, err := listAll(ctx, fmt.Sprintf("list members of account %s", accountID),
-		func(ctx context.Context, page int) ([]shared.Member, string, error) {
+	// Each page is turned into Members as it comes: the SDK's answer keeps
+	// every field's raw JSON beside its value, several times the size of
+	// what scimflare reads, and a listing of a million members held all of
+	// it until the last page.
+	return listAll(ctx, fmt.Sprintf("list members of account %s", accountID),
+		func(ctx context.Context, page int) ([]Member, string, error) {
 			p := accounts.MemberListParams{}
 			p.AccountID.Value, p.AccountID.Present = accountID, true
 			p.Page.Value, p.Page.Present = float64(page), true
@@ -221,17 +225,13 @@ func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, e
 			if err != nil {
 				return nil, "", err
 			}
-			return res.Result, res.JSON.RawJSON(), nil
+			ms := make([]Member, len(res.Result))
+			for i, m := range res.Result {
+				ms[i] = memberFrom(m, accountID)
+			}
+			return ms, res.JSON.RawJSON(), nil
 		},
-		func(m shared.Member) string { return m.ID })
-	if err != nil {
-		return nil, err
-	}
-	ms := make([]Member, 0, len(out))
-	for _, m := range out {
-		ms = append(ms, memberFrom(m, accountID))
-	}
-	return ms, nil
+		func(m Member) string { return m.ID })
 }
 
 // listAll fetches every page of a V4 page-paginated listing and proves it
@@ -556,6 +556,9 @@ func memberFrom(m shared.Member, accountID string) Member {
 		out.Email = m.User.Email
 	}
 	out.Email = strings.TrimSpace(out.Email)
+	// Copies: the SDK's strings may share the memory of the whole page's
+	// answer, which a member kept through a run would keep with it.
+	out.ID, out.Email, out.Status = strings.Clone(out.ID), strings.Clone(out.Email), strings.Clone(out.Status)
 	roleNames := map[string]bool{}
 	for _, r := range m.Roles {
 		out.Roles = append(out.Roles, r.ID)

@@ -190,8 +190,10 @@ func (c *Client) ListUserGroupMembers(ctx context.Context, accountID, groupID st
 	if accountID == "" || groupID == "" {
 		return nil, errors.New("list user group members: account or group id is empty")
 	}
-	out, err := listAll(ctx, fmt.Sprintf("list members of user group %s of account %s", groupID, accountID),
-		func(ctx context.Context, page int) ([]iam.UserGroupMemberListResponse, string, error) {
+	// Page by page into GroupMembers, strings copied, as ListMembers does:
+	// a user group can hold every member of the account.
+	return listAll(ctx, fmt.Sprintf("list members of user group %s of account %s", groupID, accountID),
+		func(ctx context.Context, page int) ([]GroupMember, string, error) {
 			p := iam.UserGroupMemberListParams{}
 			p.AccountID.Value, p.AccountID.Present = accountID, true
 			p.Page.Value, p.Page.Present = float64(page), true
@@ -205,17 +207,13 @@ func (c *Client) ListUserGroupMembers(ctx context.Context, accountID, groupID st
 			if err != nil {
 				return nil, "", err
 			}
-			return res.Result, res.JSON.RawJSON(), nil
+			ms := make([]GroupMember, len(res.Result))
+			for i, m := range res.Result {
+				ms[i] = GroupMember{ID: strings.Clone(m.ID), Email: strings.Clone(strings.TrimSpace(m.Email)), Status: strings.Clone(string(m.Status))}
+			}
+			return ms, res.JSON.RawJSON(), nil
 		},
-		func(m iam.UserGroupMemberListResponse) string { return m.ID })
-	if err != nil {
-		return nil, err
-	}
-	ms := make([]GroupMember, 0, len(out))
-	for _, m := range out {
-		ms = append(ms, GroupMember{ID: m.ID, Email: strings.TrimSpace(m.Email), Status: string(m.Status)})
-	}
-	return ms, nil
+		func(m GroupMember) string { return m.ID })
 }
 
 // AddUserGroupMembers adds account members (by account member id) to the
