@@ -7,6 +7,7 @@ package sync
 
 import (
 	"maps"
+	"strings"
 	gosync "sync"
 
 	"github.com/scimflare/scimflare/mapping"
@@ -40,7 +41,8 @@ func (l *legacyRoles) learn(accountID string, ms ...cloudflare.Member) bool {
 				l.names[accountID] = map[string]string{}
 			}
 			if l.names[accountID][id] != name {
-				l.names[accountID][id] = name
+				// Copies: a listing's strings may share its page's memory.
+				l.names[accountID][strings.Clone(id)] = strings.Clone(name)
 				learned = true
 			}
 		}
