@@ -47,20 +47,52 @@ type accountRead struct {
 	whole bool
 }
 
-// fromListing keys a listing by identity, and lists it as the member
-// cache keeps it; both hold the same strings and key lists, which nothing
-// writes into. The members of an account mostly hold the same few keys:
-// each key's text is kept once, or a listing of a million members would
-// keep a million copies of each policy key live through the run.
-func fromListing(accountID string, ms []cloudflare.Member, in interner) (map[string]plan.Actual, []store.CachedMember) {
-	actual := make(map[string]plan.Actual, len(ms))
-	cache := make([]store.CachedMember, len(ms))
-	for i, m := range ms {
-		keys := in.keys(keysOf(m))
-		actual[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
-		cache[i] = store.CachedMember{AccountID: accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
+// listing is an account's listing as a run keeps it, taken page by page:
+// the members keyed by identity, and the list the member cache keeps; both
+// hold the same strings and key lists, which nothing writes into. The
+// members of an account mostly hold the same few keys: each key's text is
+// kept once, or a listing of a million members would keep a million copies
+// of each policy key live through the run.
+type listing struct {
+	accountID string
+	in        interner
+	actual    map[string]plan.Actual
+	cache     []store.CachedMember
+}
+
+func newListing(accountID string, in interner) *listing {
+	l := &listing{accountID: accountID, in: in}
+	l.start()
+	return l
+}
+
+// start drops what was taken: the listing starts over.
+func (l *listing) start() {
+	l.actual, l.cache = map[string]plan.Actual{}, nil
+}
+
+// page takes one page of members.
+func (l *listing) page(ms []cloudflare.Member) {
+	for _, m := range ms {
+		keys := l.in.keys(keysOf(m))
+		l.actual[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
+		l.cache = append(l.cache, store.CachedMember{AccountID: l.accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys})
 	}
-	return actual, cache
+}
+
+// listMembers lists an account into a listing; the client's members are
+// never all held at once. learn is shown each page first (the role names
+// it names).
+func (reg *registry) listMembers(ctx context.Context, accountID string, in interner, learn func(string, ...cloudflare.Member) bool) (*listing, error) {
+	l := newListing(accountID, in)
+	err := reg.cf.ListMembersPages(ctx, accountID, l.start, func(ms []cloudflare.Member) {
+		learn(accountID, ms...)
+		l.page(ms)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func actualFromCache(cached map[string]store.CachedMember, in interner) map[string]plan.Actual {
@@ -220,13 +252,12 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			// read, not a full run's; it may use the budget's reserve.
 			lctx = cloudflare.Urgent(ctx)
 		}
-		members, err := reg.cf.ListMembers(lctx, a.ID)
+		l, err := reg.listMembers(lctx, a.ID, keys, reg.legacy.learn)
 		if err != nil {
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
 		rd.fresh = true
-		reg.legacy.learn(a.ID, members...)
-		rd.actual, rd.listed = fromListing(a.ID, members, keys)
+		rd.actual, rd.listed = l.actual, l.cache
 	} else {
 		cached, err := reg.state.CachedMembers(a.ID)
 		if err != nil {

@@ -411,12 +411,11 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 	if !reg.refreshed[ch.AccountID] {
 		// The change's own read (a Super Administrator's removal, a
 		// member gone): it may use the budget's reserve.
-		members, err := reg.cf.ListMembers(cloudflare.Urgent(ctx), ch.AccountID)
+		l, err := reg.listMembers(cloudflare.Urgent(ctx), ch.AccountID, interner{}, reg.learnRoles)
 		if err != nil {
 			return plan.Change{}, false, err
 		}
-		fresh, cache := fromListing(ch.AccountID, members, interner{})
-		reg.learnRoles(ch.AccountID, members...)
+		fresh, cache := l.actual, l.cache
 		// Settle before the cache is replaced: it holds what settling
 		// compares.
 		if err := reg.settleAll(in, fresh); err != nil {

@@ -202,14 +202,30 @@ func (c *Client) BudgetLeft() int { return c.limiter.left() }
 // does not add up (see ErrIncompleteListing), fails the whole listing, as a
 // partial list would look like members to remove.
 func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, error) {
+	var out []Member
+	err := c.ListMembersPages(ctx, accountID, func() { out = out[:0] }, func(ms []Member) { out = append(out, ms...) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListMembersPages is ListMembers handing over each page as it comes, so
+// that a caller that keeps less than a Member per member (a full run
+// keeps about a seventh) never holds the whole listing. start is called
+// before the first page, and again when the listing starts over from page 1
+// (its total changed under it): the caller drops what it took so far. A
+// listing that fails may have handed over pages; the error says it is not
+// complete.
+func (c *Client) ListMembersPages(ctx context.Context, accountID string, start func(), page func([]Member)) error {
 	if accountID == "" {
-		return nil, errors.New("list members: account id is empty")
+		return errors.New("list members: account id is empty")
 	}
 	// Each page is turned into Members as it comes: the SDK's answer keeps
 	// every field's raw JSON beside its value, several times the size of
 	// what scimflare reads, and a listing of a million members held all of
 	// it until the last page.
-	return listAll(ctx, fmt.Sprintf("list members of account %s", accountID),
+	return listEach(ctx, fmt.Sprintf("list members of account %s", accountID),
 		func(ctx context.Context, page int) ([]Member, string, error) {
 			p := accounts.MemberListParams{}
 			p.AccountID.Value, p.AccountID.Present = accountID, true
@@ -231,60 +247,75 @@ func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, e
 			}
 			return ms, res.JSON.RawJSON(), nil
 		},
-		func(m Member) string { return m.ID })
+		func(m Member) string { return m.ID }, start, page)
 }
 
 // listAll fetches every page of a V4 page-paginated listing and proves it
-// complete: each answer says success, carries a result array and a
-// result_info with total_count; the pages add up to total_count exactly,
-// no page before the last is short, and no id comes twice. When
-// total_count changes during the listing (the listed set changed under
-// it), it lists once more from page 1; a second change fails.
+// complete (see listEach).
 func listAll[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string) ([]T, error) {
+	var out []T
+	err := listEach(ctx, what, fetch, idOf, func() { out = out[:0] }, func(items []T) { out = append(out, items...) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listEach fetches every page of a V4 page-paginated listing, hands each
+// to page, and proves the listing complete: each answer says success,
+// carries a result array and a result_info with total_count; the pages add
+// up to total_count exactly, no page before the last is short, and no id
+// comes twice. When total_count changes during the listing (the listed set
+// changed under it), it lists once more from page 1, calling start again
+// first; a second change fails. start is called before the first page.
+func listEach[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, start func(), page func([]T)) error {
 	for attempt := 1; ; attempt++ {
-		out, changed, err := listOnce(ctx, what, fetch, idOf)
+		start()
+		changed, err := listOnce(ctx, what, fetch, idOf, page)
 		if err != nil || !changed {
-			return out, err
+			return err
 		}
 		if attempt == 2 {
-			return nil, fmt.Errorf("%s: %w: total_count changed during two listings in a row", what, ErrIncompleteListing)
+			return fmt.Errorf("%s: %w: total_count changed during two listings in a row", what, ErrIncompleteListing)
 		}
 	}
 }
 
-func listOnce[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string) (out []T, changed bool, err error) {
-	total := -1
+func listOnce[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, emit func([]T)) (changed bool, err error) {
+	total, listed := -1, 0
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
 		items, raw, err := fetch(ctx, page)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s, page %d: %w", what, page, err)
+			return false, fmt.Errorf("%s, page %d: %w", what, page, err)
 		}
 		n, err := pageTotal(raw)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s, page %d: %w: %s", what, page, ErrIncompleteListing, err)
+			return false, fmt.Errorf("%s, page %d: %w: %s", what, page, ErrIncompleteListing, err)
 		}
 		if total >= 0 && n != total {
-			return nil, true, nil
+			return true, nil
 		}
 		total = n
 		for _, it := range items {
 			id := idOf(it)
 			if seen[id] {
-				return nil, false, fmt.Errorf("%s, page %d: %w: id %s was listed twice", what, page, ErrIncompleteListing, id)
+				return false, fmt.Errorf("%s, page %d: %w: id %s was listed twice", what, page, ErrIncompleteListing, id)
 			}
 			seen[id] = true
-			out = append(out, it)
 		}
+		listed += len(items)
+		if listed > total {
+			return false, fmt.Errorf("%s, page %d: %w: %d listed, more than total_count %d", what, page, ErrIncompleteListing, listed, total)
+		}
+		emit(items)
 		switch {
-		case len(out) > total:
-			return nil, false, fmt.Errorf("%s, page %d: %w: %d listed, more than total_count %d", what, page, ErrIncompleteListing, len(out), total)
-		case len(out) == total:
-			return out, false, nil
+		case listed == total:
+			return false, nil
 		case len(items) < perPage:
-			return nil, false, fmt.Errorf("%s, page %d: %w: the page held %d of %d with only %d of total_count %d listed", what, page, ErrIncompleteListing, len(items), perPage, len(out), total)
+			return false, fmt.Errorf("%s, page %d: %w: the page held %d of %d with only %d of total_count %d listed", what, page, ErrIncompleteListing, len(items), perPage, listed, total)
 		case page >= maxPages:
-			return nil, false, fmt.Errorf("%s: listing exceeds %d pages; refusing to continue", what, maxPages)
+			return false, fmt.Errorf("%s: listing exceeds %d pages; refusing to continue", what, maxPages)
 		}
 	}
 }
