@@ -271,7 +271,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		}
 		rd.actual = actualFromCache(cached, keys)
 	}
-	rd.ledger = map[string]plan.LedgerEntry{}
+	rd.ledger = make(map[string]plan.LedgerEntry, len(led))
 	var intents, absent []store.LedgerEntry
 	for _, e := range led {
 		key := identity.Key(e.Email)
