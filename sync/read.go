@@ -104,12 +104,19 @@ func actualFromCache(cached map[string]store.CachedMember, in interner) map[stri
 }
 
 // sharedEntry is a ledger entry holding the member id and key texts the
-// account's member list already holds, rather than copies of its own.
+// account's member list already holds, rather than copies of its own; its
+// managed keys are the member's own list when they are the same keys (the
+// steady state: scimflare granted what the member holds), clipped, so that
+// an append copies. Nothing writes into either.
 func sharedEntry(e plan.LedgerEntry, act plan.Actual, in interner) plan.LedgerEntry {
 	if e.MemberID == act.MemberID {
 		e.MemberID = act.MemberID
 	}
-	in.keys(e.Managed)
+	if len(e.Managed) > 0 && slices.Equal(e.Managed, act.Keys) {
+		e.Managed = slices.Clip(act.Keys)
+	} else {
+		in.keys(e.Managed)
+	}
 	in.keys(e.Found)
 	return e
 }

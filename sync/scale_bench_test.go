@@ -414,13 +414,13 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				if k++; k%100 == 0 {
 					continue // not yet in Cloudflare
 				}
-				// The member id's and the keys' text once, the ledger entry
-				// its own key list, as the reconciler's read keeps them
+				// The member id and the key list once, as the reconciler's
+				// read keeps them when the ledger's keys are the member's
 				// (sync/read.go, listing and sharedEntry).
 				keys, id := m.Keys.KeyList(), "m-"+email
 				ai.Actual[email] = plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys}
 				cache = append(cache, store.CachedMember{AccountID: acct, MemberID: id, Email: email, Status: "accepted", Keys: keys})
-				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clone(keys)}
+				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)}
 				ai.ManagedGrants += len(keys)
 			}
 			in = append(in, ai)
