@@ -589,7 +589,7 @@ func memberFrom(m shared.Member, accountID string) Member {
 	out.Email = strings.TrimSpace(out.Email)
 	// Copies: the SDK's strings may share the memory of the whole page's
 	// answer, which a member kept through a run would keep with it.
-	out.ID, out.Email, out.Status = strings.Clone(out.ID), strings.Clone(out.Email), strings.Clone(out.Status)
+	out.ID, out.Email, out.Status = strings.Clone(out.ID), strings.Clone(out.Email), status(out.Status)
 	roleNames := map[string]bool{}
 	for _, r := range m.Roles {
 		out.Roles = append(out.Roles, r.ID)
@@ -616,6 +616,17 @@ func memberFrom(m shared.Member, accountID string) Member {
 		out.Policies = append(out.Policies, pol)
 	}
 	return out
+}
+
+// status is a member's status as a copy, the two Cloudflare sends shared.
+func status(s string) string {
+	switch s {
+	case "accepted":
+		return "accepted"
+	case "pending":
+		return "pending"
+	}
+	return strings.Clone(s)
 }
 
 // AccountScope is the scope key of the resource group that stands for the

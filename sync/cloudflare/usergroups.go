@@ -209,7 +209,7 @@ func (c *Client) ListUserGroupMembers(ctx context.Context, accountID, groupID st
 			}
 			ms := make([]GroupMember, len(res.Result))
 			for i, m := range res.Result {
-				ms[i] = GroupMember{ID: strings.Clone(m.ID), Email: strings.Clone(strings.TrimSpace(m.Email)), Status: strings.Clone(string(m.Status))}
+				ms[i] = GroupMember{ID: strings.Clone(m.ID), Email: strings.Clone(strings.TrimSpace(m.Email)), Status: status(string(m.Status))}
 			}
 			return ms, res.JSON.RawJSON(), nil
 		},
