@@ -60,15 +60,10 @@ type listing struct {
 	cache     []store.CachedMember
 }
 
-func newListing(accountID string, in interner) *listing {
-	l := &listing{accountID: accountID, in: in}
-	l.start()
-	return l
-}
-
-// start drops what was taken: the listing starts over.
-func (l *listing) start() {
-	l.actual, l.cache = map[string]plan.Actual{}, nil
+// start makes room for total members and drops what was taken: the
+// listing starts (over).
+func (l *listing) start(total int) {
+	l.actual, l.cache = make(map[string]plan.Actual, total), make([]store.CachedMember, 0, total)
 }
 
 // page takes one page of members.
@@ -84,7 +79,7 @@ func (l *listing) page(ms []cloudflare.Member) {
 // never all held at once. learn is shown each page first (the role names
 // it names).
 func (reg *registry) listMembers(ctx context.Context, accountID string, in interner, learn func(string, ...cloudflare.Member) bool) (*listing, error) {
-	l := newListing(accountID, in)
+	l := &listing{accountID: accountID, in: in}
 	err := reg.cf.ListMembersPages(ctx, accountID, l.start, func(ms []cloudflare.Member) {
 		learn(accountID, ms...)
 		l.page(ms)

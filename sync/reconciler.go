@@ -18,7 +18,7 @@ import (
 // Cloudflare is the slice of the Cloudflare client the reconciler uses;
 // *cloudflare.Client satisfies it.
 type Cloudflare interface {
-	ListMembersPages(ctx context.Context, accountID string, start func(), page func([]cloudflare.Member)) error
+	ListMembersPages(ctx context.Context, accountID string, start func(total int), page func([]cloudflare.Member)) error
 	CreateMember(ctx context.Context, accountID, email string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
 	UpdateMember(ctx context.Context, accountID, memberID string, roles []string, policies []cloudflare.Policy) (cloudflare.Member, error)
 	DeleteMember(ctx context.Context, accountID, memberID string) error

@@ -203,7 +203,7 @@ func (c *Client) BudgetLeft() int { return c.limiter.left() }
 // partial list would look like members to remove.
 func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, error) {
 	var out []Member
-	err := c.ListMembersPages(ctx, accountID, func() { out = out[:0] }, func(ms []Member) { out = append(out, ms...) })
+	err := c.ListMembersPages(ctx, accountID, func(total int) { out = make([]Member, 0, total) }, func(ms []Member) { out = append(out, ms...) })
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +213,11 @@ func (c *Client) ListMembers(ctx context.Context, accountID string) ([]Member, e
 // ListMembersPages is ListMembers handing over each page as it comes, so
 // that a caller that keeps less than a Member per member (a full run
 // keeps about a seventh) never holds the whole listing. start is called
-// before the first page, and again when the listing starts over from page 1
-// (its total changed under it): the caller drops what it took so far. A
-// listing that fails may have handed over pages; the error says it is not
-// complete.
-func (c *Client) ListMembersPages(ctx context.Context, accountID string, start func(), page func([]Member)) error {
+// with the listing's total_count before the first page, and again when the
+// listing starts over from page 1 (its total changed under it): the caller
+// drops what it took so far. A listing that fails may have handed over
+// pages; the error says it is not complete.
+func (c *Client) ListMembersPages(ctx context.Context, accountID string, start func(total int), page func([]Member)) error {
 	if accountID == "" {
 		return errors.New("list members: account id is empty")
 	}
@@ -254,7 +254,7 @@ func (c *Client) ListMembersPages(ctx context.Context, accountID string, start f
 // complete (see listEach).
 func listAll[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string) ([]T, error) {
 	var out []T
-	err := listEach(ctx, what, fetch, idOf, func() { out = out[:0] }, func(items []T) { out = append(out, items...) })
+	err := listEach(ctx, what, fetch, idOf, func(total int) { out = make([]T, 0, total) }, func(items []T) { out = append(out, items...) })
 	if err != nil {
 		return nil, err
 	}
@@ -265,13 +265,13 @@ func listAll[T any](ctx context.Context, what string, fetch func(context.Context
 // to page, and proves the listing complete: each answer says success,
 // carries a result array and a result_info with total_count; the pages add
 // up to total_count exactly, no page before the last is short, and no id
-// comes twice. When total_count changes during the listing (the listed set
-// changed under it), it lists once more from page 1, calling start again
-// first; a second change fails. start is called before the first page.
-func listEach[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, start func(), page func([]T)) error {
+// comes twice. start is called with total_count before the first page is
+// handed over; when total_count changes during the listing (the listed set
+// changed under it), it lists once more from page 1, calling start again;
+// a second change fails.
+func listEach[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, start func(total int), page func([]T)) error {
 	for attempt := 1; ; attempt++ {
-		start()
-		changed, err := listOnce(ctx, what, fetch, idOf, page)
+		changed, err := listOnce(ctx, what, fetch, idOf, start, page)
 		if err != nil || !changed {
 			return err
 		}
@@ -281,7 +281,7 @@ func listEach[T any](ctx context.Context, what string, fetch func(context.Contex
 	}
 }
 
-func listOnce[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, emit func([]T)) (changed bool, err error) {
+func listOnce[T any](ctx context.Context, what string, fetch func(context.Context, int) ([]T, string, error), idOf func(T) string, start func(int), emit func([]T)) (changed bool, err error) {
 	total, listed := -1, 0
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
@@ -307,6 +307,9 @@ func listOnce[T any](ctx context.Context, what string, fetch func(context.Contex
 		listed += len(items)
 		if listed > total {
 			return false, fmt.Errorf("%s, page %d: %w: %d listed, more than total_count %d", what, page, ErrIncompleteListing, listed, total)
+		}
+		if page == 1 {
+			start(min(total, maxPages*perPage))
 		}
 		emit(items)
 		switch {
