@@ -448,12 +448,7 @@ func (h groupHandler) Delete(r *http.Request, id string) error {
 // Member operations touch only the members they name, so a one-member PATCH
 // on a 100k-member group costs the same as on a small one.
 func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, body []byte) {
-	ops, err := patch.Parse(body)
-	if err != nil {
-		writeError(w, s.toSCIM(err, "Group", id))
-		return
-	}
-	attrOps, memberOps, err := patch.SplitMembers(ops)
+	attrOps, memberOps, err := s.groupPatchOps(body)
 	if err != nil {
 		writeError(w, s.toSCIM(err, "Group", id))
 		return
@@ -511,10 +506,26 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 	}
 	s.notify(d.change(g.ID, renamed))
 	want, excluded := listParams(r)
-	s.writePatched(w, r, want, excluded, func() elimity.Resource {
+	s.writePatched(w, r, want, excluded, versionTag(g.Meta.Version), func() elimity.Resource {
 		res, _ := s.readGroup(g, wantMembers(want, excluded) && len(want) > 0, want, excluded)
 		return res
 	}, "/Groups/"+g.ID)
+}
+
+// groupPatchOps is a Group PATCH body as attribute and member operations:
+// the shapes IdPs send for one-member changes read by memberPatch, the rest
+// (and every error) by the patch package.
+func (s *Server) groupPatchOps(body []byte) (attrOps []patch.Operation, memberOps []patch.MemberOp, err error) {
+	if !s.viaLibrary {
+		if ops, ok := memberPatch(body); ok {
+			return nil, ops, nil
+		}
+	}
+	ops, err := patch.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return patch.SplitMembers(ops)
 }
 
 func applyMemberOp(tx store.GroupTx, op patch.MemberOp, d *memberDelta) error {
