@@ -454,6 +454,11 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 		return
 	}
 	ifv, _ := ifMatch(r)
+	// Built before the write: every other writer waits while fn runs.
+	edits := make([]memberEdit, len(memberOps))
+	for i, op := range memberOps {
+		edits[i] = memberEditOf(op)
+	}
 	var d memberDelta
 	renamed := false
 	g, err := s.st.UpdateGroup(id, s.now(), ifv, func(tx store.GroupTx) error {
@@ -493,8 +498,8 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 				return err
 			}
 		}
-		for _, op := range memberOps {
-			if err := applyMemberOp(tx, op, &d); err != nil {
+		for _, e := range edits {
+			if err := e.apply(tx, &d); err != nil {
 				return err
 			}
 		}
@@ -528,12 +533,23 @@ func (s *Server) groupPatchOps(body []byte) (attrOps []patch.Operation, memberOp
 	return patch.SplitMembers(ops)
 }
 
-func applyMemberOp(tx store.GroupTx, op patch.MemberOp, d *memberDelta) error {
+// memberEdit is a member operation with its members as store references.
+type memberEdit struct {
+	action patch.MemberAction
+	refs   []store.MemberRef
+}
+
+func memberEditOf(op patch.MemberOp) memberEdit {
 	refs := make([]store.MemberRef, len(op.Members))
 	for i, m := range op.Members {
 		refs[i] = store.MemberRef{ID: m.Value, Type: memberType(m.Type)}
 	}
-	switch op.Action {
+	return memberEdit{action: op.Action, refs: refs}
+}
+
+func (e memberEdit) apply(tx store.GroupTx, d *memberDelta) error {
+	refs := e.refs
+	switch e.action {
 	case patch.MemberAdd:
 		for _, ref := range refs {
 			added, err := tx.AddMember(ref)
