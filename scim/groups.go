@@ -448,17 +448,17 @@ func (h groupHandler) Delete(r *http.Request, id string) error {
 // Member operations touch only the members they name, so a one-member PATCH
 // on a 100k-member group costs the same as on a small one.
 func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, body []byte) {
-	ops, err := patch.Parse(body)
-	if err != nil {
-		writeError(w, s.toSCIM(err, "Group", id))
-		return
-	}
-	attrOps, memberOps, err := patch.SplitMembers(ops)
+	attrOps, memberOps, err := s.groupPatchOps(body)
 	if err != nil {
 		writeError(w, s.toSCIM(err, "Group", id))
 		return
 	}
 	ifv, _ := ifMatch(r)
+	// Built before the write: every other writer waits while fn runs.
+	edits := make([]memberEdit, len(memberOps))
+	for i, op := range memberOps {
+		edits[i] = memberEditOf(op)
+	}
 	var d memberDelta
 	renamed := false
 	g, err := s.st.UpdateGroup(id, s.now(), ifv, func(tx store.GroupTx) error {
@@ -498,8 +498,8 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 				return err
 			}
 		}
-		for _, op := range memberOps {
-			if err := applyMemberOp(tx, op, &d); err != nil {
+		for _, e := range edits {
+			if err := e.apply(tx, &d); err != nil {
 				return err
 			}
 		}
@@ -511,18 +511,45 @@ func (s *Server) patchGroup(w http.ResponseWriter, r *http.Request, id string, b
 	}
 	s.notify(d.change(g.ID, renamed))
 	want, excluded := listParams(r)
-	s.writePatched(w, r, want, excluded, func() elimity.Resource {
+	s.writePatched(w, r, want, excluded, versionTag(g.Meta.Version), func() elimity.Resource {
 		res, _ := s.readGroup(g, wantMembers(want, excluded) && len(want) > 0, want, excluded)
 		return res
 	}, "/Groups/"+g.ID)
 }
 
-func applyMemberOp(tx store.GroupTx, op patch.MemberOp, d *memberDelta) error {
+// groupPatchOps is a Group PATCH body as attribute and member operations:
+// the shapes IdPs send for one-member changes read by memberPatch, the rest
+// (and every error) by the patch package.
+func (s *Server) groupPatchOps(body []byte) (attrOps []patch.Operation, memberOps []patch.MemberOp, err error) {
+	if !s.viaLibrary {
+		if ops, ok := memberPatch(body); ok {
+			return nil, ops, nil
+		}
+	}
+	ops, err := patch.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return patch.SplitMembers(ops)
+}
+
+// memberEdit is a member operation with its members as store references.
+type memberEdit struct {
+	action patch.MemberAction
+	refs   []store.MemberRef
+}
+
+func memberEditOf(op patch.MemberOp) memberEdit {
 	refs := make([]store.MemberRef, len(op.Members))
 	for i, m := range op.Members {
 		refs[i] = store.MemberRef{ID: m.Value, Type: memberType(m.Type)}
 	}
-	switch op.Action {
+	return memberEdit{action: op.Action, refs: refs}
+}
+
+func (e memberEdit) apply(tx store.GroupTx, d *memberDelta) error {
+	refs := e.refs
+	switch e.action {
 	case patch.MemberAdd:
 		for _, ref := range refs {
 			added, err := tx.AddMember(ref)

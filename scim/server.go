@@ -80,7 +80,9 @@ type Server struct {
 	// schemaWithCommon), built once.
 	userSchema schema.Schema
 	// viaLibrary sends user lists, GETs and creations through the
-	// library, as before userjson.go: the tests compare the two answers.
+	// library, as before userjson.go, and every Group PATCH through the
+	// generic PATCH reader, as before grouppatch.go: the tests compare the
+	// two answers.
 	viaLibrary bool
 	// failures counts failed authentications per client address (limit.go).
 	failures *authFailures
@@ -646,16 +648,19 @@ func withListFilter(r *http.Request, f *query.Filter) *http.Request {
 
 // writePatched answers a successful PATCH: 204 No Content unless the client
 // asked for attributes back (the "attributes" parameter, or Prefer:
-// return=representation), as RFC 7644 §3.5.2 allows.
-func (s *Server) writePatched(w http.ResponseWriter, r *http.Request, attrs, excluded []string, build func() elimity.Resource, location string) {
-	wantBody := r.URL.Query().Has("attributes") || r.URL.Query().Has("excludedAttributes") ||
+// return=representation), as RFC 7644 §3.5.2 allows. etag is the patched
+// resource's version tag; build, the resource, is called only for an
+// answer with a body (a group's reads a snapshot of the store).
+func (s *Server) writePatched(w http.ResponseWriter, r *http.Request, attrs, excluded []string, etag string, build func() elimity.Resource, location string) {
+	q := r.URL.Query()
+	wantBody := q.Has("attributes") || q.Has("excludedAttributes") ||
 		strings.Contains(strings.ToLower(r.Header.Get("Prefer")), "return=representation")
-	res := build()
-	w.Header().Set("Etag", res.Meta.Version)
+	w.Header().Set("Etag", etag)
 	if !wantBody {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	res := build()
 	out := make(map[string]any, len(res.Attributes)+4)
 	for k, v := range res.Attributes {
 		out[k] = v

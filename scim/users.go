@@ -501,7 +501,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request, id string, bo
 	// gets the user re-planned, which is cheap and never wrong.
 	s.notify(Change{UserIDs: []string{u.ID}, Emails: changedEmail(oldEmail, u.Email)})
 	attrs, excluded := listParams(r)
-	s.writePatched(w, r, attrs, excluded, func() elimity.Resource { return userResourceOf(u, attrs, excluded) }, "/Users/"+u.ID)
+	s.writePatched(w, r, attrs, excluded, versionTag(u.Meta.Version), func() elimity.Resource { return userResourceOf(u, attrs, excluded) }, "/Users/"+u.ID)
 }
 
 // patchedUser is cur after ops, validated as a POST body is.

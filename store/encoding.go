@@ -143,6 +143,15 @@ func decodeUserJSON(v []byte) (User, error) {
 }
 
 func encodeGroup(g Group) ([]byte, error) {
+	if v, ok := appendGroupRecord(make([]byte, 0, 160+len(g.Doc)), g); ok {
+		return v, nil
+	}
+	return encodeGroupJSON(g)
+}
+
+// encodeGroupJSON is encodeGroup through json.Marshal, for any group
+// appendGroupRecord does not take.
+func encodeGroupJSON(g Group) ([]byte, error) {
 	return json.Marshal(groupRecord{
 		ID: g.ID, DisplayName: g.DisplayName, ExternalID: g.ExternalID, Doc: g.Doc,
 		Created: g.Meta.Created, LastModified: g.Meta.LastModified, Version: g.Meta.Version,
@@ -150,6 +159,15 @@ func encodeGroup(g Group) ([]byte, error) {
 }
 
 func decodeGroup(v []byte) (Group, error) {
+	if g, ok := scanGroup(v); ok {
+		return g, nil
+	}
+	return decodeGroupJSON(v)
+}
+
+// decodeGroupJSON is decodeGroup through json.Unmarshal, for any record
+// scanGroup does not take.
+func decodeGroupJSON(v []byte) (Group, error) {
 	var r groupRecord
 	if err := json.Unmarshal(v, &r); err != nil {
 		return Group{}, fmt.Errorf("decode group record: %w", err)

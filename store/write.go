@@ -87,6 +87,10 @@ func (w writeTx) reindex(bucket []byte, id, old, new string) error {
 // claimUnique points a unique index key at id, or fails with ErrConflict if
 // another id holds it. The old key is released.
 func (w writeTx) claimUnique(bucket []byte, id, oldName, newName, what string) error {
+	if oldName != "" && oldName == newName {
+		// Every member change of a group comes here with its name unchanged.
+		return nil
+	}
 	oldKey, newKey := Fold(oldName), Fold(newName)
 	if oldName != "" && oldKey == newKey {
 		return nil
