@@ -23,7 +23,7 @@ func BenchmarkListingMemory(b *testing.B) {
 	const n = 10_000
 	e.handMade(n)
 	reg := &registry{cf: e.cf}
-	var peak, kept uint64
+	var peak, kept int64
 	for b.Loop() {
 		base := liveHeap()
 		pages := 0
@@ -50,9 +50,9 @@ func BenchmarkListingMemory(b *testing.B) {
 }
 
 // liveHeap is the heap's object bytes after a collection.
-func liveHeap() uint64 {
+func liveHeap() int64 {
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64()
+	return int64(s[0].Value.Uint64())
 }

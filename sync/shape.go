@@ -19,8 +19,10 @@ import (
 // members were read with (role id -> name). An account that does not keep
 // roles never lists its roles (Cloudflare deprecated that API): a member's
 // own answer is where a role's name, hence its permission group, comes
-// from. Full listings fill it; a member read before a write adds to it, so
-// a run planned from the member cache converts what it has seen.
+// from. Listings fill it, page by page as they come (a name Cloudflare
+// gave is a name, whether or not the listing then proves complete); a
+// member read before a write adds to it, so a run planned from the member
+// cache converts what it has seen.
 type legacyRoles struct {
 	mu    gosync.Mutex
 	names map[string]map[string]string

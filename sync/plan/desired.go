@@ -544,7 +544,7 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		// A full build sizes the slice once; a targeted one reaches a few
 		// members and reads no count.
 		if n, err := b.dir.GroupSize(root); err == nil {
-			f.members = make([]member, 0, min(n, 1<<24))
+			f.members = make([]member, 0, max(0, min(n, 1<<24)))
 		}
 	}
 	reached := map[string]*groupNode{root: {id: root}}
@@ -561,14 +561,14 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			// than doubling it member by member: a department of a hundred
 			// teams otherwise copies its members seven times over.
 			if n, err := b.dir.GroupSize(g.id); err == nil {
-				f.members = slices.Grow(f.members, min(n, 1<<24))
+				f.members = slices.Grow(f.members, max(0, min(n, 1<<24)))
 			}
 		}
 		if len(done) == 2 {
-			// A second group: its members may be the first one's. Sized
-			// for the groups reached so far, which a two-level tree (a
-			// department of teams) has all reached by now.
-			f.index = make(map[string]int, cap(f.members)+b.queuedSize(*q))
+			// A second group: its members may be the first one's. (Not
+			// sized for the groups queued: nested groups that share their
+			// members would make it many times too large.)
+			f.index = make(map[string]int, cap(f.members))
 			for i, m := range f.members {
 				f.index[m.id] = i
 			}
@@ -613,21 +613,6 @@ func (b *builder) flatten(root string) (*flattened, error) {
 	}
 	b.flat[root] = f
 	return f, nil
-}
-
-// queuedSize sums the direct members of the groups in q (a full build's
-// sizing hint; a targeted build reads no counts).
-func (b *builder) queuedSize(q groupQueue) int {
-	if b.up != nil {
-		return 0
-	}
-	n := 0
-	for _, g := range q {
-		if c, err := b.dir.GroupSize(g.id); err == nil {
-			n += c
-		}
-	}
-	return min(n, 1<<24)
 }
 
 type groupNode struct {
