@@ -5,10 +5,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,57 +44,99 @@ func encodeCached(m CachedMember) ([]byte, error) {
 
 // replaceMemberCache rewrites only what changed: a listing of 100k members
 // that differs in one member dirties the pages of that member, not the
-// whole bucket.
+// whole bucket. The listing is walked in key order beside the stored
+// cache, so that only the members to write are encoded twice and none is
+// held encoded: a map of every member's record cost a million-member
+// full run over 200 MB at the moment it recorded its reads.
 func (w writeTx) replaceMemberCache(accountID string, members []CachedMember, scannedAt time.Time) error {
 	if err := checkAccount(accountID); err != nil {
 		return err
 	}
-	fresh := make(map[string][]byte, len(members))
-	for _, m := range members {
-		if m.AccountID == "" {
-			m.AccountID = accountID
-		}
-		if m.AccountID != accountID {
+	folded := make([]string, len(members))
+	for i := range members {
+		m := &members[i]
+		if m.AccountID != "" && m.AccountID != accountID {
 			return fmt.Errorf("member %s of account %s is listed under account %s: %w", m.Email, m.AccountID, accountID, ErrInvalid)
 		}
-		if err := checkAccountEmail("cached member", m.AccountID, m.Email); err != nil {
+		if err := checkAccountEmail("cached member", accountID, m.Email); err != nil {
 			return err
 		}
-		v, err := encodeCached(m)
-		if err != nil {
-			return err
-		}
-		fresh[string(accountKey(accountID, m.Email))] = v
+		folded[i] = Fold(m.Email)
+	}
+	order := listingOrder(folded)
+	encode := func(i int) ([]byte, error) {
+		m := members[i]
+		m.AccountID = accountID
+		return encodeCached(m)
 	}
 	prefix := pairPrefix(accountID)
-	b := w.bucket(bucketMemberCache)
-	c := b.Cursor()
+	c := w.bucket(bucketMemberCache).Cursor()
+	var puts []int // members to write, in key order
+	next := 0
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
-		nv, keep := fresh[string(k)]
-		switch {
-		case !keep:
-			// k points into the page being changed: keep a copy to
-			// re-seek from, since Next after Delete can skip a key.
-			at := bytes.Clone(k)
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("delete from %s: %w", bucketMemberCache, err)
-			}
-			k, v = c.Seek(at)
-			continue
-		case bytes.Equal(nv, v):
-			delete(fresh, string(k))
+		stored := k[len(prefix):] // compared as a string without a copy
+		for next < len(order) && folded[order[next]] < string(stored) {
+			puts = append(puts, order[next])
+			next++
 		}
-		k, v = c.Next()
+		if next < len(order) && folded[order[next]] == string(stored) {
+			nv, err := encode(order[next])
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(nv, v) {
+				puts = append(puts, order[next])
+			}
+			next++
+			k, v = c.Next()
+			continue
+		}
+		// No longer listed. k points into the page being changed: keep a
+		// copy to re-seek from, since Next after Delete can skip a key.
+		at := bytes.Clone(k)
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("delete from %s: %w", bucketMemberCache, err)
+		}
+		k, v = c.Seek(at)
 	}
+	puts = append(puts, order[next:]...)
 	// In key order: bbolt splits nodes only at commit, so keys put in
 	// random order into one node shift it on every put — the first
 	// listing of a 1M-member account (an empty cache) would take hours.
-	for _, k := range slices.Sorted(maps.Keys(fresh)) {
-		if err := w.put(bucketMemberCache, []byte(k), fresh[k]); err != nil {
+	for _, i := range puts {
+		v, err := encode(i)
+		if err != nil {
+			return err
+		}
+		if err := w.put(bucketMemberCache, accountKey(accountID, members[i].Email), v); err != nil {
 			return err
 		}
 	}
 	return w.put(bucketCacheScans, []byte(accountID), []byte(scannedAt.UTC().Format(time.RFC3339Nano)))
+}
+
+// listingOrder is the indexes of folded in key order, one per key: of
+// members listed under one key, the last listed, as putting them one
+// after the other would keep.
+func listingOrder(folded []string) []int {
+	order := make([]int, len(folded))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := strings.Compare(folded[a], folded[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	kept := order[:0]
+	for j, i := range order {
+		if j+1 < len(order) && folded[order[j+1]] == folded[i] {
+			continue
+		}
+		kept = append(kept, i)
+	}
+	return kept
 }
 
 func (r readTx) memberCacheScannedAt(accountID string) (time.Time, error) {

@@ -146,3 +146,24 @@ func BenchmarkReplaceMemberCacheFirst100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReplaceMemberCacheSteady100k is a scheduled run recording the
+// listing of a 100k-member account that has not changed since the last
+// one: nothing is written, but the whole listing is compared with the
+// cache.
+func BenchmarkReplaceMemberCacheSteady100k(b *testing.B) {
+	const n = 100_000
+	s := openBench(b)
+	members := make([]CachedMember, n)
+	for i := range members {
+		members[i] = CachedMember{MemberID: fmt.Sprintf("%032x", i), Email: fmt.Sprintf("user%d@example.com", i), Status: "accepted", Keys: []string{"policy:0123456789abcdef0123456789abcdef"}}
+	}
+	if err := s.ReplaceMemberCache("acc", members, benchNow); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.ReplaceMemberCache("acc", members, benchNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

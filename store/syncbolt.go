@@ -127,10 +127,15 @@ func checkAccountEmail(what, accountID, email string) error {
 	if email == "" {
 		return fmt.Errorf("%s in account %s: email is required: %w", what, accountID, ErrInvalid)
 	}
-	if err := checkLen(what+" account id", accountID); err != nil {
-		return err
+	// The names are joined only for an error: this runs for every member
+	// of a listing.
+	if len(accountID) > maxIndexedLen {
+		return checkLen(what+" account id", accountID)
 	}
-	return checkLen(what+" email", email)
+	if len(email) > maxIndexedLen {
+		return checkLen(what+" email", email)
+	}
+	return nil
 }
 
 func checkAccount(accountID string) error {

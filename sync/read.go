@@ -24,12 +24,12 @@ type accountRead struct {
 	gone   []store.LedgerEntry
 	marks  []store.LedgerEntry
 	actual map[string]plan.Actual
-	// listed is a fresh listing as the member cache keeps it, written
-	// when the run records its reads; Cloudflare's answer itself (roles,
-	// policies, derived policies, role names per member) is not kept
-	// through the run: at a million members it was the run's largest
-	// input.
-	listed []store.CachedMember
+	// listed is the order of a fresh listing (the members' keys in
+	// actual), from which the member cache is written when the run
+	// records its reads; Cloudflare's answer itself (roles, policies,
+	// derived policies, role names per member) is not kept through the
+	// run: at a million members it was the run's largest input.
+	listed []string
 	fresh  bool
 	// settle records what the listing says about unconfirmed entries
 	// (intents); settled are the changes it shows applied.
@@ -48,38 +48,52 @@ type accountRead struct {
 }
 
 // listing is an account's listing as a run keeps it, taken page by page:
-// the members keyed by identity, and the list the member cache keeps; both
-// hold the same strings and key lists, which nothing writes into. The
-// members of an account mostly hold the same few keys: each key's text is
-// kept once, or a listing of a million members would keep a million copies
-// of each policy key live through the run.
+// the members keyed by identity, and the order they came in. The member
+// cache is written from the two after the plan (cache), not kept as a
+// list of its own through the run: a list beside the map held every
+// member twice. The members of an account mostly hold the same few keys:
+// each key's text is kept once, or a listing of a million members would
+// keep a million copies of each policy key live through the run.
 type listing struct {
-	accountID string
-	in        interner
-	actual    map[string]plan.Actual
-	cache     []store.CachedMember
+	in     interner
+	actual map[string]plan.Actual
+	order  []string // identity keys, as listed; a key listed twice is here twice
 }
 
 // start makes room for total members and drops what was taken: the
 // listing starts (over).
 func (l *listing) start(total int) {
-	l.actual, l.cache = make(map[string]plan.Actual, total), make([]store.CachedMember, 0, total)
+	l.actual, l.order = make(map[string]plan.Actual, total), make([]string, 0, total)
 }
 
 // page takes one page of members.
 func (l *listing) page(ms []cloudflare.Member) {
 	for _, m := range ms {
-		keys := l.in.keys(keysOf(m))
-		l.actual[identity.Key(m.Email)] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys}
-		l.cache = append(l.cache, store.CachedMember{AccountID: l.accountID, MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keys})
+		key := identity.Key(m.Email)
+		l.actual[key] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: l.in.keys(keysOf(m))}
+		l.order = append(l.order, key)
 	}
+}
+
+// cache is the listing as the member cache keeps it, in listing order.
+// Members whose emails share an identity key are one member in actual,
+// the last listed, as they are one in the store (keyed by the coarser
+// store.Fold, the last written kept): that member is written in each
+// place, and the store keeps it.
+func cache(accountID string, actual map[string]plan.Actual, order []string) []store.CachedMember {
+	out := make([]store.CachedMember, len(order))
+	for i, key := range order {
+		m := actual[key]
+		out[i] = store.CachedMember{AccountID: accountID, MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
+	}
+	return out
 }
 
 // listMembers lists an account into a listing; the client's members are
 // never all held at once. learn is shown each page first (the role names
 // it names).
 func (reg *registry) listMembers(ctx context.Context, accountID string, in interner, learn func(string, ...cloudflare.Member) bool) (*listing, error) {
-	l := &listing{accountID: accountID, in: in}
+	l := &listing{in: in}
 	err := reg.cf.ListMembersPages(ctx, accountID, l.start, func(ms []cloudflare.Member) {
 		learn(accountID, ms...)
 		l.page(ms)
@@ -259,7 +273,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
 		rd.fresh = true
-		rd.actual, rd.listed = l.actual, l.cache
+		rd.actual, rd.listed = l.actual, l.order
 	} else {
 		cached, err := reg.state.CachedMembers(a.ID)
 		if err != nil {
@@ -401,7 +415,7 @@ func (reg *registry) recordReads() error {
 		if err := reg.commitSettled(rd.settle, rd.settled); err != nil {
 			return fmt.Errorf("record the outcome of unconfirmed writes in account %s: %w", a.Name, err)
 		}
-		if err := reg.state.ReplaceMemberCache(a.ID, rd.listed, reg.now); err != nil {
+		if err := reg.state.ReplaceMemberCache(a.ID, cache(a.ID, rd.actual, rd.listed), reg.now); err != nil {
 			return fmt.Errorf("store the member list of account %s: %w", a.Name, err)
 		}
 		reg.refreshed[a.ID] = true

@@ -415,13 +415,13 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 		if err != nil {
 			return plan.Change{}, false, err
 		}
-		fresh, cache := l.actual, l.cache
+		fresh := l.actual
 		// Settle before the cache is replaced: it holds what settling
 		// compares.
 		if err := reg.settleAll(in, fresh); err != nil {
 			return plan.Change{}, false, err
 		}
-		if err := reg.state.ReplaceMemberCache(ch.AccountID, cache, reg.clock()); err != nil {
+		if err := reg.state.ReplaceMemberCache(ch.AccountID, cache(ch.AccountID, fresh, l.order), reg.clock()); err != nil {
 			return plan.Change{}, false, fmt.Errorf("store the member list: %w", err)
 		}
 		in.Actual = fresh

@@ -402,13 +402,16 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 		}
 		d := build()
 		var in []plan.AccountInput
-		// The listing as the member cache keeps it: a full run holds it
-		// beside its member map until it records its reads, after the plan
+		// The listing's order: a full run holds it beside its member map
+		// until it writes the member cache from the two, after the plan
 		// (sync/read.go, listing).
-		var listed [][]store.CachedMember
+		var listed [][]string
 		for _, acct := range scaleAccounts {
-			ai := plan.AccountInput{ID: acct, Name: acct, Actual: map[string]plan.Actual{}, Ledger: map[string]plan.LedgerEntry{}}
-			var cache []store.CachedMember
+			// Sized as the run sizes them: by the listing's announced
+			// total and by the ledger read.
+			listing := len(d.Accounts[acct]) - len(d.Accounts[acct])/100
+			ai := plan.AccountInput{ID: acct, Name: acct, Actual: make(map[string]plan.Actual, listing), Ledger: make(map[string]plan.LedgerEntry, listing)}
+			order := make([]string, 0, listing)
 			k := 0
 			for email, m := range d.Accounts[acct] {
 				if k++; k%100 == 0 {
@@ -419,12 +422,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				// (sync/read.go, listing and sharedEntry).
 				keys, id := m.Keys.KeyList(), "m-"+email
 				ai.Actual[email] = plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys}
-				cache = append(cache, store.CachedMember{AccountID: acct, MemberID: id, Email: email, Status: "accepted", Keys: keys})
+				order = append(order, email)
 				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)}
 				ai.ManagedGrants += len(keys)
 			}
 			in = append(in, ai)
-			listed = append(listed, cache)
+			listed = append(listed, order)
 		}
 		d = nil
 		b.ReportAllocs()

@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +28,7 @@ func RunSync(t *testing.T, open func(t *testing.T) store.SyncState) {
 		{"CommitInvalidPartWritesNothing", testCommitAtomic},
 		{"ReplaceMemberCache", testReplaceMemberCache},
 		{"ReplaceMemberCacheInvalidWritesNothing", testReplaceMemberCacheInvalid},
+		{"ReplaceMemberCacheKeepsTheListing", testReplaceMemberCacheKeepsTheListing},
 		{"Grants", testGrants},
 		{"GrantsOrderedByEndThenID", testGrantsOrder},
 		{"GrantInvalidWritesNoAudit", testGrantInvalid},
@@ -733,4 +736,49 @@ func testManagedGrantsConcurrent(t *testing.T, s store.SyncState) {
 		t.Fatalf("Commit: %v", err)
 	}
 	checkTally(t, s, "after concurrent commits")
+}
+
+// testReplaceMemberCacheKeepsTheListing: after each of many listings (new,
+// changed, dropped and listed-again members, one member listed twice in
+// any spelling of its email, an empty listing), the cache holds exactly
+// the listing — of members listed under one folded email, the last
+// listed — and another account's cache is untouched.
+func testReplaceMemberCacheKeepsTheListing(t *testing.T, s store.SyncState) {
+	const other = acct + "-other"
+	mine := []store.CachedMember{{AccountID: other, MemberID: "o1", Email: "user1@example.com", Status: "accepted"}, {AccountID: other, MemberID: "o2", Email: "zed@example.com"}}
+	noErr(t, "ReplaceMemberCache", s.ReplaceMemberCache(other, mine, at(1)))
+	rng := rand.New(rand.NewPCG(7, 12))
+	spell := []func(string) string{strings.ToLower, strings.ToUpper, func(e string) string { return strings.ToUpper(e[:1]) + e[1:] }}
+	for round := range 120 {
+		var listing []store.CachedMember
+		if round%25 != 24 {
+			for range rng.IntN(60) {
+				listing = append(listing, store.CachedMember{
+					MemberID: "m" + strconv.Itoa(rng.IntN(1000)),
+					Email:    spell[rng.IntN(len(spell))]("user" + strconv.Itoa(rng.IntN(40)) + "@example.com"),
+					Status:   []string{"accepted", "pending"}[rng.IntN(2)],
+					Keys:     []string{"role:" + strconv.Itoa(rng.IntN(3))},
+				})
+			}
+		}
+		want := map[string]store.CachedMember{}
+		for _, m := range listing {
+			m.AccountID = acct
+			want[store.Fold(m.Email)] = m
+		}
+		noErr(t, "ReplaceMemberCache", s.ReplaceMemberCache(acct, listing, at(2)))
+		got := cacheOf(t, s, acct)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: the cache holds %d members, the listing %d", round, len(got), len(want))
+		}
+		for k, m := range want {
+			if !sameCached(got[k], m) {
+				t.Fatalf("round %d: cached %s = %+v, want the last listed %+v", round, k, got[k], m)
+			}
+		}
+	}
+	got := cacheOf(t, s, other)
+	if len(got) != 2 || !sameCached(got[store.Fold("zed@example.com")], mine[1]) || !sameCached(got[store.Fold("user1@example.com")], mine[0]) {
+		t.Fatalf("the other account's cache: %+v", got)
+	}
 }
