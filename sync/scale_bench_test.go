@@ -453,8 +453,24 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 			}
 		}
 		peak := float64(stop()) / (1 << 20)
+		// A run's live data at its largest, untimed: after one more plan,
+		// its desired state, inputs and changes all held, after a
+		// collection (what no memory limit can go under).
+		last := build()
+		for i := range in {
+			in[i].Desired = last.Accounts[in[i].ID]
+			in[i].Expired = last.Expired
+		}
+		changes := plan.Plan(in, false)
+		runtime.GC()
+		live := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(live)
+		runtime.KeepAlive(changes)
+		runtime.KeepAlive(in)
+		runtime.KeepAlive(last)
 		runtime.KeepAlive(listed)
 		b.ReportMetric(peak, "peak-heap-MB")
+		b.ReportMetric(float64(live[0].Value.Uint64())/(1<<20), "live-MB")
 		// What a run spends where: the build (store reads and desired
 		// state) and the plan (the diff against Cloudflare and the ledger).
 		b.ReportMetric(building.Seconds()*1000/float64(b.N), "build-ms/op")
