@@ -405,6 +405,9 @@ func (rn *run) mayBeSuperAdmin(a mapping.Account) func(string) bool {
 
 // recordReads records what fresh listings showed, whatever the mode:
 // settled intents, the member cache, members missing once, members gone.
+// The member cache is written from the run's member map: nothing may
+// change that map between the listing and here (Apply, which does, runs
+// after), or the cache would record what Cloudflare never listed.
 func (reg *registry) recordReads() error {
 	for i, a := range reg.accounts {
 		rd := reg.reads[i]
