@@ -167,3 +167,47 @@ func BenchmarkReplaceMemberCacheSteady100k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSyncCommitManyFreePages is BenchmarkSyncCommit on a file with
+// many free pages, as a state kept through many full runs has (a full
+// run's long read lets the pages every write frees pile up): 40,000 here,
+// about what 200k users' worth of churn leaves.
+func BenchmarkSyncCommitManyFreePages(b *testing.B) {
+	s := openBench(b)
+	scratch := []byte("bench/scratch")
+	value := make([]byte, 3000) // about one page per key
+	for chunk := range 8 {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			bk, err := tx.CreateBucketIfNotExists(scratch)
+			if err != nil {
+				return err
+			}
+			for i := range 5000 {
+				if err := bk.Put(fmt.Appendf(nil, "k%02d-%05d", chunk, i), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(scratch) }); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		email := fmt.Sprintf("user%d@example.com", i%1000)
+		err := s.Commit(SyncCommit{
+			PutLedger: []LedgerEntry{{AccountID: "acc", Email: email, MemberID: "m", Managed: []string{"role:admin"}, UpdatedAt: benchNow}},
+			PutCache:  []CachedMember{{AccountID: "acc", MemberID: "m", Email: email, Status: "accepted", Keys: []string{"role:admin"}}},
+			Audit:     []AuditRecord{benchAudit(i)},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(s.db.Stats().FreePageN), "free-pages")
+}
