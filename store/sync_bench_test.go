@@ -17,7 +17,11 @@ func benchAudit(i int) AuditRecord {
 // BenchmarkSyncCommit is what the reconciler writes per applied change:
 // one ledger entry, one cached member, one audit record, one fsync.
 func BenchmarkSyncCommit(b *testing.B) {
-	s := openBench(b)
+	syncCommits(b, openBench(b))
+}
+
+// syncCommits times what the reconciler writes per applied change.
+func syncCommits(b *testing.B, s *BoltStore) {
 	i := 0
 	for b.Loop() {
 		email := fmt.Sprintf("user%d@example.com", i%1000)
@@ -196,18 +200,6 @@ func BenchmarkSyncCommitManyFreePages(b *testing.B) {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(scratch) }); err != nil {
 		b.Fatal(err)
 	}
-	i := 0
-	for b.Loop() {
-		email := fmt.Sprintf("user%d@example.com", i%1000)
-		err := s.Commit(SyncCommit{
-			PutLedger: []LedgerEntry{{AccountID: "acc", Email: email, MemberID: "m", Managed: []string{"role:admin"}, UpdatedAt: benchNow}},
-			PutCache:  []CachedMember{{AccountID: "acc", MemberID: "m", Email: email, Status: "accepted", Keys: []string{"role:admin"}}},
-			Audit:     []AuditRecord{benchAudit(i)},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	syncCommits(b, s)
 	b.ReportMetric(float64(s.db.Stats().FreePageN), "free-pages")
 }

@@ -701,3 +701,54 @@ func BenchmarkScaleStatusDuringFullRun(b *testing.B) {
 func quantileMs(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Nanoseconds()) / 1e6
 }
+
+// BenchmarkScaleOpen: opening the n-user state file as serve does, after
+// a Close (bbolt reads the list of free pages Close left in the file) and
+// after a process that died without one (bbolt walks the file to find its
+// free pages). Reported: milliseconds for each kind of open.
+func BenchmarkScaleOpen(b *testing.B) {
+	scaleSizes(b, func(b *testing.B, n int) {
+		s := seedScale(b, n)
+		path := s.st.Path()
+		scaleSeeds.Lock()
+		defer scaleSeeds.Unlock()
+		if s.kept {
+			_ = s.st.PutStatus(keyBenchDeactivated, []byte(fmt.Sprint(s.deactivated)))
+		}
+		if err := s.st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			var err error
+			if s.st, err = store.Open(path, store.WithBatch(time.Millisecond)); err != nil {
+				b.Fatal(err)
+			}
+		}()
+		var closed, died time.Duration
+		for b.Loop() {
+			began := time.Now()
+			st, err := store.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			closed += time.Since(began)
+			// Any commit drops the list from the file again.
+			if err := st.PutStatus("bench-open", []byte("1")); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.DB().Close(); err != nil { // as if the process died
+				b.Fatal(err)
+			}
+			began = time.Now()
+			if st, err = store.Open(path); err != nil {
+				b.Fatal(err)
+			}
+			died += time.Since(began)
+			if err := st.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(closed.Microseconds())/1000/float64(b.N), "after-close-ms")
+		b.ReportMetric(float64(died.Microseconds())/1000/float64(b.N), "after-died-ms")
+	})
+}
