@@ -304,12 +304,7 @@ func (p *memberPatchReader) member() (patch.MemberValue, bool) {
 			sawValue, mv.Value = true, v
 		case key == "type" && !sawType:
 			sawType = true
-			switch {
-			case strings.EqualFold(v, "user"):
-				mv.Type = "User"
-			case strings.EqualFold(v, "group"):
-				mv.Type = "Group"
-			case v != "":
+			if mv.Type, ok = patch.MemberType(v); !ok {
 				return patch.MemberValue{}, false
 			}
 		case key == "$ref" && !sawRef:

@@ -25,110 +25,37 @@ var groupRecordKeys = [...]string{"id", "dn", "ext", "doc", "c", "m", "v"}
 // once; strings without escapes, in valid UTF-8; the document an object.
 // ok is false for anything else. Strings and the document are copied.
 func scanGroup(v []byte) (g Group, ok bool) {
-	n := len(v)
-	if n < 2 || v[0] != '{' || v[n-1] != '}' {
-		return Group{}, false
-	}
-	if n == 2 {
-		return Group{}, true
-	}
-	i := 1
-	str := func() ([]byte, bool) {
-		if i >= n || v[i] != '"' {
-			return nil, false
-		}
-		ascii := true
-		for j := i + 1; j < n; j++ {
-			switch c := v[j]; {
-			case c == '"':
-				s := v[i+1 : j]
-				if !ascii && !utf8.Valid(s) {
-					return nil, false
-				}
-				i = j + 1
-				return s, true
-			case c == '\\' || c < 0x20:
-				return nil, false
-			case c >= utf8.RuneSelf:
-				ascii = false
-			}
-		}
-		return nil, false
-	}
-	next := 0
-	for {
-		key, ok := str()
-		if !ok || i >= n || v[i] != ':' {
-			return Group{}, false
-		}
-		i++
-		k := next
-		for k < len(groupRecordKeys) && groupRecordKeys[k] != string(key) {
-			k++
-		}
-		if k == len(groupRecordKeys) {
-			return Group{}, false
-		}
-		next = k + 1
-		switch groupRecordKeys[k] {
+	ok = scanRecord(v, groupRecordKeys[:], func(key string, i int) (int, bool) {
+		switch key {
 		case "id", "dn", "ext":
-			s, ok := str()
+			s, j, ok := scanPlainString(v, i)
 			if !ok {
-				return Group{}, false
+				return 0, false
 			}
-			switch key[0] {
-			case 'i':
+			switch key {
+			case "id":
 				g.ID = string(s)
-			case 'd':
+			case "dn":
 				g.DisplayName = string(s)
-			case 'e':
+			case "ext":
 				g.ExternalID = string(s)
 			}
-		case "c", "m":
-			s, ok := str()
-			if !ok {
-				return Group{}, false
-			}
-			t := &g.Meta.Created
-			if key[0] == 'm' {
-				t = &g.Meta.LastModified
-			}
-			if t.UnmarshalText(s) != nil {
-				return Group{}, false
-			}
+			return j, true
+		case "c":
+			return scanTime(v, i, &g.Meta.Created)
+		case "m":
+			return scanTime(v, i, &g.Meta.LastModified)
 		case "doc":
-			end, ok := objectEnd(v, i)
-			if !ok || !json.Valid(v[i:end]) {
-				return Group{}, false
-			}
-			g.Doc = append(json.RawMessage(nil), v[i:end]...)
-			i = end
+			return scanDocument(v, i, &g.Doc)
 		case "v":
-			j := i
-			for j < n && v[j] >= '0' && v[j] <= '9' {
-				j++
-			}
-			if j == i || (v[i] == '0' && j > i+1) {
-				return Group{}, false
-			}
-			ver, err := strconv.ParseUint(string(v[i:j]), 10, 64)
-			if err != nil {
-				return Group{}, false
-			}
-			g.Meta.Version, i = ver, j
+			return scanVersion(v, i, &g.Meta.Version)
 		}
-		if i >= n {
-			return Group{}, false
-		}
-		switch v[i] {
-		case ',':
-			i++
-		case '}':
-			return g, i == n-1
-		default:
-			return Group{}, false
-		}
+		return 0, false
+	})
+	if !ok {
+		return Group{}, false
 	}
+	return g, true
 }
 
 // appendGroupRecord appends what json.Marshal writes for g's groupRecord,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -21,128 +22,157 @@ var userRecordKeys = [...]string{"id", "un", "ext", "act", "as", "em", "doc", "c
 // json.Unmarshal's. Strings and the document are copied: the result
 // outlives the transaction that read v.
 func scanUser(v []byte) (u User, ok bool) {
-	n := len(v)
-	if n < 2 || v[0] != '{' || v[n-1] != '}' {
-		return User{}, false
-	}
-	if n == 2 {
-		return User{}, true
-	}
-	i := 1
-	// str reads a JSON string at v[i] that needs no unescaping.
-	str := func() ([]byte, bool) {
-		if i >= n || v[i] != '"' {
-			return nil, false
-		}
-		ascii := true
-		for j := i + 1; j < n; j++ {
-			switch c := v[j]; {
-			case c == '"':
-				s := v[i+1 : j]
-				if !ascii && !utf8.Valid(s) {
-					return nil, false
-				}
-				i = j + 1
-				return s, true
-			case c == '\\' || c < 0x20:
-				return nil, false
-			case c >= utf8.RuneSelf:
-				ascii = false
-			}
-		}
-		return nil, false
-	}
-	next := 0 // index in userRecordKeys of the first key still allowed
-	for {
-		key, ok := str()
-		if !ok || i >= n || v[i] != ':' {
-			return User{}, false
-		}
-		i++
-		k := next
-		for k < len(userRecordKeys) && userRecordKeys[k] != string(key) {
-			k++
-		}
-		if k == len(userRecordKeys) {
-			return User{}, false
-		}
-		next = k + 1
-		switch userRecordKeys[k] {
+	ok = scanRecord(v, userRecordKeys[:], func(key string, i int) (int, bool) {
+		switch key {
 		case "id", "un", "ext", "em":
-			s, ok := str()
+			s, j, ok := scanPlainString(v, i)
 			if !ok {
-				return User{}, false
+				return 0, false
 			}
-			switch key[0] {
-			case 'i':
+			switch key {
+			case "id":
 				u.ID = string(s)
-			case 'u':
+			case "un":
 				u.UserName = string(s)
-			case 'e':
-				if key[1] == 'm' {
-					u.Email = string(s)
-				} else {
-					u.ExternalID = string(s)
-				}
+			case "ext":
+				u.ExternalID = string(s)
+			case "em":
+				u.Email = string(s)
 			}
+			return j, true
 		case "act":
 			switch {
 			case bytes.HasPrefix(v[i:], []byte("true")):
-				u.Active, i = true, i+4
+				u.Active = true
+				return i + 4, true
 			case bytes.HasPrefix(v[i:], []byte("false")):
-				u.Active, i = false, i+5
-			default:
-				return User{}, false
+				u.Active = false
+				return i + 5, true
 			}
+			return 0, false
 		case "as", "c", "m":
-			s, ok := str()
-			if !ok {
-				return User{}, false
-			}
 			t := &u.ActiveSince
-			switch key[0] {
-			case 'c':
+			switch key {
+			case "c":
 				t = &u.Meta.Created
-			case 'm':
+			case "m":
 				t = &u.Meta.LastModified
 			}
-			// time.Time's UnmarshalJSON is UnmarshalText inside quotes.
-			if t.UnmarshalText(s) != nil {
-				return User{}, false
-			}
+			return scanTime(v, i, t)
 		case "doc":
-			end, ok := objectEnd(v, i)
-			if !ok || !json.Valid(v[i:end]) {
-				return User{}, false
-			}
-			u.Doc = append(json.RawMessage(nil), v[i:end]...)
-			i = end
+			return scanDocument(v, i, &u.Doc)
 		case "v":
-			j := i
-			for j < n && v[j] >= '0' && v[j] <= '9' {
-				j++
-			}
-			if j == i || (v[i] == '0' && j > i+1) {
-				return User{}, false
-			}
-			ver, err := strconv.ParseUint(string(v[i:j]), 10, 64)
-			if err != nil {
-				return User{}, false
-			}
-			u.Meta.Version, i = ver, j
+			return scanVersion(v, i, &u.Meta.Version)
 		}
-		if i >= n {
-			return User{}, false
+		return 0, false
+	})
+	if !ok {
+		return User{}, false
+	}
+	return u, true
+}
+
+// scanRecord walks a record json.Marshal wrote for a struct whose JSON
+// keys are keys, in that order: an object of those keys, in their order,
+// each at most once, and nothing after it. value reads the value of key
+// starting at v[i] and returns the index after it. scanUser and scanGroup
+// share it; ok is false for anything it does not read exactly.
+func scanRecord(v []byte, keys []string, value func(key string, i int) (int, bool)) bool {
+	n := len(v)
+	if n < 2 || v[0] != '{' || v[n-1] != '}' {
+		return false
+	}
+	if n == 2 {
+		return true
+	}
+	i, next := 1, 0 // next: index in keys of the first key still allowed
+	for {
+		key, j, ok := scanPlainString(v, i)
+		if !ok || j >= n || v[j] != ':' {
+			return false
+		}
+		k := next
+		for k < len(keys) && keys[k] != string(key) {
+			k++
+		}
+		if k == len(keys) {
+			return false
+		}
+		next = k + 1
+		if i, ok = value(keys[k], j+1); !ok || i >= n {
+			return false
 		}
 		switch v[i] {
 		case ',':
 			i++
 		case '}':
-			return u, i == n-1
+			return i == n-1
 		default:
-			return User{}, false
+			return false
 		}
 	}
+}
+
+// scanPlainString reads the JSON string at v[i] when it needs no
+// unescaping: its bytes (in v) and the index after it.
+func scanPlainString(v []byte, i int) ([]byte, int, bool) {
+	if i >= len(v) || v[i] != '"' {
+		return nil, 0, false
+	}
+	ascii := true
+	for j := i + 1; j < len(v); j++ {
+		switch c := v[j]; {
+		case c == '"':
+			s := v[i+1 : j]
+			if !ascii && !utf8.Valid(s) {
+				return nil, 0, false
+			}
+			return s, j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, 0, false
+}
+
+// scanTime reads the time string at v[i] into t as time.Time's
+// UnmarshalJSON does (UnmarshalText inside quotes).
+func scanTime(v []byte, i int, t *time.Time) (int, bool) {
+	s, j, ok := scanPlainString(v, i)
+	if !ok || t.UnmarshalText(s) != nil {
+		return 0, false
+	}
+	return j, true
+}
+
+// scanDocument copies the JSON object at v[i] into doc.
+func scanDocument(v []byte, i int, doc *json.RawMessage) (int, bool) {
+	end, ok := objectEnd(v, i)
+	if !ok || !json.Valid(v[i:end]) {
+		return 0, false
+	}
+	*doc = append(json.RawMessage(nil), v[i:end]...)
+	return end, true
+}
+
+// scanVersion reads the unsigned integer at v[i] as json.Unmarshal reads
+// it into a uint64 (no sign, no leading zero, no fraction).
+func scanVersion(v []byte, i int, ver *uint64) (int, bool) {
+	j := i
+	for j < len(v) && v[j] >= '0' && v[j] <= '9' {
+		j++
+	}
+	if j == i || (v[i] == '0' && j > i+1) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(v[i:j]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	*ver = n
+	return j, true
 }
 
 // objectEnd finds the end of the JSON object starting at v[i], following

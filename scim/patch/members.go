@@ -199,14 +199,11 @@ func memberValues(v any) ([]MemberValue, error) {
 			switch t := mustGet(el, "type").(type) {
 			case nil:
 			case string:
-				switch {
-				case strings.EqualFold(t, "user"):
-					mv.Type = "User"
-				case strings.EqualFold(t, "group"):
-					mv.Type = "Group"
-				case t != "":
+				typ, ok := MemberType(t)
+				if !ok {
 					return nil, fmt.Errorf("members type must be User or Group, not %q", t)
 				}
+				mv.Type = typ
 			default:
 				return nil, fmt.Errorf("members type must be User or Group, not %s", describe(t))
 			}
@@ -245,4 +242,17 @@ func errorDetail(err error) string {
 		return se.Detail
 	}
 	return err.Error()
+}
+
+// MemberType is a member's type as scimflare stores it: "User" or "Group"
+// for either in any letter case, "" for none; ok is false for anything
+// else.
+func MemberType(t string) (typ string, ok bool) {
+	switch {
+	case strings.EqualFold(t, "user"):
+		return "User", true
+	case strings.EqualFold(t, "group"):
+		return "Group", true
+	}
+	return "", t == ""
 }
