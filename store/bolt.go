@@ -117,7 +117,7 @@ func Open(path string, opts ...Option) (*BoltStore, error) {
 	}
 	s := &BoltStore{db: db, path: path, batch: o.batch}
 	if o.group {
-		s.batch, s.group = false, &groupCommit{}
+		s.batch, s.group = false, &groupCommit{maxLinger: defaultMaxLinger}
 	}
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -13,21 +14,41 @@ import (
 // number of writers queued.
 const maxGroup = 1000
 
-// groupCommit lets concurrent writes share commits without a timer: a
-// write that finds no commit in flight commits at once; writes that arrive
-// while a commit is in flight queue, and the first of them, once that
-// commit ends, commits the whole queue in one transaction (one commit's
-// fdatasyncs) for everyone. The group is as large as the number of writers the last commit
-// kept waiting, so batching grows with load and costs a lone writer
-// nothing. bbolt's Batch instead cuts a batch when its timer fires, and a
-// batch that started waiting for the writer lock takes no one else: with 8
-// clients a commit carried 2.5–3.0 writes on average, 3.7–4.0 with this
-// (BENCHMARKS.md, "What bounds writes").
+// groupCommit lets concurrent writes share commits: a write that finds no
+// commit in flight leads the next one; writes that arrive while a commit is
+// in flight queue, and the first of them, once that commit ends, commits
+// the whole queue in one transaction (one commit's fdatasyncs) for
+// everyone.
+//
+// Before it commits, a leader waits for as many writers as the last commit
+// saw (those it carried and those that queued while it ran) to queue, but
+// no longer than that commit took (at most 2 ms). Without the wait,
+// 8 clients settled into commits of 1 and 7 writes in turn: the lone one
+// committed the writer whose answer had just left, while the 7 it did not
+// wait for queued behind it; with it, the 8 share one commit. A lone
+// writer waits for no one (the last commit saw one writer), and a writer
+// after a burst waits once, for at most one commit's time. bbolt's Batch
+// instead cuts a batch when its timer fires, and a batch that started
+// waiting for the writer lock takes no one else (BENCHMARKS.md, "What
+// bounds writes").
 type groupCommit struct {
 	mu      sync.Mutex
 	leading bool         // a writer is committing a group
 	queue   []*groupCall // writes waiting for the next group, in arrival order
+	// writers is how many writers the last commit saw; took, how long it
+	// took.
+	writers int
+	took    time.Duration
+	// lingering is set while a leader waits for writers; a write that
+	// queues then wakes it through arrived.
+	lingering bool
+	arrived   chan struct{}
+	// maxLinger bounds the wait (defaultMaxLinger; tests set their own).
+	maxLinger time.Duration
 }
+
+// defaultMaxLinger bounds how long a leader waits for writers to queue.
+const defaultMaxLinger = 2 * time.Millisecond
 
 // groupCall is one write. done receives, exactly once per send: errLead
 // (take the queue and commit it), errSolo (run alone) or the write's result.
@@ -47,6 +68,12 @@ func (g *groupCommit) update(db *bolt.DB, fn func(*bolt.Tx) error) error {
 	c := &groupCall{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
+	if g.lingering {
+		select {
+		case g.arrived <- struct{}{}:
+		default: // the leader has a wake-up pending already
+		}
+	}
 	if g.leading {
 		g.mu.Unlock()
 		if err := <-c.done; err != errLead {
@@ -55,14 +82,18 @@ func (g *groupCommit) update(db *bolt.DB, fn func(*bolt.Tx) error) error {
 		g.mu.Lock()
 	}
 	g.leading = true
+	g.linger()
 	n := min(len(g.queue), maxGroup)
 	calls := g.queue[:n:n]
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
 
+	began := time.Now()
 	commitGroup(db, calls)
+	took := time.Since(began)
 
 	g.mu.Lock()
+	g.writers, g.took = n+len(g.queue), took
 	if len(g.queue) > 0 {
 		// Hand over: the first waiter commits everyone who queued
 		// meanwhile, while this writer returns.
@@ -75,6 +106,33 @@ func (g *groupCommit) update(db *bolt.DB, fn func(*bolt.Tx) error) error {
 		g.mu.Unlock()
 	}
 	return finishCall(db, fn, <-c.done)
+}
+
+// linger waits, g.mu held on entry and on return, until as many writers
+// as the last commit saw have queued, or for as long as that commit took
+// (at most g.maxLinger). It holds no transaction: reads and the writers
+// queueing go on meanwhile.
+func (g *groupCommit) linger() {
+	if len(g.queue) >= g.writers || g.took <= 0 {
+		return
+	}
+	if g.arrived == nil {
+		g.arrived = make(chan struct{}, 1)
+	}
+	t := time.NewTimer(min(g.took, g.maxLinger))
+	defer t.Stop()
+	g.lingering = true
+	defer func() { g.lingering = false }()
+	for len(g.queue) < g.writers {
+		g.mu.Unlock()
+		select {
+		case <-g.arrived:
+			g.mu.Lock()
+		case <-t.C:
+			g.mu.Lock()
+			return
+		}
+	}
 }
 
 // finishCall turns what a group answered into the write's result.
