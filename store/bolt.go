@@ -268,6 +268,11 @@ func (s *BoltStore) View(fn func(Reader) error) error {
 
 // CreateUser implements Store.
 func (s *BoltStore) CreateUser(now time.Time, u User) (User, error) {
+	// Checked before the write transaction: what needs no state does not
+	// keep the other writers of a group commit waiting.
+	if err := validateUser(&u); err != nil {
+		return User{}, err
+	}
 	var out User
 	err := s.update(func(w writeTx) (err error) {
 		out, err = w.createUser(now.UTC(), u)

@@ -112,6 +112,15 @@ type tokenRecord struct {
 }
 
 func encodeUser(u User) ([]byte, error) {
+	if v, ok := appendUserRecord(make([]byte, 0, 224+len(u.ID)+len(u.UserName)+len(u.ExternalID)+len(u.Email)+len(u.Doc)), u); ok {
+		return v, nil
+	}
+	return encodeUserJSON(u)
+}
+
+// encodeUserJSON is encodeUser through json.Marshal, for any user
+// appendUserRecord does not take.
+func encodeUserJSON(u User) ([]byte, error) {
 	return json.Marshal(userRecord{
 		ID: u.ID, UserName: u.UserName, ExternalID: u.ExternalID, Active: u.Active,
 		ActiveSince: u.ActiveSince, Email: u.Email, Doc: u.Doc,

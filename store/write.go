@@ -141,10 +141,8 @@ func validateUser(u *User) error {
 	return nil
 }
 
+// createUser stores u, which validateUser has passed, as a new user.
 func (w writeTx) createUser(now time.Time, u User) (User, error) {
-	if err := validateUser(&u); err != nil {
-		return User{}, err
-	}
 	u.ID = w.newID(now)
 	if err := w.claimUnique(bucketUserNames, u.ID, "", u.UserName, "userName"); err != nil {
 		return User{}, err
