@@ -91,3 +91,38 @@ func TestGroupCommitLoneWriterStopsWaiting(t *testing.T) {
 }
 
 func gcNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+// A leader carries at most maxGroup writes, so once that many have queued
+// it has nobody left to wait for: after a burst of more than maxGroup
+// writers (the last commit saw twice as many), a leader with a full group
+// must commit at once, not linger for writers it could not take. Here the
+// bound is an hour: a leader that lingers anyway keeps maxGroup IdP writes
+// unanswered, and while a backlog drains every round would pay the wait.
+func TestGroupCommitFullGroupDoesNotWait(t *testing.T) {
+	s := openGroupCommit(t)
+	s.group.mu.Lock()
+	s.group.writers, s.group.took, s.group.maxLinger = 2*maxGroup, time.Hour, time.Hour
+	s.group.mu.Unlock()
+	before := txID(t, s)
+	errs := make(chan error, maxGroup)
+	for i := range maxGroup {
+		go func() {
+			_, err := s.CreateUser(gcNow(), User{UserName: fmt.Sprintf("burst%04d@example.com", i)})
+			errs <- err
+		}()
+	}
+	deadline := time.After(30 * time.Second)
+	for i := range maxGroup {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d writes answered after 30 s: the leader lingered with a full group queued", i, maxGroup)
+		}
+	}
+	if got := txID(t, s) - before; got != 1 {
+		t.Fatalf("a full group of %d writes took %d commits, want 1", maxGroup, got)
+	}
+}
