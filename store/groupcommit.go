@@ -111,9 +111,13 @@ func (g *groupCommit) update(db *bolt.DB, fn func(*bolt.Tx) error) error {
 // linger waits, g.mu held on entry and on return, until as many writers
 // as the last commit saw have queued, or for as long as that commit took
 // (at most g.maxLinger). It holds no transaction: reads and the writers
-// queueing go on meanwhile.
+// queueing go on meanwhile. A group carries at most maxGroup writes, so
+// the wait ends once that many have queued: after a burst of more, the
+// last commit saw more writers than the next can take, and waiting for
+// them would only hold up a full group (each round of a backlog).
 func (g *groupCommit) linger() {
-	if len(g.queue) >= g.writers || g.took <= 0 {
+	want := min(g.writers, maxGroup)
+	if len(g.queue) >= want || g.took <= 0 {
 		return
 	}
 	if g.arrived == nil {
@@ -123,7 +127,7 @@ func (g *groupCommit) linger() {
 	defer t.Stop()
 	g.lingering = true
 	defer func() { g.lingering = false }()
-	for len(g.queue) < g.writers {
+	for len(g.queue) < want {
 		g.mu.Unlock()
 		select {
 		case <-g.arrived:
