@@ -128,7 +128,7 @@ func writesPerCommitFloor(b *testing.B, got float64) {
 }
 
 // lastTxID is the id of the last committed write transaction.
-func lastTxID(b *testing.B, s *BoltStore) int {
+func lastTxID(b testing.TB, s *BoltStore) int {
 	var id int
 	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
 		b.Fatal(err)

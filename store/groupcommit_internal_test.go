@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // openGroupCommit opens a state file whose writes share commits, as serve's.
@@ -19,16 +17,6 @@ func openGroupCommit(t *testing.T) *BoltStore {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// txID is the id of the last committed write transaction.
-func txID(t *testing.T, s *BoltStore) int {
-	t.Helper()
-	var id int
-	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // A leader waits for the writers the last commit saw, so that clients
@@ -43,7 +31,7 @@ func TestGroupCommitWaitsForTheWritersTheLastCommitSaw(t *testing.T) {
 	s.group.mu.Lock()
 	s.group.writers, s.group.took, s.group.maxLinger = 8, time.Hour, time.Hour
 	s.group.mu.Unlock()
-	before := txID(t, s)
+	before := lastTxID(t, s)
 	began := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -63,7 +51,7 @@ func TestGroupCommitWaitsForTheWritersTheLastCommitSaw(t *testing.T) {
 	if d := time.Since(began); d > time.Minute {
 		t.Fatalf("8 writes took %v: the leader waited out its bound although every writer it waited for had queued", d)
 	}
-	if got := txID(t, s) - before; got != 1 {
+	if got := lastTxID(t, s) - before; got != 1 {
 		t.Fatalf("8 writers the last commit saw took %d commits, want 1", got)
 	}
 }
@@ -103,7 +91,7 @@ func TestGroupCommitFullGroupDoesNotWait(t *testing.T) {
 	s.group.mu.Lock()
 	s.group.writers, s.group.took, s.group.maxLinger = 2*maxGroup, time.Hour, time.Hour
 	s.group.mu.Unlock()
-	before := txID(t, s)
+	before := lastTxID(t, s)
 	errs := make(chan error, maxGroup)
 	for i := range maxGroup {
 		go func() {
@@ -122,7 +110,7 @@ func TestGroupCommitFullGroupDoesNotWait(t *testing.T) {
 			t.Fatalf("%d of %d writes answered after 30 s: the leader lingered with a full group queued", i, maxGroup)
 		}
 	}
-	if got := txID(t, s) - before; got != 1 {
+	if got := lastTxID(t, s) - before; got != 1 {
 		t.Fatalf("a full group of %d writes took %d commits, want 1", maxGroup, got)
 	}
 }
