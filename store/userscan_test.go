@@ -141,14 +141,19 @@ func FuzzScanUser(f *testing.F) {
 	})
 }
 
+// benchUser is a SCIM-sized user, as the record benchmarks read and write it.
+func benchUser() User {
+	since := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	return User{ID: "0193e9a1-7c1e-7b8e-9f00-000000000001", UserName: "user1@example.com", Email: "user1@example.com",
+		ExternalID: "ext-1", Active: true, ActiveSince: since,
+		Doc:  []byte(`{"displayName":"Given Family","name":{"familyName":"Family","givenName":"Given"}}`),
+		Meta: Meta{Created: since, LastModified: since, Version: 3}}
+}
+
 // BenchmarkDecodeUser: a SCIM-sized user record, as decodeUser reads it
 // (scan) and as json.Unmarshal did.
 func BenchmarkDecodeUser(b *testing.B) {
-	since := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	v, err := encodeUser(User{ID: "0193e9a1-7c1e-7b8e-9f00-000000000001", UserName: "user1@example.com", Email: "user1@example.com",
-		ExternalID: "ext-1", Active: true, ActiveSince: since,
-		Doc:  []byte(`{"displayName":"Given Family","name":{"familyName":"Family","givenName":"Given"}}`),
-		Meta: Meta{Created: since, LastModified: since, Version: 3}})
+	v, err := encodeUser(benchUser())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -194,11 +199,7 @@ func FuzzAppendUserRecord(f *testing.F) {
 // BenchmarkEncodeUser: a SCIM-sized user record as a create writes it
 // inside its write transaction, and as json.Marshal wrote it.
 func BenchmarkEncodeUser(b *testing.B) {
-	since := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	u := User{ID: "0193e9a17c1e7b8e9f00000000000001", UserName: "user1@example.com", Email: "user1@example.com",
-		ExternalID: "ext-1", Active: true, ActiveSince: since,
-		Doc:  []byte(`{"displayName":"Given Family","name":{"familyName":"Family","givenName":"Given"}}`),
-		Meta: Meta{Created: since, LastModified: since, Version: 3}}
+	u := benchUser()
 	for _, c := range []struct {
 		name string
 		enc  func(User) ([]byte, error)
