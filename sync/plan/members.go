@@ -1,18 +1,192 @@
 package plan
 
-import "iter"
+import (
+	"fmt"
+	"hash/maphash"
+	"iter"
+	"math"
+	"strings"
+)
+
+// The member list and the ledger of an account are a full run's largest
+// inputs: at a million users, five accounts held 1.8 million members in
+// each, 576 MB as maps of structs of strings, all of it pointers the
+// garbage collector walked on every cycle of every run. The tables below
+// hold the same in pointer-free rows: every string's bytes in one arena
+// (a string is an offset and a length into it), every key list once in a
+// per-pool list table (members hold a few lists between them), and the
+// keys in an open-addressing index of row numbers.
+//
+// A value returned by Get or All is built from the arena without copying:
+// its strings point into it and its key lists are the pool's. Read them,
+// never write into them. The arena only grows; a string handed out stays
+// valid and unchanged for as long as it is held.
+
+// span is a string in a pool's arena.
+type span struct{ off, n uint32 }
+
+// pool is the arena and key lists one or more tables share.
+type pool struct {
+	arena strings.Builder
+	// lists[i-1] is key list i; 0 is the nil list. An empty list that is
+	// not nil is a list of its own.
+	lists   [][]string
+	listIdx map[string]uint32
+	buf     []byte
+	// small are spans of short strings written before (statuses), so
+	// a million members' "accepted" is written once.
+	small map[string]span
+}
+
+func newPool(strBytes int) *pool {
+	p := &pool{listIdx: map[string]uint32{}, small: map[string]span{}}
+	p.arena.Grow(strBytes)
+	return p
+}
+
+func (p *pool) str(s span) string {
+	return p.arena.String()[s.off : s.off+s.n]
+}
+
+func (p *pool) put(s string) span {
+	if len(s) == 0 {
+		return span{}
+	}
+	off := p.arena.Len()
+	if uint64(off)+uint64(len(s)) > math.MaxUint32 {
+		panic(fmt.Sprintf("plan: a member table's strings outgrew 4 GiB (%d bytes)", off))
+	}
+	p.arena.WriteString(s)
+	return span{uint32(off), uint32(len(s))}
+}
+
+// putSmall is put for strings most rows share.
+func (p *pool) putSmall(s string) span {
+	if sp, ok := p.small[s]; ok {
+		return sp
+	}
+	sp := p.put(s)
+	if len(p.small) < 64 {
+		p.small[s] = sp
+	}
+	return sp
+}
+
+// reput is put, keeping old when it already holds s.
+func (p *pool) reput(old span, s string) span {
+	if p.str(old) == s {
+		return old
+	}
+	return p.put(s)
+}
+
+// list interns a key list. The list is kept as given: callers hand over a
+// list nothing writes into again.
+func (p *pool) list(keys []string) uint32 {
+	if keys == nil {
+		return 0
+	}
+	p.buf = p.buf[:0]
+	if len(keys) == 0 {
+		p.buf = append(p.buf, 0xff) // not nil: apart from every list
+	}
+	for _, k := range keys {
+		p.buf = append(p.buf, k...)
+		p.buf = append(p.buf, 0)
+	}
+	if i, ok := p.listIdx[string(p.buf)]; ok {
+		return i
+	}
+	p.lists = append(p.lists, keys[:len(keys):len(keys)])
+	i := uint32(len(p.lists))
+	p.listIdx[string(p.buf)] = i
+	return i
+}
+
+func (p *pool) keys(i uint32) []string {
+	if i == 0 {
+		return nil
+	}
+	return p.lists[i-1]
+}
+
+// index maps keys to row numbers by open addressing; slots hold row+1,
+// 0 is empty, and keys[row] is the row's key. Rows are never removed from
+// it: a deleted row stays, marked absent, and a Set of its key takes it
+// again.
+type index struct {
+	seed  maphash.Seed
+	slots []uint32
+	keys  []span
+}
+
+func (x *index) init(n int) {
+	x.seed = maphash.MakeSeed()
+	size := 8
+	for size < n*2 {
+		size *= 2
+	}
+	x.slots, x.keys = make([]uint32, size), make([]span, 0, n)
+}
+
+// find is key's row, or -1 and the slot a new row for key goes in.
+func (x *index) find(p *pool, key string) (row, slot int) {
+	mask := len(x.slots) - 1
+	for i := int(maphash.String(x.seed, key)) & mask; ; i = (i + 1) & mask {
+		r := int(x.slots[i])
+		if r == 0 {
+			return -1, i
+		}
+		if p.str(x.keys[r-1]) == key {
+			return r - 1, i
+		}
+	}
+}
+
+// add is a new row for key (in p's arena), in the slot find gave; the
+// index grows when it is half full.
+func (x *index) add(p *pool, slot int, key span) {
+	if len(x.keys) >= math.MaxUint32-1 {
+		panic("plan: a member table outgrew 4 billion rows")
+	}
+	x.keys = append(x.keys, key)
+	x.slots[slot] = uint32(len(x.keys))
+	if len(x.keys)*2 <= len(x.slots) {
+		return
+	}
+	x.slots = make([]uint32, len(x.slots)*2)
+	mask := len(x.slots) - 1
+	for r, k := range x.keys {
+		i := int(maphash.String(x.seed, p.str(k))) & mask
+		for x.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = uint32(r + 1)
+	}
+}
 
 // Actuals are one account's members as Cloudflare reports them, by
-// identity.Key(email). A nil *Actuals reads as empty, as a nil map does.
-//
-// Values returned share their key lists with the table: read them, never
-// write into them.
+// identity.Key(email). A nil *Actuals reads as empty, as a nil map does;
+// Set on it panics, as on a nil map.
 type Actuals struct {
-	m map[string]Actual
+	p    *pool
+	x    index
+	rows []actualRow
+	n    int
+}
+
+type actualRow struct {
+	memberID, email, status span
+	keys                    uint32
+	present                 bool
 }
 
 // NewActuals is an empty table with room for n members.
-func NewActuals(n int) *Actuals { return &Actuals{m: make(map[string]Actual, n)} }
+func NewActuals(n int) *Actuals {
+	t := &Actuals{p: newPool(n * 64), rows: make([]actualRow, 0, n)}
+	t.x.init(n)
+	return t
+}
 
 // ActualsOf is a table holding m's members.
 func ActualsOf(m map[string]Actual) *Actuals {
@@ -23,28 +197,62 @@ func ActualsOf(m map[string]Actual) *Actuals {
 	return t
 }
 
+func (t *Actuals) value(r *actualRow) Actual {
+	return Actual{MemberID: t.p.str(r.memberID), Email: t.p.str(r.email), Status: t.p.str(r.status), Keys: t.p.keys(r.keys)}
+}
+
 // Get is the member under key.
 func (t *Actuals) Get(key string) (Actual, bool) {
 	if t == nil {
 		return Actual{}, false
 	}
-	a, ok := t.m[key]
-	return a, ok
+	r, _ := t.x.find(t.p, key)
+	if r < 0 || !t.rows[r].present {
+		return Actual{}, false
+	}
+	return t.value(&t.rows[r]), true
 }
 
 // Has reports whether a member is under key.
 func (t *Actuals) Has(key string) bool {
-	_, ok := t.Get(key)
-	return ok
+	if t == nil {
+		return false
+	}
+	r, _ := t.x.find(t.p, key)
+	return r >= 0 && t.rows[r].present
 }
 
 // Set puts a under key, replacing what was there.
-func (t *Actuals) Set(key string, a Actual) { t.m[key] = a }
+func (t *Actuals) Set(key string, a Actual) {
+	r, slot := t.x.find(t.p, key)
+	if r < 0 {
+		t.x.add(t.p, slot, t.p.put(key))
+		row := actualRow{memberID: t.p.put(a.MemberID), email: t.x.keys[len(t.rows)]}
+		if a.Email != key {
+			row.email = t.p.put(a.Email)
+		}
+		row.status, row.keys, row.present = t.p.putSmall(a.Status), t.p.list(a.Keys), true
+		t.rows = append(t.rows, row)
+		t.n++
+		return
+	}
+	row := &t.rows[r]
+	if !row.present {
+		t.n++
+	}
+	row.memberID = t.p.reput(row.memberID, a.MemberID)
+	row.email = t.p.reput(row.email, a.Email)
+	row.status, row.keys, row.present = t.p.putSmall(a.Status), t.p.list(a.Keys), true
+}
 
 // Delete removes the member under key, if any.
 func (t *Actuals) Delete(key string) {
-	if t != nil {
-		delete(t.m, key)
+	if t == nil {
+		return
+	}
+	if r, _ := t.x.find(t.p, key); r >= 0 && t.rows[r].present {
+		t.rows[r].present = false
+		t.n--
 	}
 }
 
@@ -53,19 +261,19 @@ func (t *Actuals) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.m)
+	return t.n
 }
 
-// All yields every member with its key. Set and Delete may be called while
-// it runs, as on a map: a member deleted before it is reached is not
-// yielded; one added may or may not be.
+// All yields every member with its key, in the order their keys were first
+// set. Set and Delete may be called while it runs, as on a map: a member
+// deleted before it is reached is not yielded; one added is.
 func (t *Actuals) All() iter.Seq2[string, Actual] {
 	return func(yield func(string, Actual) bool) {
 		if t == nil {
 			return
 		}
-		for k, a := range t.m {
-			if !yield(k, a) {
+		for r := 0; r < len(t.rows); r++ {
+			if row := &t.rows[r]; row.present && !yield(t.p.str(t.x.keys[r]), t.value(row)) {
 				return
 			}
 		}
@@ -73,16 +281,43 @@ func (t *Actuals) All() iter.Seq2[string, Actual] {
 }
 
 // Ledger is one account's ownership ledger, by identity.Key(email). A nil
-// *Ledger reads as empty, as a nil map does.
-//
-// Entries returned share their key lists with the table: read them, never
-// write into them.
+// *Ledger reads as empty, as a nil map does; Set on it panics, as on a nil
+// map.
 type Ledger struct {
-	m map[string]LedgerEntry
+	p    *pool
+	x    index
+	rows []ledgerRow
+	n    int
+	// beside is the member list whose arena the ledger shares: an
+	// entry's key and member id are the member's when they are the same.
+	beside *Actuals
+}
+
+type ledgerRow struct {
+	memberID         span
+	managed, found   uint32
+	created, present bool
 }
 
 // NewLedger is an empty ledger with room for n entries.
-func NewLedger(n int) *Ledger { return &Ledger{m: make(map[string]LedgerEntry, n)} }
+func NewLedger(n int) *Ledger {
+	t := &Ledger{p: newPool(n * 56), rows: make([]ledgerRow, 0, n)}
+	t.x.init(n)
+	return t
+}
+
+// NewLedgerBeside is an empty ledger with room for n entries that keeps
+// the keys and member ids it shares with a's members once, in a's arena
+// (most entries are of members scimflare granted what they hold). a is
+// only read, never changed.
+func NewLedgerBeside(a *Actuals, n int) *Ledger {
+	if a == nil {
+		return NewLedger(n)
+	}
+	t := &Ledger{p: a.p, rows: make([]ledgerRow, 0, n), beside: a}
+	t.x.init(n)
+	return t
+}
 
 // LedgerOf is a ledger holding m's entries.
 func LedgerOf(m map[string]LedgerEntry) *Ledger {
@@ -93,28 +328,70 @@ func LedgerOf(m map[string]LedgerEntry) *Ledger {
 	return t
 }
 
+func (t *Ledger) value(r *ledgerRow) LedgerEntry {
+	return LedgerEntry{MemberID: t.p.str(r.memberID), Created: r.created, Managed: t.p.keys(r.managed), Found: t.p.keys(r.found)}
+}
+
 // Get is the entry under key.
 func (t *Ledger) Get(key string) (LedgerEntry, bool) {
 	if t == nil {
 		return LedgerEntry{}, false
 	}
-	e, ok := t.m[key]
-	return e, ok
+	r, _ := t.x.find(t.p, key)
+	if r < 0 || !t.rows[r].present {
+		return LedgerEntry{}, false
+	}
+	return t.value(&t.rows[r]), true
 }
 
 // Has reports whether an entry is under key.
 func (t *Ledger) Has(key string) bool {
-	_, ok := t.Get(key)
-	return ok
+	if t == nil {
+		return false
+	}
+	r, _ := t.x.find(t.p, key)
+	return r >= 0 && t.rows[r].present
 }
 
 // Set puts e under key, replacing what was there.
-func (t *Ledger) Set(key string, e LedgerEntry) { t.m[key] = e }
+func (t *Ledger) Set(key string, e LedgerEntry) {
+	r, slot := t.x.find(t.p, key)
+	if r < 0 {
+		k, id, shared := span{}, span{}, false
+		if t.beside != nil {
+			var r int
+			if r, _ = t.beside.x.find(t.p, key); r >= 0 {
+				k, id, shared = t.beside.x.keys[r], t.beside.rows[r].memberID, true
+			}
+		}
+		if !shared {
+			k = t.p.put(key)
+		}
+		if !shared || t.p.str(id) != e.MemberID {
+			id = t.p.put(e.MemberID)
+		}
+		t.x.add(t.p, slot, k)
+		row := ledgerRow{memberID: id, managed: t.p.list(e.Managed), found: t.p.list(e.Found), created: e.Created, present: true}
+		t.rows = append(t.rows, row)
+		t.n++
+		return
+	}
+	row := &t.rows[r]
+	if !row.present {
+		t.n++
+	}
+	row.memberID = t.p.reput(row.memberID, e.MemberID)
+	row.managed, row.found, row.created, row.present = t.p.list(e.Managed), t.p.list(e.Found), e.Created, true
+}
 
 // Delete removes the entry under key, if any.
 func (t *Ledger) Delete(key string) {
-	if t != nil {
-		delete(t.m, key)
+	if t == nil {
+		return
+	}
+	if r, _ := t.x.find(t.p, key); r >= 0 && t.rows[r].present {
+		t.rows[r].present = false
+		t.n--
 	}
 }
 
@@ -123,19 +400,19 @@ func (t *Ledger) Len() int {
 	if t == nil {
 		return 0
 	}
-	return len(t.m)
+	return t.n
 }
 
-// All yields every entry with its key. Set and Delete may be called while
-// it runs, as on a map: an entry deleted before it is reached is not
-// yielded; one added may or may not be.
+// All yields every entry with its key, in the order their keys were first
+// set. Set and Delete may be called while it runs, as on a map: an entry
+// deleted before it is reached is not yielded; one added is.
 func (t *Ledger) All() iter.Seq2[string, LedgerEntry] {
 	return func(yield func(string, LedgerEntry) bool) {
 		if t == nil {
 			return
 		}
-		for k, e := range t.m {
-			if !yield(k, e) {
+		for r := 0; r < len(t.rows); r++ {
+			if row := &t.rows[r]; row.present && !yield(t.p.str(t.x.keys[r]), t.value(row)) {
 				return
 			}
 		}

@@ -1,0 +1,166 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"slices"
+	"testing"
+)
+
+// The tables must read back exactly what was set, as the maps they replace
+// did: nil and empty key lists apart, a deleted key gone and settable again,
+// every member once in All, through deletes and sets while All runs.
+func TestMemberTablesReadBackWhatWasSet(t *testing.T) {
+	lists := [][]string{nil, {}, {"a"}, {"a", "b"}, {"b"}, {"a", "b", "c"}}
+	statuses := []string{"accepted", "pending", ""}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		act, led := NewActuals(rng.IntN(4)), NewLedger(rng.IntN(4))
+		if seed%2 == 0 {
+			led = NewLedgerBeside(act, rng.IntN(4)) // sharing act's arena
+		}
+		wantAct, wantLed := map[string]Actual{}, map[string]LedgerEntry{}
+		key := func() string { return fmt.Sprintf("u%d@example.com", rng.IntN(300)) }
+		for op := range 3000 {
+			k := key()
+			switch rng.IntN(6) {
+			case 0, 1:
+				email := k
+				if rng.IntN(3) == 0 {
+					email = "U" + k[1:]
+				}
+				a := Actual{MemberID: fmt.Sprintf("m%d", rng.IntN(400)), Email: email, Status: statuses[rng.IntN(len(statuses))], Keys: lists[rng.IntN(len(lists))]}
+				act.Set(k, a)
+				wantAct[k] = a
+			case 2:
+				e := LedgerEntry{MemberID: fmt.Sprintf("m%d", rng.IntN(400)), Created: rng.IntN(2) == 0, Managed: lists[rng.IntN(len(lists))], Found: lists[rng.IntN(len(lists))]}
+				led.Set(k, e)
+				wantLed[k] = e
+			case 3:
+				act.Delete(k)
+				delete(wantAct, k)
+				led.Delete(k)
+				delete(wantLed, k)
+			case 4:
+				got, ok := act.Get(k)
+				want, wantOK := wantAct[k]
+				if ok != wantOK || !reflect.DeepEqual(got, want) || act.Has(k) != wantOK {
+					t.Fatalf("seed %d op %d: Get(%q) = %#v, %v; want %#v, %v", seed, op, k, got, ok, want, wantOK)
+				}
+				gotE, ok := led.Get(k)
+				wantE, wantOK := wantLed[k]
+				if ok != wantOK || !reflect.DeepEqual(gotE, wantE) || led.Has(k) != wantOK {
+					t.Fatalf("seed %d op %d: ledger Get(%q) = %#v, %v; want %#v, %v", seed, op, k, gotE, ok, wantE, wantOK)
+				}
+			case 5:
+				// Delete some while iterating, as settling intents does.
+				seen := map[string]bool{}
+				for k, e := range led.All() {
+					if seen[k] {
+						t.Fatalf("seed %d op %d: All yielded %q twice", seed, op, k)
+					}
+					seen[k] = true
+					if !reflect.DeepEqual(e, wantLed[k]) {
+						t.Fatalf("seed %d op %d: All yielded %q = %#v; want %#v", seed, op, k, e, wantLed[k])
+					}
+					if rng.IntN(10) == 0 {
+						led.Delete(k)
+						delete(wantLed, k)
+					}
+				}
+				for k := range wantLed {
+					if !seen[k] {
+						t.Fatalf("seed %d op %d: All missed %q", seed, op, k)
+					}
+				}
+			}
+			if act.Len() != len(wantAct) || led.Len() != len(wantLed) {
+				t.Fatalf("seed %d op %d: Len = %d, %d; want %d, %d", seed, op, act.Len(), led.Len(), len(wantAct), len(wantLed))
+			}
+		}
+		got := maps.Collect(act.All())
+		if !reflect.DeepEqual(got, wantAct) && !(len(got) == 0 && len(wantAct) == 0) {
+			t.Fatalf("seed %d: All = %v; want %v", seed, got, wantAct)
+		}
+	}
+}
+
+func TestNilMemberTablesReadAsEmpty(t *testing.T) {
+	var act *Actuals
+	var led *Ledger
+	if _, ok := act.Get("a"); ok || act.Has("a") || act.Len() != 0 {
+		t.Fatal("a nil Actuals is not empty")
+	}
+	if _, ok := led.Get("a"); ok || led.Has("a") || led.Len() != 0 {
+		t.Fatal("a nil Ledger is not empty")
+	}
+	act.Delete("a")
+	led.Delete("a")
+	for range act.All() {
+		t.Fatal("a nil Actuals yields")
+	}
+	for range led.All() {
+		t.Fatal("a nil Ledger yields")
+	}
+}
+
+// A string handed out stays what it was while the table grows and its key
+// is set again.
+func TestMemberTableStringsOutliveGrowth(t *testing.T) {
+	act := NewActuals(1)
+	act.Set("a@x", Actual{MemberID: "first", Email: "a@x", Status: "pending", Keys: []string{"k"}})
+	a, _ := act.Get("a@x")
+	for i := range 10000 {
+		act.Set(fmt.Sprintf("u%d@x", i), Actual{MemberID: fmt.Sprintf("id-%d", i), Email: fmt.Sprintf("u%d@x", i), Status: "accepted"})
+	}
+	act.Set("a@x", Actual{MemberID: "second", Email: "a@x", Status: "accepted"})
+	runtime.GC()
+	if a.MemberID != "first" || a.Status != "pending" || !slices.Equal(a.Keys, []string{"k"}) {
+		t.Fatalf("a value read before the table grew changed: %#v", a)
+	}
+	if b, _ := act.Get("a@x"); b.MemberID != "second" || b.Keys != nil {
+		t.Fatalf("Get after Set = %#v", b)
+	}
+}
+
+// BenchmarkMemberTables: one account's member list and ledger at the size
+// a 1M-user full run holds per account, built as a run builds them.
+// Reported: the heap the two hold beyond the strings they were given.
+func BenchmarkMemberTables(b *testing.B) {
+	const n = 360_000
+	emails := make([]string, n)
+	ids := make([]string, n)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("user%07d@example.com", i)
+		ids[i] = fmt.Sprintf("%032x", i*7919)
+	}
+	keyLists := [][]string{{"policy-aaaaaaaaaaaaaaaa"}, {"policy-aaaaaaaaaaaaaaaa", "policy-bbbbbbbbbbbbbbbb"}}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	var act *Actuals
+	var led *Ledger
+	for b.Loop() {
+		act = NewActuals(n)
+		for i, e := range emails {
+			keys := keyLists[i%2]
+			act.Set(e, Actual{MemberID: ids[i], Email: e, Status: "accepted", Keys: keys})
+		}
+		led = NewLedgerBeside(act, n)
+		for i, e := range emails {
+			led.Set(e, LedgerEntry{MemberID: ids[i], Created: true, Managed: keyLists[i%2]})
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc-before)/(1<<20), "held-MB")
+	b.ReportMetric(float64(ms.HeapAlloc-before)/n, "held-B/member")
+	runtime.KeepAlive(act)
+	runtime.KeepAlive(led)
+	runtime.KeepAlive(emails) // held either way: not counted
+	runtime.KeepAlive(ids)
+}
