@@ -153,9 +153,9 @@ func (reg *registry) readWholeCache(in *plan.AccountInput) error {
 	if err != nil {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}
-	for key, m := range actualFromCache(cached, interner{}) {
-		if _, ok := in.Actual[key]; !ok {
-			in.Actual[key] = m
+	for key, m := range actualFromCache(cached, interner{}).All() {
+		if ok := in.Actual.Has(key); !ok {
+			in.Actual.Set(key, m)
 		}
 	}
 	return nil

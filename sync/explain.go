@@ -282,8 +282,8 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	default:
 		ea.Source = SourceNone
 	}
-	act, present := in.Actual[lower]
-	led, inLedger := in.Ledger[lower]
+	act, present := in.Actual.Get(lower)
+	led, inLedger := in.Ledger.Get(lower)
 	var dm *plan.DesiredMember
 	if in.Desired != nil {
 		dm = in.Desired[lower]

@@ -46,8 +46,8 @@ func storeEntry(accountID, email string, e plan.LedgerEntry, now time.Time) stor
 	}
 }
 
-func lookup(m map[string]plan.Actual, lower string) *plan.Actual {
-	if a, ok := m[lower]; ok {
+func lookup(m *plan.Actuals, lower string) *plan.Actual {
+	if a, ok := m.Get(lower); ok {
 		return &a
 	}
 	return nil
@@ -239,9 +239,9 @@ func (reg *registry) sources(accountID, email string, keys []string) string {
 
 // settleAll settles every intent of the account against a listing made
 // mid-run, with the run's view before it as what the intents changed.
-func (reg *registry) settleAll(in *plan.AccountInput, fresh map[string]plan.Actual) error {
+func (reg *registry) settleAll(in *plan.AccountInput, fresh *plan.Actuals) error {
 	var lowers []string
-	for lower, e := range in.Ledger {
+	for lower, e := range in.Ledger.All() {
 		if e.MemberID == "" {
 			lowers = append(lowers, lower)
 		}
@@ -258,7 +258,8 @@ func (reg *registry) settleAll(in *plan.AccountInput, fresh map[string]plan.Actu
 		if b := lookup(in.Actual, lower); b != nil && b.Email != "" {
 			email = b.Email
 		}
-		entry, ch := reg.settleIntent(&c, in.ID, email, in.Ledger[lower], lookup(in.Actual, lower), lookup(fresh, lower))
+		prev, _ := in.Ledger.Get(lower)
+		entry, ch := reg.settleIntent(&c, in.ID, email, prev, lookup(in.Actual, lower), lookup(fresh, lower))
 		entries[lower] = entry
 		if ch != nil {
 			settled = append(settled, *ch)
@@ -269,9 +270,9 @@ func (reg *registry) settleAll(in *plan.AccountInput, fresh map[string]plan.Actu
 	}
 	for lower, entry := range entries {
 		if entry == nil {
-			delete(in.Ledger, lower)
+			in.Ledger.Delete(lower)
 		} else {
-			in.Ledger[lower] = *entry
+			in.Ledger.Set(lower, *entry)
 		}
 	}
 	return nil
@@ -322,7 +323,7 @@ func (reg *registry) record(recs []plan.Record) error {
 			return fmt.Errorf("record the ledger of account %s: %w", in.Name, err)
 		}
 		for _, e := range c.PutLedger {
-			in.Ledger[identity.Key(e.Email)] = planEntry(e)
+			in.Ledger.Set(identity.Key(e.Email), planEntry(e))
 		}
 	}
 	return nil

@@ -36,8 +36,8 @@ func BenchmarkListingMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(l.actual) != n || len(l.order) != n {
-			b.Fatalf("listed %d members (%d in order), want %d", len(l.actual), len(l.order), n)
+		if l.actual.Len() != n || len(l.order) != n {
+			b.Fatalf("listed %d members (%d in order), want %d", l.actual.Len(), len(l.order), n)
 		}
 		kept = max(kept, liveHeap()-base)
 		peak = max(peak, kept)

@@ -17,13 +17,13 @@ import (
 
 // accountRead is what a run read about one account before planning.
 type accountRead struct {
-	ledger map[string]plan.LedgerEntry
+	ledger *plan.Ledger
 	// gone are owned members two consecutive complete listings lacked;
 	// marks are the ledger entries whose MissingSince the listing sets
 	// (first absence) or clears (listed again).
 	gone   []store.LedgerEntry
 	marks  []store.LedgerEntry
-	actual map[string]plan.Actual
+	actual *plan.Actuals
 	// listed is the order of a fresh listing (the members' keys in
 	// actual), from which the member cache is written when the run
 	// records its reads; Cloudflare's answer itself (roles, policies,
@@ -56,21 +56,21 @@ type accountRead struct {
 // keep a million copies of each policy key live through the run.
 type listing struct {
 	in     interner
-	actual map[string]plan.Actual
+	actual *plan.Actuals
 	order  []string // identity keys, as listed; a key listed twice is here twice
 }
 
 // start makes room for total members and drops what was taken: the
 // listing starts (over).
 func (l *listing) start(total int) {
-	l.actual, l.order = make(map[string]plan.Actual, total), make([]string, 0, total)
+	l.actual, l.order = plan.NewActuals(total), make([]string, 0, total)
 }
 
 // page takes one page of members.
 func (l *listing) page(ms []cloudflare.Member) {
 	for _, m := range ms {
 		key := identity.Key(m.Email)
-		l.actual[key] = plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: l.in.keys(keysOf(m))}
+		l.actual.Set(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: l.in.keys(keysOf(m))})
 		l.order = append(l.order, key)
 	}
 }
@@ -80,10 +80,10 @@ func (l *listing) page(ms []cloudflare.Member) {
 // the last listed, as they are one in the store (keyed by the coarser
 // store.Fold, the last written kept): that member is written in each
 // place, and the store keeps it.
-func cache(accountID string, actual map[string]plan.Actual, order []string) []store.CachedMember {
+func cache(accountID string, actual *plan.Actuals, order []string) []store.CachedMember {
 	out := make([]store.CachedMember, len(order))
 	for i, key := range order {
-		m := actual[key]
+		m, _ := actual.Get(key)
 		out[i] = store.CachedMember{AccountID: accountID, MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
 	}
 	return out
@@ -104,10 +104,10 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, in inter
 	return l, nil
 }
 
-func actualFromCache(cached map[string]store.CachedMember, in interner) map[string]plan.Actual {
-	out := make(map[string]plan.Actual, len(cached))
+func actualFromCache(cached map[string]store.CachedMember, in interner) *plan.Actuals {
+	out := plan.NewActuals(len(cached))
 	for _, m := range cached {
-		out[identity.Key(m.Email)] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: in.keys(slices.Clone(m.Keys))}
+		out.Set(identity.Key(m.Email), plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: in.keys(slices.Clone(m.Keys))})
 	}
 	return out
 }
@@ -185,7 +185,7 @@ func (reg *registry) confirmAbsent(ctx context.Context, a mapping.Account, rd *a
 		}
 		e.MissingSince = reg.now
 		rd.marks = append(rd.marks, e)
-		rd.ledger[identity.Key(e.Email)] = planEntry(e)
+		rd.ledger.Set(identity.Key(e.Email), planEntry(e))
 	}
 	return nil
 }
@@ -287,7 +287,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		}
 		rd.actual = actualFromCache(cached, keys)
 	}
-	rd.ledger = make(map[string]plan.LedgerEntry, len(led))
+	rd.ledger = plan.NewLedger(len(led))
 	var intents, absent []store.LedgerEntry
 	for _, e := range led {
 		key := identity.Key(e.Email)
@@ -295,7 +295,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			intents = append(intents, e)
 			continue
 		}
-		_, present := rd.actual[key]
+		act, present := rd.actual.Get(key)
 		switch {
 		case rd.fresh && !present:
 			absent = append(absent, e)
@@ -304,7 +304,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			e.MissingSince = time.Time{}
 			rd.marks = append(rd.marks, e)
 		}
-		rd.ledger[key] = sharedEntry(planEntry(e), rd.actual[key], keys)
+		rd.ledger.Set(key, sharedEntry(planEntry(e), act, keys))
 	}
 	if err := reg.confirmAbsent(ctx, a, &rd, absent); err != nil {
 		return rd, err
@@ -323,7 +323,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		key := identity.Key(e.Email)
 		entry, settled := reg.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))
 		if entry != nil {
-			rd.ledger[key] = *entry
+			rd.ledger.Set(key, *entry)
 		}
 		if settled != nil {
 			rd.settled = append(rd.settled, *settled)
@@ -358,14 +358,14 @@ func (reg *registry) readScoped(a mapping.Account) (rd accountRead, ok bool, err
 	}
 	rd = accountRead{
 		scannedAt: got.ScannedAt, partial: true, managed: got.ManagedGrants,
-		ledger: make(map[string]plan.LedgerEntry, len(got.Ledger)),
-		actual: make(map[string]plan.Actual, len(got.Cached)),
+		ledger: plan.NewLedger(len(got.Ledger)),
+		actual: plan.NewActuals(len(got.Cached)),
 	}
 	// Keyed as a whole read keys them; store.Fold is a coarser fold than
 	// identity.Key, so an entry outside the scope may come along: drop it.
 	for _, m := range got.Cached {
 		if key := identity.Key(m.Email); reg.scope[key] {
-			rd.actual[key] = plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
+			rd.actual.Set(key, plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys})
 		}
 	}
 	if holdsSuperAdmin(rd.actual, reg.planner.mayBeSuperAdmin(a)) {
@@ -373,7 +373,7 @@ func (reg *registry) readScoped(a mapping.Account) (rd accountRead, ok bool, err
 	}
 	for _, e := range got.Ledger {
 		if key := identity.Key(e.Email); reg.scope[key] {
-			rd.ledger[key] = planEntry(e)
+			rd.ledger.Set(key, planEntry(e))
 		}
 	}
 	return rd, true, nil
@@ -381,8 +381,8 @@ func (reg *registry) readScoped(a mapping.Account) (rd accountRead, ok bool, err
 
 // holdsSuperAdmin reports whether a member of actual holds a key isSuper
 // says makes its holder a Super Administrator.
-func holdsSuperAdmin(actual map[string]plan.Actual, isSuper func(string) bool) bool {
-	for _, m := range actual {
+func holdsSuperAdmin(actual *plan.Actuals, isSuper func(string) bool) bool {
+	for _, m := range actual.All() {
 		if slices.ContainsFunc(m.Keys, isSuper) {
 			return true
 		}

@@ -183,7 +183,7 @@ func (reg *registry) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.
 	}
 	fresh := plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}
 	learned := reg.learnRoles(ch.AccountID, m)
-	if old, ok := in.Actual[key]; ok && old.Status == fresh.Status && slices.Equal(sortedSet(old.Keys), fresh.Keys) {
+	if old, ok := in.Actual.Get(key); ok && old.Status == fresh.Status && slices.Equal(sortedSet(old.Keys), fresh.Keys) {
 		if !learned {
 			return ch, true, nil
 		}
@@ -192,7 +192,7 @@ func (reg *registry) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.
 		return next, ok, nil
 	}
 	reg.log.Info("member changed since the last listing; planning it again", "account", in.Name, "email", ch.Email)
-	in.Actual[key] = fresh
+	in.Actual.Set(key, fresh)
 	if err := reg.state.Commit(store.SyncCommit{PutCache: []store.CachedMember{cachedMember(ch.AccountID, m)}}); err != nil {
 		return ch, false, fmt.Errorf("%w: store member %s as read: %w", errStateRefused, ch.Email, err)
 	}
@@ -340,12 +340,13 @@ func (reg *registry) write(ctx context.Context, ch plan.Change) (cloudflare.Memb
 	}
 	in := &reg.inputs[reg.byID[ch.AccountID]]
 	lower := identity.Key(ch.Email)
-	prev, had := in.Ledger[lower]
-	intent, c := intentOf(ch, prev, had, in.Actual[lower], reg.clock())
+	prev, had := in.Ledger.Get(lower)
+	act, _ := in.Actual.Get(lower)
+	intent, c := intentOf(ch, prev, had, act, reg.clock())
 	if err := reg.state.Commit(c); err != nil {
 		return cloudflare.Member{}, fmt.Errorf("%w: %s %s: %w", errStateRefused, ch.Kind, ch.Email, err)
 	}
-	in.Ledger[lower] = intent
+	in.Ledger.Set(lower, intent)
 	m, err := reg.call(ctx, ch)
 	if err == nil || !notApplied(ch, err) {
 		if err != nil {
@@ -367,9 +368,9 @@ func (reg *registry) write(ctx context.Context, ch plan.Change) (cloudflare.Memb
 		return m, err
 	}
 	if had {
-		in.Ledger[lower] = prev
+		in.Ledger.Set(lower, prev)
 	} else {
-		delete(in.Ledger, lower)
+		in.Ledger.Delete(lower)
 	}
 	return m, err
 }
@@ -429,10 +430,10 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 		reg.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
 	}
 	lower := identity.Key(ch.Email)
-	if _, present := in.Actual[lower]; !present && notFound {
+	if present := in.Actual.Has(lower); !present && notFound {
 		// An intent without a listing to settle it against stays as it is.
-		if led, ok := in.Ledger[lower]; ok && led.MemberID != "" {
-			delete(in.Ledger, lower)
+		if led, ok := in.Ledger.Get(lower); ok && led.MemberID != "" {
+			in.Ledger.Delete(lower)
 			e := store.LedgerEntry{AccountID: ch.AccountID, Email: ch.Email, MemberID: led.MemberID, Managed: led.Managed}
 			if err := reg.memberGone(e); err != nil {
 				return plan.Change{}, false, err
@@ -492,14 +493,14 @@ func (reg *registry) commit(ch plan.Change, m cloudflare.Member) error {
 	in := &reg.inputs[reg.byID[ch.AccountID]]
 	lower := identity.Key(ch.Email)
 	if emptyLedger(nl) {
-		delete(in.Ledger, lower)
+		in.Ledger.Delete(lower)
 	} else {
-		in.Ledger[lower] = nl
+		in.Ledger.Set(lower, nl)
 	}
 	if ch.Op == plan.OpDelete {
-		delete(in.Actual, lower)
+		in.Actual.Delete(lower)
 	} else {
-		in.Actual[lower] = plan.Actual{MemberID: cached.MemberID, Email: cached.Email, Status: cached.Status, Keys: cached.Keys}
+		in.Actual.Set(lower, plan.Actual{MemberID: cached.MemberID, Email: cached.Email, Status: cached.Status, Keys: cached.Keys})
 	}
 	return nil
 }

@@ -286,7 +286,7 @@ func (rn *run) planChanges() *plan.Changes {
 		if rd.partial {
 			in.ManagedGrants = rd.managed
 		} else {
-			for _, l := range rd.ledger {
+			for _, l := range rd.ledger.All() {
 				in.ManagedGrants += len(l.Managed)
 			}
 		}

@@ -410,7 +410,7 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 			// Sized as the run sizes them: by the listing's announced
 			// total and by the ledger read.
 			listing := len(d.Accounts[acct]) - len(d.Accounts[acct])/100
-			ai := plan.AccountInput{ID: acct, Name: acct, Actual: make(map[string]plan.Actual, listing), Ledger: make(map[string]plan.LedgerEntry, listing)}
+			ai := plan.AccountInput{ID: acct, Name: acct, Actual: plan.NewActuals(listing), Ledger: plan.NewLedger(listing)}
 			order := make([]string, 0, listing)
 			k := 0
 			for email, m := range d.Accounts[acct] {
@@ -421,9 +421,9 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				// read keeps them when the ledger's keys are the member's
 				// (sync/read.go, listing and sharedEntry).
 				keys, id := m.Keys.KeyList(), "m-"+email
-				ai.Actual[email] = plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys}
+				ai.Actual.Set(email, plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys})
 				order = append(order, email)
-				ai.Ledger[email] = plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)}
+				ai.Ledger.Set(email, plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)})
 				ai.ManagedGrants += len(keys)
 			}
 			in = append(in, ai)

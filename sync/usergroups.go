@@ -342,7 +342,7 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 	held := heldGroups(ua)
 	for email, dm := range in.Desired {
 		mine := &plan.DesiredMember{Email: dm.Email}
-		act, present := in.Actual[identity.Key(email)]
+		act, present := in.Actual.Get(identity.Key(email))
 		for _, w := range dm.Keys {
 			k := w.Key
 			for _, r := range w.Reasons {
@@ -429,7 +429,7 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 		}
 		in := rn.inputs[rn.byID[ac.ID]]
 		members := map[string]plan.AccountMemberRef{}
-		for k, m := range in.Actual {
+		for k, m := range in.Actual.All() {
 			members[k] = plan.AccountMemberRef{MemberID: m.MemberID, Status: m.Status}
 		}
 		actual := cloneGroups(ua.groups)
@@ -513,7 +513,7 @@ func (rn *run) planUserGroups(c *plan.Changes) {
 // this run grants, is no access lost, so not a removal for the guard
 // (Removed keeps only the keys really lost). applyGroup checks before the
 // removal that the member does hold those keys by then.
-func ownCoversGroupRemovals(gcs []plan.Change, actual map[string]plan.Actual, own []plan.Change) []plan.Change {
+func ownCoversGroupRemovals(gcs []plan.Change, actual *plan.Actuals, own []plan.Change) []plan.Change {
 	adding := map[string][]string{}
 	for _, ch := range own {
 		if len(ch.Added) > 0 {
@@ -528,7 +528,8 @@ func ownCoversGroupRemovals(gcs []plan.Change, actual map[string]plan.Actual, ow
 			continue
 		}
 		email := identity.Key(ch.Email)
-		held := actual[email].Keys
+		act, _ := actual.Get(email)
+		held := act.Keys
 		var lost []string
 		for _, k := range ch.Removed {
 			if !slices.Contains(held, k) && !slices.Contains(adding[email], k) {
@@ -652,7 +653,7 @@ func (reg *registry) applyGroup(ctx context.Context, ch plan.Change) {
 		reg.queueGroupAdd(ctx, ua, ch)
 	case plan.RemoveGroupMember:
 		in := &reg.inputs[reg.byID[ch.AccountID]]
-		act, present := in.Actual[identity.Key(ch.Email)]
+		act, present := in.Actual.Get(identity.Key(ch.Email))
 		if !present || act.MemberID != ch.MemberID {
 			// Removed from the account in this run: that took it out of
 			// every group already. The member DELETE counted no key, so
@@ -715,7 +716,7 @@ func (reg *registry) queueGroupAdd(ctx context.Context, ua *ugAccount, ch plan.C
 		ch.Group.ID = ua.created[ch.Group.Key]
 	}
 	in := &reg.inputs[reg.byID[ch.AccountID]]
-	act, present := in.Actual[identity.Key(ch.Email)]
+	act, present := in.Actual.Get(identity.Key(ch.Email))
 	if ch.MemberID == "" && present {
 		ch.MemberID = act.MemberID
 	}
@@ -790,7 +791,7 @@ func (reg *registry) flushGroupAdds(ctx context.Context) {
 			in := &reg.inputs[reg.byID[b.account]]
 			var accepted []plan.Change
 			for _, ch := range chs {
-				if in.Actual[identity.Key(ch.Email)].Status == "pending" {
+				if act, _ := in.Actual.Get(identity.Key(ch.Email)); act.Status == "pending" {
 					reg.logWaiting(ch)
 					continue
 				}

@@ -49,7 +49,7 @@ func BenchmarkBuildAndPlan(b *testing.B) {
 	}
 	var in []AccountInput
 	for _, acct := range accounts {
-		ai := AccountInput{ID: acct, Name: acct, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}}
+		ai := AccountInput{ID: acct, Name: acct, Actual: NewActuals(0), Ledger: NewLedger(0)}
 		n := 0
 		for email, m := range d.Accounts[acct] {
 			n++
@@ -57,8 +57,8 @@ func BenchmarkBuildAndPlan(b *testing.B) {
 				continue // not yet in Cloudflare
 			}
 			keys := m.Keys.KeyList()
-			ai.Actual[email] = Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys}
-			ai.Ledger[email] = LedgerEntry{MemberID: "m-" + email, Created: true, Managed: keys}
+			ai.Actual.Set(email, Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys})
+			ai.Ledger.Set(email, LedgerEntry{MemberID: "m-" + email, Created: true, Managed: keys})
 			ai.ManagedGrants += len(keys)
 		}
 		in = append(in, ai)
@@ -93,13 +93,13 @@ func BenchmarkPoliciesOverAUserGroup(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		emails := make([]string, n)
 		in := AccountInput{ID: "acct", Name: "acct", SuperAdminKey: super,
-			Desired: map[string]*DesiredMember{}, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}, KeepMember: map[string]string{}}
+			Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0), KeepMember: map[string]string{}}
 		for i := range emails {
 			e := fmt.Sprintf("user%06d@example.com", i)
 			emails[i] = e
 			in.Desired[e] = &DesiredMember{Email: e}
-			in.Actual[e] = Actual{MemberID: "m-" + e, Email: e, Status: "accepted"}
-			in.Ledger[e] = LedgerEntry{MemberID: "m-" + e, Created: true}
+			in.Actual.Set(e, Actual{MemberID: "m-" + e, Email: e, Status: "accepted"})
+			in.Ledger.Set(e, LedgerEntry{MemberID: "m-" + e, Created: true})
 			in.KeepMember[e] = "to join user group g"
 		}
 		for _, shape := range []string{"list", "set"} {

@@ -20,7 +20,7 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 	const n = 2 * parallelPlanMin
 	shared := want("pol-a") // one desired member behind many emails
 	a := AccountInput{ID: "acct", Name: "Acct", Desired: map[string]*DesiredMember{},
-		Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{},
+		Actual: NewActuals(0), Ledger: NewLedger(0),
 		Equivalent: map[string]string{"role:admin": "pol-a", "role:ro": "pol-r"},
 		SuperAdmin: func(k string) bool { return k == "pol-a" },
 		KeepMember: map[string]string{}, UserGroups: map[string]HeldGroup{}}
@@ -32,33 +32,33 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 		switch i % 8 {
 		case 0:
 			a.Desired[email] = shared
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a"}})
 		case 1: // a legacy role to convert
 			a.Desired[email] = want("pol-a")
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role:admin"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"role:admin"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role:admin"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role:admin"}})
 		case 2: // a leaver on a legacy role
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role:ro"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"role:ro"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role:ro"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role:ro"}})
 			leavers[email] = true
 		case 3: // kept by a user group, holding its own key no longer wanted
 			a.KeepMember[email] = "user group g1"
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-b"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-b"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}})
 			grouped = append(grouped, email)
 		case 4: // an ended grant
 			a.Desired[email] = want("pol-a")
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a", "pol-t"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a", "pol-t"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a", "pol-t"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a", "pol-t"}})
 			a.Expired = append(a.Expired, Expired{AccountID: "acct", Email: email, Key: "pol-t", Reason: Reason{Kind: ReasonGrant, GrantID: "g" + id}})
 		case 5: // a leaver also in a user group that grants the same key
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-b", "pol-x"}}
-			a.Ledger[email] = LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}, Found: []string{"pol-x"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-b", "pol-x"}})
+			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}, Found: []string{"pol-x"}})
 			grouped = append(grouped, email)
 		case 6: // adopted: found keys stay
 			a.Desired[email] = want("pol-a")
-			a.Actual[email] = Actual{MemberID: id, Email: email, Status: "pending", Keys: []string{"pol-x"}}
+			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "pending", Keys: []string{"pol-x"}})
 		case 7: // invited
 			a.Desired[email] = shared
 		}

@@ -37,8 +37,8 @@ type AccountInput struct {
 	// Actual holds every member of the account by identity.Key(email): a
 	// full run's fresh listing, or the member cache of the last one (with
 	// the members a targeted run read since).
-	Actual map[string]Actual
-	Ledger map[string]LedgerEntry // lower(email) ->
+	Actual *Actuals
+	Ledger *Ledger // lower(email) ->
 	// ManagedGrants counts the managed keys in the whole account before the
 	// run: the guard's percent base.
 	ManagedGrants int
@@ -364,8 +364,8 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	if a.Scope != nil {
 		for e := range a.Scope {
 			m := inputs{email: e, d: a.Desired[e]}
-			m.act, m.present = a.Actual[e]
-			m.led, m.inLedger = a.Ledger[e]
+			m.act, m.present = a.Actual.Get(e)
+			m.led, m.inLedger = a.Ledger.Get(e)
 			fn(0, m)
 		}
 		return
@@ -374,20 +374,20 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	// already is not walked again (the steady state: every member is
 	// wanted and recorded).
 	actualMet, ledgerMet := eachDesired(a, workers, fn)
-	if actualMet < len(a.Actual) {
-		for e, act := range a.Actual {
+	if actualMet < a.Actual.Len() {
+		for e, act := range a.Actual.All() {
 			if _, ok := a.Desired[e]; !ok {
 				m := inputs{email: e, act: act, present: true}
-				m.led, m.inLedger = a.Ledger[e]
+				m.led, m.inLedger = a.Ledger.Get(e)
 				ledgerMet += b2i(m.inLedger)
 				fn(0, m)
 			}
 		}
 	}
-	if ledgerMet < len(a.Ledger) {
-		for e, led := range a.Ledger {
+	if ledgerMet < a.Ledger.Len() {
+		for e, led := range a.Ledger.All() {
 			_, desired := a.Desired[e]
-			if _, actual := a.Actual[e]; !desired && !actual {
+			if actual := a.Actual.Has(e); !desired && !actual {
 				fn(0, inputs{email: e, led: led, inLedger: true})
 			}
 		}
@@ -399,8 +399,8 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 func eachDesired(a AccountInput, workers int, fn func(w int, m inputs)) (actualMet, ledgerMet int) {
 	visit := func(w int, e string, d *DesiredMember) (present, inLedger bool) {
 		m := inputs{email: e, d: d}
-		m.act, m.present = a.Actual[e]
-		m.led, m.inLedger = a.Ledger[e]
+		m.act, m.present = a.Actual.Get(e)
+		m.led, m.inLedger = a.Ledger.Get(e)
 		fn(w, m)
 		return m.present, m.inLedger
 	}
@@ -458,7 +458,7 @@ func b2i(b bool) int {
 }
 
 func displayEmail(a AccountInput, lower string) string {
-	if act, ok := a.Actual[lower]; ok && act.Email != "" {
+	if act, ok := a.Actual.Get(lower); ok && act.Email != "" {
 		return act.Email
 	}
 	if d, ok := a.Desired[lower]; ok && d.Email != "" {

@@ -92,15 +92,15 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}, Expired: tc.expired}
+			in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0), Expired: tc.expired}
 			if tc.desired != nil {
 				in.Desired[x] = tc.desired
 			}
 			if tc.actual != nil {
-				in.Actual[x] = *tc.actual
+				in.Actual.Set(x, *tc.actual)
 			}
 			if tc.ledger != nil {
-				in.Ledger[x] = *tc.ledger
+				in.Ledger.Set(x, *tc.ledger)
 			}
 			c := Plan([]AccountInput{in}, tc.unmanaged)
 			if len(c.Accounts) != 1 || c.Accounts[0].ID != prod {
@@ -147,7 +147,7 @@ func TestPlanScopeAndOrder(t *testing.T) {
 	in := AccountInput{
 		ID: prod, Name: "prod",
 		Desired: map[string]*DesiredMember{"b@example.com": want("role:a"), "a@example.com": want("role:a"), "c@example.com": want("role:a")},
-		Actual:  map[string]Actual{},
+		Actual:  NewActuals(0),
 	}
 	c := Plan([]AccountInput{in, {ID: staging, Name: "staging"}}, false)
 	var got []string
@@ -212,10 +212,10 @@ func TestPlanRecordsLedgerOnlyDifferences(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := AccountInput{ID: prod, Name: "prod",
 				Desired: map[string]*DesiredMember{x: tc.desired},
-				Actual:  map[string]Actual{x: tc.actual},
-				Ledger:  map[string]LedgerEntry{}}
+				Actual:  ActualsOf(map[string]Actual{x: tc.actual}),
+				Ledger:  NewLedger(0)}
 			if tc.ledger != nil {
-				in.Ledger[x] = *tc.ledger
+				in.Ledger.Set(x, *tc.ledger)
 			}
 			c := Plan([]AccountInput{in}, false)
 			if c.HasChanges() {

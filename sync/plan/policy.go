@@ -115,7 +115,7 @@ func LastSuperAdminPolicy(in []AccountInput) Policy {
 		}
 		p.accounts[a.ID] = &a
 		h := map[string]bool{}
-		for email, m := range a.Actual {
+		for email, m := range a.Actual.All() {
 			if m.Status != "pending" && (slices.ContainsFunc(m.Keys, a.IsSuperAdmin) ||
 				len(a.UserGroups) > 0 && slices.ContainsFunc(a.heldThroughGroups(identity.Key(email)), a.IsSuperAdmin)) {
 				h[identity.Key(email)] = true

@@ -10,11 +10,11 @@ import (
 // ledgerInput is an account where scimflare created n members each holding
 // role:a, plus extra members as given.
 func removalsInput(removed int, extra ...string) AccountInput {
-	in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}}
+	in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0)}
 	for i := 0; i < removed; i++ {
 		e := string(rune('a'+i)) + "@example.com"
-		in.Actual[e] = Actual{MemberID: "m-" + e, Email: e, Status: "accepted", Keys: []string{"role:a"}}
-		in.Ledger[e] = LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{"role:a"}}
+		in.Actual.Set(e, Actual{MemberID: "m-" + e, Email: e, Status: "accepted", Keys: []string{"role:a"}})
+		in.Ledger.Set(e, LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{"role:a"}})
 	}
 	for _, e := range extra {
 		in.Desired[e] = &DesiredMember{Email: e, Keys: Wants{{Key: "role:new", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g1"}}}}}
@@ -49,12 +49,12 @@ func TestProtectedPolicy(t *testing.T) {
 func TestLastSuperAdminPolicy(t *testing.T) {
 	const super = "role:super"
 	mk := func(holders map[string]string, ledger []string) AccountInput {
-		in := AccountInput{ID: prod, Name: "prod", SuperAdminKey: super, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{}}
+		in := AccountInput{ID: prod, Name: "prod", SuperAdminKey: super, Actual: NewActuals(0), Ledger: NewLedger(0)}
 		for e, status := range holders {
-			in.Actual[e] = Actual{MemberID: "m-" + e, Email: e, Status: status, Keys: []string{super}}
+			in.Actual.Set(e, Actual{MemberID: "m-" + e, Email: e, Status: status, Keys: []string{super}})
 		}
 		for _, e := range ledger {
-			in.Ledger[e] = LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{super}}
+			in.Ledger.Set(e, LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{super}})
 		}
 		return in
 	}
@@ -70,7 +70,7 @@ func TestLastSuperAdminPolicy(t *testing.T) {
 		{"a pending invite is not a holder", mk(map[string]string{"a@x": "accepted", "p@x": "pending"}, []string{"a@x"}), nil, []string{"a@x"}},
 		{"a holder scimflare does not manage counts", func() AccountInput {
 			in := mk(map[string]string{"a@x": "accepted"}, []string{"a@x"})
-			in.Actual["owner@x"] = Actual{MemberID: "m-owner", Email: "Owner@x", Status: "accepted", Keys: []string{super}}
+			in.Actual.Set("owner@x", Actual{MemberID: "m-owner", Email: "Owner@x", Status: "accepted", Keys: []string{super}})
 			return in
 		}(), []string{"a@x"}, nil},
 		{"no super admin role in the account", func() AccountInput {
@@ -150,8 +150,8 @@ func TestGuardSplitsMixedChange(t *testing.T) {
 	in := AccountInput{
 		ID: prod, Name: "prod",
 		Desired: map[string]*DesiredMember{"x@example.com": {Email: "x@example.com", Keys: Wants{{Key: "role:b", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g7"}}}}}},
-		Actual:  map[string]Actual{"x@example.com": {MemberID: "m1", Email: "x@example.com", Keys: []string{"role:a", "role:z"}}},
-		Ledger:  map[string]LedgerEntry{"x@example.com": {MemberID: "m1", Created: true, Managed: []string{"role:a"}}},
+		Actual:  ActualsOf(map[string]Actual{"x@example.com": {MemberID: "m1", Email: "x@example.com", Keys: []string{"role:a", "role:z"}}}),
+		Ledger:  LedgerOf(map[string]LedgerEntry{"x@example.com": {MemberID: "m1", Created: true, Managed: []string{"role:a"}}}),
 	}
 	c := GuardPolicy{MaxRemovals: 0, MaxRemovalPercent: -1}.Apply(Plan([]AccountInput{in}, true))
 	if len(c.Accounts[0].Changes) != 1 || len(c.Withheld) != 1 {

@@ -58,32 +58,32 @@ func samplePlan(t *testing.T) (*Changes, map[string]string) {
 	in := []AccountInput{
 		{
 			ID: prod, Name: "prod", Desired: desired.Accounts[prod], Expired: desired.Expired, SuperAdminKey: res.SuperAdminRole[prod],
-			Actual: map[string]Actual{
+			Actual: ActualsOf(map[string]Actual{
 				"bob@example.com":   member("bob@example.com", billing),
 				"carol@example.com": member("carol@example.com", wpa),
 				"dave@example.com":  member("dave@example.com", admin, wpa),
 				"frank@example.com": member("frank@example.com", wpa, billing),
 				"owner@example.com": member("owner@example.com", super),
-			},
-			Ledger: map[string]LedgerEntry{
+			}),
+			Ledger: LedgerOf(map[string]LedgerEntry{
 				"carol@example.com": led("carol@example.com", true, wpa),
 				"dave@example.com":  led("dave@example.com", true, admin, wpa),
 				"frank@example.com": led("frank@example.com", true, wpa),
-			},
+			}),
 			ManagedGrants: 20,
 		},
 		{
 			ID: staging, Name: "staging", Desired: desired.Accounts[staging], SuperAdminKey: res.SuperAdminRole[staging],
-			Actual: map[string]Actual{
+			Actual: ActualsOf(map[string]Actual{
 				"ivan@example.com": member("ivan@example.com", other),
 				"jill@example.com": member("jill@example.com", other),
 				"kim@example.com":  member("kim@example.com", pol),
-			},
-			Ledger: map[string]LedgerEntry{
+			}),
+			Ledger: LedgerOf(map[string]LedgerEntry{
 				"ivan@example.com": led("ivan@example.com", true, other),
 				"jill@example.com": led("jill@example.com", true, other),
 				"kim@example.com":  led("kim@example.com", true, pol),
-			},
+			}),
 			ManagedGrants: 3,
 		},
 	}

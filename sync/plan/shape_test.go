@@ -10,7 +10,7 @@ import (
 func shapeInput() AccountInput {
 	return AccountInput{
 		ID: prod, Name: "prod",
-		Desired: map[string]*DesiredMember{}, Actual: map[string]Actual{}, Ledger: map[string]LedgerEntry{},
+		Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0),
 		Equivalent: map[string]string{
 			"role:wpa": "policy:pg-wpa|rg-acct", "role:admin": "policy:pg-admin|rg-acct",
 			"role:billing": "policy:pg-billing|rg-acct", "role:super": "policy:pg-super|rg-acct",
@@ -20,11 +20,11 @@ func shapeInput() AccountInput {
 }
 
 func (a AccountInput) with(email string, keys []string, led *LedgerEntry, desired ...string) AccountInput {
-	a.Actual[email] = Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys}
+	a.Actual.Set(email, Actual{MemberID: "m-" + email, Email: email, Status: "accepted", Keys: keys})
 	if led != nil {
 		l := *led
 		l.MemberID = "m-" + email
-		a.Ledger[email] = l
+		a.Ledger.Set(email, l)
 	}
 	if len(desired) > 0 {
 		d := &DesiredMember{Email: email}
@@ -83,7 +83,8 @@ func TestPlanMigratesLegacyRoles(t *testing.T) {
 			if ch.Kind != tc.kind || !slices.Equal(ch.After, tc.after) || !slices.Equal(ch.Removed, tc.removed) {
 				t.Fatalf("change %s after %v removed %v; want %s after %v removed %v", ch.Kind, ch.After, ch.Removed, tc.kind, tc.after, tc.removed)
 			}
-			if !slices.Equal(ch.Before, tc.in.Actual["a@x.io"].Keys) {
+			held, _ := tc.in.Actual.Get("a@x.io")
+			if !slices.Equal(ch.Before, held.Keys) {
 				t.Errorf("before %v, want what the member holds", ch.Before)
 			}
 			if ch.Kind != RemoveMember && (!slices.Equal(ch.NewLedger.Managed, tc.managed) || !slices.Equal(ch.NewLedger.Found, tc.found)) {
