@@ -287,7 +287,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		}
 		rd.actual = actualFromCache(cached, keys)
 	}
-	rd.ledger = plan.NewLedger(len(led))
+	rd.ledger = plan.NewLedgerBeside(rd.actual, len(led))
 	var intents, absent []store.LedgerEntry
 	for _, e := range led {
 		key := identity.Key(e.Email)

@@ -410,17 +410,17 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 			// Sized as the run sizes them: by the listing's announced
 			// total and by the ledger read.
 			listing := len(d.Accounts[acct]) - len(d.Accounts[acct])/100
-			ai := plan.AccountInput{ID: acct, Name: acct, Actual: plan.NewActuals(listing), Ledger: plan.NewLedger(listing)}
+			ai := plan.AccountInput{ID: acct, Name: acct, Actual: plan.NewActuals(listing)}
+			ai.Ledger = plan.NewLedgerBeside(ai.Actual, listing)
 			order := make([]string, 0, listing)
 			k := 0
 			for email, m := range d.Accounts[acct] {
 				if k++; k%100 == 0 {
 					continue // not yet in Cloudflare
 				}
-				// The member id and the key list once, as the reconciler's
-				// read keeps them when the ledger's keys are the member's
-				// (sync/read.go, listing and sharedEntry).
-				keys, id := m.Keys.KeyList(), "m-"+email
+				// The ledger beside the member list, as the reconciler's
+				// read keeps it (sync/read.go, Read).
+				keys, id := m.Keys.KeyList(), fmt.Sprintf("%032x", k) // as long as Cloudflare's
 				ai.Actual.Set(email, plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys})
 				order = append(order, email)
 				ai.Ledger.Set(email, plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)})
