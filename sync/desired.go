@@ -154,7 +154,7 @@ func (reg *registry) readWholeCache(in *plan.AccountInput) error {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}
 	for key, m := range actualFromCache(cached, interner{}).All() {
-		if ok := in.Actual.Has(key); !ok {
+		if !in.Actual.Has(key) {
 			in.Actual.Set(key, m)
 		}
 	}

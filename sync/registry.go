@@ -430,7 +430,7 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 		reg.log.Info("member cache was stale; refreshed the account's member list", "account", in.Name, "email", ch.Email)
 	}
 	lower := identity.Key(ch.Email)
-	if present := in.Actual.Has(lower); !present && notFound {
+	if !in.Actual.Has(lower) && notFound {
 		// An intent without a listing to settle it against stays as it is.
 		if led, ok := in.Ledger.Get(lower); ok && led.MemberID != "" {
 			in.Ledger.Delete(lower)
