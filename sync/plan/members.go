@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"iter"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -80,8 +81,8 @@ func (p *pool) reput(old span, s string) span {
 	return p.put(s)
 }
 
-// list interns a key list. The list is kept as given: callers hand over a
-// list nothing writes into again.
+// list interns a key list, copied: a caller may reuse its slice, and a
+// write into a list kept as given would change every member holding it.
 func (p *pool) list(keys []string) uint32 {
 	if keys == nil {
 		return 0
@@ -97,7 +98,7 @@ func (p *pool) list(keys []string) uint32 {
 	if i, ok := p.listIdx[string(p.buf)]; ok {
 		return i
 	}
-	p.lists = append(p.lists, keys[:len(keys):len(keys)])
+	p.lists = append(p.lists, slices.Clip(slices.Clone(keys)))
 	i := uint32(len(p.lists))
 	p.listIdx[string(p.buf)] = i
 	return i
@@ -110,58 +111,72 @@ func (p *pool) keys(i uint32) []string {
 	return p.lists[i-1]
 }
 
-// index maps keys to row numbers by open addressing; slots hold row+1,
-// 0 is empty, and keys[row] is the row's key. Rows are never removed from
-// it: a deleted row stays, marked absent, and a Set of its key takes it
-// again.
-type index struct {
+// index is a table's rows and the open-addressing index that finds them
+// by key. A slot holds row+1 in its low 24 bits (0 is empty) and 8 bits of
+// the key's hash above them, so a probe past another key seldom reads that
+// key. Rows are never removed: a deleted row stays, marked absent, and a
+// Set of its key takes it again. key is a row's key in the pool's arena.
+type index[R any] struct {
 	seed  maphash.Seed
 	slots []uint32
-	keys  []span
+	rows  []R
+	key   func(*R) span
 }
 
-func (x *index) init(n int) {
-	x.seed = maphash.MakeSeed()
+const (
+	rowBits = 24
+	rowMask = 1<<rowBits - 1
+	// maxRows bounds one account's table: Cloudflare lists at most
+	// 100,000 members of an account (sync/cloudflare's page cap).
+	maxRows = rowMask - 1
+)
+
+func (x *index[R]) init(n int, key func(*R) span) {
+	x.seed, x.key = maphash.MakeSeed(), key
 	size := 8
 	for size < n*2 {
 		size *= 2
 	}
-	x.slots, x.keys = make([]uint32, size), make([]span, 0, n)
+	x.slots, x.rows = make([]uint32, size), make([]R, 0, min(n, maxRows))
 }
 
-// find is key's row, or -1 and the slot a new row for key goes in.
-func (x *index) find(p *pool, key string) (row, slot int) {
+// find is key's row, or -1 and the slot a new row for key goes in; tag
+// is the slot's hash bits for key.
+func (x *index[R]) find(p *pool, key string) (row, slot int, tag uint32) {
+	h := maphash.String(x.seed, key)
+	tag = uint32(h>>56) << rowBits
 	mask := len(x.slots) - 1
-	for i := int(maphash.String(x.seed, key)) & mask; ; i = (i + 1) & mask {
-		r := int(x.slots[i])
-		if r == 0 {
-			return -1, i
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		v := x.slots[i]
+		if v == 0 {
+			return -1, i, tag
 		}
-		if p.str(x.keys[r-1]) == key {
-			return r - 1, i
+		if r := int(v&rowMask) - 1; v&^rowMask == tag && p.str(x.key(&x.rows[r])) == key {
+			return r, i, tag
 		}
 	}
 }
 
-// add is a new row for key (in p's arena), in the slot find gave; the
+// add appends r, a new row, in the slot and with the tag find gave; the
 // index grows when it is half full.
-func (x *index) add(p *pool, slot int, key span) {
-	if len(x.keys) >= math.MaxUint32-1 {
-		panic("plan: a member table outgrew 4 billion rows")
+func (x *index[R]) add(p *pool, slot int, tag uint32, r R) {
+	if len(x.rows) >= maxRows {
+		panic(fmt.Sprintf("plan: an account's member table outgrew %d rows", maxRows))
 	}
-	x.keys = append(x.keys, key)
-	x.slots[slot] = uint32(len(x.keys))
-	if len(x.keys)*2 <= len(x.slots) {
+	x.rows = append(x.rows, r)
+	x.slots[slot] = tag | uint32(len(x.rows))
+	if len(x.rows)*2 <= len(x.slots) {
 		return
 	}
 	x.slots = make([]uint32, len(x.slots)*2)
 	mask := len(x.slots) - 1
-	for r, k := range x.keys {
-		i := int(maphash.String(x.seed, p.str(k))) & mask
+	for r := range x.rows {
+		h := maphash.String(x.seed, p.str(x.key(&x.rows[r])))
+		i := int(h) & mask
 		for x.slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		x.slots[i] = uint32(r + 1)
+		x.slots[i] = uint32(h>>56)<<rowBits | uint32(r+1)
 	}
 }
 
@@ -169,22 +184,23 @@ func (x *index) add(p *pool, slot int, key span) {
 // identity.Key(email). A nil *Actuals reads as empty, as a nil map does;
 // Set on it panics, as on a nil map.
 type Actuals struct {
-	p    *pool
-	x    index
-	rows []actualRow
-	n    int
+	p *pool
+	x index[actualRow]
+	n int
 }
 
 type actualRow struct {
-	memberID, email, status span
-	keys                    uint32
-	present                 bool
+	key, memberID, email, status span
+	keys                         uint32
+	present                      bool
 }
+
+func actualKey(r *actualRow) span { return r.key }
 
 // NewActuals is an empty table with room for n members.
 func NewActuals(n int) *Actuals {
-	t := &Actuals{p: newPool(n * 64), rows: make([]actualRow, 0, n)}
-	t.x.init(n)
+	t := &Actuals{p: newPool(n * 64)}
+	t.x.init(n, actualKey)
 	return t
 }
 
@@ -201,42 +217,43 @@ func (t *Actuals) value(r *actualRow) Actual {
 	return Actual{MemberID: t.p.str(r.memberID), Email: t.p.str(r.email), Status: t.p.str(r.status), Keys: t.p.keys(r.keys)}
 }
 
+// row is the present row under key, or nil.
+func (t *Actuals) row(key string) *actualRow {
+	if t == nil {
+		return nil
+	}
+	if r, _, _ := t.x.find(t.p, key); r >= 0 && t.x.rows[r].present {
+		return &t.x.rows[r]
+	}
+	return nil
+}
+
 // Get is the member under key.
 func (t *Actuals) Get(key string) (Actual, bool) {
-	if t == nil {
-		return Actual{}, false
+	if r := t.row(key); r != nil {
+		return t.value(r), true
 	}
-	r, _ := t.x.find(t.p, key)
-	if r < 0 || !t.rows[r].present {
-		return Actual{}, false
-	}
-	return t.value(&t.rows[r]), true
+	return Actual{}, false
 }
 
 // Has reports whether a member is under key.
-func (t *Actuals) Has(key string) bool {
-	if t == nil {
-		return false
-	}
-	r, _ := t.x.find(t.p, key)
-	return r >= 0 && t.rows[r].present
-}
+func (t *Actuals) Has(key string) bool { return t.row(key) != nil }
 
 // Set puts a under key, replacing what was there.
 func (t *Actuals) Set(key string, a Actual) {
-	r, slot := t.x.find(t.p, key)
+	r, slot, tag := t.x.find(t.p, key)
 	if r < 0 {
-		t.x.add(t.p, slot, t.p.put(key))
-		row := actualRow{memberID: t.p.put(a.MemberID), email: t.x.keys[len(t.rows)]}
+		row := actualRow{key: t.p.put(key), memberID: t.p.put(a.MemberID)}
+		row.email = row.key
 		if a.Email != key {
 			row.email = t.p.put(a.Email)
 		}
 		row.status, row.keys, row.present = t.p.putSmall(a.Status), t.p.list(a.Keys), true
-		t.rows = append(t.rows, row)
+		t.x.add(t.p, slot, tag, row)
 		t.n++
 		return
 	}
-	row := &t.rows[r]
+	row := &t.x.rows[r]
 	if !row.present {
 		t.n++
 	}
@@ -247,11 +264,8 @@ func (t *Actuals) Set(key string, a Actual) {
 
 // Delete removes the member under key, if any.
 func (t *Actuals) Delete(key string) {
-	if t == nil {
-		return
-	}
-	if r, _ := t.x.find(t.p, key); r >= 0 && t.rows[r].present {
-		t.rows[r].present = false
+	if r := t.row(key); r != nil {
+		r.present = false
 		t.n--
 	}
 }
@@ -272,8 +286,8 @@ func (t *Actuals) All() iter.Seq2[string, Actual] {
 		if t == nil {
 			return
 		}
-		for r := 0; r < len(t.rows); r++ {
-			if row := &t.rows[r]; row.present && !yield(t.p.str(t.x.keys[r]), t.value(row)) {
+		for r := 0; r < len(t.x.rows); r++ {
+			if row := &t.x.rows[r]; row.present && !yield(t.p.str(row.key), t.value(row)) {
 				return
 			}
 		}
@@ -284,25 +298,26 @@ func (t *Actuals) All() iter.Seq2[string, Actual] {
 // *Ledger reads as empty, as a nil map does; Set on it panics, as on a nil
 // map.
 type Ledger struct {
-	p    *pool
-	x    index
-	rows []ledgerRow
-	n    int
+	p *pool
+	x index[ledgerRow]
+	n int
 	// beside is the member list whose arena the ledger shares: an
 	// entry's key and member id are the member's when they are the same.
 	beside *Actuals
 }
 
 type ledgerRow struct {
-	memberID         span
+	key, memberID    span
 	managed, found   uint32
 	created, present bool
 }
 
+func ledgerKey(r *ledgerRow) span { return r.key }
+
 // NewLedger is an empty ledger with room for n entries.
 func NewLedger(n int) *Ledger {
-	t := &Ledger{p: newPool(n * 56), rows: make([]ledgerRow, 0, n)}
-	t.x.init(n)
+	t := &Ledger{p: newPool(n * 56)}
+	t.x.init(n, ledgerKey)
 	return t
 }
 
@@ -314,8 +329,8 @@ func NewLedgerBeside(a *Actuals, n int) *Ledger {
 	if a == nil {
 		return NewLedger(n)
 	}
-	t := &Ledger{p: a.p, rows: make([]ledgerRow, 0, n), beside: a}
-	t.x.init(n)
+	t := &Ledger{p: a.p, beside: a}
+	t.x.init(n, ledgerKey)
 	return t
 }
 
@@ -332,51 +347,46 @@ func (t *Ledger) value(r *ledgerRow) LedgerEntry {
 	return LedgerEntry{MemberID: t.p.str(r.memberID), Created: r.created, Managed: t.p.keys(r.managed), Found: t.p.keys(r.found)}
 }
 
+// row is the present row under key, or nil.
+func (t *Ledger) row(key string) *ledgerRow {
+	if t == nil {
+		return nil
+	}
+	if r, _, _ := t.x.find(t.p, key); r >= 0 && t.x.rows[r].present {
+		return &t.x.rows[r]
+	}
+	return nil
+}
+
 // Get is the entry under key.
 func (t *Ledger) Get(key string) (LedgerEntry, bool) {
-	if t == nil {
-		return LedgerEntry{}, false
+	if r := t.row(key); r != nil {
+		return t.value(r), true
 	}
-	r, _ := t.x.find(t.p, key)
-	if r < 0 || !t.rows[r].present {
-		return LedgerEntry{}, false
-	}
-	return t.value(&t.rows[r]), true
+	return LedgerEntry{}, false
 }
 
 // Has reports whether an entry is under key.
-func (t *Ledger) Has(key string) bool {
-	if t == nil {
-		return false
-	}
-	r, _ := t.x.find(t.p, key)
-	return r >= 0 && t.rows[r].present
-}
+func (t *Ledger) Has(key string) bool { return t.row(key) != nil }
 
 // Set puts e under key, replacing what was there.
 func (t *Ledger) Set(key string, e LedgerEntry) {
-	r, slot := t.x.find(t.p, key)
+	r, slot, tag := t.x.find(t.p, key)
 	if r < 0 {
-		k, id, shared := span{}, span{}, false
-		if t.beside != nil {
-			var r int
-			if r, _ = t.beside.x.find(t.p, key); r >= 0 {
-				k, id, shared = t.beside.x.keys[r], t.beside.rows[r].memberID, true
-			}
+		var row ledgerRow
+		if m := t.beside.row(key); m != nil {
+			// The member's key, and its id when it is the entry's.
+			row.key, row.memberID = m.key, m.memberID
+		} else {
+			row.key = t.p.put(key)
 		}
-		if !shared {
-			k = t.p.put(key)
-		}
-		if !shared || t.p.str(id) != e.MemberID {
-			id = t.p.put(e.MemberID)
-		}
-		t.x.add(t.p, slot, k)
-		row := ledgerRow{memberID: id, managed: t.p.list(e.Managed), found: t.p.list(e.Found), created: e.Created, present: true}
-		t.rows = append(t.rows, row)
+		row.memberID = t.p.reput(row.memberID, e.MemberID)
+		row.managed, row.found, row.created, row.present = t.p.list(e.Managed), t.p.list(e.Found), e.Created, true
+		t.x.add(t.p, slot, tag, row)
 		t.n++
 		return
 	}
-	row := &t.rows[r]
+	row := &t.x.rows[r]
 	if !row.present {
 		t.n++
 	}
@@ -386,11 +396,8 @@ func (t *Ledger) Set(key string, e LedgerEntry) {
 
 // Delete removes the entry under key, if any.
 func (t *Ledger) Delete(key string) {
-	if t == nil {
-		return
-	}
-	if r, _ := t.x.find(t.p, key); r >= 0 && t.rows[r].present {
-		t.rows[r].present = false
+	if r := t.row(key); r != nil {
+		r.present = false
 		t.n--
 	}
 }
@@ -411,8 +418,8 @@ func (t *Ledger) All() iter.Seq2[string, LedgerEntry] {
 		if t == nil {
 			return
 		}
-		for r := 0; r < len(t.rows); r++ {
-			if row := &t.rows[r]; row.present && !yield(t.p.str(t.x.keys[r]), t.value(row)) {
+		for r := 0; r < len(t.x.rows); r++ {
+			if row := &t.x.rows[r]; row.present && !yield(t.p.str(row.key), t.value(row)) {
 				return
 			}
 		}

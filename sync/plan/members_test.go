@@ -164,3 +164,45 @@ func BenchmarkMemberTables(b *testing.B) {
 	runtime.KeepAlive(emails) // held either way: not counted
 	runtime.KeepAlive(ids)
 }
+
+// BenchmarkMemberTablesGet: a full plan's reads, each member of an account
+// looked up in the member list and the ledger, in no particular order.
+func BenchmarkMemberTablesGet(b *testing.B) {
+	const n = 360_000
+	emails := make([]string, n)
+	act := NewActuals(n)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("user%07d@example.com", i)
+		act.Set(emails[i], Actual{MemberID: fmt.Sprintf("%032x", i), Email: emails[i], Status: "accepted", Keys: []string{"k"}})
+	}
+	led := NewLedgerBeside(act, n)
+	for i, e := range emails {
+		led.Set(e, LedgerEntry{MemberID: fmt.Sprintf("%032x", i), Created: true, Managed: []string{"k"}})
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) { emails[i], emails[j] = emails[j], emails[i] })
+	found := 0
+	for b.Loop() {
+		for _, e := range emails {
+			a, _ := act.Get(e)
+			l, _ := led.Get(e)
+			found += len(a.MemberID) + len(l.MemberID)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/member")
+}
+
+// A caller that reuses the slice it set a member's keys from does not
+// change what the table holds, for that member or another with the same
+// keys.
+func TestMemberTableKeepsItsOwnKeyLists(t *testing.T) {
+	act := NewActuals(2)
+	keys := []string{"a", "b"}
+	act.Set("x@example.com", Actual{MemberID: "1", Email: "x@example.com", Keys: keys})
+	act.Set("y@example.com", Actual{MemberID: "2", Email: "y@example.com", Keys: []string{"a", "b"}})
+	keys[0] = "z"
+	for _, k := range []string{"x@example.com", "y@example.com"} {
+		if a, _ := act.Get(k); !slices.Equal(a.Keys, []string{"a", "b"}) {
+			t.Fatalf("%s holds %v after the caller's slice changed", k, a.Keys)
+		}
+	}
+}
