@@ -187,12 +187,18 @@ type Actuals struct {
 	p *pool
 	x index[actualRow]
 	n int
+	// linked is the ledger whose rows the rows' ledger fields name: the
+	// first made beside this table.
+	linked *Ledger
 }
 
 type actualRow struct {
 	key, memberID, email, status span
 	keys                         uint32
-	present                      bool
+	// ledger is row+1 of the key's entry in a ledger beside this table
+	// (NewLedgerBeside), set when the entry was made; 0 when unknown.
+	ledger  uint32
+	present bool
 }
 
 func actualKey(r *actualRow) span { return r.key }
@@ -323,13 +329,19 @@ func NewLedger(n int) *Ledger {
 
 // NewLedgerBeside is an empty ledger with room for n entries that keeps
 // the keys and member ids it shares with a's members once, in a's arena
-// (most entries are of members scimflare granted what they hold). a is
-// only read, never changed.
+// (most entries are of members scimflare granted what they hold). The
+// first ledger made beside a also notes in a's rows where each member's
+// entry is, so a plan finds both in one search. a's contents are not
+// changed; the two are written by one goroutine at a time, as the member
+// list and ledger of one account always were.
 func NewLedgerBeside(a *Actuals, n int) *Ledger {
 	if a == nil {
 		return NewLedger(n)
 	}
 	t := &Ledger{p: a.p, beside: a}
+	if a.linked == nil {
+		a.linked = t
+	}
 	t.x.init(n, ledgerKey)
 	return t
 }
@@ -374,7 +386,8 @@ func (t *Ledger) Set(key string, e LedgerEntry) {
 	r, slot, tag := t.x.find(t.p, key)
 	if r < 0 {
 		var row ledgerRow
-		if m := t.beside.row(key); m != nil {
+		m := t.beside.row(key)
+		if m != nil {
 			// The member's key, and its id when it is the entry's.
 			row.key, row.memberID = m.key, m.memberID
 		} else {
@@ -383,6 +396,9 @@ func (t *Ledger) Set(key string, e LedgerEntry) {
 		row.memberID = t.p.reput(row.memberID, e.MemberID)
 		row.managed, row.found, row.created, row.present = t.p.list(e.Managed), t.p.list(e.Found), e.Created, true
 		t.x.add(t.p, slot, tag, row)
+		if m != nil && t.beside.linked == t {
+			m.ledger = uint32(len(t.x.rows))
+		}
 		t.n++
 		return
 	}
@@ -424,4 +440,22 @@ func (t *Ledger) All() iter.Seq2[string, LedgerEntry] {
 			}
 		}
 	}
+}
+
+// lookup is key's member in a and entry in l. A ledger made beside a finds
+// its entry from the member's row, without a second search: a full plan
+// looks up every member of an account in both.
+func lookup(a *Actuals, l *Ledger, key string) (act Actual, present bool, led LedgerEntry, inLedger bool) {
+	m := a.row(key)
+	if m != nil {
+		act, present = a.value(m), true
+		if l != nil && a.linked == l && m.ledger != 0 {
+			if r := &l.x.rows[m.ledger-1]; r.present {
+				return act, true, l.value(r), true
+			}
+			return act, true, LedgerEntry{}, false
+		}
+	}
+	led, inLedger = l.Get(key)
+	return act, present, led, inLedger
 }

@@ -19,10 +19,24 @@ func TestMemberTablesReadBackWhatWasSet(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		act, led := NewActuals(rng.IntN(4)), NewLedger(rng.IntN(4))
-		if seed%2 == 0 {
-			led = NewLedgerBeside(act, rng.IntN(4)) // sharing act's arena
-		}
 		wantAct, wantLed := map[string]Actual{}, map[string]LedgerEntry{}
+		switch seed % 3 {
+		case 0:
+			led = NewLedgerBeside(act, rng.IntN(4)) // sharing act's arena
+		case 1:
+			// A second ledger beside act: it must not read the first's
+			// entries through act's rows.
+			for i := range 50 {
+				k := fmt.Sprintf("u%d@example.com", i)
+				act.Set(k, Actual{MemberID: "m", Email: k})
+				wantAct[k] = Actual{MemberID: "m", Email: k}
+			}
+			first := NewLedgerBeside(act, 0)
+			for i := range 50 {
+				first.Set(fmt.Sprintf("u%d@example.com", i), LedgerEntry{MemberID: "first", Created: true})
+			}
+			led = NewLedgerBeside(act, rng.IntN(4))
+		}
 		key := func() string { return fmt.Sprintf("u%d@example.com", rng.IntN(300)) }
 		for op := range 3000 {
 			k := key()
@@ -76,6 +90,14 @@ func TestMemberTablesReadBackWhatWasSet(t *testing.T) {
 						t.Fatalf("seed %d op %d: All missed %q", seed, op, k)
 					}
 				}
+			}
+			// The plan's lookup of both finds what the two Gets find.
+			k = key()
+			a, present, e, inLedger := lookup(act, led, k)
+			wantA, wantPresent := wantAct[k]
+			wantE, wantIn := wantLed[k]
+			if present != wantPresent || inLedger != wantIn || !reflect.DeepEqual(a, wantA) || !reflect.DeepEqual(e, wantE) {
+				t.Fatalf("seed %d op %d: lookup(%q) = %#v, %v, %#v, %v; want %#v, %v, %#v, %v", seed, op, k, a, present, e, inLedger, wantA, wantPresent, wantE, wantIn)
 			}
 			if act.Len() != len(wantAct) || led.Len() != len(wantLed) {
 				t.Fatalf("seed %d op %d: Len = %d, %d; want %d, %d", seed, op, act.Len(), led.Len(), len(wantAct), len(wantLed))
@@ -183,8 +205,7 @@ func BenchmarkMemberTablesGet(b *testing.B) {
 	found := 0
 	for b.Loop() {
 		for _, e := range emails {
-			a, _ := act.Get(e)
-			l, _ := led.Get(e)
+			a, _, l, _ := lookup(act, led, e)
 			found += len(a.MemberID) + len(l.MemberID)
 		}
 	}

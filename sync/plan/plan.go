@@ -364,8 +364,7 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	if a.Scope != nil {
 		for e := range a.Scope {
 			m := inputs{email: e, d: a.Desired[e]}
-			m.act, m.present = a.Actual.Get(e)
-			m.led, m.inLedger = a.Ledger.Get(e)
+			m.act, m.present, m.led, m.inLedger = lookup(a.Actual, a.Ledger, e)
 			fn(0, m)
 		}
 		return
@@ -399,8 +398,7 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 func eachDesired(a AccountInput, workers int, fn func(w int, m inputs)) (actualMet, ledgerMet int) {
 	visit := func(w int, e string, d *DesiredMember) (present, inLedger bool) {
 		m := inputs{email: e, d: d}
-		m.act, m.present = a.Actual.Get(e)
-		m.led, m.inLedger = a.Ledger.Get(e)
+		m.act, m.present, m.led, m.inLedger = lookup(a.Actual, a.Ledger, e)
 		fn(w, m)
 		return m.present, m.inLedger
 	}
