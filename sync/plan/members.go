@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"iter"
@@ -87,13 +88,13 @@ func (p *pool) list(keys []string) uint32 {
 	if keys == nil {
 		return 0
 	}
-	p.buf = p.buf[:0]
-	if len(keys) == 0 {
-		p.buf = append(p.buf, 0xff) // not nil: apart from every list
-	}
+	// Each key prefixed by its length, the list by its count: no two
+	// lists encode alike, whatever bytes their keys hold (a separator
+	// byte would take ["a\x00b"] for ["a", "b"]).
+	p.buf = binary.AppendUvarint(p.buf[:0], uint64(len(keys)))
 	for _, k := range keys {
+		p.buf = binary.AppendUvarint(p.buf, uint64(len(k)))
 		p.buf = append(p.buf, k...)
-		p.buf = append(p.buf, 0)
 	}
 	if i, ok := p.listIdx[string(p.buf)]; ok {
 		return i

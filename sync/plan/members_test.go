@@ -206,3 +206,32 @@ func TestMemberTableKeepsItsOwnKeyLists(t *testing.T) {
 		}
 	}
 }
+
+// Key lists are interned by content, and two different lists must never
+// be taken for one: a member holding one key that contains a NUL byte is
+// not a member holding the two keys either side of it. (Interning joined
+// the keys with NUL, so ["a\x00b"] and ["a", "b"], or [""] twice and
+// ["\x00"], read back as whichever was set first.)
+func TestMemberTableKeyListsNeverConflate(t *testing.T) {
+	lists := [][]string{
+		{"role:a\x00role:b"}, {"role:a", "role:b"},
+		{"", ""}, {"\x00"}, {""}, {},
+		{"\xff"}, {"\xff", ""}, {"ab", "c"}, {"a", "bc"}, {"abc"},
+	}
+	act := NewActuals(len(lists))
+	led := NewLedgerBeside(act, len(lists))
+	for i, l := range lists {
+		k := fmt.Sprintf("u%d@example.com", i)
+		act.Set(k, Actual{MemberID: k, Email: k, Keys: l})
+		led.Set(k, LedgerEntry{MemberID: k, Managed: l, Found: l})
+	}
+	for i, l := range lists {
+		k := fmt.Sprintf("u%d@example.com", i)
+		if a, _ := act.Get(k); !reflect.DeepEqual(a.Keys, l) {
+			t.Errorf("%s holds %q; set %q", k, a.Keys, l)
+		}
+		if e, _ := led.Get(k); !reflect.DeepEqual(e.Managed, l) || !reflect.DeepEqual(e.Found, l) {
+			t.Errorf("ledger %s manages %q, found %q; set %q", k, e.Managed, e.Found, l)
+		}
+	}
+}
