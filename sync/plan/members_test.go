@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -232,6 +233,140 @@ func TestMemberTableKeyListsNeverConflate(t *testing.T) {
 		}
 		if e, _ := led.Get(k); !reflect.DeepEqual(e.Managed, l) || !reflect.DeepEqual(e.Found, l) {
 			t.Errorf("ledger %s manages %q, found %q; set %q", k, e.Managed, e.Found, l)
+		}
+	}
+}
+
+// The tables against plain maps on the inputs a table of spans and an
+// interned index could get wrong and a map cannot: the empty key and empty
+// fields, keys that are prefixes of each other or differ only in case,
+// NUL and 0xff bytes in keys and key lists, long strings, a value read and
+// then its key set again or deleted (the value read stays what it was),
+// sets that add members while All runs, a ledger beside the member list
+// written in turns with it, and enough keys to grow the index through
+// deleted rows.
+func TestMemberTablesMatchAMapOnAdversarialInput(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	keys := []string{"", "a", "A", "a@x", "a@x.io", "a@x.io\x00", "\x00", "\xff", "u@example.com", "U@example.com", long, long + "y"}
+	for i := range 200 {
+		keys = append(keys, fmt.Sprintf("user%d@example.com", i))
+	}
+	lists := [][]string{nil, {}, {""}, {"", ""}, {"\x00"}, {"a\x00b"}, {"a", "b"}, {"\xff"}, {long}, {"role:a"}, {"role:a", "role:b"}}
+	ids := []string{"", "m1", "m2", "m10", "m1\x00", long}
+	statuses := []string{"", "accepted", "pending", "Accepted"}
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+		act := NewActuals(rng.IntN(3))
+		led := NewLedger(rng.IntN(3))
+		if seed%2 == 0 {
+			led = NewLedgerBeside(act, rng.IntN(3))
+		}
+		wantAct, wantLed := map[string]Actual{}, map[string]LedgerEntry{}
+		type held struct {
+			key  string
+			a    Actual
+			e    LedgerEntry
+			aOK  bool
+			eOK  bool
+			copy [2]string // the values as first read, formatted
+		}
+		var reads []held
+		check := func(op int, k string) {
+			got, ok := act.Get(k)
+			want, wantOK := wantAct[k]
+			if ok != wantOK || !reflect.DeepEqual(got, want) || act.Has(k) != wantOK {
+				t.Fatalf("seed %d op %d: Get(%q) = %#v, %v; want %#v, %v", seed, op, k, got, ok, want, wantOK)
+			}
+			gotE, ok := led.Get(k)
+			wantE, wantOK := wantLed[k]
+			if ok != wantOK || !reflect.DeepEqual(gotE, wantE) || led.Has(k) != wantOK {
+				t.Fatalf("seed %d op %d: ledger Get(%q) = %#v, %v; want %#v, %v", seed, op, k, gotE, ok, wantE, wantOK)
+			}
+		}
+		for op := range 4000 {
+			k := pick(keys)
+			switch rng.IntN(9) {
+			case 0, 1:
+				email := k
+				switch rng.IntN(4) {
+				case 0:
+					email = strings.ToUpper(k)
+				case 1:
+					email = ""
+				}
+				a := Actual{MemberID: pick(ids), Email: email, Status: pick(statuses), Keys: lists[rng.IntN(len(lists))]}
+				act.Set(k, a)
+				wantAct[k] = a
+			case 2, 3:
+				e := LedgerEntry{MemberID: pick(ids), Created: rng.IntN(2) == 0, Managed: lists[rng.IntN(len(lists))], Found: lists[rng.IntN(len(lists))]}
+				if a, ok := wantAct[k]; ok && rng.IntN(2) == 0 {
+					e.MemberID = a.MemberID // the member's own id, as a granted member's entry has
+				}
+				led.Set(k, e)
+				wantLed[k] = e
+			case 4:
+				if rng.IntN(2) == 0 {
+					act.Delete(k)
+					delete(wantAct, k)
+				} else {
+					led.Delete(k)
+					delete(wantLed, k)
+				}
+			case 5:
+				a, aOK := act.Get(k)
+				e, eOK := led.Get(k)
+				reads = append(reads, held{k, a, e, aOK, eOK, [2]string{fmt.Sprintf("%#v", a), fmt.Sprintf("%#v", e)}})
+				check(op, k)
+			case 6:
+				// Set members while All runs: every member present at the
+				// start and not deleted is yielded once, with its value.
+				seen, added := map[string]bool{}, map[string]bool{}
+				for k, a := range act.All() {
+					if seen[k] {
+						t.Fatalf("seed %d op %d: All yielded %q twice", seed, op, k)
+					}
+					seen[k] = true
+					if want, ok := wantAct[k]; !ok || !reflect.DeepEqual(a, want) {
+						t.Fatalf("seed %d op %d: All yielded %q = %#v; want %#v, %v", seed, op, k, a, want, ok)
+					}
+					if rng.IntN(8) == 0 {
+						n := pick(keys)
+						na := Actual{MemberID: pick(ids), Email: n, Status: pick(statuses), Keys: lists[rng.IntN(len(lists))]}
+						act.Set(n, na)
+						wantAct[n] = na
+						added[n] = true // yielded or not, as a map may
+					}
+				}
+				for k := range wantAct {
+					if !seen[k] && !added[k] {
+						t.Fatalf("seed %d op %d: All missed %q", seed, op, k)
+					}
+				}
+			case 7:
+				if op%50 == 0 {
+					for _, k := range keys {
+						check(op, k)
+					}
+				}
+			case 8:
+				check(op, k)
+			}
+			if act.Len() != len(wantAct) || led.Len() != len(wantLed) {
+				t.Fatalf("seed %d op %d: Len = %d, %d; want %d, %d", seed, op, act.Len(), led.Len(), len(wantAct), len(wantLed))
+			}
+		}
+		// A value read stays what it was, whatever was set or deleted since.
+		for _, r := range reads {
+			if got := [2]string{fmt.Sprintf("%#v", r.a), fmt.Sprintf("%#v", r.e)}; got != r.copy {
+				t.Fatalf("seed %d: a value read under %q changed after it was read: %v, was %v", seed, r.key, got, r.copy)
+			}
+		}
+		if got := maps.Collect(act.All()); len(got) != len(wantAct) || len(wantAct) > 0 && !reflect.DeepEqual(got, wantAct) {
+			t.Fatalf("seed %d: All = %d members; want %d", seed, len(got), len(wantAct))
+		}
+		if got := maps.Collect(led.All()); len(got) != len(wantLed) || len(wantLed) > 0 && !reflect.DeepEqual(got, wantLed) {
+			t.Fatalf("seed %d: ledger All = %d entries; want %d", seed, len(got), len(wantLed))
 		}
 	}
 }
