@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -367,6 +368,81 @@ func TestMemberTablesMatchAMapOnAdversarialInput(t *testing.T) {
 		}
 		if got := maps.Collect(led.All()); len(got) != len(wantLed) || len(wantLed) > 0 && !reflect.DeepEqual(got, wantLed) {
 			t.Fatalf("seed %d: ledger All = %d entries; want %d", seed, len(got), len(wantLed))
+		}
+	}
+}
+
+// Keys whose hashes agree in the 8 tag bits and in the bits that pick
+// their home slot all probe through one another: every slot they pass
+// holds the same tag, and only comparing the keys tells them apart. They
+// read back as a map does through sets, deletes, re-sets and the index
+// growing around them.
+func TestMemberTablesTellTagCollisionsApart(t *testing.T) {
+	act := NewActuals(0)
+	led := NewLedgerBeside(act, 0)
+	led.x.seed = act.x.seed // both empty yet: the same keys collide in both
+	// The home slot is picked by the low bits: six of them agree for
+	// every table up to 64 slots, which 31 rows stay within.
+	const homeBits = 6
+	class := func(k string) uint64 {
+		h := maphash.String(act.x.seed, k)
+		return h>>56<<homeBits | h&(1<<homeBits-1)
+	}
+	var keys []string
+	for i := 0; len(keys) < 31; i++ {
+		if i > 1<<24 {
+			t.Fatal("no colliding keys found")
+		}
+		if k := fmt.Sprintf("c%d@example.com", i); len(keys) == 0 || class(k) == class(keys[0]) {
+			keys = append(keys, k)
+		}
+	}
+	wantAct, wantLed := map[string]Actual{}, map[string]LedgerEntry{}
+	rng := rand.New(rand.NewPCG(3, 5))
+	for op := range 3000 {
+		k := keys[rng.IntN(len(keys))]
+		switch rng.IntN(4) {
+		case 0:
+			a := Actual{MemberID: fmt.Sprintf("m%d", op), Email: k, Status: "accepted", Keys: []string{k}}
+			act.Set(k, a)
+			wantAct[k] = a
+		case 1:
+			e := LedgerEntry{MemberID: fmt.Sprintf("m%d", op), Created: true, Managed: []string{k}}
+			led.Set(k, e)
+			wantLed[k] = e
+		case 2:
+			act.Delete(k)
+			delete(wantAct, k)
+			led.Delete(k)
+			delete(wantLed, k)
+		case 3:
+			for _, k := range keys {
+				got, ok := act.Get(k)
+				w, wok := wantAct[k]
+				if ok != wok || !reflect.DeepEqual(got, w) {
+					t.Fatalf("op %d: Get(%q) = %#v, %v; want %#v, %v", op, k, got, ok, w, wok)
+				}
+				gotE, ok := led.Get(k)
+				wE, wok := wantLed[k]
+				if ok != wok || !reflect.DeepEqual(gotE, wE) {
+					t.Fatalf("op %d: ledger Get(%q) = %#v, %v; want %#v, %v", op, k, gotE, ok, wE, wok)
+				}
+			}
+		}
+		if act.Len() != len(wantAct) || led.Len() != len(wantLed) {
+			t.Fatalf("op %d: Len = %d, %d; want %d, %d", op, act.Len(), led.Len(), len(wantAct), len(wantLed))
+		}
+	}
+	// The test tested what it says: one tag in every used slot.
+	for _, x := range [][]uint32{act.x.slots, led.x.slots} {
+		tags := map[uint32]bool{}
+		for _, v := range x {
+			if v != 0 {
+				tags[v&^rowMask] = true
+			}
+		}
+		if len(tags) != 1 || len(x) > 1<<homeBits {
+			t.Fatalf("%d tags in %d slots; want one tag in at most %d", len(tags), len(x), 1<<homeBits)
 		}
 	}
 }
