@@ -324,8 +324,11 @@ func NewLedger(n int) *Ledger {
 
 // NewLedgerBeside is an empty ledger with room for n entries that keeps
 // the keys and member ids it shares with a's members once, in a's arena
-// (most entries are of members scimflare granted what they hold). a is
-// only read, never changed.
+// (most entries are of members scimflare granted what they hold). a's
+// members are only read, never changed; but the two share one arena and
+// one list table, so a Set on either writes what a read of the other
+// reads: neither may be written while the other is read on another
+// goroutine (two maps could be).
 func NewLedgerBeside(a *Actuals, n int) *Ledger {
 	if a == nil {
 		return NewLedger(n)
