@@ -446,3 +446,32 @@ func TestMemberTablesTellTagCollisionsApart(t *testing.T) {
 		}
 	}
 }
+
+// What interning two key lists as one cost: a leaver's granted roles read
+// back as another member's single odd key (a role id holding a NUL byte),
+// so the plan saw the roles as found, not granted, and reported them as
+// drift instead of removing them: the leaver kept access.
+func TestLeaverLosesGrantedRolesBesideAKeyHoldingANUL(t *testing.T) {
+	act := NewActuals(2)
+	led := NewLedgerBeside(act, 2)
+	odd := "role:a\x00role:b"
+	act.Set("odd@x.io", Actual{MemberID: "m0", Email: "odd@x.io", Status: "accepted", Keys: []string{odd}})
+	led.Set("odd@x.io", LedgerEntry{MemberID: "m0", Created: true, Managed: []string{odd}})
+	act.Set("leaver@x.io", Actual{MemberID: "m1", Email: "leaver@x.io", Status: "accepted", Keys: []string{"role:a", "role:b", "role:c"}})
+	led.Set("leaver@x.io", LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a", "role:b"}, Found: []string{"role:c"}})
+	in := AccountInput{ID: "acc", Name: "acc", Actual: act, Ledger: led, Desired: map[string]*DesiredMember{
+		"odd@x.io": {Email: "odd@x.io", Keys: Wants{{Key: odd, Reasons: []Reason{{}}}}},
+	}}
+	c := Plan([]AccountInput{in}, false)
+	var removed []string
+	for _, ac := range c.Accounts {
+		for _, ch := range ac.Changes {
+			if ch.Email == "leaver@x.io" {
+				removed = append(removed, ch.Removed...)
+			}
+		}
+	}
+	if !slices.Equal(removed, []string{"role:a", "role:b"}) {
+		t.Fatalf("the leaver's granted roles removed: %q (drift %q); want role:a and role:b", removed, c.Drift)
+	}
+}
