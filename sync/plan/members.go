@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"iter"
@@ -87,13 +88,13 @@ func (p *pool) list(keys []string) uint32 {
 	if keys == nil {
 		return 0
 	}
-	p.buf = p.buf[:0]
-	if len(keys) == 0 {
-		p.buf = append(p.buf, 0xff) // not nil: apart from every list
-	}
+	// Each key prefixed by its length, the list by its count: no two
+	// lists encode alike, whatever bytes their keys hold (a separator
+	// byte would take ["a\x00b"] for ["a", "b"]).
+	p.buf = binary.AppendUvarint(p.buf[:0], uint64(len(keys)))
 	for _, k := range keys {
+		p.buf = binary.AppendUvarint(p.buf, uint64(len(k)))
 		p.buf = append(p.buf, k...)
-		p.buf = append(p.buf, 0)
 	}
 	if i, ok := p.listIdx[string(p.buf)]; ok {
 		return i
@@ -331,9 +332,10 @@ func NewLedger(n int) *Ledger {
 // the keys and member ids it shares with a's members once, in a's arena
 // (most entries are of members scimflare granted what they hold). The
 // first ledger made beside a also notes in a's rows where each member's
-// entry is, so a plan finds both in one search. a's contents are not
-// changed; the two are written by one goroutine at a time, as the member
-// list and ledger of one account always were.
+// entry is, so a plan finds both in one search. a's members are not
+// changed; but the two share one arena and one list table, so a Set on
+// either writes what a read of the other reads: neither may be written
+// while the other is read on another goroutine (two maps could be).
 func NewLedgerBeside(a *Actuals, n int) *Ledger {
 	if a == nil {
 		return NewLedger(n)
