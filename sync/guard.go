@@ -209,7 +209,9 @@ func nextWithheld(old []savedWithheld, c *plan.Changes, scope map[string]bool, n
 		if !ok {
 			s = now
 		}
-		out = append(out, savedWithheld{AccountID: w.Change.AccountID, Email: w.Change.Email, Since: s, Why: w.Why})
+		// Cloned: the plan's emails point into the run's member table,
+		// which this status would otherwise keep after the run.
+		out = append(out, savedWithheld{AccountID: w.Change.AccountID, Email: strings.Clone(w.Change.Email), Since: s, Why: w.Why})
 	}
 	slices.SortFunc(out, func(a, b savedWithheld) int {
 		if c := a.Since.Compare(b.Since); c != 0 {

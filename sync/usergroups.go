@@ -824,7 +824,9 @@ func (reg *registry) flushGroupAdds(ctx context.Context) {
 				}
 				if !have[ch.MemberID] {
 					have[ch.MemberID] = true
-					ag.Members = append(ag.Members, plan.GroupMemberRef{MemberID: ch.MemberID, Email: ch.Email})
+					// Cloned: the cache outlives the run, whose member
+					// table the change's strings point into.
+					ag.Members = append(ag.Members, plan.GroupMemberRef{MemberID: strings.Clone(ch.MemberID), Email: strings.Clone(ch.Email)})
 				}
 			})
 			reg.groupApplied(ch)
