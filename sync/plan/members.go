@@ -127,8 +127,11 @@ type index[R any] struct {
 const (
 	rowBits = 24
 	rowMask = 1<<rowBits - 1
-	// maxRows bounds one account's table: Cloudflare lists at most
-	// 100,000 members of an account (sync/cloudflare's page cap).
+	// maxRows bounds one account's table, 16.7 million rows: Cloudflare
+	// lists at most 100,000 members of an account (sync/cloudflare's page
+	// cap), and a ledger holds the members scimflare invited or adopted,
+	// one per IdP user at most. Past it a Set panics; no input a run reads
+	// comes near.
 	maxRows = rowMask - 1
 )
 
