@@ -61,16 +61,7 @@ func TestMemberTablesReadBackWhatWasSet(t *testing.T) {
 				led.Delete(k)
 				delete(wantLed, k)
 			case 4:
-				got, ok := act.Get(k)
-				want, wantOK := wantAct[k]
-				if ok != wantOK || !reflect.DeepEqual(got, want) || act.Has(k) != wantOK {
-					t.Fatalf("seed %d op %d: Get(%q) = %#v, %v; want %#v, %v", seed, op, k, got, ok, want, wantOK)
-				}
-				gotE, ok := led.Get(k)
-				wantE, wantOK := wantLed[k]
-				if ok != wantOK || !reflect.DeepEqual(gotE, wantE) || led.Has(k) != wantOK {
-					t.Fatalf("seed %d op %d: ledger Get(%q) = %#v, %v; want %#v, %v", seed, op, k, gotE, ok, wantE, wantOK)
-				}
+				readsAsTheMaps(t, fmt.Sprintf("seed %d op %d", seed, op), act, led, wantAct, wantLed, k)
 			case 5:
 				// Delete some while iterating, as settling intents does.
 				seen := map[string]bool{}
@@ -295,16 +286,7 @@ func TestMemberTablesMatchAMapOnAdversarialInput(t *testing.T) {
 		}
 		var reads []held
 		check := func(op int, k string) {
-			got, ok := act.Get(k)
-			want, wantOK := wantAct[k]
-			if ok != wantOK || !reflect.DeepEqual(got, want) || act.Has(k) != wantOK {
-				t.Fatalf("seed %d op %d: Get(%q) = %#v, %v; want %#v, %v", seed, op, k, got, ok, want, wantOK)
-			}
-			gotE, ok := led.Get(k)
-			wantE, wantOK := wantLed[k]
-			if ok != wantOK || !reflect.DeepEqual(gotE, wantE) || led.Has(k) != wantOK {
-				t.Fatalf("seed %d op %d: ledger Get(%q) = %#v, %v; want %#v, %v", seed, op, k, gotE, ok, wantE, wantOK)
-			}
+			readsAsTheMaps(t, fmt.Sprintf("seed %d op %d", seed, op), act, led, wantAct, wantLed, k)
 		}
 		for op := range 4000 {
 			k := pick(keys)
@@ -494,5 +476,20 @@ func TestLeaverLosesGrantedRolesBesideAKeyHoldingANUL(t *testing.T) {
 	}
 	if !slices.Equal(removed, []string{"role:a", "role:b"}) {
 		t.Fatalf("the leaver's granted roles removed: %q (drift %q); want role:a and role:b", removed, c.Drift)
+	}
+}
+
+// readsAsTheMaps fails t unless act and led read key k as the maps do.
+func readsAsTheMaps(t *testing.T, at string, act *Actuals, led *Ledger, wantAct map[string]Actual, wantLed map[string]LedgerEntry, k string) {
+	t.Helper()
+	got, ok := act.Get(k)
+	want, wantOK := wantAct[k]
+	if ok != wantOK || !reflect.DeepEqual(got, want) || act.Has(k) != wantOK {
+		t.Fatalf("%s: Get(%q) = %#v, %v; want %#v, %v", at, k, got, ok, want, wantOK)
+	}
+	gotE, ok := led.Get(k)
+	wantE, wantOK := wantLed[k]
+	if ok != wantOK || !reflect.DeepEqual(gotE, wantE) || led.Has(k) != wantOK {
+		t.Fatalf("%s: ledger Get(%q) = %#v, %v; want %#v, %v", at, k, gotE, ok, wantE, wantOK)
 	}
 }
