@@ -153,7 +153,7 @@ func (reg *registry) readWholeCache(in *plan.AccountInput) error {
 	if err != nil {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}
-	for key, m := range actualFromCache(cached, interner{}).All() {
+	for key, m := range actualFromCache(cached).All() {
 		if !in.Actual.Has(key) {
 			in.Actual.Set(key, m)
 		}

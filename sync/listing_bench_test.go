@@ -27,7 +27,7 @@ func BenchmarkListingMemory(b *testing.B) {
 	for b.Loop() {
 		base := liveHeap()
 		pages := 0
-		l, err := reg.listMembers(context.Background(), prodID, interner{}, func(string, ...cloudflare.Member) bool {
+		l, err := reg.listMembers(context.Background(), prodID, func(string, ...cloudflare.Member) bool {
 			if pages++; pages%20 == 0 {
 				peak = max(peak, liveHeap()-base)
 			}

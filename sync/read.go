@@ -52,10 +52,10 @@ type accountRead struct {
 // cache is written from the two after the plan (cache), not kept as a
 // list of its own through the run: a list beside the map held every
 // member twice. The members of an account mostly hold the same few keys:
-// each key's text is kept once, or a listing of a million members would
-// keep a million copies of each policy key live through the run.
+// the member table keeps each distinct key list once, or a listing of a
+// million members would keep a million copies of each policy key live
+// through the run.
 type listing struct {
-	in     interner
 	actual *plan.Actuals
 	order  []string // identity keys, as listed; a key listed twice is here twice
 }
@@ -70,7 +70,7 @@ func (l *listing) start(total int) {
 func (l *listing) page(ms []cloudflare.Member) {
 	for _, m := range ms {
 		key := identity.Key(m.Email)
-		l.actual.Set(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: l.in.keys(keysOf(m))})
+		l.actual.Set(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)})
 		l.order = append(l.order, key)
 	}
 }
@@ -92,8 +92,8 @@ func cache(accountID string, actual *plan.Actuals, order []string) []store.Cache
 // listMembers lists an account into a listing; the client's members are
 // never all held at once. learn is shown each page first (the role names
 // it names).
-func (reg *registry) listMembers(ctx context.Context, accountID string, in interner, learn func(string, ...cloudflare.Member) bool) (*listing, error) {
-	l := &listing{in: in}
+func (reg *registry) listMembers(ctx context.Context, accountID string, learn func(string, ...cloudflare.Member) bool) (*listing, error) {
+	l := &listing{}
 	err := reg.cf.ListMembersPages(ctx, accountID, l.start, func(ms []cloudflare.Member) {
 		learn(accountID, ms...)
 		l.page(ms)
@@ -104,47 +104,12 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, in inter
 	return l, nil
 }
 
-func actualFromCache(cached map[string]store.CachedMember, in interner) *plan.Actuals {
+func actualFromCache(cached map[string]store.CachedMember) *plan.Actuals {
 	out := plan.NewActuals(len(cached))
 	for _, m := range cached {
-		out.Set(identity.Key(m.Email), plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: in.keys(slices.Clone(m.Keys))})
+		out.Set(identity.Key(m.Email), plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys})
 	}
 	return out
-}
-
-// sharedEntry is a ledger entry holding the member id and key texts the
-// account's member list already holds, rather than copies of its own; its
-// managed keys are the member's own list when they are the same keys (the
-// steady state: scimflare granted what the member holds), clipped, so that
-// an append copies. Nothing writes into either.
-func sharedEntry(e plan.LedgerEntry, act plan.Actual, in interner) plan.LedgerEntry {
-	if e.MemberID == act.MemberID {
-		e.MemberID = act.MemberID
-	}
-	if len(e.Managed) > 0 && slices.Equal(e.Managed, act.Keys) {
-		e.Managed = slices.Clip(act.Keys)
-	} else {
-		in.keys(e.Managed)
-	}
-	in.keys(e.Found)
-	return e
-}
-
-// interner keeps one copy of each string it is shown, for one account's
-// read.
-type interner map[string]string
-
-// keys replaces each of keys by the copy already kept, in place, and
-// returns keys.
-func (in interner) keys(keys []string) []string {
-	for i, k := range keys {
-		if kept, ok := in[k]; ok {
-			keys[i] = kept
-		} else {
-			in[k] = k
-		}
-	}
-	return keys
 }
 
 func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
@@ -260,7 +225,6 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 		list = reg.cf != nil && at.IsZero()
 		rd.scannedAt = at
 	}
-	keys := interner{}
 	if list {
 		lctx := ctx
 		if reg.req.kind == targetedRun || reg.req.kind == expiryRun {
@@ -268,7 +232,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			// read, not a full run's; it may use the budget's reserve.
 			lctx = cloudflare.Urgent(ctx)
 		}
-		l, err := reg.listMembers(lctx, a.ID, keys, reg.legacy.learn)
+		l, err := reg.listMembers(lctx, a.ID, reg.legacy.learn)
 		if err != nil {
 			return rd, fmt.Errorf("list members of account %s: %w", a.Name, err)
 		}
@@ -285,7 +249,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			// and foreign.
 			return rd, fmt.Errorf("%w: the member list of account %s holds Cloudflare role ids that only the API token can name", ErrNeedToken, a.Name)
 		}
-		rd.actual = actualFromCache(cached, keys)
+		rd.actual = actualFromCache(cached)
 	}
 	rd.ledger = plan.NewLedgerBeside(rd.actual, len(led))
 	var intents, absent []store.LedgerEntry
@@ -295,7 +259,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			intents = append(intents, e)
 			continue
 		}
-		act, present := rd.actual.Get(key)
+		present := rd.actual.Has(key)
 		switch {
 		case rd.fresh && !present:
 			absent = append(absent, e)
@@ -304,7 +268,9 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 			e.MissingSince = time.Time{}
 			rd.marks = append(rd.marks, e)
 		}
-		rd.ledger.Set(key, sharedEntry(planEntry(e), act, keys))
+		// Beside the member list: the table keeps the member's key and
+		// id once for both.
+		rd.ledger.Set(key, planEntry(e))
 	}
 	if err := reg.confirmAbsent(ctx, a, &rd, absent); err != nil {
 		return rd, err
@@ -318,7 +284,7 @@ func (reg *registry) Read(ctx context.Context, a mapping.Account) (accountRead, 
 	if err != nil {
 		return rd, fmt.Errorf("read the member cache of account %s: %w", a.Name, err)
 	}
-	before := actualFromCache(cached, keys)
+	before := actualFromCache(cached)
 	for _, e := range intents {
 		key := identity.Key(e.Email)
 		entry, settled := reg.settleIntent(&rd.settle, a.ID, e.Email, planEntry(e), lookup(before, key), lookup(rd.actual, key))

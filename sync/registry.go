@@ -412,7 +412,7 @@ func (reg *registry) replan(ctx context.Context, ch plan.Change, notFound bool) 
 	if !reg.refreshed[ch.AccountID] {
 		// The change's own read (a Super Administrator's removal, a
 		// member gone): it may use the budget's reserve.
-		l, err := reg.listMembers(cloudflare.Urgent(ctx), ch.AccountID, interner{}, reg.learnRoles)
+		l, err := reg.listMembers(cloudflare.Urgent(ctx), ch.AccountID, reg.learnRoles)
 		if err != nil {
 			return plan.Change{}, false, err
 		}
