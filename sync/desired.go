@@ -7,6 +7,7 @@ import (
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
 
@@ -153,9 +154,9 @@ func (reg *registry) readWholeCache(in *plan.AccountInput) error {
 	if err != nil {
 		return fmt.Errorf("read the member cache of account %s: %w", in.Name, err)
 	}
-	for key, m := range actualFromCache(cached).All() {
-		if !in.Actual.Has(key) {
-			in.Actual.Set(key, m)
+	for _, m := range cached {
+		if key := identity.Key(m.Email); !in.Actual.Has(key) {
+			in.Actual.Set(key, cachedActual(m))
 		}
 	}
 	return nil

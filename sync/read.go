@@ -107,9 +107,14 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, learn fu
 func actualFromCache(cached map[string]store.CachedMember) *plan.Actuals {
 	out := plan.NewActuals(len(cached))
 	for _, m := range cached {
-		out.Set(identity.Key(m.Email), plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys})
+		out.Set(identity.Key(m.Email), cachedActual(m))
 	}
 	return out
+}
+
+// cachedActual is a member as the member cache keeps it.
+func cachedActual(m store.CachedMember) plan.Actual {
+	return plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
 }
 
 func cachedMember(accountID string, m cloudflare.Member) store.CachedMember {
@@ -331,7 +336,7 @@ func (reg *registry) readScoped(a mapping.Account) (rd accountRead, ok bool, err
 	// identity.Key, so an entry outside the scope may come along: drop it.
 	for _, m := range got.Cached {
 		if key := identity.Key(m.Email); reg.scope[key] {
-			rd.actual.Set(key, plan.Actual{MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys})
+			rd.actual.Set(key, cachedActual(m))
 		}
 	}
 	if holdsSuperAdmin(rd.actual, reg.planner.mayBeSuperAdmin(a)) {

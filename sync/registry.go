@@ -500,7 +500,7 @@ func (reg *registry) commit(ch plan.Change, m cloudflare.Member) error {
 	if ch.Op == plan.OpDelete {
 		in.Actual.Delete(lower)
 	} else {
-		in.Actual.Set(lower, plan.Actual{MemberID: cached.MemberID, Email: cached.Email, Status: cached.Status, Keys: cached.Keys})
+		in.Actual.Set(lower, cachedActual(cached))
 	}
 	return nil
 }
