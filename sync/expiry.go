@@ -38,7 +38,7 @@ func expiriesOf(d *plan.Desired, cfg *Settings, names map[string]string) []Expir
 	}
 	var out []Expiry
 	for acct, members := range d.Accounts {
-		for _, dm := range members {
+		for _, dm := range members.All() {
 			for _, w := range dm.Keys {
 				key, reasons := w.Key, w.Reasons
 				var last plan.Reason

@@ -284,10 +284,7 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	}
 	act, present := in.Actual.Get(lower)
 	led, inLedger := in.Ledger.Get(lower)
-	var dm *plan.DesiredMember
-	if in.Desired != nil {
-		dm = in.Desired[lower]
-	}
+	dm := memberOf(in.Desired, lower)
 	// On a user-groups account the member plan holds the per-member part;
 	// the person should hold it all, and holds some through groups.
 	dm, via, waits := rn.explainGroups(a.ID, lower, dm)
@@ -422,6 +419,14 @@ func (rn *run) explainAccount(i int, a mapping.Account, lower string, tripped bo
 	}
 	slices.SortFunc(ea.Roles, func(x, y ExplainedRole) int { return strings.Compare(x.Role, y.Role) })
 	return ea
+}
+
+// memberOf is the member under key in t; nil when t wants nothing of it.
+func memberOf(t *plan.Wanted, key string) *plan.DesiredMember {
+	if dm, ok := t.Get(key); ok {
+		return &dm
+	}
+	return nil
 }
 
 func keysOfDesired(dm *plan.DesiredMember) []string {

@@ -275,12 +275,12 @@ func TestDesiredReusesCachedNamesAndAgreesWithExplain(t *testing.T) {
 				should = append(should, r.Role)
 			}
 		}
-		got := mapping.KeyNames(keysOfDesired(d.Accounts[a.ID]["user0@example.com"]), names)
+		got := mapping.KeyNames(keysOfDesired(memberOf(d.Accounts[a.ID], "user0@example.com")), names)
 		if !slices.Equal(got, should) {
 			t.Errorf("account %s: desired %v, explain says should %v", a.Name, got, should)
 		}
 	}
-	if got := mapping.KeyNames(keysOfDesired(d.Accounts[prodID]["user1@example.com"]), names); !slices.Equal(got, []string{wpa}) {
+	if got := mapping.KeyNames(keysOfDesired(memberOf(d.Accounts[prodID], "user1@example.com")), names); !slices.Equal(got, []string{wpa}) {
 		t.Errorf("user1 desired on prod: %v, want [%s]", got, wpa)
 	}
 

@@ -373,5 +373,5 @@ func (rn *run) wanted(accountID, email string) *plan.DesiredMember {
 	if rn.desired == nil {
 		return nil
 	}
-	return rn.desired.Accounts[accountID][identity.Key(email)]
+	return memberOf(rn.desired.Accounts[accountID], identity.Key(email))
 }

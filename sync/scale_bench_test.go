@@ -409,12 +409,12 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 		for _, acct := range scaleAccounts {
 			// Sized as the run sizes them: by the listing's announced
 			// total and by the ledger read.
-			listing := len(d.Accounts[acct]) - len(d.Accounts[acct])/100
+			listing := d.Accounts[acct].Len() - d.Accounts[acct].Len()/100
 			ai := plan.AccountInput{ID: acct, Name: acct, Actual: plan.NewActuals(listing)}
 			ai.Ledger = plan.NewLedgerBeside(ai.Actual, listing)
 			order := make([]string, 0, listing)
 			k := 0
-			for email, m := range d.Accounts[acct] {
+			for email, m := range d.Accounts[acct].All() {
 				if k++; k%100 == 0 {
 					continue // not yet in Cloudflare
 				}

@@ -337,11 +337,11 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 		}
 		dg.Policies = append(dg.Policies, m.Keys...)
 	}
-	own := make(map[string]*plan.DesiredMember, len(in.Desired))
+	own := plan.NewWanted(in.Desired.Len())
 	keep := map[string]string{}
 	held := heldGroups(ua)
-	for email, dm := range in.Desired {
-		mine := &plan.DesiredMember{Email: dm.Email}
+	for email, dm := range in.Desired.All() {
+		mine := plan.DesiredMember{Email: dm.Email}
 		act, present := in.Actual.Get(identity.Key(email))
 		for _, w := range dm.Keys {
 			k := w.Key
@@ -368,7 +368,7 @@ func (rn *run) userGroupInput(in *plan.AccountInput, a mapping.Account) {
 				}
 			}
 		}
-		own[email] = mine
+		own.Set(email, mine)
 	}
 	in.Desired, in.KeepMember = own, keep
 	ua.desired = nil
@@ -977,7 +977,7 @@ func (rn *run) explainGroups(accountID, lower string, dm *plan.DesiredMember) (*
 		}
 	}
 	if rn.desired != nil {
-		dm = rn.desired.Accounts[accountID][lower]
+		dm = memberOf(rn.desired.Accounts[accountID], lower)
 	}
 	via := map[string][]string{}
 	for _, g := range rn.groupsHeld(accountID, lower) {

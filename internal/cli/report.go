@@ -126,13 +126,13 @@ func accessNow(ctx context.Context, env *Env, now time.Time, held *Held) ([]Acce
 		}
 		for fold, m := range cached {
 			le := ledger[fold]
-			dm := desired.Accounts[a.ID][identity.Key(m.Email)]
+			dm, _ := desired.Accounts[a.ID].Get(identity.Key(m.Email))
 			for _, key := range m.Keys {
 				row := AccessRow{Email: m.Email, Account: a.Name, Role: mapping.KeyName(key, names)}
 				switch {
 				case slices.Contains(le.Managed, key):
 					row.Source = SourceUndesired
-					if dm != nil && dm.Keys.Has(key) {
+					if dm.Keys.Has(key) {
 						row.Source, row.ExpiresAt = describeSources(dm.Keys.Reasons(key))
 					}
 				case slices.Contains(le.Found, key):

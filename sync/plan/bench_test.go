@@ -51,7 +51,7 @@ func BenchmarkBuildAndPlan(b *testing.B) {
 	for _, acct := range accounts {
 		ai := AccountInput{ID: acct, Name: acct, Actual: NewActuals(0), Ledger: NewLedger(0)}
 		n := 0
-		for email, m := range d.Accounts[acct] {
+		for email, m := range d.Accounts[acct].All() {
 			n++
 			if n%100 == 0 {
 				continue // not yet in Cloudflare
@@ -93,11 +93,11 @@ func BenchmarkPoliciesOverAUserGroup(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		emails := make([]string, n)
 		in := AccountInput{ID: "acct", Name: "acct", SuperAdminKey: super,
-			Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0), KeepMember: map[string]string{}}
+			Desired: NewWanted(n), Actual: NewActuals(0), Ledger: NewLedger(0), KeepMember: map[string]string{}}
 		for i := range emails {
 			e := fmt.Sprintf("user%06d@example.com", i)
 			emails[i] = e
-			in.Desired[e] = &DesiredMember{Email: e}
+			in.Desired.Set(e, DesiredMember{Email: e})
 			in.Actual.Set(e, Actual{MemberID: "m-" + e, Email: e, Status: "accepted"})
 			in.Ledger.Set(e, LedgerEntry{MemberID: "m-" + e, Created: true})
 			in.KeepMember[e] = "to join user group g"

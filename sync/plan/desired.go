@@ -143,7 +143,7 @@ type Expired struct {
 // changes by the clock alone (a grant ending, or a temporary grant starting);
 // zero when nothing is pending.
 type Desired struct {
-	Accounts   map[string]map[string]*DesiredMember // accountID -> identity.Key(email)
+	Accounts   map[string]*Wanted // by account id
 	Expired    []Expired
 	NextExpiry time.Time
 	// Problems lists the users a mapping or grant reaches whose address
@@ -194,7 +194,9 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		users:   users,
 		byID:    map[string]usable{},
 		flat:    map[string]*flattened{},
-		desired: &Desired{Accounts: map[string]map[string]*DesiredMember{}},
+		desired: &Desired{Accounts: map[string]*Wanted{}},
+		strs:    newPool(0),
+		wants:   &wantsPool{},
 		expired: map[expiredKey]Expired{},
 		invalid: map[string]IdentityProblem{},
 		byEmail: map[string]string{},
@@ -227,6 +229,7 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 	}
 	b.finish()
 	b.problems()
+	b.wants.steps = nil // a build's memory only
 	return b.desired, nil
 }
 
@@ -250,16 +253,20 @@ type builder struct {
 	// uses counts, per mapped group id, the mappings not yet built that
 	// name it.
 	uses map[string]int
-	// hint is the size of the group being added: an account's map made
+	// hint is the size of the group being added: an account's table made
 	// for it starts that large instead of growing step by step.
 	hint int
+	// strs holds the emails of every account's table, each once; wants
+	// the lists of wanted keys they share.
+	strs  *pool
+	wants *wantsPool
 }
 
 // usable is a user as user() read it; ok false when unknown or when the
 // user can hold nothing. Values, not pointers: a full Build reads every
 // user, and one allocation each adds up.
 type usable struct {
-	email       string // identity.Email of the user's address
+	email       span // identity.Email of the user's address, in strs
 	activeSince time.Time
 	ok          bool
 }
@@ -280,7 +287,9 @@ func (b *builder) user(id string) (usable, error) {
 			// run would say the same thing louder and grant nothing either.
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
-			p = usable{email: email, activeSince: u.ActiveSince, ok: true}
+			p = usable{email: b.strs.put(email), activeSince: u.ActiveSince, ok: true}
+			// The arena's copy from here on: the decoded one is let go.
+			email = b.strs.str(p.email)
 			if first, ok := b.byEmail[email]; !ok {
 				b.byEmail[email] = id
 			} else if ids, ok := b.shared[email]; ok {
@@ -369,6 +378,7 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			if len(b.byID) == 0 {
 				b.byID = make(map[string]usable, len(f.members))
 				b.byEmail = make(map[string]string, len(f.members))
+				b.strs.arena.Grow(len(f.members) * 24)
 			}
 		}
 		for _, mem := range f.members {
@@ -400,8 +410,9 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 			if len(shared) == 0 || !sameSlice(shared[0].Path, r.Path) || shared[0].Expires != r.Expires {
 				shared = []Reason{r}
 			}
+			email := b.strs.str(u.email)
 			for _, k := range m.Keys {
-				b.add(m.AccountID, u.email, k, shared)
+				b.add(m.AccountID, email, u.email, k, shared)
 			}
 		}
 	}
@@ -417,8 +428,9 @@ func sameSlice(a, b []string) bool {
 // slice the caller may share between members (Wants.Add). email is already
 // an identity.Key (identity.Email's answer, which Key leaves as it is):
 // both callers have it, and validating it again per key and mapping is a
-// full plan's most repeated string work.
-func (b *builder) add(account, email, key string, rs []Reason) {
+// full plan's most repeated string work. sp is email in strs, or the zero
+// span.
+func (b *builder) add(account, email string, sp span, key string, rs []Reason) {
 	r := rs[0]
 	if !r.Expires.IsZero() && !r.Expires.After(b.now) {
 		ek := expiredKey{account, email, key}
@@ -430,21 +442,10 @@ func (b *builder) add(account, email, key string, rs []Reason) {
 	b.wake(r.Expires)
 	acct := b.desired.Accounts[account]
 	if acct == nil {
-		acct = make(map[string]*DesiredMember, b.hint)
+		acct = newWantedIn(b.strs, b.wants, b.hint)
 		b.desired.Accounts[account] = acct
 	}
-	if dm := acct[email]; dm != nil {
-		dm.Keys.Add(key, rs...)
-		return
-	}
-	// The member and its first key in one allocation: most members of a
-	// full plan want one key.
-	x := &struct {
-		dm    DesiredMember
-		first [1]Want
-	}{dm: DesiredMember{Email: email}, first: [1]Want{{Key: key, Reasons: slices.Clip(rs)}}}
-	x.dm.Keys = x.first[:]
-	acct[email] = &x.dm
+	acct.want(email, sp, key, rs)
 }
 
 // wake notes a future moment at which desired state changes.
@@ -497,7 +498,7 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 		}
 		rs := []Reason{{Kind: ReasonGrant, GrantID: g.ID, Expires: g.End, MappingIndex: -1}}
 		for _, k := range g.Keys {
-			b.add(g.AccountID, lower, k, rs)
+			b.add(g.AccountID, lower, span{}, k, rs)
 		}
 	}
 	return nil
@@ -507,7 +508,7 @@ func (b *builder) tempGrants(grants []TempGrant) error {
 // rest, so that equal inputs give equal output.
 func (b *builder) finish() {
 	for ek, e := range b.expired {
-		if dm := b.desired.Accounts[ek.account][ek.email]; dm != nil && dm.Keys.Has(ek.key) {
+		if dm, ok := b.desired.Accounts[ek.account].Get(ek.email); ok && dm.Keys.Has(ek.key) {
 			continue
 		}
 		b.desired.Expired = append(b.desired.Expired, e)

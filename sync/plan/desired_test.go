@@ -28,8 +28,8 @@ func resolved(ms ...mapping.ResolvedMapping) *mapping.Resolved {
 
 // held is what Build wants for one member: key -> reasons.
 func held(d *Desired, account, email string) map[string][]Reason {
-	m := d.Accounts[account][email]
-	if m == nil {
+	m, ok := d.Accounts[account].Get(email)
+	if !ok {
 		return nil
 	}
 	out := map[string][]Reason{}
@@ -105,8 +105,8 @@ func TestBuildMembership(t *testing.T) {
 	}
 	// One identity rule: the SCIM "Alice@Example.com" is the Cloudflare
 	// "alice@example.com", everywhere it is compared or written.
-	if m := d.Accounts[prod]["alice@example.com"]; m == nil || m.Email != "alice@example.com" {
-		t.Errorf("member's email is the identity rule's: %+v", m)
+	if m, ok := d.Accounts[prod].Get("alice@example.com"); !ok || m.Email != "alice@example.com" {
+		t.Errorf("member's email is the identity rule's: %+v (present %v)", m, ok)
 	}
 	if len(d.Expired) != 0 || !d.NextExpiry.IsZero() {
 		t.Errorf("nothing expires: %v %v", d.Expired, d.NextExpiry)
@@ -236,7 +236,7 @@ func TestBuildTempGrants(t *testing.T) {
 		t.Fatalf("alice = %+v, want only the live grant", h)
 	}
 	if held(d, prod, "bob@example.com") != nil || held(d, prod, "eve@example.com") != nil {
-		t.Errorf("grants of inactive or unknown users are desired: %+v", d.Accounts[prod])
+		t.Errorf("grants of inactive or unknown users are desired: %+v", wantedMap(d.Accounts[prod]))
 	}
 	if len(d.Expired) != 1 || d.Expired[0].Key != "role:b" || d.Expired[0].Reason.GrantID != "over" {
 		t.Errorf("Expired = %+v", d.Expired)
@@ -254,8 +254,8 @@ func TestBuildTargeted(t *testing.T) {
 		member("g", "u1", at(0)).member("g", "u2", at(0))
 	grants := []TempGrant{{ID: "g2", Email: "bob@example.com", AccountID: prod, Keys: []string{"role:x"}, Start: at(0), End: at(9)}}
 	d := mustBuild(t, dir, resolved(rm(0, "devs", prod, "role:a")), grants, map[string]bool{"u1": true}, at(1))
-	if len(d.Accounts[prod]) != 1 || held(d, prod, "alice@example.com") == nil {
-		t.Fatalf("targeted build = %+v, want only alice", d.Accounts[prod])
+	if d.Accounts[prod].Len() != 1 || held(d, prod, "alice@example.com") == nil {
+		t.Fatalf("targeted build = %+v, want only alice", wantedMap(d.Accounts[prod]))
 	}
 	if !d.NextExpiry.IsZero() {
 		t.Errorf("bob's grant leaked into a run for alice: NextExpiry %v", d.NextExpiry)

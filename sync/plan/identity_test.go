@@ -23,7 +23,7 @@ func TestBuildIdentityRule(t *testing.T) {
 	d := mustBuild(t, dir, resolved(rm(0, "Deployers", prod, "role:r")), nil, nil, at(1))
 
 	var got []string
-	for email := range d.Accounts[prod] {
+	for email := range d.Accounts[prod].All() {
 		got = append(got, email)
 	}
 	slices.Sort(got)
@@ -46,14 +46,14 @@ func TestBuildIdentityRule(t *testing.T) {
 
 	// A targeted build over one bad user reports it the same way.
 	d = mustBuild(t, dir, resolved(rm(0, "Deployers", prod, "role:r")), nil, map[string]bool{"u-dotted-i": true}, at(1))
-	if len(d.Accounts[prod]) != 0 || len(d.Problems) != 1 || d.Problems[0].UserIDs[0] != "u-dotted-i" {
-		t.Errorf("targeted: accounts %v, problems %+v", d.Accounts[prod], d.Problems)
+	if d.Accounts[prod].Len() != 0 || len(d.Problems) != 1 || d.Problems[0].UserIDs[0] != "u-dotted-i" {
+		t.Errorf("targeted: accounts %v, problems %+v", wantedMap(d.Accounts[prod]), d.Problems)
 	}
 
 	// A temporary grant for info@ does not come alive through İnfo@.
 	g := TempGrant{ID: "g-1", Email: "info@example.com", AccountID: prod, Keys: []string{"role:r"}, Start: at(0), End: at(5)}
 	d = mustBuild(t, dir, resolved(), []TempGrant{g}, nil, at(1))
-	if len(d.Accounts[prod]) != 0 {
-		t.Errorf("a grant for a deactivated user is live: %v", d.Accounts[prod])
+	if d.Accounts[prod].Len() != 0 {
+		t.Errorf("a grant for a deactivated user is live: %v", wantedMap(d.Accounts[prod]))
 	}
 }

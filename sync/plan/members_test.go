@@ -462,9 +462,9 @@ func TestLeaverLosesGrantedRolesBesideAKeyHoldingANUL(t *testing.T) {
 	led.Set("odd@x.io", LedgerEntry{MemberID: "m0", Created: true, Managed: []string{odd}})
 	act.Set("leaver@x.io", Actual{MemberID: "m1", Email: "leaver@x.io", Status: "accepted", Keys: []string{"role:a", "role:b", "role:c"}})
 	led.Set("leaver@x.io", LedgerEntry{MemberID: "m1", Created: true, Managed: []string{"role:a", "role:b"}, Found: []string{"role:c"}})
-	in := AccountInput{ID: "acc", Name: "acc", Actual: act, Ledger: led, Desired: map[string]*DesiredMember{
+	in := AccountInput{ID: "acc", Name: "acc", Actual: act, Ledger: led, Desired: WantedOf(map[string]DesiredMember{
 		"odd@x.io": {Email: "odd@x.io", Keys: Wants{{Key: odd, Reasons: []Reason{{}}}}},
-	}}
+	})}
 	c := Plan([]AccountInput{in}, false)
 	var removed []string
 	for _, ac := range c.Accounts {

@@ -19,7 +19,7 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 	}
 	const n = 2 * parallelPlanMin
 	shared := want("pol-a") // one desired member behind many emails
-	a := AccountInput{ID: "acct", Name: "Acct", Desired: map[string]*DesiredMember{},
+	a := AccountInput{ID: "acct", Name: "Acct", Desired: NewWanted(n),
 		Actual: NewActuals(0), Ledger: NewLedger(0),
 		Equivalent: map[string]string{"role:admin": "pol-a", "role:ro": "pol-r"},
 		SuperAdmin: func(k string) bool { return k == "pol-a" },
@@ -31,11 +31,11 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 		id := fmt.Sprintf("m%06d", i)
 		switch i % 8 {
 		case 0:
-			a.Desired[email] = shared
+			a.Desired.Set(email, *shared)
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a"}})
 		case 1: // a legacy role to convert
-			a.Desired[email] = want("pol-a")
+			a.Desired.Set(email, *want("pol-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role:admin"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role:admin"}})
 		case 2: // a leaver on a legacy role
@@ -48,7 +48,7 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}})
 			grouped = append(grouped, email)
 		case 4: // an ended grant
-			a.Desired[email] = want("pol-a")
+			a.Desired.Set(email, *want("pol-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"pol-a", "pol-t"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-a", "pol-t"}})
 			a.Expired = append(a.Expired, Expired{AccountID: "acct", Email: email, Key: "pol-t", Reason: Reason{Kind: ReasonGrant, GrantID: "g" + id}})
@@ -57,10 +57,10 @@ func TestLargeAccountPlansAsOneGoroutineWouldWithEveryInput(t *testing.T) {
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"pol-b"}, Found: []string{"pol-x"}})
 			grouped = append(grouped, email)
 		case 6: // adopted: found keys stay
-			a.Desired[email] = want("pol-a")
+			a.Desired.Set(email, *want("pol-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "pending", Keys: []string{"pol-x"}})
 		case 7: // invited
-			a.Desired[email] = shared
+			a.Desired.Set(email, *shared)
 		}
 	}
 	a.UserGroups["g1"] = NewHeldGroup([]string{"pol-b"}, grouped)

@@ -18,27 +18,27 @@ func TestLargeAccountPlansAsOneGoroutineWould(t *testing.T) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	}
 	const n = 3 * parallelPlanMin
-	a := AccountInput{ID: "acct", Name: "Acct", Desired: map[string]*DesiredMember{},
+	a := AccountInput{ID: "acct", Name: "Acct", Desired: NewWanted(n),
 		Actual: NewActuals(0), Ledger: NewLedger(0)}
 	for i := range n {
 		email := fmt.Sprintf("u%06d@example.com", i)
 		id := fmt.Sprintf("m%06d", i)
 		switch i % 6 {
 		case 0: // wanted, held, recorded: nothing to do
-			a.Desired[email] = want("role-a")
+			a.Desired.Set(email, *want("role-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role-a"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role-a"}})
 		case 1: // wanted, not yet a member: invited
-			a.Desired[email] = want("role-a", "role-b")
+			a.Desired.Set(email, *want("role-a", "role-b"))
 		case 2: // a leaver: removed
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role-a"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role-a"}})
 		case 3: // a key granted by hand beside the managed one: drift
-			a.Desired[email] = want("role-a")
+			a.Desired.Set(email, *want("role-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role-a", "role-x"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: id, Created: true, Managed: []string{"role-a"}})
 		case 4: // the ledger names another member id: a record to rewrite
-			a.Desired[email] = want("role-a")
+			a.Desired.Set(email, *want("role-a"))
 			a.Actual.Set(email, Actual{MemberID: id, Email: email, Status: "accepted", Keys: []string{"role-a"}})
 			a.Ledger.Set(email, LedgerEntry{MemberID: "old-" + id, Created: true, Managed: []string{"role-a"}})
 		case 5: // gone from Cloudflare by hand, still in the ledger

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scimflare/scimflare/mapping"
@@ -32,7 +33,7 @@ type LedgerEntry struct {
 // AccountInput is everything Plan needs about one account.
 type AccountInput struct {
 	ID, Name string
-	Desired  map[string]*DesiredMember // identity.Key(email) ->
+	Desired  *Wanted // by identity.Key(email)
 	Expired  []Expired
 	// Actual holds every member of the account by identity.Key(email): a
 	// full run's fresh listing, or the member cache of the last one (with
@@ -331,7 +332,8 @@ type planned struct {
 // inputs are one email as an account's inputs have it.
 type inputs struct {
 	email    string
-	d        *DesiredMember // nil: nothing wanted
+	d        DesiredMember
+	wanted   bool // d is set: a member of the desired state
 	act      Actual
 	present  bool // in Cloudflare
 	led      LedgerEntry
@@ -345,7 +347,7 @@ const parallelPlanMin = 10_000
 
 // planWorkers is how many goroutines plan a's desired members.
 func planWorkers(a AccountInput) int {
-	if a.Scope != nil || len(a.Desired) < parallelPlanMin {
+	if a.Scope != nil || a.Desired.Len() < parallelPlanMin {
 		return 1
 	}
 	return max(1, runtime.GOMAXPROCS(0))
@@ -363,7 +365,8 @@ func planWorkers(a AccountInput) int {
 func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	if a.Scope != nil {
 		for e := range a.Scope {
-			m := inputs{email: e, d: a.Desired[e]}
+			m := inputs{email: e}
+			m.d, m.wanted = a.Desired.Get(e)
 			m.act, m.present, m.led, m.inLedger = lookup(a.Actual, a.Ledger, e)
 			fn(0, m)
 		}
@@ -375,7 +378,7 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	actualMet, ledgerMet := eachDesired(a, workers, fn)
 	if actualMet < a.Actual.Len() {
 		for e, act := range a.Actual.All() {
-			if _, ok := a.Desired[e]; !ok {
+			if !a.Desired.Has(e) {
 				m := inputs{email: e, act: act, present: true}
 				m.led, m.inLedger = a.Ledger.Get(e)
 				ledgerMet += b2i(m.inLedger)
@@ -385,7 +388,7 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 	}
 	if ledgerMet < a.Ledger.Len() {
 		for e, led := range a.Ledger.All() {
-			_, desired := a.Desired[e]
+			desired := a.Desired.Has(e)
 			if actual := a.Actual.Has(e); !desired && !actual {
 				fn(0, inputs{email: e, led: led, inLedger: true})
 			}
@@ -396,50 +399,43 @@ func eachEmail(a AccountInput, workers int, fn func(w int, m inputs)) {
 // eachDesired is eachEmail's walk of the desired members; it counts those
 // met in Cloudflare and in the ledger.
 func eachDesired(a AccountInput, workers int, fn func(w int, m inputs)) (actualMet, ledgerMet int) {
-	visit := func(w int, e string, d *DesiredMember) (present, inLedger bool) {
-		m := inputs{email: e, d: d}
+	visit := func(w int, e string, d DesiredMember) (present, inLedger bool) {
+		m := inputs{email: e, d: d, wanted: true}
 		m.act, m.present, m.led, m.inLedger = lookup(a.Actual, a.Ledger, e)
 		fn(w, m)
 		return m.present, m.inLedger
 	}
 	if workers <= 1 {
-		for e, d := range a.Desired {
+		for e, d := range a.Desired.All() {
 			p, l := visit(0, e, d)
 			actualMet += b2i(p)
 			ledgerMet += b2i(l)
 		}
 		return actualMet, ledgerMet
 	}
-	// The map is walked here and handed out in batches; the workers look
-	// each member up and plan it.
-	type entry struct {
-		email string
-		d     *DesiredMember
-	}
+	// The rows are handed out in batches by number; the workers look each
+	// member up and plan it.
 	const batch = 1024
-	work := make(chan []entry, 2*workers)
+	var next atomic.Int64
+	rows := a.Desired.Len()
 	met := make([][2]int, workers)
 	var wg gosync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for es := range work {
-				for _, x := range es {
-					p, l := visit(w, x.email, x.d)
+			for {
+				lo := int(next.Add(batch)) - batch
+				if lo >= rows {
+					return
+				}
+				for r := lo; r < min(rows, lo+batch); r++ {
+					e, d := a.Desired.at(r)
+					p, l := visit(w, e, d)
 					met[w][0] += b2i(p)
 					met[w][1] += b2i(l)
 				}
 			}
 		})
 	}
-	es := make([]entry, 0, batch)
-	for e, d := range a.Desired {
-		if es = append(es, entry{e, d}); len(es) == batch {
-			work <- es
-			es = make([]entry, 0, batch)
-		}
-	}
-	work <- es
-	close(work)
 	wg.Wait()
 	for _, m := range met {
 		actualMet += m[0]
@@ -459,7 +455,7 @@ func displayEmail(a AccountInput, lower string) string {
 	if act, ok := a.Actual.Get(lower); ok && act.Email != "" {
 		return act.Email
 	}
-	if d, ok := a.Desired[lower]; ok && d.Email != "" {
+	if d, ok := a.Desired.Get(lower); ok && d.Email != "" {
 		return d.Email
 	}
 	return lower
@@ -513,10 +509,7 @@ func sameKeys(a, b []string) bool {
 // what the member shows, the entry to record.
 func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedRemove bool) (*Change, []string, *LedgerEntry) {
 	email, d := m.email, m.d
-	var reasons Wants
-	if d != nil {
-		reasons = d.Keys
-	}
+	reasons := d.Keys
 	act, present := m.act, m.present
 	led, inLedger := m.led, m.inLedger
 	if present && inLedger && unchanged(act, led, reasons) {
@@ -526,7 +519,7 @@ func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedR
 	shown := email // displayEmail, from what m holds
 	if present && act.Email != "" {
 		shown = act.Email
-	} else if d != nil && d.Email != "" {
+	} else if m.wanted && d.Email != "" {
 		shown = d.Email
 	}
 
@@ -551,7 +544,7 @@ func planMember(a AccountInput, m inputs, expired map[string]Expired, unmanagedR
 	}
 
 	var desired set
-	if d != nil {
+	if m.wanted {
 		desired = set{}
 		for _, w := range d.Keys {
 			if len(w.Reasons) > 0 {

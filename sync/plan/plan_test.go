@@ -92,9 +92,9 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0), Expired: tc.expired}
+			in := AccountInput{ID: prod, Name: "prod", Desired: NewWanted(1), Actual: NewActuals(0), Ledger: NewLedger(0), Expired: tc.expired}
 			if tc.desired != nil {
-				in.Desired[x] = tc.desired
+				in.Desired.Set(x, *tc.desired)
 			}
 			if tc.actual != nil {
 				in.Actual.Set(x, *tc.actual)
@@ -146,7 +146,7 @@ func TestPlan(t *testing.T) {
 func TestPlanScopeAndOrder(t *testing.T) {
 	in := AccountInput{
 		ID: prod, Name: "prod",
-		Desired: map[string]*DesiredMember{"b@example.com": want("role:a"), "a@example.com": want("role:a"), "c@example.com": want("role:a")},
+		Desired: WantedOf(map[string]DesiredMember{"b@example.com": *want("role:a"), "a@example.com": *want("role:a"), "c@example.com": *want("role:a")}),
 		Actual:  NewActuals(0),
 	}
 	c := Plan([]AccountInput{in, {ID: staging, Name: "staging"}}, false)
@@ -162,8 +162,9 @@ func TestPlanScopeAndOrder(t *testing.T) {
 	}
 
 	// Emails are displayed from the desired member; order is by lower-case email.
-	for k, m := range in.Desired {
+	for k, m := range wantedMap(in.Desired) {
 		m.Email = k
+		in.Desired.Set(k, m)
 	}
 	c = Plan([]AccountInput{in}, false)
 	got = nil
@@ -211,7 +212,7 @@ func TestPlanRecordsLedgerOnlyDifferences(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := AccountInput{ID: prod, Name: "prod",
-				Desired: map[string]*DesiredMember{x: tc.desired},
+				Desired: WantedOf(map[string]DesiredMember{x: *tc.desired}),
 				Actual:  ActualsOf(map[string]Actual{x: tc.actual}),
 				Ledger:  NewLedger(0)}
 			if tc.ledger != nil {

@@ -10,14 +10,14 @@ import (
 // ledgerInput is an account where scimflare created n members each holding
 // role:a, plus extra members as given.
 func removalsInput(removed int, extra ...string) AccountInput {
-	in := AccountInput{ID: prod, Name: "prod", Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0)}
+	in := AccountInput{ID: prod, Name: "prod", Desired: NewWanted(len(extra)), Actual: NewActuals(0), Ledger: NewLedger(0)}
 	for i := 0; i < removed; i++ {
 		e := string(rune('a'+i)) + "@example.com"
 		in.Actual.Set(e, Actual{MemberID: "m-" + e, Email: e, Status: "accepted", Keys: []string{"role:a"}})
 		in.Ledger.Set(e, LedgerEntry{MemberID: "m-" + e, Created: true, Managed: []string{"role:a"}})
 	}
 	for _, e := range extra {
-		in.Desired[e] = &DesiredMember{Email: e, Keys: Wants{{Key: "role:new", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g1"}}}}}
+		in.Desired.Set(e, DesiredMember{Email: e, Keys: Wants{{Key: "role:new", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g1"}}}}})
 	}
 	return in
 }
@@ -149,7 +149,7 @@ func TestGuardPolicy(t *testing.T) {
 func TestGuardSplitsMixedChange(t *testing.T) {
 	in := AccountInput{
 		ID: prod, Name: "prod",
-		Desired: map[string]*DesiredMember{"x@example.com": {Email: "x@example.com", Keys: Wants{{Key: "role:b", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g7"}}}}}},
+		Desired: WantedOf(map[string]DesiredMember{"x@example.com": {Email: "x@example.com", Keys: Wants{{Key: "role:b", Reasons: []Reason{{Kind: ReasonGrant, GrantID: "g7"}}}}}}),
 		Actual:  ActualsOf(map[string]Actual{"x@example.com": {MemberID: "m1", Email: "x@example.com", Keys: []string{"role:a", "role:z"}}}),
 		Ledger:  LedgerOf(map[string]LedgerEntry{"x@example.com": {MemberID: "m1", Created: true, Managed: []string{"role:a"}}}),
 	}

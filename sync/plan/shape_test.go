@@ -10,7 +10,7 @@ import (
 func shapeInput() AccountInput {
 	return AccountInput{
 		ID: prod, Name: "prod",
-		Desired: map[string]*DesiredMember{}, Actual: NewActuals(0), Ledger: NewLedger(0),
+		Desired: NewWanted(0), Actual: NewActuals(0), Ledger: NewLedger(0),
 		Equivalent: map[string]string{
 			"role:wpa": "policy:pg-wpa|rg-acct", "role:admin": "policy:pg-admin|rg-acct",
 			"role:billing": "policy:pg-billing|rg-acct", "role:super": "policy:pg-super|rg-acct",
@@ -27,11 +27,11 @@ func (a AccountInput) with(email string, keys []string, led *LedgerEntry, desire
 		a.Ledger.Set(email, l)
 	}
 	if len(desired) > 0 {
-		d := &DesiredMember{Email: email}
+		d := DesiredMember{Email: email}
 		for _, k := range desired {
 			d.Keys.Add(k, Reason{Kind: ReasonMapping, Group: "g", Path: []string{"g"}})
 		}
-		a.Desired[email] = d
+		a.Desired.Set(email, d)
 	}
 	return a
 }
