@@ -192,16 +192,17 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 		dir:     dir,
 		now:     now,
 		users:   users,
-		byID:    map[string]usable{},
+		ids:     newPool(0),
 		flat:    map[string]*flattened{},
 		desired: &Desired{Accounts: map[string]*Wanted{}},
 		strs:    newPool(0),
 		wants:   &wantsPool{},
 		expired: map[expiredKey]Expired{},
 		invalid: map[string]IdentityProblem{},
-		byEmail: map[string]string{},
 		shared:  map[string][]string{},
 	}
+	b.byID.init(0, userKey)
+	b.byEmail.init(0, emailKey)
 	if users != nil && upward {
 		var err error
 		if b.up, err = walkUp(dir, users); err != nil {
@@ -236,19 +237,28 @@ func build(dir Directory, res *mapping.Resolved, grants []TempGrant, users map[s
 type expiredKey struct{ account, email, key string }
 
 type builder struct {
-	dir     Directory
-	now     time.Time
-	users   map[string]bool
-	byID    map[string]usable
+	dir   Directory
+	now   time.Time
+	users map[string]bool
+	// byID is every user read, by id (in ids): a full build reads each
+	// user once however many mappings reach it. Rows, not a map of
+	// strings: at a million users the map and its keys were 150 MB of a
+	// build's transient heap.
+	byID index[userRow]
+	ids  *pool
+	// zoned holds the activeSince of the users whose time a row cannot
+	// hold (not UTC, or out of UnixNano's range), by row.
+	zoned   map[uint32]time.Time
 	flat    map[string]*flattened
 	up      *upward // a targeted Build: the groups above its users
 	desired *Desired
 	expired map[expiredKey]Expired
 	invalid map[string]IdentityProblem // user id ->
-	// byEmail is the first active user reached per identity.Key(email);
-	// shared, the emails more than one reached, with all their ids (a
-	// slice per user would cost a million small allocations).
-	byEmail map[string]string
+	// byEmail is the first active user reached per identity.Key(email),
+	// the email written once in strs; shared, the emails more than one
+	// reached, with all their ids (a slice per user would cost a million
+	// small allocations).
+	byEmail index[emailRow]
 	shared  map[string][]string
 	// uses counts, per mapped group id, the mappings not yet built that
 	// name it.
@@ -263,16 +273,40 @@ type builder struct {
 }
 
 // usable is a user as user() read it; ok false when unknown or when the
-// user can hold nothing. Values, not pointers: a full Build reads every
-// user, and one allocation each adds up.
+// user can hold nothing.
 type usable struct {
 	email       span // identity.Email of the user's address, in strs
 	activeSince time.Time
 	ok          bool
 }
 
+// userRow is a user in byID: usable, held without pointers.
+type userRow struct {
+	id, email span
+	since     int64 // activeSince in Unix nanoseconds, UTC; see zoned
+	ok        bool
+}
+
+func userKey(r *userRow) span { return r.id }
+
+// emailRow is an email in byEmail and the first user that has it.
+type emailRow struct {
+	email span
+	first uint32 // row in byID
+}
+
+func emailKey(r *emailRow) span { return r.email }
+
 func (b *builder) user(id string) (usable, error) {
-	if u, seen := b.byID[id]; seen {
+	r, slot, tag := b.byID.find(b.ids, id)
+	if r >= 0 {
+		row := &b.byID.rows[r]
+		u := usable{email: row.email, ok: row.ok}
+		if z, ok := b.zoned[uint32(r)]; ok {
+			u.activeSince = z
+		} else if row.ok {
+			u.activeSince = time.Unix(0, row.since).UTC()
+		}
 		return u, nil
 	}
 	u, ok, err := b.dir.User(id)
@@ -280,6 +314,8 @@ func (b *builder) user(id string) (usable, error) {
 		return usable{}, fmt.Errorf("read user %s: %w", id, err)
 	}
 	var p usable
+	row := userRow{id: b.ids.put(id)}
+	self := uint32(len(b.byID.rows))
 	if ok && u.Active && u.Email != "" {
 		email, err := identity.Email(u.Email)
 		if err != nil {
@@ -287,20 +323,39 @@ func (b *builder) user(id string) (usable, error) {
 			// run would say the same thing louder and grant nothing either.
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
-			p = usable{email: b.strs.put(email), activeSince: u.ActiveSince, ok: true}
-			// The arena's copy from here on: the decoded one is let go.
-			email = b.strs.str(p.email)
-			if first, ok := b.byEmail[email]; !ok {
-				b.byEmail[email] = id
-			} else if ids, ok := b.shared[email]; ok {
-				b.shared[email] = append(ids, id)
+			p = usable{email: b.email(email, id, self), activeSince: u.ActiveSince, ok: true}
+			row.email, row.ok = p.email, true
+			if t := p.activeSince; t.Location() == time.UTC && t.Year() > 1677 && t.Year() < 2262 {
+				row.since = t.UnixNano()
 			} else {
-				b.shared[email] = []string{first, id}
+				if b.zoned == nil {
+					b.zoned = map[uint32]time.Time{}
+				}
+				b.zoned[self] = t
 			}
 		}
 	}
-	b.byID[id] = p
+	b.byID.add(b.ids, slot, tag, row)
 	return p, nil
+}
+
+// email is email's span in strs, written for its first user; a later
+// active user with the same email is noted in shared.
+func (b *builder) email(email, id string, self uint32) span {
+	r, slot, tag := b.byEmail.find(b.strs, email)
+	if r < 0 {
+		sp := b.strs.put(email)
+		b.byEmail.add(b.strs, slot, tag, emailRow{email: sp, first: self})
+		return sp
+	}
+	e := b.byEmail.rows[r]
+	key := b.strs.str(e.email)
+	if ids, ok := b.shared[key]; ok {
+		b.shared[key] = append(ids, id)
+	} else {
+		b.shared[key] = []string{b.ids.str(b.byID.rows[e.first].id), id}
+	}
+	return e.email
 }
 
 // problems lists what user() refused and the emails several active users
@@ -375,9 +430,10 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 		}
 		if b.users == nil {
 			b.hint = len(f.members)
-			if len(b.byID) == 0 {
-				b.byID = make(map[string]usable, len(f.members))
-				b.byEmail = make(map[string]string, len(f.members))
+			if len(b.byID.rows) == 0 {
+				b.byID.init(len(f.members), userKey)
+				b.byEmail.init(len(f.members), emailKey)
+				b.ids.arena.Grow(len(f.members) * 32)
 				b.strs.arena.Grow(len(f.members) * 24)
 			}
 		}

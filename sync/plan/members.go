@@ -42,7 +42,7 @@ type pool struct {
 }
 
 func newPool(strBytes int) *pool {
-	p := &pool{listIdx: map[string]uint32{}, small: map[string]span{}}
+	p := &pool{}
 	p.arena.Grow(strBytes)
 	return p
 }
@@ -69,6 +69,9 @@ func (p *pool) putSmall(s string) span {
 		return sp
 	}
 	sp := p.put(s)
+	if p.small == nil {
+		p.small = map[string]span{}
+	}
 	if len(p.small) < 64 {
 		p.small[s] = sp
 	}
@@ -102,6 +105,9 @@ func (p *pool) list(keys []string) uint32 {
 	}
 	p.lists = append(p.lists, slices.Clip(slices.Clone(keys)))
 	i := uint32(len(p.lists))
+	if p.listIdx == nil {
+		p.listIdx = map[string]uint32{}
+	}
 	p.listIdx[string(p.buf)] = i
 	return i
 }

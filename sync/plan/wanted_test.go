@@ -136,3 +136,31 @@ func TestBuildSharesWantsBetweenMembersReachedAlike(t *testing.T) {
 		t.Fatalf("the last user wants %v in acct1; want [role:a]", got)
 	}
 }
+
+// A user read once is kept as a row and read back for every later mapping
+// that reaches it: its activeSince must come back as the same time, zone
+// included, whatever zone or range it has (a row holds UTC nanoseconds).
+func TestBuildKeepsAUsersActiveSinceAsRead(t *testing.T) {
+	ttl := 24 * time.Hour
+	since := map[string]time.Time{
+		"utc":    time.Date(2026, 1, 10, 8, 0, 0, 123, time.UTC),
+		"zoned":  time.Date(2026, 1, 10, 8, 0, 0, 0, time.FixedZone("CET", 3600)),
+		"local":  time.Date(2026, 1, 10, 8, 0, 0, 0, time.Local),
+		"future": time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	dir := newDir().group("g", "Everyone", "").group("h", "Oncall", "")
+	for name, at := range since {
+		dir.user(name, name+"@example.com", true, at).member("g", name, time.Time{}).member("h", name, time.Time{})
+	}
+	first, second := rm(0, "Everyone", prod, "role:a"), rm(1, "Oncall", staging, "role:b")
+	first.TTL, second.TTL = ttl, ttl
+	d := mustBuild(t, dir, resolved(first, second), nil, nil, time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC))
+	for name, at := range since {
+		for _, c := range []struct{ account, key string }{{prod, "role:a"}, {staging, "role:b"}} {
+			rs := held(d, c.account, name+"@example.com")[c.key]
+			if len(rs) != 1 || rs[0].Expires != at.Add(ttl) {
+				t.Errorf("%s in %s: reasons %+v; want one ending at %v (zone and all)", name, c.account, rs, at.Add(ttl))
+			}
+		}
+	}
+}
