@@ -284,7 +284,7 @@ type usable struct {
 type userRow struct {
 	id, email span
 	since     int64 // activeSince in Unix nanoseconds, UTC; see zoned
-	ok        bool
+	read, ok  bool  // read: the rest is set
 }
 
 func userKey(r *userRow) span { return r.id }
@@ -297,25 +297,35 @@ type emailRow struct {
 
 func emailKey(r *emailRow) span { return r.email }
 
-func (b *builder) user(id string) (usable, error) {
+// intern is id's row in byID, made (unread) the first time id is met:
+// a user is told by its row number from then on.
+func (b *builder) intern(id string) uint32 {
 	r, slot, tag := b.byID.find(b.ids, id)
-	if r >= 0 {
-		row := &b.byID.rows[r]
+	if r < 0 {
+		r = len(b.byID.rows)
+		b.byID.add(b.ids, slot, tag, userRow{id: b.ids.put(id)})
+	}
+	return uint32(r)
+}
+
+// user reads the user in row r of byID, once per build.
+func (b *builder) user(r uint32) (usable, error) {
+	if row := b.byID.rows[r]; row.read {
 		u := usable{email: row.email, ok: row.ok}
-		if z, ok := b.zoned[uint32(r)]; ok {
+		if z, ok := b.zoned[r]; ok {
 			u.activeSince = z
 		} else if row.ok {
 			u.activeSince = time.Unix(0, row.since).UTC()
 		}
 		return u, nil
 	}
+	id := b.ids.str(b.byID.rows[r].id)
 	u, ok, err := b.dir.User(id)
 	if err != nil {
 		return usable{}, fmt.Errorf("read user %s: %w", id, err)
 	}
 	var p usable
-	row := userRow{id: b.ids.put(id)}
-	self := uint32(len(b.byID.rows))
+	row := userRow{id: b.byID.rows[r].id, read: true}
 	if ok && u.Active && u.Email != "" {
 		email, err := identity.Email(u.Email)
 		if err != nil {
@@ -323,7 +333,7 @@ func (b *builder) user(id string) (usable, error) {
 			// run would say the same thing louder and grant nothing either.
 			b.invalid[id] = IdentityProblem{Kind: ProblemInvalidEmail, Email: u.Email, UserIDs: []string{id}, Why: err.Error()}
 		} else {
-			p = usable{email: b.email(email, id, self), activeSince: u.ActiveSince, ok: true}
+			p = usable{email: b.email(email, id, r), activeSince: u.ActiveSince, ok: true}
 			row.email, row.ok = p.email, true
 			if t := p.activeSince; t.Location() == time.UTC && t.Year() > 1677 && t.Year() < 2262 {
 				row.since = t.UnixNano()
@@ -331,11 +341,11 @@ func (b *builder) user(id string) (usable, error) {
 				if b.zoned == nil {
 					b.zoned = map[uint32]time.Time{}
 				}
-				b.zoned[self] = t
+				b.zoned[r] = t
 			}
 		}
 	}
-	b.byID.add(b.ids, slot, tag, row)
+	b.byID.rows[r] = row
 	return p, nil
 }
 
@@ -380,18 +390,23 @@ func (b *builder) problems() {
 
 // member is a user reached from a mapped group: when they became an
 // effective member (before ActiveSince is applied) and along which path.
+// The user is its row in byID: at a million members a list of id strings
+// and their paths was 87 MB of a full build's heap.
 type member struct {
-	id    string
+	user  uint32 // row in byID
+	path  uint32 // in paths
 	since time.Time
-	path  []string // group display names, mapped group first; shared, read-only
 }
 
 type flattened struct {
 	members []member // in discovery order, for determinism
-	// index finds a user in members; nil while a single group has been
-	// expanded, whose members are distinct: a mapped group of a million
-	// direct members needs no million-entry map.
-	index map[string]int
+	// paths are the members' paths: group display names, mapped group
+	// first; shared, read-only.
+	paths [][]string
+	// index finds a user (by row) in members; nil while a single group has
+	// been expanded, whose members are distinct: a mapped group of a
+	// million direct members needs no million-entry map.
+	index map[uint32]int
 }
 
 // roots are the groups m maps.
@@ -430,19 +445,15 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 		}
 		if b.users == nil {
 			b.hint = len(f.members)
-			if len(b.byID.rows) == 0 {
-				b.byID.init(len(f.members), userKey)
-				b.byEmail.init(len(f.members), emailKey)
-				b.ids.arena.Grow(len(f.members) * 32)
+			if b.strs.arena.Len() == 0 {
 				b.strs.arena.Grow(len(f.members) * 24)
 			}
 		}
 		for _, mem := range f.members {
-			uid := mem.id
-			if b.users != nil && !b.users[uid] {
+			if b.users != nil && !b.users[b.ids.str(b.byID.rows[mem.user].id)] {
 				continue
 			}
-			u, err := b.user(uid)
+			u, err := b.user(mem.user)
 			if err != nil {
 				return err
 			}
@@ -454,7 +465,8 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 				start = u.activeSince
 			}
 			// Every user a group holds directly shares that group's path.
-			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: mem.path, Group: mem.path[0]}
+			path := f.paths[mem.path]
+			r := Reason{Kind: ReasonMapping, MappingIndex: m.Index, Path: path, Group: path[0]}
 			if m.TTL > 0 {
 				r.Expires = start.Add(m.TTL)
 			}
@@ -602,6 +614,13 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		// members and reads no count.
 		if n, err := b.dir.GroupSize(root); err == nil {
 			f.members = make([]member, 0, max(0, min(n, 1<<24)))
+			if len(b.byID.rows) == 0 {
+				// The first group of a full build: most of its users are
+				// the directory's.
+				b.byID.init(cap(f.members), userKey)
+				b.byEmail.init(cap(f.members), emailKey)
+				b.ids.arena.Grow(cap(f.members) * 32)
+			}
 		}
 	}
 	reached := map[string]*groupNode{root: {id: root}}
@@ -625,9 +644,9 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			// A second group: its members may be the first one's. (Not
 			// sized for the groups queued: nested groups that share their
 			// members would make it many times too large.)
-			f.index = make(map[string]int, cap(f.members))
+			f.index = make(map[uint32]int, cap(f.members))
 			for i, m := range f.members {
-				f.index[m.id] = i
+				f.index[m.user] = i
 			}
 		}
 		name, ok, err := b.dir.GroupName(g.id)
@@ -638,6 +657,8 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			name = g.id
 		}
 		path := append(slices.Clip(g.path), name)
+		f.paths = append(f.paths, path)
+		pi := uint32(len(f.paths) - 1)
 		err = members(g.id, func(m Membership) bool {
 			t := m.Since
 			if g.since.After(t) {
@@ -654,13 +675,14 @@ func (b *builder) flatten(root string) (*flattened, error) {
 				}
 				return true
 			}
+			u := b.intern(m.MemberID)
 			if f.index == nil {
-				f.members = append(f.members, member{id: m.MemberID, since: t, path: path})
-			} else if i, ok := f.index[m.MemberID]; !ok {
-				f.index[m.MemberID] = len(f.members)
-				f.members = append(f.members, member{id: m.MemberID, since: t, path: path})
+				f.members = append(f.members, member{user: u, since: t, path: pi})
+			} else if i, ok := f.index[u]; !ok {
+				f.index[u] = len(f.members)
+				f.members = append(f.members, member{user: u, since: t, path: pi})
 			} else if t.Before(f.members[i].since) {
-				f.members[i].since, f.members[i].path = t, path
+				f.members[i].since, f.members[i].path = t, pi
 			}
 			return true
 		})
