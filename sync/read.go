@@ -24,12 +24,12 @@ type accountRead struct {
 	gone   []store.LedgerEntry
 	marks  []store.LedgerEntry
 	actual *plan.Actuals
-	// listed is the order of a fresh listing (the members' keys in
+	// listed is the order of a fresh listing (the members' rows in
 	// actual), from which the member cache is written when the run
 	// records its reads; Cloudflare's answer itself (roles, policies,
 	// derived policies, role names per member) is not kept through the
 	// run: at a million members it was the run's largest input.
-	listed []string
+	listed []uint32 // rows of actual
 	fresh  bool
 	// settle records what the listing says about unconfirmed entries
 	// (intents); settled are the changes it shows applied.
@@ -57,21 +57,23 @@ type accountRead struct {
 // through the run.
 type listing struct {
 	actual *plan.Actuals
-	order  []string // identity keys, as listed; a key listed twice is here twice
+	// order is the members' rows in actual, as listed (a key listed
+	// twice is here twice): 4 bytes a member, where a list of their keys
+	// kept each decoded email alive beside the table's copy.
+	order []uint32
 }
 
 // start makes room for total members and drops what was taken: the
 // listing starts (over).
 func (l *listing) start(total int) {
-	l.actual, l.order = plan.NewActuals(total), make([]string, 0, total)
+	l.actual, l.order = plan.NewActuals(total), make([]uint32, 0, total)
 }
 
 // page takes one page of members.
 func (l *listing) page(ms []cloudflare.Member) {
 	for _, m := range ms {
 		key := identity.Key(m.Email)
-		l.actual.Set(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)})
-		l.order = append(l.order, key)
+		l.order = append(l.order, l.actual.Put(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}))
 	}
 }
 
@@ -80,10 +82,13 @@ func (l *listing) page(ms []cloudflare.Member) {
 // the last listed, as they are one in the store (keyed by the coarser
 // store.Fold, the last written kept): that member is written in each
 // place, and the store keeps it.
-func cache(accountID string, actual *plan.Actuals, order []string) []store.CachedMember {
+func cache(accountID string, actual *plan.Actuals, order []uint32) []store.CachedMember {
 	out := make([]store.CachedMember, len(order))
-	for i, key := range order {
-		m, _ := actual.Get(key)
+	for i, r := range order {
+		_, m, present := actual.At(r)
+		if !present {
+			m = plan.Actual{} // as Get answers for a key deleted since
+		}
 		out[i] = store.CachedMember{AccountID: accountID, MemberID: m.MemberID, Email: m.Email, Status: m.Status, Keys: m.Keys}
 	}
 	return out

@@ -418,14 +418,14 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 		// The listing's order: a full run holds it beside its member map
 		// until it writes the member cache from the two, after the plan
 		// (sync/read.go, listing).
-		var listed [][]string
+		var listed [][]uint32
 		for _, acct := range scaleAccounts {
 			// Sized as the run sizes them: by the listing's announced
 			// total and by the ledger read.
 			listing := d.Accounts[acct].Len() - d.Accounts[acct].Len()/100
 			ai := plan.AccountInput{ID: acct, Name: acct, Actual: plan.NewActuals(listing)}
 			ai.Ledger = plan.NewLedgerBeside(ai.Actual, listing)
-			order := make([]string, 0, listing)
+			order := make([]uint32, 0, listing)
 			k := 0
 			for email, m := range d.Accounts[acct].All() {
 				if k++; k%100 == 0 {
@@ -434,8 +434,7 @@ func BenchmarkScaleFullPlan(b *testing.B) {
 				// The ledger beside the member list, as the reconciler's
 				// read keeps it (sync/read.go, Read).
 				keys, id := m.Keys.KeyList(), fmt.Sprintf("%032x", k) // as long as Cloudflare's
-				ai.Actual.Set(email, plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys})
-				order = append(order, email)
+				order = append(order, ai.Actual.Put(email, plan.Actual{MemberID: id, Email: email, Status: "accepted", Keys: keys}))
 				ai.Ledger.Set(email, plan.LedgerEntry{MemberID: id, Created: true, Managed: slices.Clip(keys)})
 				ai.ManagedGrants += len(keys)
 			}

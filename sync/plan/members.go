@@ -257,7 +257,13 @@ func (t *Actuals) Get(key string) (Actual, bool) {
 func (t *Actuals) Has(key string) bool { return t.row(key) != nil }
 
 // Set puts a under key, replacing what was there.
-func (t *Actuals) Set(key string, a Actual) {
+func (t *Actuals) Set(key string, a Actual) { t.Put(key, a) }
+
+// Put is Set, answering key's row: a number that names key in this table
+// for as long as the table lives, whatever is set or deleted after (At).
+// A list of rows is how a caller keeps an order of members at 4 bytes
+// each, rather than a string each.
+func (t *Actuals) Put(key string, a Actual) uint32 {
 	r, slot, tag := t.x.find(t.p, key)
 	if r < 0 {
 		row := actualRow{key: t.p.put(key), memberID: t.p.put(a.MemberID)}
@@ -268,7 +274,7 @@ func (t *Actuals) Set(key string, a Actual) {
 		row.status, row.keys, row.present = t.p.putSmall(a.Status), t.p.list(a.Keys), true
 		t.x.add(t.p, slot, tag, row)
 		t.n++
-		return
+		return uint32(len(t.x.rows) - 1)
 	}
 	row := &t.x.rows[r]
 	if !row.present {
@@ -277,6 +283,14 @@ func (t *Actuals) Set(key string, a Actual) {
 	row.memberID = t.p.reput(row.memberID, a.MemberID)
 	row.email = t.p.reput(row.email, a.Email)
 	row.status, row.keys, row.present = t.p.putSmall(a.Status), t.p.list(a.Keys), true
+	return uint32(r)
+}
+
+// At is the key of row r (a number Put answered) and the member under it
+// now; present is false when the key was deleted since.
+func (t *Actuals) At(r uint32) (key string, a Actual, present bool) {
+	row := &t.x.rows[r]
+	return t.p.str(row.key), t.value(row), row.present
 }
 
 // Delete removes the member under key, if any.

@@ -493,3 +493,32 @@ func readsAsTheMaps(t *testing.T, at string, act *Actuals, led *Ledger, wantAct 
 		t.Fatalf("%s: ledger Get(%q) = %#v, %v; want %#v, %v", at, k, gotE, ok, wantE, wantOK)
 	}
 }
+
+// A row Put answers names its key for the table's life: At reads the
+// member under it now, through later sets, deletes and growth, and a key
+// set again keeps its row.
+func TestActualsRowsNameTheirKeysForGood(t *testing.T) {
+	tab := NewActuals(0)
+	rows := map[string]uint32{}
+	for i := range 500 {
+		k := fmt.Sprintf("u%d@example.com", i)
+		rows[k] = tab.Put(k, Actual{MemberID: fmt.Sprint("m", i), Email: k})
+	}
+	if r := tab.Put("u7@example.com", Actual{MemberID: "again", Email: "U7@example.com"}); r != rows["u7@example.com"] {
+		t.Fatalf("setting a key again answered row %d; it has row %d", r, rows["u7@example.com"])
+	}
+	tab.Delete("u9@example.com")
+	for k, r := range rows {
+		key, a, present := tab.At(r)
+		want, ok := tab.Get(k)
+		if key != k || present != ok || present && !reflect.DeepEqual(a, want) {
+			t.Fatalf("At(%d) = %q, %+v, %v; want %q, %+v, %v", r, key, a, present, k, want, ok)
+		}
+	}
+	if _, a, _ := tab.At(rows["u7@example.com"]); a.MemberID != "again" || a.Email != "U7@example.com" {
+		t.Fatalf("At read %+v for a key set again", a)
+	}
+	if _, _, present := tab.At(rows["u9@example.com"]); present {
+		t.Fatal("At read a deleted key as present")
+	}
+}
