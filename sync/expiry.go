@@ -55,8 +55,11 @@ func expiriesOf(d *plan.Desired, cfg *Settings, names map[string]string) []Expir
 				if !bounded {
 					continue
 				}
+				// Cloned: the index outlives the run, and the member's
+				// email points into the run's member table, which it would
+				// keep live (every email the build read).
 				out = append(out, Expiry{
-					Email: dm.Email, Account: accountNames[acct], Role: mapping.KeyName(key, names),
+					Email: strings.Clone(dm.Email), Account: accountNames[acct], Role: mapping.KeyName(key, names),
 					At: last.Expires, Source: expirySource(cfg, last),
 				})
 			}
