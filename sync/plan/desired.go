@@ -369,18 +369,27 @@ func (b *builder) email(email, id string, self uint32) span {
 }
 
 // problems lists what user() refused and the emails several active users
-// share.
+// share. Their strings are copies: the ids and emails point into the
+// build's arenas, and status keeps the problems after the build.
 func (b *builder) problems() {
+	kept := func(p IdentityProblem) IdentityProblem {
+		p.Email = strings.Clone(p.Email)
+		p.UserIDs = slices.Clone(p.UserIDs)
+		for i, id := range p.UserIDs {
+			p.UserIDs[i] = strings.Clone(id)
+		}
+		return p
+	}
 	for _, p := range b.invalid {
-		b.desired.Problems = append(b.desired.Problems, p)
+		b.desired.Problems = append(b.desired.Problems, kept(p))
 	}
 	for email, ids := range b.shared {
 		if len(ids) > 1 {
 			ids = slices.Sorted(slices.Values(ids))
-			b.desired.Problems = append(b.desired.Problems, IdentityProblem{
+			b.desired.Problems = append(b.desired.Problems, kept(IdentityProblem{
 				Kind: ProblemSharedEmail, Email: email, UserIDs: ids,
 				Why: fmt.Sprintf("%d active SCIM users resolve to this Cloudflare email; it holds the union of their grants", len(ids)),
-			})
+			}))
 		}
 	}
 	slices.SortFunc(b.desired.Problems, func(x, y IdentityProblem) int {
