@@ -2,6 +2,7 @@ package plan
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -299,14 +300,24 @@ func emailKey(r *emailRow) span { return r.email }
 
 // intern is id's row in byID, made (unread) the first time id is met:
 // a user is told by its row number from then on.
-func (b *builder) intern(id string) uint32 {
+func (b *builder) intern(id string) (uint32, error) {
 	r, slot, tag := b.byID.find(b.ids, id)
 	if r < 0 {
-		r = len(b.byID.rows)
+		if r = len(b.byID.rows); r >= maxUsers {
+			return 0, fmt.Errorf("%w: mappings reach more than %d users", errTooManyUsers, maxUsers)
+		}
 		b.byID.add(b.ids, slot, tag, userRow{id: b.ids.put(id)})
 	}
-	return uint32(r)
+	return uint32(r), nil
 }
+
+// errTooManyUsers is a directory past what one build holds: its rows are
+// numbered in 24 bits. No workforce directory comes near; a build says so
+// rather than stop the daemon.
+var errTooManyUsers = errors.New("the directory is too large for one build")
+
+// maxUsers is how many users one build holds (a variable for tests).
+var maxUsers = maxRows
 
 // user reads the user in row r of byID, once per build.
 func (b *builder) user(r uint32) (usable, error) {
@@ -668,6 +679,7 @@ func (b *builder) flatten(root string) (*flattened, error) {
 		path := append(slices.Clip(g.path), name)
 		f.paths = append(f.paths, path)
 		pi := uint32(len(f.paths) - 1)
+		var tooMany error
 		err = members(g.id, func(m Membership) bool {
 			t := m.Since
 			if g.since.After(t) {
@@ -684,7 +696,11 @@ func (b *builder) flatten(root string) (*flattened, error) {
 				}
 				return true
 			}
-			u := b.intern(m.MemberID)
+			u, err := b.intern(m.MemberID)
+			if err != nil {
+				tooMany = err
+				return false
+			}
 			if f.index == nil {
 				f.members = append(f.members, member{user: u, since: t, path: pi})
 			} else if i, ok := f.index[u]; !ok {
@@ -695,6 +711,9 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			}
 			return true
 		})
+		if err == nil {
+			err = tooMany
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list members of group %s: %w", g.id, err)
 		}

@@ -18,7 +18,9 @@ import (
 //
 // A nil *Wanted reads as empty, as a nil map does; Set on it panics. A
 // value returned by Get or All shares the table's storage: read it, never
-// write into its Keys.
+// write into its Keys. The tables of one build share their strings and
+// lists: a Set on one while another goroutine reads another is a data
+// race (nothing writes a build's tables after Build returns).
 type Wanted struct {
 	p  *pool
 	ws *wantsPool

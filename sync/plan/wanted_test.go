@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -162,5 +163,25 @@ func TestBuildKeepsAUsersActiveSinceAsRead(t *testing.T) {
 				t.Errorf("%s in %s: reasons %+v; want one ending at %v (zone and all)", name, c.account, rs, at.Add(ttl))
 			}
 		}
+	}
+}
+
+// Past the users one build can number, a build fails with an error that
+// says so, instead of stopping the daemon.
+func TestBuildPastItsUserCapacityFailsCleanly(t *testing.T) {
+	defer func(n int) { maxUsers = n }(maxUsers)
+	maxUsers = 50
+	dir := newDir().group("g", "Everyone", "")
+	for i := range 51 {
+		id := fmt.Sprintf("u%02d", i)
+		dir.user(id, id+"@example.com", true, at(0)).member("g", id, at(0))
+	}
+	_, err := Build(dir, resolved(rm(0, "Everyone", prod, "role:a")), nil, nil, at(1))
+	if !errors.Is(err, errTooManyUsers) {
+		t.Fatalf("Build of 51 users with room for 50: %v; want errTooManyUsers", err)
+	}
+	maxUsers = 51
+	if _, err := Build(dir, resolved(rm(0, "Everyone", prod, "role:a")), nil, nil, at(1)); err != nil {
+		t.Fatalf("Build of 51 users with room for 51: %v", err)
 	}
 }
