@@ -70,32 +70,8 @@ func refInput(seed uint64) (dir *memDir, res *mapping.Resolved, grants []TempGra
 			dir.member(gid, members[r.IntN(len(members))], refTime(r))
 		}
 	}
-	keys := []string{"role:a", "role:b", "role:c", "role:t"}
-	ttls := []time.Duration{0, 0, time.Hour, 3 * time.Hour, 10 * time.Hour}
-	ends := []*time.Time{nil, ptrTime(at(4)), ptrTime(at(5)), ptrTime(at(7))}
-	var ms []mapping.ResolvedMapping
-	for i := range 1 + r.IntN(6) {
-		m := mapping.ResolvedMapping{Index: i, AccountID: []string{prod, staging}[r.IntN(2)]}
-		if r.IntN(4) == 0 {
-			m.GroupExternalID = []string{"ext-1", "ext-2"}[r.IntN(2)]
-		} else {
-			m.Group = fmt.Sprintf("GROUP%d", r.IntN(nGroups+1)) // sometimes no such group
-		}
-		m.TTL = ttls[r.IntN(len(ttls))]
-		if r.IntN(2) == 0 {
-			m.ExpiresAt = ends[r.IntN(len(ends))]
-		}
-		m.Keys = []string{keys[r.IntN(len(keys))]}
-		for r.IntN(3) == 0 {
-			m.Keys = append(m.Keys, keys[r.IntN(len(keys))])
-		}
-		ms = append(ms, m)
-		if r.IntN(4) == 0 {
-			again := m
-			again.Index = i + 100
-			ms = append(ms, again)
-		}
-	}
+	keys := mappedKeys
+	res = randomMappings(r, nGroups)
 	for i := range r.IntN(5) {
 		e := dir.users[ids[r.IntN(len(ids))]].Email
 		if r.IntN(3) == 0 {
@@ -115,7 +91,7 @@ func refInput(seed uint64) (dir *memDir, res *mapping.Resolved, grants []TempGra
 			}
 		}
 	}
-	return dir, resolved(ms...), grants, users
+	return dir, res, grants, users
 }
 
 // refKey is one key of one member of one account.

@@ -62,12 +62,17 @@ func randomDirectory(r *rand.Rand) (*memDir, []string) {
 	return dir, users
 }
 
+// mappedKeys are the keys random mappings grant.
+var mappedKeys = []string{"role:a", "role:b", "role:c", "role:t"}
+
+// randomMappings maps random groups (by name, sometimes one that does not
+// exist, or by externalId) to random keys, some with a ttl, an end or
+// both, some twice.
 func randomMappings(r *rand.Rand, nGroups int) *mapping.Resolved {
-	var ms []mapping.ResolvedMapping
 	ttls := []time.Duration{0, 0, time.Hour, 3 * time.Hour, 10 * time.Hour}
-	ends := []*time.Time{nil, nil, ptrTime(at(4)), ptrTime(at(7))}
-	keys := []string{"role:a", "role:b", "role:c"}
-	for i := range 1 + r.IntN(5) {
+	ends := []*time.Time{nil, ptrTime(at(4)), ptrTime(at(5)), ptrTime(at(7))}
+	var ms []mapping.ResolvedMapping
+	for i := range 1 + r.IntN(6) {
 		m := mapping.ResolvedMapping{Index: i, AccountID: []string{prod, staging}[r.IntN(2)]}
 		if r.IntN(4) == 0 {
 			m.GroupExternalID = []string{"ext-1", "ext-2"}[r.IntN(2)]
@@ -75,14 +80,19 @@ func randomMappings(r *rand.Rand, nGroups int) *mapping.Resolved {
 			m.Group = fmt.Sprintf("GROUP%d", r.IntN(nGroups+1)) // sometimes no such group
 		}
 		m.TTL = ttls[r.IntN(len(ttls))]
-		if m.TTL == 0 {
+		if r.IntN(2) == 0 {
 			m.ExpiresAt = ends[r.IntN(len(ends))]
 		}
-		m.Keys = []string{keys[r.IntN(len(keys))]}
-		if r.IntN(3) == 0 {
-			m.Keys = append(m.Keys, keys[r.IntN(len(keys))])
+		m.Keys = []string{mappedKeys[r.IntN(len(mappedKeys))]}
+		for r.IntN(3) == 0 {
+			m.Keys = append(m.Keys, mappedKeys[r.IntN(len(mappedKeys))])
 		}
 		ms = append(ms, m)
+		if r.IntN(4) == 0 {
+			again := m
+			again.Index = i + 100
+			ms = append(ms, again)
+		}
 	}
 	return resolved(ms...)
 }
