@@ -1,11 +1,15 @@
 package sync
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -431,5 +435,55 @@ func seedUsers(t *testing.T, path string, n int, now time.Time) {
 	}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The "reconcile finished" line counts the Cloudflare calls its run made:
+// calls made on the same client between runs (explain, plan, the daemon's
+// token check) are not the next run's. Before, the line counted every call
+// since the previous line, and a one-removal run after an explain said 11.
+func TestRunLogCountsItsOwnCloudflareCalls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := e.users(5, "user%03d@example.com")
+	e.group("cf-deployers", ids...)
+	var logs bytes.Buffer
+	e.r.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	lastCalls := func() float64 {
+		t.Helper()
+		var last map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "reconcile finished" {
+				last = m
+			}
+		}
+		if last == nil {
+			t.Fatalf("no reconcile finished line in %s", logs.String())
+		}
+		n, _ := last["cloudflare_calls"].(float64)
+		return n
+	}
+
+	e.fake.ResetCounters()
+	e.mustApply(RunOptions{Actor: ActorApply})
+	if got, want := lastCalls(), float64(e.fake.TotalCalls()); got != want || got == 0 {
+		t.Fatalf("the full run logged %v Cloudflare calls; the fake answered %v", got, want)
+	}
+
+	// Calls on the same client outside any run.
+	for range 3 {
+		if _, err := e.cf.ListMembers(context.Background(), prodID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.deactivate(ids[0])
+	e.fake.ResetCounters()
+	e.targeted(ids[:1], nil, nil)
+	if _, ok := e.fake.Member(prodID, "user000@example.com"); ok {
+		t.Fatal("the deactivated user is still a member")
+	}
+	if got, want := lastCalls(), float64(e.fake.TotalCalls()); got != want || got != 2 {
+		t.Fatalf("the one-removal run logged %v Cloudflare calls; the fake answered %v (want 2: a read and the DELETE)", got, want)
 	}
 }

@@ -127,9 +127,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		e.now = time.Now
 	}
 	e.fake = cftest.New(t, cftest.Options{Clock: e.clock, Accounts: []string{prodID, stagingID}, Token: "test-token", OnChange: o.onChange})
+	e.m = testMetrics()
 	if !o.noClient {
+		// Observed as the daemon's client is: the calls metric counts.
 		cf, err := cloudflare.New(cloudflare.Config{
 			BaseURL: e.fake.URL(), Token: "test-token", Clock: e.clock, HTTPClient: e.fake.HTTPClient(),
+			Observer: e.m.CloudflareObserver(),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -137,7 +140,6 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		e.cf = cf
 	}
 	e.cfg = parseConfig(t, o.yaml)
-	e.m = testMetrics()
 	e.planOnly = o.planOnly
 	e.open()
 	return e

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/scimflare/scimflare/mapping"
 	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/identity"
 	"github.com/scimflare/scimflare/sync/plan"
 )
@@ -85,6 +87,8 @@ type run struct {
 	// effect at the next run.
 	planOnly bool
 	cfg      *Settings
+	// calls counts the Cloudflare calls made under the run's context.
+	calls atomic.Int64
 
 	res     *mapping.Resolved
 	cats    map[string]mapping.Catalog // what res was resolved with
@@ -115,7 +119,7 @@ func (r *Reconciler) execute(ctx context.Context, req runRequest) (*Result, erro
 	} else {
 		rn.saved = saved
 		rn.latched = saved.Tripped
-		rn.reconcile(ctx)
+		rn.reconcile(cloudflare.CountCalls(ctx, &rn.calls))
 	}
 	if !req.dry {
 		r.finish(rn, time.Since(started))

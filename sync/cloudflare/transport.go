@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/cloudflare-go/v7/option"
@@ -26,6 +27,15 @@ type Observer interface {
 }
 
 type callKey struct{}
+
+type countKey struct{}
+
+// CountCalls is ctx with every HTTP attempt made under it, retries
+// included, added to n: what one reconcile cost, whatever else shares the
+// client meanwhile (explain, plan, the daemon's token check).
+func CountCalls(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, countKey{}, n)
+}
 
 // call carries one API call's route template to the middleware, and the
 // middleware's final error back: cloudflare-go replaces any error with
@@ -104,6 +114,9 @@ func (c *Client) send(req *http.Request, route string, bulk bool, next option.Mi
 		}
 		if c.observer != nil {
 			c.observer.Attempt(method, route, status, err)
+		}
+		if n, ok := ctx.Value(countKey{}).(*atomic.Int64); ok {
+			n.Add(1)
 		}
 		now := c.clock.Now()
 		if err != nil {
