@@ -465,9 +465,6 @@ func (b *builder) mapping(m mapping.ResolvedMapping, roots []string) error {
 		}
 		if b.users == nil {
 			b.hint = len(f.members)
-			if b.strs.arena.Len() == 0 {
-				b.strs.arena.Grow(len(f.members) * 24)
-			}
 		}
 		for _, mem := range f.members {
 			if b.users != nil && !b.users[b.ids.str(b.byID.rows[mem.user].id)] {
@@ -636,10 +633,12 @@ func (b *builder) flatten(root string) (*flattened, error) {
 			f.members = make([]member, 0, max(0, min(n, 1<<24)))
 			if len(b.byID.rows) == 0 {
 				// The first group of a full build: most of its users are
-				// the directory's.
+				// the directory's, so the user and email indexes and
+				// their arenas start that large.
 				b.byID.init(cap(f.members), userKey)
 				b.byEmail.init(cap(f.members), emailKey)
 				b.ids.arena.Grow(cap(f.members) * 32)
+				b.strs.arena.Grow(cap(f.members) * 24)
 			}
 		}
 	}

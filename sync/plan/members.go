@@ -14,11 +14,10 @@ import (
 // inputs: at a million users, five accounts held 1.8 million members
 // between them, in the two 576 MB as maps of structs of strings, all of
 // it pointers the garbage collector walked on every cycle of every run.
-// The tables below
-// hold the same in pointer-free rows: every string's bytes in one arena
-// (a string is an offset and a length into it), every key list once in a
-// per-pool list table (members hold a few lists between them), and the
-// keys in an open-addressing index of row numbers.
+// The tables below hold the same in pointer-free rows: every string's
+// bytes in one arena (a string is an offset and a length into it), every
+// key list once in a per-pool list table (members hold a few lists between
+// them), and the keys in an open-addressing index of row numbers.
 //
 // A value returned by Get or All is built from the arena without copying:
 // its strings point into it and its key lists are the pool's. Read them,
