@@ -37,6 +37,7 @@ type registry struct {
 	req      runRequest
 	accounts []mapping.Account // configuration order, as reads
 	now      time.Time         // when the run started
+	window   time.Duration     // sync.guards.window
 	result   *Result
 	// saved is the run status as loaded; Apply adds its removals to the
 	// rolling window.
@@ -80,7 +81,7 @@ func newRegistry(r *Reconciler, req runRequest, cfg *Settings, now time.Time, re
 	return &registry{
 		cf: r.cf, state: r.state, log: r.log, m: r.m, clock: r.now,
 		legacy: &r.legacyRoles, ugroups: &r.ugroups, planner: p,
-		req: req, accounts: cfg.Accounts, now: now, result: result,
+		req: req, accounts: cfg.Accounts, now: now, window: cfg.Sync.Guards.Window, result: result,
 		byID: map[string]int{}, refreshed: map[string]bool{},
 	}
 }
@@ -249,14 +250,7 @@ func (reg *registry) applied(ch plan.Change, m cloudflare.Member) {
 		reg.fail(ch, reg.stopped)
 		return
 	}
-	// What a forced run lets through was approved by the operator: the
-	// window counts from after it.
-	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
-		if reg.saved.Removals == nil {
-			reg.saved.Removals = map[string][]removalStamp{}
-		}
-		reg.saved.Removals[ch.AccountID] = append(reg.saved.Removals[ch.AccountID], removalStamp{At: reg.now, N: n})
-	}
+	reg.stampRemovals(ch)
 	reg.result.Applied = append(reg.result.Applied, ch)
 	reg.m.ChangesApplied.WithLabelValues(string(ch.Kind)).Inc()
 	reg.log.Info("applied", "account", reg.result.AccountNames[ch.AccountID], "kind", string(ch.Kind), "email", ch.Email,

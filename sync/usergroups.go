@@ -899,13 +899,11 @@ func (reg *registry) groupApplied(ch plan.Change) {
 }
 
 // stampRemovals counts ch's removals in the account's rolling window
-// (sync.guards.max_removals_per_window); a forced run's are not counted.
+// (sync.guards.max_removals_per_window). What a forced run lets through
+// was approved by the operator: the window counts from after it.
 func (reg *registry) stampRemovals(ch plan.Change) {
-	if n := ch.Removals(); n > 0 && !reg.req.force {
-		if reg.saved.Removals == nil {
-			reg.saved.Removals = map[string][]removalStamp{}
-		}
-		reg.saved.Removals[ch.AccountID] = append(reg.saved.Removals[ch.AccountID], removalStamp{At: reg.now, N: n})
+	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
+		reg.saved.Removals = addRemovals(reg.saved.Removals, ch.AccountID, n, reg.now, reg.window)
 	}
 }
 
