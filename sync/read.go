@@ -61,6 +61,15 @@ type listing struct {
 	// twice is here twice): 4 bytes a member, where a list of their keys
 	// kept each decoded email alive beside the table's copy.
 	order []uint32
+	// unnamed are the listed members without a usable email, by member
+	// id (see adopt).
+	unnamed map[string]cloudflare.Member
+}
+
+// usableEmail: an email a member can be matched and kept by. Cloudflare
+// always gives one; a listing that does not is malformed there.
+func usableEmail(email string) bool {
+	return email != "" && len(email) <= store.MaxIndexedLen
 }
 
 // start makes room for total members and drops what was taken: the
@@ -72,6 +81,13 @@ func (l *listing) start(total int) {
 // page takes one page of members.
 func (l *listing) page(ms []cloudflare.Member) {
 	for _, m := range ms {
+		if !usableEmail(m.Email) {
+			if l.unnamed == nil {
+				l.unnamed = map[string]cloudflare.Member{}
+			}
+			l.unnamed[m.ID] = m
+			continue
+		}
 		key := identity.Key(m.Email)
 		l.order = append(l.order, l.actual.Put(key, plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}))
 	}
@@ -106,7 +122,45 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, learn fu
 	if err != nil {
 		return nil, err
 	}
+	if len(l.unnamed) > 0 {
+		led, err := reg.state.Ledger(accountID)
+		if err != nil {
+			return nil, fmt.Errorf("read the ledger: %w", err)
+		}
+		if left := l.adopt(led); len(left) > 0 {
+			reg.log.Warn("members listed without an email are left alone: no identity matches them", "account", reg.result.AccountNames[accountID],
+				"count", len(left), "member_ids", left[:min(len(left), 10)])
+		}
+	}
 	return l, nil
+}
+
+// adopt takes in each member listed without a usable email whose id the
+// ledger holds, under the ledger's email: scimflare created it, and by
+// its id it can still be changed and removed. Left out, an owned member
+// would look gone (ownership dropped after a second listing: a leaver
+// keeping access); kept as it was, its empty email failed the member
+// cache's write and with it every full run. It returns the ids of the
+// others, which nothing plans, caches or removes: no identity matches
+// them, and removing an unknown member could lock someone out.
+func (l *listing) adopt(led map[string]store.LedgerEntry) (left []string) {
+	for _, e := range led {
+		m, ok := l.unnamed[e.MemberID]
+		if !ok || e.MemberID == "" {
+			continue
+		}
+		key := identity.Key(e.Email)
+		if l.actual.Has(key) {
+			continue // the email is listed already, by another member
+		}
+		l.order = append(l.order, l.actual.Put(key, plan.Actual{MemberID: m.ID, Email: e.Email, Status: m.Status, Keys: keysOf(m)}))
+		delete(l.unnamed, e.MemberID)
+	}
+	for id := range l.unnamed {
+		left = append(left, id)
+	}
+	slices.Sort(left)
+	return left
 }
 
 func actualFromCache(cached map[string]store.CachedMember) *plan.Actuals {

@@ -179,7 +179,8 @@ func (reg *registry) readBeforeWrite(ctx context.Context, ch plan.Change) (plan.
 	}
 	in := &reg.inputs[reg.byID[ch.AccountID]]
 	key := identity.Key(ch.Email)
-	if m.Email == "" {
+	if !usableEmail(m.Email) {
+		// The member the ledger or the listing named by this id.
 		m.Email = ch.Email
 	}
 	fresh := plan.Actual{MemberID: m.ID, Email: m.Email, Status: m.Status, Keys: keysOf(m)}

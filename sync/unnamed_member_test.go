@@ -1,0 +1,95 @@
+package sync
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+)
+
+const unnamedID = "0000000000000000000000000000beef"
+
+// hasMemberID reports whether the fake holds a member with this id.
+func hasMemberID(e *env, accountID, id string) bool {
+	return slices.ContainsFunc(e.fake.Members(accountID), func(m cftest.Member) bool { return m.ID == id })
+}
+
+// A member Cloudflare lists without an email (a malformed listing: the
+// member cache cannot hold it, and it used to abort every full run) does
+// not keep a leaver's access: the full run goes on and removes the
+// leaver. The unnamed member is left alone, even under unmanaged: remove:
+// no identity matches it, and removing an unknown member could lock
+// someone out.
+func TestAMemberWithoutAnEmailDoesNotStopFullRuns(t *testing.T) {
+	for _, unmanaged := range []string{"report", "remove"} {
+		t.Run(unmanaged, func(t *testing.T) {
+			e := newEnv(t, func(o *envOpts) { o.yaml = configYAML("  unmanaged: " + unmanaged + "\n") })
+			ids := e.users(3, "user%02d@example.com")
+			e.group("cf-deployers", ids...)
+			e.mustApply(RunOptions{})
+			e.fake.AddMember(prodID, cftest.Member{ID: unnamedID, Email: "", Roles: []string{e.roleID(prodID, "Billing")}})
+
+			e.deactivate(ids[0])
+			res := e.apply(RunOptions{})
+			if res.Aborted != nil || len(res.Failed) > 0 {
+				t.Fatalf("full run: aborted %v, failed %v", res.Aborted, res.Failed)
+			}
+			if _, ok := e.fake.Member(prodID, "user00@example.com"); ok {
+				t.Fatal("the leaver kept access: the full run did not remove user00")
+			}
+			if !hasMemberID(e, prodID, unnamedID) {
+				t.Fatal("the member without an email was removed")
+			}
+			// The next full run and a targeted one work from what this one
+			// stored.
+			e.deactivate(ids[1])
+			if res := e.targeted([]string{ids[1]}, nil, nil); len(res.Applied) != 1 || res.Aborted != nil {
+				t.Fatalf("targeted run: applied %s, aborted %v", kinds(res.Applied), res.Aborted)
+			}
+			if res := e.apply(RunOptions{}); res.Aborted != nil || len(res.Applied) != 0 {
+				t.Fatalf("second full run: applied %s, aborted %v", kinds(res.Applied), res.Aborted)
+			}
+			if _, ok := e.fake.Member(prodID, "user02@example.com"); !ok || !hasMemberID(e, prodID, unnamedID) {
+				t.Fatal("a member that should stay is gone")
+			}
+		})
+	}
+}
+
+// A member scimflare created that Cloudflare lists without its email is
+// still scimflare's (the ledger has its id): two full runs do not drop
+// it as gone, and when its user leaves it is removed by its id.
+func TestAnOwnedMemberListedWithoutItsEmailIsStillRemoved(t *testing.T) {
+	e := newEnv(t)
+	ids := e.users(2, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+	m, ok := e.fake.Member(prodID, "user00@example.com")
+	if !ok {
+		t.Fatal("user00 was not invited")
+	}
+	e.fake.RemoveMember(prodID, m.Email)
+	m.Email = ""
+	e.fake.AddMember(prodID, m)
+
+	for i := range 2 {
+		if res := e.apply(RunOptions{}); res.Aborted != nil || len(res.Applied) != 0 {
+			t.Fatalf("full run %d with the email missing: applied %s, aborted %v", i, kinds(res.Applied), res.Aborted)
+		}
+	}
+	if l, ok := e.ledgerOf("user00@example.com"); !ok || l.MemberID != m.ID || !l.MissingSince.IsZero() {
+		t.Fatalf("the ledger forgot member %s or marked it missing: %+v, %v", m.ID, l, ok)
+	}
+
+	e.deactivate(ids[0])
+	res := e.apply(RunOptions{})
+	if res.Aborted != nil || len(res.Applied) != 1 || res.Applied[0].MemberID != m.ID {
+		t.Fatalf("the leaver's full run: applied %+v, aborted %v", res.Applied, res.Aborted)
+	}
+	if hasMemberID(e, prodID, m.ID) {
+		t.Fatal("the leaver kept access: member listed without an email was not removed")
+	}
+	if _, ok := e.fake.Member(prodID, "user01@example.com"); !ok {
+		t.Fatal("user01 lost access")
+	}
+}
