@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
 )
 
 // A removal is counted from when it was applied until the window has
@@ -161,4 +164,40 @@ func equalStamps(a, b map[string][]removalStamp) bool {
 		}
 	}
 	return true
+}
+
+// A removal counts for the window from when it was applied, not from when
+// its run started: a full run lists for minutes before its first write, and
+// its removals dated at its start left the window that much early — the
+// guard then let more than its limit through within one window.
+func TestARemovalCountsFromWhenItWasApplied(t *testing.T) {
+	var clock atomic.Pointer[cftest.Clock]
+	slow := func(c cftest.Change) {
+		// The run's first removal takes ten minutes to the next one.
+		if c.After == nil && c.AfterStatus == "" {
+			if k := clock.Swap(nil); k != nil {
+				k.Advance(10 * time.Minute)
+			}
+		}
+	}
+	e := newEnv(t, withGuards("    max_removals: 25\n    min_removals: 25\n    window: 1h\n    max_removals_per_window: 2\n"),
+		func(o *envOpts) { o.onChange = slow })
+	ids := e.users(6, "user%02d@example.com")
+	e.group("cf-deployers", ids...)
+	e.mustApply(RunOptions{})
+
+	e.deactivate(ids[0], ids[1])
+	clock.Store(e.clock)
+	if res := e.mustApply(RunOptions{}); len(res.Applied) != 2 {
+		t.Fatalf("the first two leavers: applied %s, withheld %+v", kinds(res.Applied), res.Changes.Withheld)
+	}
+	second := e.now() // the second removal was applied ten minutes into the run
+	// 55 minutes after the second removal: it is still in the window.
+	e.clock.Advance(55 * time.Minute)
+	e.deactivate(ids[2], ids[3])
+	res := e.mustApply(RunOptions{})
+	if len(res.Applied) != 0 || len(res.Changes.Withheld) != 2 {
+		t.Fatalf("%s after removals at -65m and -55m (limit 2 per 1h): applied %s, withheld %d",
+			e.now().Sub(second), kinds(res.Applied), len(res.Changes.Withheld))
+	}
 }

@@ -900,10 +900,17 @@ func (reg *registry) groupApplied(ch plan.Change) {
 
 // stampRemovals counts ch's removals in the account's rolling window
 // (sync.guards.max_removals_per_window). What a forced run lets through
-// was approved by the operator: the window counts from after it.
+// was approved by the operator: the window counts from after it. A
+// removal counts from when it was applied (its answer came), not from the
+// run's start: a full run lists for minutes before it writes, and dated
+// at its start its removals left the window that much early.
 func (reg *registry) stampRemovals(ch plan.Change) {
 	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
-		reg.saved.Removals = addRemovals(reg.saved.Removals, ch.AccountID, n, reg.now, reg.window)
+		at := reg.now
+		if c := reg.clock(); c.After(at) {
+			at = c
+		}
+		reg.saved.Removals = addRemovals(reg.saved.Removals, ch.AccountID, n, at, reg.window)
 	}
 }
 
