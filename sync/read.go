@@ -127,7 +127,19 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, learn fu
 		if err != nil {
 			return nil, fmt.Errorf("read the ledger: %w", err)
 		}
-		if left := l.adopt(led); len(left) > 0 {
+		// An update's intent holds no member id (isIntent): the member
+		// cache kept the member's, and an intent whose member is not
+		// taken in here would be settled as gone.
+		var cached map[string]store.CachedMember
+		for _, e := range led {
+			if isIntent(e) {
+				if cached, err = reg.state.CachedMembers(accountID); err != nil {
+					return nil, fmt.Errorf("read the member cache: %w", err)
+				}
+				break
+			}
+		}
+		if left := l.adopt(led, cached); len(left) > 0 {
 			reg.log.Warn("members listed without an email are left alone: no identity matches them", "account", reg.result.AccountNames[accountID],
 				"count", len(left), "member_ids", left[:min(len(left), 10)])
 		}
@@ -142,11 +154,19 @@ func (reg *registry) listMembers(ctx context.Context, accountID string, learn fu
 // keeping access); kept as it was, its empty email failed the member
 // cache's write and with it every full run. It returns the ids of the
 // others, which nothing plans, caches or removes: no identity matches
-// them, and removing an unknown member could lock someone out.
-func (l *listing) adopt(led map[string]store.LedgerEntry) (left []string) {
-	for _, e := range led {
-		m, ok := l.unnamed[e.MemberID]
-		if !ok || e.MemberID == "" {
+// them, and removing an unknown member could lock someone out. An intent
+// (no member id) is matched by the id the member cache keeps for its
+// email (an update's intent keeps the member there as it was).
+func (l *listing) adopt(led map[string]store.LedgerEntry, cached map[string]store.CachedMember) (left []string) {
+	for k, e := range led {
+		id := e.MemberID
+		if id == "" {
+			if c, ok := cached[k]; ok && identity.Key(c.Email) == identity.Key(e.Email) {
+				id = c.MemberID
+			}
+		}
+		m, ok := l.unnamed[id]
+		if !ok || id == "" {
 			continue
 		}
 		key := identity.Key(e.Email)
@@ -154,7 +174,7 @@ func (l *listing) adopt(led map[string]store.LedgerEntry) (left []string) {
 			continue // the email is listed already, by another member
 		}
 		l.order = append(l.order, l.actual.Put(key, plan.Actual{MemberID: m.ID, Email: e.Email, Status: m.Status, Keys: keysOf(m)}))
-		delete(l.unnamed, e.MemberID)
+		delete(l.unnamed, id)
 	}
 	for id := range l.unnamed {
 		left = append(left, id)

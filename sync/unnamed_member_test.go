@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"net/http"
 	"slices"
 	"testing"
 
@@ -91,5 +92,46 @@ func TestAnOwnedMemberListedWithoutItsEmailIsStillRemoved(t *testing.T) {
 	}
 	if _, ok := e.fake.Member(prodID, "user01@example.com"); !ok {
 		t.Fatal("user01 lost access")
+	}
+}
+
+// An owned member whose update's answer was lost (the ledger holds an
+// intent: no member id, the member cache keeps the member's id) and that
+// Cloudflare then lists without its email is still scimflare's: the
+// listing must not settle the intent as a member gone (one listing's word,
+// ownership forgotten), or the member keeps its roles when its user leaves.
+func TestAnUnnamedMemberWithAnUpdateIntentIsStillRemoved(t *testing.T) {
+	e := intentEnv(t, -1)
+	id := e.user(alice)
+	e.group("cf-deployers", id)
+	e.mustApply(RunOptions{})
+	m, ok := e.fake.Member(prodID, alice)
+	if !ok {
+		t.Fatal("alice was not invited")
+	}
+	e.group("cf-oncall", id)
+	e.fake.Inject(cftest.Fault{Method: http.MethodPut, Route: cftest.RouteMember, DropAfterApply: true})
+	e.apply(RunOptions{})
+	e.fake.ClearFaults()
+	if l, _ := e.ledgerOf(alice); !isIntent(l) {
+		t.Fatalf("the lost update left no intent: %+v", l)
+	}
+	m, _ = e.fake.Member(prodID, alice)
+	e.fake.RemoveMember(prodID, alice)
+	m.Email = ""
+	e.fake.AddMember(prodID, m)
+
+	if res := e.apply(RunOptions{}); res.Aborted != nil {
+		t.Fatalf("full run with the email missing: aborted %v", res.Aborted)
+	}
+	if l, ok := e.ledgerOf(alice); !ok || l.MemberID != m.ID {
+		t.Fatalf("the ledger forgot member %s: %+v, %v", m.ID, l, ok)
+	}
+	e.deactivate(id)
+	if res := e.apply(RunOptions{}); res.Aborted != nil {
+		t.Fatalf("the leaver's full run: aborted %v", res.Aborted)
+	}
+	if hasMemberID(e, prodID, m.ID) {
+		t.Fatal("the leaver kept access: the unnamed member was not removed")
 	}
 }
