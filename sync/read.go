@@ -76,6 +76,7 @@ func usableEmail(email string) bool {
 // listing starts (over).
 func (l *listing) start(total int) {
 	l.actual, l.order = plan.NewActuals(total), make([]uint32, 0, total)
+	l.unnamed = nil
 }
 
 // page takes one page of members.

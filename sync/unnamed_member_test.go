@@ -5,7 +5,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/scimflare/scimflare/store"
+	"github.com/scimflare/scimflare/sync/cloudflare"
 	"github.com/scimflare/scimflare/sync/cloudflare/cftest"
+	"github.com/scimflare/scimflare/sync/identity"
 )
 
 const unnamedID = "0000000000000000000000000000beef"
@@ -133,5 +136,20 @@ func TestAnUnnamedMemberWithAnUpdateIntentIsStillRemoved(t *testing.T) {
 	}
 	if hasMemberID(e, prodID, m.ID) {
 		t.Fatal("the leaver kept access: the unnamed member was not removed")
+	}
+}
+
+// A listing that starts over (total_count changed under it) keeps only
+// what the last pass listed: a member listed without an email in the pass
+// given up, and gone by the one that completed, is not taken in.
+func TestAListingStartedOverForgetsItsUnnamedMembers(t *testing.T) {
+	var l listing
+	l.start(2)
+	l.page([]cloudflare.Member{{ID: unnamedID}, {ID: "b", Email: "bob@example.com"}})
+	l.start(1)
+	l.page([]cloudflare.Member{{ID: "b", Email: "bob@example.com"}})
+	led := map[string]store.LedgerEntry{store.Fold(alice): {Email: alice, MemberID: unnamedID}}
+	if left := l.adopt(led, nil); len(left) != 0 || l.actual.Has(identity.Key(alice)) {
+		t.Fatalf("the pass given up left %v and alice taken in: %v", left, l.actual.Has(identity.Key(alice)))
 	}
 }
