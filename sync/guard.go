@@ -151,6 +151,22 @@ type savedWithheld struct {
 	Why       string    `json:"why"`
 }
 
+// stampRemovals counts ch's removals in the account's rolling window
+// (sync.guards.max_removals_per_window). What a forced run lets through
+// was approved by the operator: the window counts from after it. A
+// removal counts from when it was applied (its answer came), not from the
+// run's start: a full run lists for minutes before it writes, and dated
+// at its start its removals left the window that much early.
+func (reg *registry) stampRemovals(ch plan.Change) {
+	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
+		at := reg.now
+		if c := reg.clock(); c.After(at) {
+			at = c
+		}
+		reg.saved.Removals = addRemovals(reg.saved.Removals, ch.AccountID, n, at, reg.window)
+	}
+}
+
 // removalSlots is how many slices of the window an account's removal
 // stamps are kept in.
 const removalSlots = 100
@@ -166,8 +182,9 @@ const removalSlots = 100
 //     does not grow with them (one stamp per removal had grown it to
 //     74 KB on a benchmark state, 3 ms of decoding and encoding a run).
 //
-// The map and its slices may be shared with a status another goroutine
-// reads; they are copied, not written in place.
+// The map and its slices are copied, not written in place: the run's
+// status is handed to Status() readers when it ends, and a status once
+// handed out never changes under them.
 func addRemovals(stamps map[string][]removalStamp, account string, n int, now time.Time, window time.Duration) map[string][]removalStamp {
 	at := now
 	if slot := window / removalSlots; slot > 0 {

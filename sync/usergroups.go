@@ -898,22 +898,6 @@ func (reg *registry) groupApplied(ch plan.Change) {
 		"trigger", reg.req.actor, "reason", ch.Reason)
 }
 
-// stampRemovals counts ch's removals in the account's rolling window
-// (sync.guards.max_removals_per_window). What a forced run lets through
-// was approved by the operator: the window counts from after it. A
-// removal counts from when it was applied (its answer came), not from the
-// run's start: a full run lists for minutes before it writes, and dated
-// at its start its removals left the window that much early.
-func (reg *registry) stampRemovals(ch plan.Change) {
-	if n := ch.Removals(); n > 0 && !reg.req.dry && !reg.req.force {
-		at := reg.now
-		if c := reg.clock(); c.After(at) {
-			at = c
-		}
-		reg.saved.Removals = addRemovals(reg.saved.Removals, ch.AccountID, n, at, reg.window)
-	}
-}
-
 // callWithoutGrants makes the write of a user-groups member that holds
 // nothing of its own: the invitation, or taking its last own policy away.
 func (reg *registry) callWithoutGrants(ctx context.Context, ch plan.Change) (cloudflare.Member, bool, error) {
