@@ -14,6 +14,10 @@
 # CONCURRENCY, CHUNK, CHURN, LOOKUPS, PHASES. Floors (smoke): MIN_OPS,
 # MIN_RATIO, MAX_STARTUP_MS. SETTLE: seconds to wait after the restart before
 # reading RSS again. KEEP=1 keeps the work directory.
+# BACKEND=postgres runs scimflare on PostgreSQL instead of bbolt: a cluster
+# of its own (initdb, pg_ctl from $PG_BIN or the Debian install; as the
+# "postgres" user when run as root), with PostgreSQL's defaults (fsync and
+# synchronous_commit on), on loopback TCP.
 # Everything listens on 127.0.0.1 and every process started here is stopped
 # (by its pid) on exit.
 set -euo pipefail
@@ -42,9 +46,18 @@ full)
 	;;
 esac
 concurrency=${CONCURRENCY:-8} chunk=${CHUNK:-100} phases=${PHASES:-import,churn,lookup}
+backend=${BACKEND:-bolt}
+case "$backend" in
+bolt | postgres) ;;
+*)
+	echo "BACKEND must be bolt or postgres, got $backend" >&2
+	exit 2
+	;;
+esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/loadbench.XXXXXX")
 pids=()
+pg_dir=""
 cleanup() {
 	local pid
 	for pid in "${pids[@]}"; do
@@ -53,6 +66,10 @@ cleanup() {
 			wait "$pid" 2>/dev/null || true
 		fi
 	done
+	if [ -n "$pg_dir" ]; then
+		pg pg_ctl -D "$pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true
+		rm -rf "$pg_dir"
+	fi
 	if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -70,6 +87,40 @@ wait_for() {
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$1/healthz")" = 200 ]; }
+
+# pg CMD ARGS...: one of PostgreSQL's programs, as the postgres user when
+# this script runs as root (initdb refuses root).
+pg() {
+	local cmd=$1
+	shift
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$pg_bin/$cmd" "$@"
+	else
+		"$pg_bin/$cmd" "$@"
+	fi
+}
+# start_postgres: a fresh cluster in its own directory on a free loopback
+# port; sets pg_dir and pg_dsn.
+start_postgres() {
+	pg_bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+	if [ -z "$pg_bin" ] && command -v pg_ctl >/dev/null; then pg_bin=$(dirname "$(command -v pg_ctl)"); fi
+	[ -x "$pg_bin/pg_ctl" ] || { echo "BACKEND=postgres: no pg_ctl (set PG_BIN)" >&2; exit 1; }
+	pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/loadbench-pg.XXXXXX")
+	if [ "$(id -u)" = 0 ]; then chown postgres "$pg_dir"; fi
+	pg initdb -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$pg_dir/initdb.log" 2>&1 ||
+		{ cat "$pg_dir/initdb.log" >&2; exit 1; }
+	local port try
+	for try in 1 2 3; do
+		port=$((20000 + RANDOM % 30000))
+		if pg pg_ctl -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 \
+			-o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null; then
+			pg_dsn="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+			return 0
+		fi
+	done
+	cat "$pg_dir/server.log" >&2
+	exit 1
+}
 
 say "build"
 mkdir -p "$work/bin"
@@ -118,7 +169,9 @@ server:
 admin:
   socket: $work/scimflare.sock
 state:
+  backend: $backend
   path: $work/state.db
+  dsn_env: SCIMFLARE_POSTGRES_DSN
 scim:
   token_env: SCIMFLARE_SCIM_TOKEN
   max_body_bytes: 1048576
@@ -143,7 +196,7 @@ EOF
 }
 start_scimflare() { # start_scimflare LOG; sets sf_pid
 	# No CLOUDFLARE_API_TOKEN: plan-only, scimflare makes no Cloudflare call.
-	env -u CLOUDFLARE_API_TOKEN SCIMFLARE_SCIM_TOKEN="$token" \
+	env -u CLOUDFLARE_API_TOKEN SCIMFLARE_SCIM_TOKEN="$token" SCIMFLARE_POSTGRES_DSN="${pg_dsn:-}" \
 		"$work/bin/sut" serve --config "$work/config.yaml" >>"$1" 2>&1 &
 	sf_pid=$!
 	pids+=("$sf_pid")
@@ -153,7 +206,11 @@ stop_scimflare() {
 	wait "$sf_pid" || true
 }
 
-say "scimflare: $users users, $groups groups, $memberships memberships, concurrency $concurrency"
+if [ "$backend" = postgres ]; then
+	say "PostgreSQL for scimflare's state"
+	start_postgres
+fi
+say "scimflare ($backend): $users users, $groups groups, $memberships memberships, concurrency $concurrency"
 write_config "127.0.0.1:0"
 start_scimflare "$work/scimflare.log"
 wait_for grep -qs '"msg":"scimflare serving"' "$work/scimflare.log" || { cat "$work/scimflare.log" >&2; exit 1; }
@@ -161,7 +218,15 @@ addr=$(grep -o '"listen":"[^"]*"' "$work/scimflare.log" | head -1 | cut -d'"' -f
 load scimflare "http://$addr/scim/v2" "$token" "$sf_pid"
 stop_scimflare
 
-say "scimflare restart on the same state file ($(du -h "$work/state.db" | cut -f1))"
+# state_size: the bbolt file, or the PostgreSQL cluster's data directory.
+state_size() {
+	if [ "$backend" = postgres ]; then
+		echo "PostgreSQL data directory $(du -sh "$pg_dir/data" | cut -f1)"
+	else
+		echo "state file $(du -h "$work/state.db" | cut -f1)"
+	fi
+}
+say "scimflare restart on the same state ($(state_size))"
 write_config "$addr"
 t0=$(now_ms)
 start_scimflare "$work/scimflare-restart.log"
@@ -175,13 +240,13 @@ rss_settled="$(rss_mib VmRSS) MiB (anonymous $(rss_mib RssAnon) MiB)"
 stop_scimflare
 
 echo
-echo "scimflare / ceiling, $users users, $groups groups, $memberships memberships, chunk $chunk, concurrency $concurrency"
+echo "scimflare ($backend) / ceiling, $users users, $groups groups, $memberships memberships, chunk $chunk, concurrency $concurrency"
 report_args=()
 [ -n "$min_ops" ] && report_args+=(-min-ops "$min_ops")
 [ -n "$min_ratio" ] && report_args+=(-min-ratio "$min_ratio")
 rc=0
 "$work/bin/scimload" report "${report_args[@]}" "scimflare=$work/scimflare.json" "ceiling=$work/ceiling.json" || rc=$?
-echo "scimflare start-up to /healthz with the data loaded: ${startup_ms} ms; state file $(du -h "$work/state.db" | cut -f1)"
+echo "scimflare start-up to /healthz with the data loaded: ${startup_ms} ms; $(state_size)"
 echo "scimflare RSS after restart: ${rss_start} at /healthz, ${rss_settled} ${settle} s later"
 if [ -n "$max_startup_ms" ] && [ "$startup_ms" -gt "$max_startup_ms" ]; then
 	echo "FAIL: start-up took ${startup_ms} ms, above the ceiling of ${max_startup_ms} ms"
