@@ -22,8 +22,8 @@ func openGroupCommit(t *testing.T) *BoltStore {
 // A leader waits for the writers the last commit saw, so that clients
 // whose answers just left share the next commit instead of the first of
 // them committing alone: with 8 IdP connections, commits of 1 and 7 writes
-// in turn became commits of 8 (creates 2,662–3,080/s → 2,947–3,641/s,
-// BENCHMARKS.md). The wait ends as soon as they are there: here the last
+// in turn became commits of 8 (creates 2,662–3,080/s → 2,947–3,641/s
+// when it was added: docs/benchmarks-history.md). The wait ends as soon as they are there: here the last
 // commit "took" an hour and the bound is an hour, and the 8 writes still
 // commit at once, together.
 func TestGroupCommitWaitsForTheWritersTheLastCommitSaw(t *testing.T) {
