@@ -66,6 +66,7 @@ type Daemon struct {
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 	probe    *storeProbe
 	lead     *leadership // nil with one replica (bbolt)
+	ann      *announcer  // nil with one replica: tells the leader of SCIM changes
 	logLevel *slog.LevelVar
 }
 
@@ -203,6 +204,12 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		}
 	}()
 	work.Go(func() { d.probe.run(ctx) })
+	annStop, annDone := make(chan struct{}), make(chan struct{})
+	if d.ann != nil {
+		go func() { defer close(annDone); d.ann.run(annStop) }()
+	} else {
+		close(annDone)
+	}
 	if d.lead == nil {
 		d.metrics.Leader.Set(1) // one replica: it always reconciles
 	}
@@ -257,6 +264,10 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	cancelAdmin()
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = adminSrv.Shutdown(shutdownCtx)
+	// Every answered SCIM write's change goes to the leader before the
+	// state is closed.
+	close(annStop)
+	<-annDone
 	stop()
 	<-recDone
 	work.Wait()
@@ -324,25 +335,23 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 // announces them to the leader, wherever it runs.
 type notifier struct {
 	rec *syncer.Reconciler
-	n   store.Notifier // nil with one replica
-	log *slog.Logger
+	ann *announcer // nil with one replica
 }
 
 func (n notifier) Changed(c scim.Change) {
 	n.rec.Touch(c.UserIDs, c.GroupIDs, c.Emails)
-	if n.n == nil {
-		return
-	}
-	if err := n.n.Notify(changesChannel, encodeChange(c.UserIDs, c.GroupIDs, c.Emails)); err != nil {
-		// The leader's next full run covers it.
-		n.log.Warn("cannot announce a SCIM change to the leader; the next full reconcile covers it", "error", err)
+	if n.ann != nil {
+		n.ann.add(c)
 	}
 }
 
 func (d *Daemon) changeNotifier() notifier {
-	n := notifier{rec: d.rec, log: d.log}
+	n := notifier{rec: d.rec}
 	if d.lead != nil {
-		n.n, _ = d.st.(store.Notifier)
+		if sn, ok := d.st.(store.Notifier); ok {
+			d.ann = newAnnouncer(sn, d.log.With("component", "leader"))
+			n.ann = d.ann
+		}
 	}
 	return n
 }

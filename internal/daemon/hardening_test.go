@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/scimflare/scimflare/store/postgres/pgtest"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -42,7 +43,9 @@ func TestMain(m *testing.M) {
 	// Set once here rather than with t.Setenv, so the daemon tests can run
 	// in parallel.
 	os.Setenv(hardTokenEnv, hardToken)
-	os.Exit(m.Run())
+	// A PostgreSQL cluster for the announcer's tests (they skip without
+	// one; CI requires it).
+	pgtest.Main(m)
 }
 
 // testDaemon is daemon.Run on loopback with a plan-only config (no
