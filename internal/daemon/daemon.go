@@ -66,7 +66,6 @@ type Daemon struct {
 	cfToken  *tokenWatch        // nil without a Cloudflare token
 	probe    *storeProbe
 	lead     *leadership // nil with one replica (bbolt)
-	ann      *announcer  // nil with one replica: tells the leader of SCIM changes
 	logLevel *slog.LevelVar
 }
 
@@ -204,12 +203,6 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 		}
 	}()
 	work.Go(func() { d.probe.run(ctx) })
-	annStop, annDone := make(chan struct{}), make(chan struct{})
-	if d.ann != nil {
-		go func() { defer close(annDone); d.ann.run(annStop) }()
-	} else {
-		close(annDone)
-	}
 	if d.lead == nil {
 		d.metrics.Leader.Set(1) // one replica: it always reconciles
 	}
@@ -264,10 +257,6 @@ func Run(ctx context.Context, cfg *config.Config, opt Options) error {
 	cancelAdmin()
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = adminSrv.Shutdown(shutdownCtx)
-	// Every answered SCIM write's change goes to the leader before the
-	// state is closed.
-	close(annStop)
-	<-annDone
 	stop()
 	<-recDone
 	work.Wait()
@@ -335,23 +324,25 @@ func (d *Daemon) reload(ctx context.Context, trigger string) (*cli.ReloadResult,
 // announces them to the leader, wherever it runs.
 type notifier struct {
 	rec *syncer.Reconciler
-	ann *announcer // nil with one replica
+	n   store.Notifier // nil with one replica
+	log *slog.Logger
 }
 
 func (n notifier) Changed(c scim.Change) {
 	n.rec.Touch(c.UserIDs, c.GroupIDs, c.Emails)
-	if n.ann != nil {
-		n.ann.add(c)
+	if n.n == nil {
+		return
+	}
+	if err := n.n.Notify(changesChannel, encodeChange(c.UserIDs, c.GroupIDs, c.Emails)); err != nil {
+		// The leader's next full run covers it.
+		n.log.Warn("cannot announce a SCIM change to the leader; the next full reconcile covers it", "error", err)
 	}
 }
 
 func (d *Daemon) changeNotifier() notifier {
-	n := notifier{rec: d.rec}
+	n := notifier{rec: d.rec, log: d.log}
 	if d.lead != nil {
-		if sn, ok := d.st.(store.Notifier); ok {
-			d.ann = newAnnouncer(sn, d.log.With("component", "leader"))
-			n.ann = d.ann
-		}
+		n.n, _ = d.st.(store.Notifier)
 	}
 	return n
 }

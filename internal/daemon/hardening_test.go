@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/scimflare/scimflare/store/postgres/pgtest"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -43,9 +42,7 @@ func TestMain(m *testing.M) {
 	// Set once here rather than with t.Setenv, so the daemon tests can run
 	// in parallel.
 	os.Setenv(hardTokenEnv, hardToken)
-	// A PostgreSQL cluster for the announcer's tests (they skip without
-	// one; CI requires it).
-	pgtest.Main(m)
+	os.Exit(m.Run())
 }
 
 // testDaemon is daemon.Run on loopback with a plan-only config (no

@@ -182,10 +182,8 @@ type changeMessage struct {
 	All    bool     `json:"all,omitempty"`
 }
 
-// encodeMessage is m as NOTIFY carries it; a message past the payload
-// limit becomes a request for a full run.
-func encodeMessage(m changeMessage) string {
-	raw, _ := json.Marshal(m)
+func encodeChange(users, groups, emails []string) string {
+	raw, _ := json.Marshal(changeMessage{Users: users, Groups: groups, Emails: emails})
 	if len(raw) > store.MaxNotifyPayload {
 		raw, _ = json.Marshal(changeMessage{All: true})
 	}
